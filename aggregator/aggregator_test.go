@@ -1,0 +1,415 @@
+package aggregator
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/libratod/libratod/parser"
+)
+
+func counter(name string, v, rate float64) parser.Metric {
+	return parser.Metric{Name: []byte(name), Type: parser.Counter, Value: v, Rate: rate}
+}
+
+func gauge(name string, v float64, delta bool) parser.Metric {
+	return parser.Metric{Name: []byte(name), Type: parser.Gauge, Value: v, Delta: delta, Rate: 1}
+}
+
+func timer(name string, v, rate float64) parser.Metric {
+	return parser.Metric{Name: []byte(name), Type: parser.Timer, Value: v, Rate: rate}
+}
+
+func set(name, member string) parser.Metric {
+	return parser.Metric{Name: []byte(name), Type: parser.Set, Member: []byte(member), Rate: 1}
+}
+
+func tagged(m parser.Metric, nameTags, tags string) parser.Metric {
+	if nameTags != "" {
+		m.NameTags = []byte(nameTags)
+	}
+	if tags != "" {
+		m.Tags = []byte(tags)
+	}
+	return m
+}
+
+// collect returns the snapshot's series keyed by "kind name k=v,k=v".
+func collect(t *testing.T, snap *Snapshot) map[string]*Series {
+	t.Helper()
+	out := make(map[string]*Series)
+	snap.Each(func(s *Series) {
+		id := s.Kind.String() + " " + s.Name
+		for i, tg := range s.Tags {
+			sep := ","
+			if i == 0 {
+				sep = " "
+			}
+			id += sep + tg.Name + "=" + tg.Value
+		}
+		if _, dup := out[id]; dup {
+			t.Errorf("series %q appears twice", id)
+		}
+		out[id] = s
+	})
+	return out
+}
+
+func addAll(t *testing.T, a *Aggregator, ms ...parser.Metric) {
+	t.Helper()
+	w := a.NewWriter()
+	for i := range ms {
+		if err := w.Add(&ms[i]); err != nil {
+			t.Fatalf("Add(%s): %v", ms[i].Name, err)
+		}
+	}
+}
+
+func TestValues(t *testing.T) {
+	type want struct {
+		value, count, sum, sumsq, min, max, last float64
+		card                                     int
+	}
+	tests := map[string]struct {
+		deltas bool
+		in     []parser.Metric
+		want   map[string]want
+	}{
+		"counter sums": {
+			in:   []parser.Metric{counter("a", 1, 1), counter("a", 2, 1), counter("a", -1, 1)},
+			want: map[string]want{"counter a": {value: 2}},
+		},
+		"counter sample rate": {
+			in:   []parser.Metric{counter("a", 1, 0.1), counter("a", 3, 0.5)},
+			want: map[string]want{"counter a": {value: 16}},
+		},
+		"gauge last value": {
+			in:   []parser.Metric{gauge("g", 3, false), gauge("g", 7, false)},
+			want: map[string]want{"gauge g": {value: 7}},
+		},
+		"gauge deltas on": {
+			deltas: true,
+			in:     []parser.Metric{gauge("g", 10, false), gauge("g", 3, true), gauge("g", -5, true)},
+			want:   map[string]want{"gauge g": {value: 8}},
+		},
+		"gauge deltas off": {
+			in:   []parser.Metric{gauge("g", 10, false), gauge("g", 3, true), gauge("g", -5, true)},
+			want: map[string]want{"gauge g": {value: -5}},
+		},
+		"gauge delta first": {
+			deltas: true,
+			in:     []parser.Metric{gauge("g", 4, true)},
+			want:   map[string]want{"gauge g": {value: 4}},
+		},
+		"gauge absolute after delta": {
+			deltas: true,
+			in:     []parser.Metric{gauge("g", 4, true), gauge("g", 1, false)},
+			want:   map[string]want{"gauge g": {value: 1}},
+		},
+		"timer": {
+			in: []parser.Metric{timer("t", 3, 1), timer("t", 1, 1), timer("t", 2, 1)},
+			want: map[string]want{"timer t": {
+				count: 3, sum: 6, sumsq: 14, min: 1, max: 3, last: 2,
+			}},
+		},
+		"timer sample rate": {
+			in: []parser.Metric{timer("t", 10, 0.5), timer("t", 20, 0.25)},
+			want: map[string]want{"timer t": {
+				count: 6, sum: 10*2 + 20*4, sumsq: 100*2 + 400*4, min: 10, max: 20, last: 20,
+			}},
+		},
+		"timer negative": {
+			in: []parser.Metric{timer("t", -3, 1), timer("t", -1, 1)},
+			want: map[string]want{"timer t": {
+				count: 2, sum: -4, sumsq: 10, min: -3, max: -1, last: -1,
+			}},
+		},
+		"set": {
+			in:   []parser.Metric{set("s", "a"), set("s", "b"), set("s", "a"), set("s", "")},
+			want: map[string]want{"set s": {card: 3}},
+		},
+		"kinds are separate series": {
+			in: []parser.Metric{counter("x", 1, 1), gauge("x", 5, false)},
+			want: map[string]want{
+				"counter x": {value: 1},
+				"gauge x":   {value: 5},
+			},
+		},
+		"tag order does not matter": {
+			in: []parser.Metric{
+				tagged(counter("a", 1, 1), "", "b:2,a:1"),
+				tagged(counter("a", 1, 1), "", "a:1,b:2"),
+				tagged(counter("a", 1, 1), "a=1", "b:2"),
+			},
+			want: map[string]want{"counter a a=1,b=2": {value: 3}},
+		},
+		"different tags are different series": {
+			in: []parser.Metric{
+				tagged(counter("a", 1, 1), "", "env:prod"),
+				tagged(counter("a", 2, 1), "", "env:dev"),
+				counter("a", 4, 1),
+			},
+			want: map[string]want{
+				"counter a env=prod": {value: 1},
+				"counter a env=dev":  {value: 2},
+				"counter a":          {value: 4},
+			},
+		},
+		"repeated tag: last wins": {
+			in:   []parser.Metric{tagged(counter("a", 1, 1), "env=x", "env:prod,env:test")},
+			want: map[string]want{"counter a env=test": {value: 1}},
+		},
+		"bare tag and value with colon": {
+			in:   []parser.Metric{tagged(counter("a", 1, 1), "", "canary,url:http://x,:empty,")},
+			want: map[string]want{"counter a canary=,url=http://x": {value: 1}},
+		},
+		"separator bytes in tags": {
+			in:   []parser.Metric{tagged(counter("a", 1, 1), "", "k\x00:v\x01")},
+			want: map[string]want{"counter a k_=v_": {value: 1}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := New(Config{GaugeDeltas: tc.deltas, Shards: 4})
+			addAll(t, a, tc.in...)
+			got := collect(t, a.Snapshot())
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d series %v, want %d", len(got), keys(got), len(tc.want))
+			}
+			for id, w := range tc.want {
+				s, ok := got[id]
+				if !ok {
+					t.Fatalf("series %q missing; have %v", id, keys(got))
+				}
+				g := want{s.Value, s.Count, s.Sum, s.SumSquares, s.Min, s.Max, s.Last, s.Cardinality()}
+				if g != w {
+					t.Errorf("%s = %+v, want %+v", id, g, w)
+				}
+			}
+		})
+	}
+}
+
+func keys(m map[string]*Series) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func TestSnapshotStartsNewPeriod(t *testing.T) {
+	a := New(Config{GaugeDeltas: true})
+	addAll(t, a, counter("c", 5, 1), gauge("g", 10, false), counter("only-first", 1, 1))
+	first := collect(t, a.Snapshot())
+	if first["counter c"].Value != 5 || len(first) != 3 {
+		t.Fatalf("first period: %v", keys(first))
+	}
+	if a.Live() != 0 {
+		t.Errorf("Live after snapshot = %d, want 0", a.Live())
+	}
+	addAll(t, a, counter("c", 2, 1), gauge("g", -3, true))
+	second := collect(t, a.Snapshot())
+	if len(second) != 2 {
+		t.Fatalf("second period has %v; only series with data belong in it", keys(second))
+	}
+	if v := second["counter c"].Value; v != 2 {
+		t.Errorf("counter in second period = %v, want 2 (not carried over)", v)
+	}
+	if v := second["gauge g"].Value; v != 7 {
+		t.Errorf("gauge delta across periods = %v, want 10-3 = 7", v)
+	}
+	// The first snapshot is untouched by later adds.
+	if first["counter c"].Value != 5 {
+		t.Errorf("first snapshot changed to %v", first["counter c"].Value)
+	}
+	// A delta two periods after the last value still starts from it.
+	a.Snapshot()
+	addAll(t, a, gauge("g", 1, true))
+	if v := collect(t, a.Snapshot())["gauge g"].Value; v != 8 {
+		t.Errorf("gauge delta after an idle period = %v, want 8", v)
+	}
+}
+
+func TestMaxSeries(t *testing.T) {
+	a := New(Config{MaxSeries: 2})
+	w := a.NewWriter()
+	for _, n := range []string{"a", "b"} {
+		m := counter(n, 1, 1)
+		if err := w.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := counter("c", 1, 1)
+	if err := w.Add(&m); !errors.Is(err, ErrMaxSeries) {
+		t.Fatalf("third series: err = %v, want ErrMaxSeries", err)
+	}
+	m = counter("a", 1, 1)
+	if err := w.Add(&m); err != nil {
+		t.Fatalf("existing series past the cap: %v", err)
+	}
+	if got := collect(t, a.Snapshot()); len(got) != 2 || got["counter a"].Value != 2 {
+		t.Fatalf("got %v", keys(got))
+	}
+	if err := w.Add(&m); err != nil {
+		t.Fatalf("after snapshot the cap is free again: %v", err)
+	}
+}
+
+func TestBadType(t *testing.T) {
+	a := New(Config{})
+	m := parser.Metric{Name: []byte("x"), Rate: 1}
+	if err := a.NewWriter().Add(&m); !errors.Is(err, ErrBadType) {
+		t.Fatalf("err = %v, want ErrBadType", err)
+	}
+}
+
+// refPercentile computes Etsy's threshold statistics by sorting a copy.
+func refPercentile(vals []float64, p float64) (Percentile, bool) {
+	s := slices.Clone(vals)
+	sort.Float64s(s)
+	k := int(math.Round(p / 100 * float64(len(s))))
+	if k == 0 {
+		return Percentile{}, false
+	}
+	var r Percentile
+	r.Count, r.Min, r.Max = k, s[0], s[k-1]
+	for _, v := range s[:k] {
+		r.Sum += v
+		r.SumSquares += v * v
+	}
+	return r, true
+}
+
+func TestPercentiles(t *testing.T) {
+	ps := []float64{1, 50, 90, 95, 99, 99.5, 99.9}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 3, 10, 99, 1000, 4097} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			a := New(Config{})
+			var vals []float64
+			var ms []parser.Metric
+			for range n {
+				v := math.Round(rng.NormFloat64()*1000) / 10
+				vals = append(vals, v)
+				ms = append(ms, timer("t", v, 1))
+			}
+			addAll(t, a, ms...)
+			var s *Series
+			a.Snapshot().Each(func(x *Series) { s = x })
+			got, ok := s.Percentiles(ps, nil, nil)
+			if len(got) != len(ps) || len(ok) != len(ps) {
+				t.Fatalf("got %d results for %d percentiles", len(got), len(ps))
+			}
+			for i, p := range ps {
+				want, wantOK := refPercentile(vals, p)
+				if ok[i] != wantOK || got[i] != want {
+					t.Errorf("p%v: got %+v (%v), want %+v (%v)", p, got[i], ok[i], want, wantOK)
+				}
+			}
+		})
+	}
+}
+
+func TestConcurrentAdds(t *testing.T) {
+	const (
+		goroutines = 8
+		perG       = 5000
+		names      = 50
+	)
+	a := New(Config{Shards: 8})
+	var wg sync.WaitGroup
+	var snaps []*Snapshot
+	var snapMu sync.Mutex
+	stop := make(chan struct{})
+	// Snapshots race with the adds: nothing may be lost or doubled.
+	var snapWG sync.WaitGroup
+	snapWG.Add(1)
+	go func() {
+		defer snapWG.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s := a.Snapshot()
+			snapMu.Lock()
+			snaps = append(snaps, s)
+			snapMu.Unlock()
+		}
+	}()
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := a.NewWriter()
+			for i := range perG {
+				name := fmt.Sprintf("c%d", (g*perG+i)%names)
+				m := tagged(counter(name, 1, 1), "", "g:x")
+				if err := w.Add(&m); err != nil {
+					t.Error(err)
+					return
+				}
+				tm := timer("t", float64(i), 1)
+				if err := w.Add(&tm); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	snapWG.Wait()
+	snaps = append(snaps, a.Snapshot())
+	var total, timerCount float64
+	var timerValues int
+	for _, s := range snaps {
+		s.Each(func(x *Series) {
+			switch x.Kind {
+			case Counter:
+				total += x.Value
+			case Timer:
+				timerCount += x.Count
+				timerValues += len(x.Values)
+			}
+		})
+	}
+	if want := float64(goroutines * perG); total != want || timerCount != want || timerValues != goroutines*perG {
+		t.Fatalf("counter total %v, timer count %v, timer values %d; want %v each", total, timerCount, timerValues, want)
+	}
+}
+
+func TestAddDoesNotAllocate(t *testing.T) {
+	a := New(Config{GaugeDeltas: true})
+	w := a.NewWriter()
+	ms := []parser.Metric{
+		counter("hits", 1, 1),
+		tagged(counter("hits", 1, 0.5), "region=eu", "env:prod,host:web-1"),
+		gauge("temp", 3, true),
+		set("users", "alice"),
+	}
+	for i := range ms {
+		if err := w.Add(&ms[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range ms {
+		m := &ms[i]
+		if n := testing.AllocsPerRun(200, func() { _ = w.Add(m) }); n != 0 {
+			t.Errorf("Add(%s %v) on an existing series: %v allocs, want 0", m.Name, m.Type, n)
+		}
+	}
+	// A timer's value slice grows by doubling: amortised to zero.
+	tm := timer("latency", 12.5, 1)
+	if n := testing.AllocsPerRun(1000, func() { _ = w.Add(&tm) }); n != 0 {
+		t.Errorf("timer Add: %v allocs per value, want 0 amortised", n)
+	}
+}

@@ -1,0 +1,99 @@
+package aggregator
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+
+	"github.com/libratod/libratod/parser"
+)
+
+// A series key is the kind byte, the name, then for each tag in name order
+// keySep, the tag name, valSep and the value. The separators cannot occur
+// in names (the parser refuses control bytes) and are replaced in tags.
+const (
+	keySep = 0x00
+	valSep = 0x01
+)
+
+type tagRef struct {
+	k, v []byte
+}
+
+// buildKey writes m's series key into w.key.
+func (w *Writer) buildKey(kind Kind, m *parser.Metric) {
+	w.key = append(w.key[:0], byte(kind))
+	w.key = appendClean(w.key, m.Name)
+	w.tags = splitTags(w.tags[:0], m.NameTags, '=')
+	w.tags = splitTags(w.tags, m.Tags, ':')
+	if len(w.tags) > 1 {
+		slices.SortStableFunc(w.tags, func(a, b tagRef) int { return bytes.Compare(a.k, b.k) })
+	}
+	for i, t := range w.tags {
+		if i+1 < len(w.tags) && bytes.Equal(t.k, w.tags[i+1].k) {
+			continue // a later tag of the same name wins
+		}
+		w.key = append(w.key, keySep)
+		w.key = appendClean(w.key, t.k)
+		w.key = append(w.key, valSep)
+		w.key = appendClean(w.key, t.v)
+	}
+}
+
+// splitTags appends the comma-separated tags of raw, each split at its
+// first sep, to dst. Items with an empty name are skipped.
+func splitTags(dst []tagRef, raw []byte, sep byte) []tagRef {
+	for len(raw) > 0 {
+		item := raw
+		if i := bytes.IndexByte(raw, ','); i >= 0 {
+			item, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		k, v := item, []byte(nil)
+		if i := bytes.IndexByte(item, sep); i >= 0 {
+			k, v = item[:i], item[i+1:]
+		}
+		if len(k) == 0 {
+			continue
+		}
+		dst = append(dst, tagRef{k: k, v: v})
+	}
+	return dst
+}
+
+func appendClean(dst, b []byte) []byte {
+	for _, c := range b {
+		if c == keySep || c == valSep {
+			c = '_'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// splitKey returns the name and tags held in a series key.
+func splitKey(key string) (string, []Tag) {
+	rest := key[1:]
+	i := strings.IndexByte(rest, keySep)
+	if i < 0 {
+		return rest, nil
+	}
+	name := rest[:i]
+	rest = rest[i+1:]
+	tags := make([]Tag, 0, strings.Count(rest, string(rune(keySep)))+1)
+	for {
+		item := rest
+		j := strings.IndexByte(rest, keySep)
+		if j >= 0 {
+			item, rest = rest[:j], rest[j+1:]
+		}
+		k, v, _ := strings.Cut(item, string(rune(valSep)))
+		tags = append(tags, Tag{Name: k, Value: v})
+		if j < 0 {
+			return name, tags
+		}
+	}
+}
+
+func sortFloats(v []float64) { slices.Sort(v) }
