@@ -1,0 +1,330 @@
+package flusher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/parser"
+)
+
+// fakeSender records batches and answers with the errors it is given, in
+// order, then with success.
+type fakeSender struct {
+	mu      sync.Mutex
+	batches []librato.Batch
+	errs    []error
+	calls   int
+	got     chan struct{}
+}
+
+func (s *fakeSender) Send(_ context.Context, b *librato.Batch) (librato.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if len(s.errs) > 0 {
+		err := s.errs[0]
+		s.errs = s.errs[1:]
+		return librato.Result{}, err
+	}
+	cp := *b
+	cp.Measurements = slices.Clone(b.Measurements)
+	s.batches = append(s.batches, cp)
+	if s.got != nil {
+		select {
+		case s.got <- struct{}{}:
+		default:
+		}
+	}
+	return librato.Result{StatusCode: 200, Sent: len(b.Measurements)}, nil
+}
+
+func (s *fakeSender) all() []librato.Measurement {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []librato.Measurement
+	for _, b := range s.batches {
+		out = append(out, b.Measurements...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func feed(t *testing.T, a *aggregator.Aggregator, lines ...string) {
+	t.Helper()
+	w := a.NewWriter()
+	var ms []parser.Metric
+	for _, l := range lines {
+		var err error
+		ms, err = parser.Parse([]byte(l), ms[:0])
+		if err != nil {
+			t.Fatalf("parse %q: %v", l, err)
+		}
+		for i := range ms {
+			if err := w.Add(&ms[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+var t0 = time.Unix(1_800_000_000, 0)
+
+func TestMeasurements(t *testing.T) {
+	lines := []string{
+		"hits:1|c", "hits:2|c|@0.5",
+		"temp:21.5|g",
+		"users:alice|s", "users:bob|s", "users:alice|s",
+		"lat:10|ms", "lat:20|ms", "lat:30|ms", "lat:40|ms",
+		"req:1|c|#env:prod,region:eu",
+		"req:1|c|#host:override",
+		"flag:1|c|#canary",
+	}
+	tests := map[string]struct {
+		cfg  Config
+		want []librato.Measurement
+	}{
+		"tagged": {
+			cfg: Config{API: librato.Tagged, Percentiles: []float64{50, 90}, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "dev"}}},
+			want: []librato.Measurement{
+				{Name: "flag", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "dev"}, {Name: "canary", Value: "true"}}},
+				{Name: "hits", Value: 5},
+				{Name: "lat", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40, Last: 40, HasLast: true},
+				{Name: "lat.50", Count: 2, Sum: 30, SumSquares: 500, Min: 10, Max: 20},
+				{Name: "lat.90", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40},
+				{Name: "req", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "prod"}, {Name: "region", Value: "eu"}}},
+				{Name: "req", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "override"}, {Name: "env", Value: "dev"}}},
+				{Name: "temp", Value: 21.5},
+				{Name: "users", Value: 2},
+			},
+		},
+		"legacy with prefix": {
+			cfg: Config{API: librato.Legacy, Prefix: "app", Source: "web-1"},
+			want: []librato.Measurement{
+				{Name: "app.flag", Value: 1},
+				{Name: "app.hits", Value: 5},
+				{Name: "app.lat", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40, Last: 40, HasLast: true},
+				{Name: "app.req", Value: 1},
+				{Name: "app.req", Value: 1},
+				{Name: "app.temp", Value: 21.5},
+				{Name: "app.users", Value: 2},
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := aggregator.New(aggregator.Config{})
+			feed(t, a, lines...)
+			s := &fakeSender{}
+			f := New(tc.cfg, a, s)
+			res := f.Flush(context.Background(), t0)
+			got := s.all()
+			// The two "req" series sort by their tags' order of arrival otherwise.
+			sort.SliceStable(got, func(i, j int) bool {
+				return got[i].Name < got[j].Name || got[i].Name == got[j].Name && fmt.Sprint(got[i].Tags) > fmt.Sprint(got[j].Tags)
+			})
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("measurements:\n got %+v\nwant %+v", got, tc.want)
+			}
+			if res.Measurements != len(tc.want) || res.Sent != len(tc.want) || res.Dropped != 0 {
+				t.Errorf("result %+v, want %d measurements all sent", res, len(tc.want))
+			}
+			for _, b := range s.batches {
+				if b.Time != t0.Unix() {
+					t.Errorf("batch time %d, want %d", b.Time, t0.Unix())
+				}
+				if tc.cfg.API == librato.Tagged && (b.Period != 10 || !reflect.DeepEqual(b.Tags, tc.cfg.Tags)) {
+					t.Errorf("tagged batch period %d tags %v", b.Period, b.Tags)
+				}
+				if tc.cfg.API == librato.Legacy && b.Source != "web-1" {
+					t.Errorf("legacy batch source %q", b.Source)
+				}
+			}
+		})
+	}
+}
+
+func TestLegacySourceTag(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	feed(t, a, "x:1|c|#source:db-2,env:prod")
+	s := &fakeSender{}
+	m, _ := NewMetrics(prometheus.NewRegistry())
+	New(Config{API: librato.Legacy, Metrics: m}, a, s).Flush(context.Background(), t0)
+	got := s.all()
+	if len(got) != 1 || got[0].Source != "db-2" || got[0].Tags != nil {
+		t.Fatalf("got %+v, want source db-2 and no tags", got)
+	}
+	if n := testutil.ToFloat64(m.tagsDropped.WithLabelValues("legacy_api")); n != 1 {
+		t.Errorf("tags dropped = %v, want 1 (env)", n)
+	}
+}
+
+func TestTooManyTags(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	var tags []string
+	for i := range 60 {
+		tags = append(tags, fmt.Sprintf("k%02d:v", i))
+	}
+	feed(t, a, "x:1|c|#"+strings.Join(tags, ","))
+	s := &fakeSender{}
+	New(Config{API: librato.Tagged, Tags: []librato.Tag{{Name: "host", Value: "h"}}}, a, s).Flush(context.Background(), t0)
+	got := s.all()
+	if len(got) != 1 || len(got[0].Tags) != librato.MaxTags || got[0].Tags[0].Name != "host" {
+		t.Fatalf("got %d tags (first %v), want %d with the global tag kept", len(got[0].Tags), got[0].Tags[0], librato.MaxTags)
+	}
+}
+
+func TestBatches(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	for i := range 7 {
+		feed(t, a, fmt.Sprintf("c%d:1|c", i))
+	}
+	s := &fakeSender{}
+	res := New(Config{API: librato.Tagged, BatchSize: 3, Concurrency: 2}, a, s).Flush(context.Background(), t0)
+	var sizes []int
+	for _, b := range s.batches {
+		sizes = append(sizes, len(b.Measurements))
+	}
+	sort.Ints(sizes)
+	if !reflect.DeepEqual(sizes, []int{1, 3, 3}) || res.Sent != 7 {
+		t.Fatalf("batch sizes %v, sent %d; want [1 3 3], 7", sizes, res.Sent)
+	}
+	if len(s.all()) != 7 {
+		t.Fatalf("delivered %d measurements, want 7", len(s.all()))
+	}
+}
+
+func TestRetries(t *testing.T) {
+	retryable := &librato.Error{StatusCode: 503, Retryable: true, Message: "maintenance"}
+	tests := map[string]struct {
+		errs                        []error
+		maxAttempts                 int
+		wantSent, wantCalls, wantRt int
+		wantDropped                 string
+	}{
+		"success": {wantSent: 1, wantCalls: 1},
+		"5xx then success": {
+			errs: []error{retryable, retryable}, maxAttempts: 5, wantSent: 1, wantCalls: 3, wantRt: 2,
+		},
+		"plain transport error is retried": {
+			errs: []error{errors.New("connection reset")}, maxAttempts: 5, wantSent: 1, wantCalls: 2, wantRt: 1,
+		},
+		"attempts exhausted": {
+			errs: []error{retryable, retryable, retryable}, maxAttempts: 3, wantCalls: 3, wantRt: 2, wantDropped: "retries_exhausted",
+		},
+		"400 not retried": {
+			errs: []error{&librato.Error{StatusCode: 400, Message: "bad"}, retryable}, maxAttempts: 5, wantCalls: 1, wantDropped: "rejected",
+		},
+		"rate limit retried": {
+			errs: []error{&librato.Error{StatusCode: 429, Retryable: true, RateLimited: true}}, maxAttempts: 5, wantSent: 1, wantCalls: 2, wantRt: 1,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := aggregator.New(aggregator.Config{})
+			feed(t, a, "x:1|c")
+			s := &fakeSender{errs: tc.errs}
+			m, _ := NewMetrics(prometheus.NewRegistry())
+			f := New(Config{API: librato.Tagged, MaxAttempts: tc.maxAttempts, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Metrics: m}, a, s)
+			res := f.Flush(context.Background(), t0)
+			if res.Sent != tc.wantSent || s.calls != tc.wantCalls {
+				t.Errorf("sent %d in %d calls, want %d in %d", res.Sent, s.calls, tc.wantSent, tc.wantCalls)
+			}
+			if n := int(testutil.ToFloat64(m.retries)); n != tc.wantRt {
+				t.Errorf("retries = %d, want %d", n, tc.wantRt)
+			}
+			if tc.wantDropped != "" {
+				if n := testutil.ToFloat64(m.dropped.WithLabelValues(tc.wantDropped)); n != 1 || res.Dropped != 1 {
+					t.Errorf("dropped{%s} = %v, result dropped %d; want 1", tc.wantDropped, n, res.Dropped)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryStopsAtDeadline(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	feed(t, a, "x:1|c")
+	errs := make([]error, 100)
+	for i := range errs {
+		errs[i] = &librato.Error{StatusCode: 500, Retryable: true}
+	}
+	s := &fakeSender{errs: errs}
+	f := New(Config{API: librato.Tagged, MaxAttempts: 100, MinBackoff: 20 * time.Millisecond, MaxBackoff: 40 * time.Millisecond}, a, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	res := f.Flush(ctx, t0)
+	if res.Dropped != 1 || s.calls >= 100 {
+		t.Fatalf("dropped %d after %d calls; want the deadline to stop the retries", res.Dropped, s.calls)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	f := New(Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}, nil, nil)
+	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 5: time.Second, 60: time.Second} {
+		for range 20 {
+			d := f.backoff(attempt, 0)
+			if d < want/2 || d > want {
+				t.Fatalf("attempt %d: backoff %v, want in [%v, %v]", attempt, d, want/2, want)
+			}
+		}
+	}
+	if d := f.backoff(1, 5*time.Second); d != 5*time.Second {
+		t.Errorf("Retry-After 5s gave %v", d)
+	}
+}
+
+func TestPeriodStart(t *testing.T) {
+	f := New(Config{Period: 10 * time.Second}, nil, nil)
+	for in, want := range map[int64]int64{1_800_000_000: 1_800_000_000, 1_800_000_009: 1_800_000_000, 1_800_000_010: 1_800_000_010} {
+		if got := f.PeriodStart(time.Unix(in, 999_000_000)).Unix(); got != want {
+			t.Errorf("PeriodStart(%d.999) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+func TestRunFlushesEachPeriodAndAtStop(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	s := &fakeSender{got: make(chan struct{}, 1)}
+	f := New(Config{API: librato.Tagged, Period: time.Second}, a, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	go func() { done <- f.Run(ctx) }()
+	feed(t, a, "first:1|c")
+	select {
+	case <-s.got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no flush within 5s of a 1s period")
+	}
+	feed(t, a, "second:2|c")
+	cancel()
+	var res Result
+	select {
+	case res = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if res.Sent != 1 {
+		t.Errorf("final flush sent %d, want 1", res.Sent)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.batches) != 2 || s.batches[0].Measurements[0].Name != "first" || s.batches[1].Measurements[0].Name != "second" {
+		t.Fatalf("batches %+v", s.batches)
+	}
+	if s.batches[1].Time <= s.batches[0].Time {
+		t.Errorf("period times %d then %d: want increasing period starts", s.batches[0].Time, s.batches[1].Time)
+	}
+}

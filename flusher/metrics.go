@@ -1,0 +1,73 @@
+package flusher
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the flusher's self-metrics.
+type Metrics struct {
+	flushDuration prometheus.Histogram
+	series        *prometheus.GaugeVec
+	sent          prometheus.Counter
+	requests      *prometheus.CounterVec
+	retries       prometheus.Counter
+	partial       prometheus.Counter
+	dropped       *prometheus.CounterVec
+	tagsDropped   *prometheus.CounterVec
+}
+
+// NewMetrics creates the flusher's metrics and registers them with reg,
+// unless reg is nil.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "libratod_flush_duration_seconds",
+			Help:    "Time from the end of a period to the end of its delivery.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		series: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "libratod_series",
+			Help: "Series in the last flushed period, by type.",
+		}, []string{"type"}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "libratod_measurements_sent_total",
+			Help: "Measurements accepted by Librato.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_requests_total",
+			Help: "Requests to Librato by HTTP status (\"error\" when no response came).",
+		}, []string{"status"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "libratod_retries_total",
+			Help: "Requests to Librato sent again after a failure.",
+		}),
+		partial: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "libratod_partial_failures_total",
+			Help: "Requests Librato accepted while reporting errors in the body.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_measurements_dropped_total",
+			Help: "Measurements or series not delivered, by reason.",
+		}, []string{"reason"}),
+		tagsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_tags_dropped_total",
+			Help: "Tags left off measurements, by reason.",
+		}, []string{"reason"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering flusher metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// Dropped returns the counter of measurements dropped for reason, for the
+// stages before the flusher that drop data (for example "max_series").
+func (m *Metrics) Dropped(reason string) prometheus.Counter {
+	return m.dropped.WithLabelValues(reason)
+}
