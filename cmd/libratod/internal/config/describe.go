@@ -1,0 +1,125 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Describe writes what the daemon would do with c, one "what: how" line
+// each, for people (a dry run, a startup log). The token and the email are
+// shown only as "set" or "empty". Write errors are ignored.
+func (c *Config) Describe(w io.Writer) {
+	var b strings.Builder
+	line := func(what, format string, args ...any) {
+		fmt.Fprintf(&b, "%s: %s\n", what, fmt.Sprintf(format, args...))
+	}
+
+	l := &c.Listen
+	if l.UDP == "" {
+		line("udp", "disabled")
+	} else {
+		readers := "one per CPU"
+		if l.UDPReaders > 0 {
+			readers = strconv.Itoa(l.UDPReaders)
+		}
+		buffer := l.ReadBuffer.String()
+		if l.ReadBuffer == 0 {
+			buffer = "system default"
+		}
+		line("udp", "%s (readers: %s, read buffer: %s)", l.UDP, readers, buffer)
+	}
+	if l.TCP == "" {
+		line("tcp", "disabled")
+	} else {
+		line("tcp", "%s (max line: %s, idle timeout: %s, max connections: %d)",
+			l.TCP, l.MaxLineBytes, l.TCPIdleTimeout, l.TCPMaxConnections)
+	}
+
+	a := &c.Aggregate
+	line("period", "%s", a.Period)
+	pcts := make([]string, len(a.Percentiles))
+	for i, p := range a.Percentiles {
+		pcts[i] = strconv.FormatFloat(p, 'g', -1, 64)
+	}
+	line("percentiles", "%s", orNone(strings.Join(pcts, ", ")))
+	line("gauge deltas", "%s", onOff(a.GaugeDeltas))
+	line("prefix", "%s", orNone(a.Prefix))
+	if a.Shards == 0 {
+		line("shards", "default")
+	} else {
+		line("shards", "%d", a.Shards)
+	}
+
+	lb := &c.Librato
+	line("api", "%s", lb.API)
+	line("url", "%s", redactURL(lb.URL))
+	if lb.API == APILegacy {
+		line("source", "%s", orDefault(lb.Source, "host name"))
+	} else {
+		line("host tag", "%s", onOff(lb.HostTag))
+	}
+	line("batch size", "%d", lb.BatchSize)
+	line("requests", "%d at once, timeout %s, %d attempts, gzip %s",
+		lb.Concurrency, lb.Timeout, lb.MaxAttempts, onOff(lb.Gzip))
+	line("shutdown timeout", "%s", lb.ShutdownTimeout)
+
+	tags := make([]string, 0, len(c.Tags))
+	for _, name := range slices.Sorted(maps.Keys(c.Tags)) {
+		tags = append(tags, name+"="+c.Tags[name])
+	}
+	global := orNone(strings.Join(tags, ", "))
+	if lb.API == APILegacy && len(tags) > 0 {
+		global += " (ignored by the legacy API)"
+	}
+	line("global tags", "%s", global)
+
+	line("log", "%s, %s", c.Log.Level, c.Log.Format)
+	line("metrics", "%s", orDefault(c.Metrics.Listen, "disabled"))
+	line("email", "%s", setOrEmpty(lb.Email != ""))
+	line("token", "%s", setOrEmpty(lb.Token != ""))
+
+	_, _ = io.WriteString(w, b.String())
+}
+
+// redactURL returns s without any user information, which has no business
+// there (Validate rejects it) but must not be shown.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(invalid)"
+	}
+	u.User = nil
+	return u.String()
+}
+
+// onOff returns "on" or "off".
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// setOrEmpty returns "set" or "empty".
+func setOrEmpty(set bool) string {
+	if set {
+		return "set"
+	}
+	return "empty"
+}
+
+// orNone returns s, or "none" when s is empty.
+func orNone(s string) string { return orDefault(s, "none") }
+
+// orDefault returns s, or def when s is empty.
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

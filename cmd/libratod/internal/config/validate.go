@@ -1,0 +1,230 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Limits checked by Validate.
+const (
+	maxUDPReaders  = 1024
+	maxReadBuffer  = GiB
+	maxLineBytes   = 16 * MiB
+	maxShards      = 4096
+	maxBatchSize   = 1000
+	maxNameLen     = 255 // metric names and sources
+	maxTags        = 50  // tags on one measurement
+	maxTagNameLen  = 64
+	maxTagValueLen = 255
+)
+
+// The characters allowed in Librato names, besides ASCII letters and digits.
+const (
+	nameChars     = ".:_-"      // metric names and sources
+	tagNameChars  = ".:_-"      // tag names
+	tagValueChars = ".:_-?\\/ " // tag values
+)
+
+// Validate checks c and returns every problem found, joined (see
+// [FieldError]), or nil. The token is required unless dryRun is set.
+//
+// [Load] and [Parse] already check everything but the token, so after them
+// Validate(dryRun) only adds the token rule; it exists separately because
+// only the caller knows whether this is a dry run.
+func (c *Config) Validate(dryRun bool) error {
+	return errors.Join(c.problems(dryRun)...)
+}
+
+// problems is Validate returning the list.
+func (c *Config) problems(dryRun bool) []error {
+	var p problems
+
+	l := &c.Listen
+	p.address("listen.udp", l.UDP)
+	p.address("listen.tcp", l.TCP)
+	if l.UDP == "" && l.TCP == "" {
+		p.add("listen", `no listener: set listen.udp or listen.tcp (or both) to an address like "127.0.0.1:8125"`)
+	}
+	p.between("listen.udp_readers", l.UDPReaders, 0, maxUDPReaders, " (0: one per CPU)")
+	p.between("listen.read_buffer", int(l.ReadBuffer), 0, int(maxReadBuffer), " bytes (0: the system default)")
+	p.between("listen.max_line_bytes", int(l.MaxLineBytes), 1, int(maxLineBytes), " bytes")
+	p.positive("listen.tcp_idle_timeout", l.TCPIdleTimeout)
+	p.between("listen.tcp_max_connections", l.TCPMaxConnections, 1, maxCount, "")
+
+	a := &c.Aggregate
+	switch {
+	case a.Period < time.Second:
+		p.add("aggregate.period", fmt.Sprintf(`must be at least 1s, got %s`, a.Period))
+	case a.Period%time.Second != 0:
+		p.add("aggregate.period", fmt.Sprintf(`must be whole seconds like "10s" (Librato times are unix seconds), got %s`, a.Period))
+	}
+	for i, pct := range a.Percentiles {
+		switch {
+		case !(pct > 0 && pct < 100):
+			p.add("aggregate.percentiles", fmt.Sprintf("each must be between 0 and 100 exclusive, got %v", pct))
+		case slices.Contains(a.Percentiles[:i], pct):
+			p.add("aggregate.percentiles", fmt.Sprintf("%v is listed twice", pct))
+		}
+	}
+	if a.Prefix != "" {
+		p.name("aggregate.prefix", a.Prefix, nameChars, maxNameLen-2) // room for "." and a name
+		if strings.HasSuffix(a.Prefix, ".") {
+			p.add("aggregate.prefix", `must not end with "." (the "." before the name is added)`)
+		}
+	}
+	p.between("aggregate.shards", a.Shards, 0, maxShards, " (0: the default)")
+
+	lb := &c.Librato
+	if lb.API != APITagged && lb.API != APILegacy {
+		p.add("librato.api", fmt.Sprintf("expected %q or %q, got %q", APITagged, APILegacy, lb.API))
+	}
+	p.url("librato.url", lb.URL)
+	if lb.Token == "" && !dryRun {
+		p.add("librato.token", "required: set it in the file or in the LIBRATO_TOKEN environment variable (a dry run needs none)")
+	}
+	if lb.Source != "" {
+		p.name("librato.source", lb.Source, nameChars, maxNameLen)
+		if strings.EqualFold(lb.Source, "all") {
+			p.add("librato.source", `"all" is reserved by Librato`)
+		}
+	}
+	p.between("librato.batch_size", lb.BatchSize, 1, maxBatchSize, " measurements")
+	p.positive("librato.timeout", lb.Timeout)
+	p.between("librato.concurrency", lb.Concurrency, 1, maxCount, "")
+	p.between("librato.max_attempts", lb.MaxAttempts, 1, maxCount, "")
+	p.positive("librato.shutdown_timeout", lb.ShutdownTimeout)
+
+	limit := maxTags
+	if lb.HostTag {
+		limit-- // the host tag counts
+	}
+	if len(c.Tags) > limit {
+		p.add(tagsKey, fmt.Sprintf("at most %d tags (Librato allows %d a measurement, host_tag included), got %d", limit, maxTags, len(c.Tags)))
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Tags)) {
+		key := toml.Key{tagsKey, name}.String()
+		p.name(key, name, tagNameChars, maxTagNameLen)
+		if v := c.Tags[name]; v == "" || len(v) > maxTagValueLen || !validChars(v, tagValueChars) {
+			p.add(key, fmt.Sprintf(`value must be 1 to %d of A-Z a-z 0-9 and %q, got %q`, maxTagValueLen, tagValueChars, v))
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", fmt.Sprintf(`expected "debug", "info", "warn" or "error", got %q`, c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		p.add("log.format", fmt.Sprintf(`expected "json" or "console", got %q`, c.Log.Format))
+	}
+
+	p.address("metrics.listen", c.Metrics.Listen)
+	if m := c.Metrics.Listen; m != "" && m == l.TCP && !strings.HasSuffix(m, ":0") {
+		p.add("metrics.listen", fmt.Sprintf("%q is also listen.tcp: both cannot listen there", m))
+	}
+	return p
+}
+
+// maxCount bounds the counts that have no natural limit.
+const maxCount = 1<<31 - 1
+
+// problems collects *FieldError values.
+type problems []error
+
+// add records a problem with key.
+func (p *problems) add(key, problem string) {
+	*p = append(*p, &FieldError{Key: key, Problem: problem})
+}
+
+// between checks lo <= v <= hi; unit follows the numbers in the message.
+func (p *problems) between(key string, v, lo, hi int, unit string) {
+	if v < lo || v > hi {
+		p.add(key, fmt.Sprintf("must be between %d and %d%s, got %d", lo, hi, unit, v))
+	}
+}
+
+// positive checks d > 0.
+func (p *problems) positive(key string, d time.Duration) {
+	if d <= 0 {
+		p.add(key, fmt.Sprintf(`must be more than 0, like "10s", got %s`, d))
+	}
+}
+
+// address checks that addr is "" or "host:port" with a numeric port.
+func (p *problems) address(key, addr string) {
+	if addr == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(key, fmt.Sprintf(`expected "host:port" like "127.0.0.1:8125", or "" to disable, got %q`, addr))
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		p.add(key, fmt.Sprintf("port must be a number from 0 to 65535, got %q", port))
+	}
+}
+
+// url checks the API base URL. It never echoes the URL, which could hold
+// credentials.
+func (p *problems) url(key, s string) {
+	if s == "" {
+		p.add(key, `required, like "https://metrics-api.librato.com"`)
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		// Not err: its text quotes parts of the URL.
+		p.add(key, `not a valid URL; expected one like "https://metrics-api.librato.com"`)
+		return
+	}
+	switch {
+	case u.User != nil:
+		p.add(key, "must not contain credentials: set librato.email and librato.token instead")
+	case u.Scheme == "https":
+	case u.Scheme == "http":
+		switch u.Hostname() {
+		case "127.0.0.1", "localhost", "::1":
+		default:
+			p.add(key, "http is allowed only for 127.0.0.1, localhost and [::1]: the token would travel in clear; use https")
+		}
+	default:
+		p.add(key, fmt.Sprintf(`scheme must be https, got %q`, u.Scheme))
+	}
+	if u.Host == "" {
+		p.add(key, `must be an absolute URL with a host, like "https://metrics-api.librato.com"`)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		p.add(key, "must not have a query or a fragment")
+	}
+}
+
+// name checks that s is 1 to maxLen of ASCII letters, digits and extra.
+func (p *problems) name(key, s, extra string, maxLen int) {
+	if s == "" || len(s) > maxLen || !validChars(s, extra) {
+		p.add(key, fmt.Sprintf("must be 1 to %d of A-Z a-z 0-9 and %q, got %q", maxLen, extra, s))
+	}
+}
+
+// validChars reports whether s holds only ASCII letters, digits and bytes of
+// extra.
+func validChars(s, extra string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
