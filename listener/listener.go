@@ -1,0 +1,287 @@
+// Package listener owns the StatsD sockets (UDP and TCP) and hands raw packets to a Handler. It knows nothing of the
+// StatsD syntax beyond the '\n' framing of TCP streams.
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Transport names where a packet came from.
+type Transport uint8
+
+// The transports.
+const (
+	UDP Transport = iota + 1
+	TCP
+)
+
+// String returns "udp" or "tcp".
+func (t Transport) String() string {
+	switch t {
+	case UDP:
+		return "udp"
+	case TCP:
+		return "tcp"
+	}
+	return "unknown"
+}
+
+// Handler receives packets. For UDP a packet is one datagram; for TCP it is one or more complete lines joined by
+// '\n' (the last line's '\n' removed; some lines may be empty), never a partial line. packet is only valid during
+// the call (its buffer is reused). Handle is called concurrently from several goroutines and must not block for long.
+type Handler interface {
+	Handle(t Transport, packet []byte)
+}
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultReadBuffer        = 8 << 20
+	DefaultMaxPacketBytes    = 65535
+	DefaultMaxLineBytes      = 65536
+	DefaultTCPIdleTimeout    = 60 * time.Second
+	DefaultTCPMaxConnections = 1024
+)
+
+// drainIdle is how long Stop's drain waits for more data on a socket before deciding it is empty.
+const drainIdle = 50 * time.Millisecond
+
+// Config configures a Listener. Zero numeric fields take the defaults above.
+type Config struct {
+	UDP               string        // "host:port"; "" disables
+	TCP               string        // "host:port"; "" disables
+	UDPReaders        int           // reader goroutines, 0: GOMAXPROCS (one SO_REUSEPORT socket each on Linux, else one socket)
+	ReadBuffer        int           // SO_RCVBUF bytes requested per UDP socket (0: DefaultReadBuffer; < 0: the system default); the size granted is in Stats and logged
+	MaxPacketBytes    int           // UDP datagram buffer size; a larger datagram is dropped and counted
+	MaxLineBytes      int           // TCP: a line longer than this is dropped and counted; the connection stays usable
+	TCPIdleTimeout    time.Duration // close a TCP connection idle this long
+	TCPMaxConnections int           // past this, new connections are closed at once and counted
+	Logger            zerolog.Logger
+}
+
+// Stats is a snapshot of a Listener's counters.
+type Stats struct {
+	UDPPackets   uint64 // datagrams handed to the Handler
+	UDPBytes     uint64 // bytes of those datagrams
+	UDPTruncated uint64 // datagrams longer than MaxPacketBytes, dropped
+
+	TCPPackets    uint64 // chunks of complete lines handed to the Handler
+	TCPBytes      uint64 // bytes read from TCP connections
+	TCPAccepted   uint64 // connections accepted and served
+	TCPActive     uint64 // connections open now
+	TCPRefused    uint64 // connections closed at once because TCPMaxConnections were open
+	TCPIdleClosed uint64 // connections closed after TCPIdleTimeout without data
+	LinesTooLong  uint64 // TCP lines longer than MaxLineBytes, dropped
+
+	ReadErrors         uint64 // failed reads and accepts (not counting timeouts and closes)
+	ReceiveBufferBytes int    // SO_RCVBUF of the UDP sockets as getsockopt reports it (the smallest); 0 if unknown
+}
+
+// Listener reads StatsD packets from UDP and TCP sockets and passes them to a Handler.
+type Listener struct {
+	cfg       Config
+	h         Handler
+	reusePort bool           // one SO_REUSEPORT socket per UDP reader
+	errLog    zerolog.Logger // cfg.Logger sampled, for errors that may repeat at packet rate
+
+	started  bool // Start was called
+	stopping atomic.Bool
+	quit     chan struct{} // closed by Stop
+	wg       sync.WaitGroup
+
+	mu         sync.Mutex // guards the fields below, set by Start
+	udpConns   []*net.UDPConn
+	udpReaders []*udpReader
+	rcvBuf     int
+	tcpLn      net.Listener
+	tcpConns   map[net.Conn]struct{}
+
+	tcpPackets, tcpBytes    atomic.Uint64
+	tcpAccepted, tcpRefused atomic.Uint64
+	tcpIdle, tooLong        atomic.Uint64
+	readErrors              atomic.Uint64
+}
+
+// New returns a Listener for cfg that passes packets to h. It binds nothing until Start.
+func New(cfg Config, h Handler) *Listener {
+	if cfg.UDPReaders <= 0 {
+		cfg.UDPReaders = runtime.GOMAXPROCS(0)
+	}
+	if cfg.ReadBuffer == 0 {
+		cfg.ReadBuffer = DefaultReadBuffer
+	}
+	if cfg.MaxPacketBytes <= 0 {
+		cfg.MaxPacketBytes = DefaultMaxPacketBytes
+	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if cfg.TCPIdleTimeout <= 0 {
+		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if cfg.TCPMaxConnections <= 0 {
+		cfg.TCPMaxConnections = DefaultTCPMaxConnections
+	}
+	return &Listener{
+		cfg:       cfg,
+		h:         h,
+		reusePort: reusePortSupported,
+		errLog:    cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		quit:      make(chan struct{}),
+		tcpConns:  make(map[net.Conn]struct{}),
+	}
+}
+
+// Start binds every configured socket and starts the reader goroutines. It returns once the sockets are bound; on
+// failure it returns an error naming the address and closes whatever it bound. A Listener is started at most once,
+// and Stop must not be called concurrently with Start.
+func (l *Listener) Start() error {
+	if l.started || l.stopping.Load() {
+		return errors.New("listener: already started or stopped")
+	}
+	l.started = true
+	var (
+		conns   []*net.UDPConn
+		readers []*udpReader
+		rcvBuf  int
+		ln      net.Listener
+	)
+	if l.cfg.UDP != "" {
+		var err error
+		if conns, readers, rcvBuf, err = l.bindUDP(); err != nil {
+			return err
+		}
+	}
+	if l.cfg.TCP != "" {
+		var err error
+		if ln, err = net.Listen("tcp", l.cfg.TCP); err != nil {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+			return fmt.Errorf("listener: listen on tcp %s: %w", l.cfg.TCP, err)
+		}
+		l.cfg.Logger.Info().Str("addr", ln.Addr().String()).Msg("listening on tcp")
+	}
+
+	l.mu.Lock()
+	l.udpConns, l.udpReaders, l.rcvBuf, l.tcpLn = conns, readers, rcvBuf, ln
+	l.mu.Unlock()
+	for _, r := range readers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.readUDP(r)
+		}()
+	}
+	if ln != nil {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.acceptTCP(ln)
+		}()
+	}
+	return nil
+}
+
+// UDPAddr returns the bound UDP address, or nil when UDP is disabled or not bound.
+func (l *Listener) UDPAddr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.udpConns) == 0 {
+		return nil
+	}
+	return l.udpConns[0].LocalAddr()
+}
+
+// TCPAddr returns the bound TCP address, or nil when TCP is disabled or not bound.
+func (l *Listener) TCPAddr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.tcpLn == nil {
+		return nil
+	}
+	return l.tcpLn.Addr()
+}
+
+// Stop stops accepting new connections, drains the data the sockets already hold (UDP datagrams, and the complete
+// lines of each TCP connection, reading each socket until it stays empty for a moment), closes everything and waits
+// for every goroutine. If ctx ends first it closes everything at once and returns ctx's error without waiting.
+func (l *Listener) Stop(ctx context.Context) error {
+	if !l.stopping.Swap(true) {
+		close(l.quit)
+		l.mu.Lock()
+		if l.tcpLn != nil {
+			_ = l.tcpLn.Close() // Accept returns; its error is the expected one
+		}
+		// Unblock every Read; each reader then drains its socket with short deadlines of its own.
+		now := time.Now()
+		for _, c := range l.udpConns {
+			_ = c.SetReadDeadline(now)
+		}
+		for c := range l.tcpConns {
+			_ = c.SetReadDeadline(now)
+		}
+		l.mu.Unlock()
+	}
+
+	done := make(chan struct{})
+	go func() {
+		l.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		l.closeAll()
+		return nil
+	case <-ctx.Done():
+		l.closeAll()
+		return fmt.Errorf("listener: stop: %w", ctx.Err())
+	}
+}
+
+// closeAll closes every socket the Listener holds; readers blocked on them return.
+func (l *Listener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.udpConns {
+		_ = c.Close()
+	}
+	if l.tcpLn != nil {
+		_ = l.tcpLn.Close()
+	}
+	for c := range l.tcpConns {
+		_ = c.Close()
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (l *Listener) Stats() Stats {
+	s := Stats{
+		TCPPackets:    l.tcpPackets.Load(),
+		TCPBytes:      l.tcpBytes.Load(),
+		TCPAccepted:   l.tcpAccepted.Load(),
+		TCPRefused:    l.tcpRefused.Load(),
+		TCPIdleClosed: l.tcpIdle.Load(),
+		LinesTooLong:  l.tooLong.Load(),
+		ReadErrors:    l.readErrors.Load(),
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s.ReceiveBufferBytes = l.rcvBuf
+	s.TCPActive = uint64(len(l.tcpConns))
+	for _, r := range l.udpReaders {
+		s.UDPPackets += r.packets.Load()
+		s.UDPBytes += r.bytes.Load()
+		s.UDPTruncated += r.truncated.Load()
+		s.ReadErrors += r.errors.Load()
+	}
+	return s
+}
