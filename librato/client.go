@@ -1,0 +1,391 @@
+package librato
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultTimeout is the per-request timeout used when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// DefaultUserAgent is the User-Agent sent when Config.UserAgent is empty.
+const DefaultUserAgent = "libratod"
+
+const (
+	// maxBody is the most bytes of a response body read and parsed.
+	maxBody = 64 << 10
+	// maxDrain is the most bytes of a response body discarded after maxBody, so that the connection can
+	// be reused; a longer body closes the connection instead.
+	maxDrain = 64 << 10
+	// bufSize is the initial size of a pooled encoding buffer: about 300 measurements.
+	bufSize = 32 << 10
+	// maxPooledBuf is the largest buffer kept in the pool.
+	maxPooledBuf = 1 << 20
+)
+
+// Config configures a Client.
+type Config struct {
+	// API selects the endpoint: Tagged or Legacy. Required.
+	API API
+	// URL is the base URL of the service, such as https://metrics-api.librato.com or
+	// https://api.appoptics.com, without /v1. It must be https unless the host is a loopback name
+	// (127.0.0.1, localhost, ::1).
+	URL string
+	// Email is the account email, the Basic auth user. Empty: the token is the user and the password
+	// is empty (AppOptics style).
+	Email string
+	// Token is the API token. Required unless DryRun is set. It is never logged, printed or put in
+	// an error.
+	Token string
+	// UserAgent is sent as the User-Agent header, e.g. "libratod/1.2.3 (go1.26; linux/amd64)".
+	// Empty: DefaultUserAgent.
+	UserAgent string
+	// Timeout bounds each request, from sending to reading the response body; the request is aborted
+	// when it expires. Zero: DefaultTimeout. Negative is invalid.
+	Timeout time.Duration
+	// HTTPClient sends the requests. Nil: a client of its own with TLS verification, connection
+	// reuse, proxy settings from the environment, and no redirects followed.
+	HTTPClient *http.Client
+	// DryRun, when not nil, receives each request instead of the service: a line "POST <url>", the
+	// JSON body (uncompressed) on one line, and a blank line. Nothing is sent and Send succeeds.
+	DryRun io.Writer
+	// Gzip compresses request bodies (Content-Encoding: gzip). Off by default: Librato does not
+	// document gzip request bodies; AppOptics' own client sends them.
+	Gzip bool
+}
+
+// String describes the configuration with the token redacted, so that logging a Config cannot leak it.
+func (c Config) String() string {
+	token := ""
+	if c.Token != "" {
+		token = "[redacted]"
+	}
+	return fmt.Sprintf("{API:%v URL:%s Email:%s Token:%s UserAgent:%q Timeout:%v DryRun:%t Gzip:%t}",
+		c.API, c.URL, c.Email, token, c.UserAgent, c.Timeout, c.DryRun != nil, c.Gzip)
+}
+
+// GoString is String, for the %#v verb.
+func (c Config) GoString() string { return c.String() }
+
+// Client sends batches to the Librato API. It is safe for concurrent use.
+type Client struct {
+	api       API
+	endpoint  string // full URL of the endpoint
+	path      string // endpoint path, for error messages
+	user      string
+	password  string
+	userAgent string
+	timeout   time.Duration
+	http      *http.Client
+	gzip      bool
+
+	dryRunMu sync.Mutex // serializes writes to dryRun
+	dryRun   io.Writer
+
+	bufs  sync.Pool // *[]byte encoding buffers
+	gzips sync.Pool // *gzip.Writer
+}
+
+// New validates cfg and returns a Client.
+func New(cfg Config) (*Client, error) {
+	if cfg.API != Tagged && cfg.API != Legacy {
+		return nil, fmt.Errorf("librato: API not set or unknown (%v)", cfg.API)
+	}
+	base, err := parseBaseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Token == "" && cfg.DryRun == nil {
+		return nil, errors.New("librato: token is empty")
+	}
+	if strings.ContainsFunc(cfg.UserAgent, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, fmt.Errorf("librato: user agent %q holds control characters", cfg.UserAgent)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("librato: negative timeout %v", cfg.Timeout)
+	}
+	c := &Client{
+		api:       cfg.API,
+		endpoint:  base + cfg.API.path(),
+		path:      cfg.API.path(),
+		user:      cfg.Email,
+		password:  cfg.Token,
+		userAgent: cfg.UserAgent,
+		timeout:   cfg.Timeout,
+		http:      cfg.HTTPClient,
+		gzip:      cfg.Gzip,
+		dryRun:    cfg.DryRun,
+	}
+	if c.user == "" {
+		c.user, c.password = cfg.Token, ""
+	}
+	if c.userAgent == "" {
+		c.userAgent = DefaultUserAgent
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.http == nil {
+		c.http = newHTTPClient()
+	}
+	return c, nil
+}
+
+// parseBaseURL checks the base URL and returns it without a trailing slash.
+func parseBaseURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("librato: URL: %w", err)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("librato: URL %q has no host", raw)
+	}
+	if u.User != nil {
+		return "", errors.New("librato: URL must not hold credentials: use Email and Token")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("librato: URL %q must not have a query or fragment", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
+			return "", fmt.Errorf("librato: URL %q: plain http is only allowed to a loopback host", raw)
+		}
+	default:
+		return "", fmt.Errorf("librato: URL %q: scheme must be https", raw)
+	}
+	s := strings.TrimRight(u.String(), "/")
+	if strings.HasSuffix(s, "/v1") {
+		return "", fmt.Errorf("librato: URL %q: give the base URL, without /v1", raw)
+	}
+	return s, nil
+}
+
+// newHTTPClient returns the default HTTP client: verified TLS 1.2+, bounded dial and handshake times,
+// kept-alive connections, proxies from the environment. It does not follow redirects: a redirected POST
+// would lose its body or its credentials, so a 3xx is reported as an error instead.
+func newHTTPClient() *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:   10 * time.Second,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          32,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Result describes an accepted request (or, in dry-run mode, a request written out).
+type Result struct {
+	// StatusCode is the HTTP status of the response; 0 when nothing was sent (dry run, or every
+	// measurement skipped).
+	StatusCode int
+	// Sent is the number of measurements encoded and sent.
+	Sent int
+	// Skipped is the number of measurements not sent because they were unsendable: a NaN, infinite or
+	// too large (|x| > 1e126) number, an empty name, or more than MaxTags tags.
+	Skipped int
+	// Errors holds the "errors" a 2xx body still reported (a partial failure), flattened as
+	// "param: message".
+	Errors []string
+	// RateLimit is the rate-limit state reported by the response headers.
+	RateLimit RateLimit
+}
+
+// RateLimit is the rate-limit state of the account, from the X-Librato-RateLimit-Agg and
+// X-Librato-RateLimit-Std response headers.
+type RateLimit struct {
+	// Agg is the limit on aggregated measurements (X-Librato-RateLimit-Agg).
+	Agg Quota
+	// Std is the limit on standard requests (X-Librato-RateLimit-Std).
+	Std Quota
+}
+
+// Quota is one rate-limit header: "limit=L,remaining=R,reset=S".
+type Quota struct {
+	// Present says whether the header was present with a remaining= value.
+	Present bool
+	// Limit is the size of the quota; 0 when not given.
+	Limit int64
+	// Remaining is what is left of the quota.
+	Remaining int64
+	// Reset is the reset value as the service sent it (seconds); 0 when not given.
+	Reset int64
+}
+
+// Send encodes b and POSTs it. A nil or empty batch, or one whose measurements are all skipped, sends
+// nothing and succeeds. Send does not retry: the caller owns retries and backoff. Every error it
+// returns is an *Error, whose Retryable field says whether b may be sent again later; with an error,
+// only Result.Skipped is set (those measurements can never be sent).
+func (c *Client) Send(ctx context.Context, b *Batch) (Result, error) {
+	if b == nil || len(b.Measurements) == 0 {
+		return Result{}, nil
+	}
+	bufp := c.getBuf()
+	defer c.putBuf(bufp)
+	body, sent, skipped := encode((*bufp)[:0], c.api, b)
+	*bufp = body
+	res := Result{Sent: sent, Skipped: skipped}
+	if sent == 0 {
+		return res, nil
+	}
+	if c.dryRun != nil {
+		if err := c.writeDryRun(body); err != nil {
+			return Result{Skipped: skipped}, &Error{Message: "dry run: " + err.Error(), Err: err, path: c.path}
+		}
+		return res, nil
+	}
+	// The request body gets memory of its own, not the pooled buffer: the HTTP transport may still
+	// read a request body after Do returns.
+	encoding := ""
+	if c.gzip {
+		zbody, err := c.compress(body)
+		if err != nil {
+			return Result{Skipped: skipped}, &Error{Message: "gzip: " + err.Error(), Err: err, path: c.path}
+		}
+		body, encoding = zbody, "gzip"
+	} else {
+		body = bytes.Clone(body)
+	}
+	code, rl, respBody, err := c.post(ctx, body, encoding)
+	if err != nil {
+		return Result{Skipped: skipped}, err
+	}
+	if code < 200 || code > 299 {
+		return Result{Skipped: skipped}, newStatusError(c.path, code, rl, respBody)
+	}
+	res.StatusCode = code
+	res.RateLimit = rl.limits
+	res.Errors = bodyErrors(respBody, false)
+	return res, nil
+}
+
+// getBuf returns a pooled buffer.
+func (c *Client) getBuf() *[]byte {
+	if p, ok := c.bufs.Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, 0, bufSize)
+	return &b
+}
+
+// putBuf returns a buffer to the pool, unless an unusually large batch grew it beyond maxPooledBuf.
+func (c *Client) putBuf(p *[]byte) {
+	if cap(*p) <= maxPooledBuf {
+		c.bufs.Put(p)
+	}
+}
+
+// compress returns the gzip compression of body in a new slice.
+func (c *Client) compress(body []byte) ([]byte, error) {
+	var w bytes.Buffer
+	w.Grow(len(body)/4 + 64) // JSON of measurements compresses well
+	zw, ok := c.gzips.Get().(*gzip.Writer)
+	if ok {
+		zw.Reset(&w)
+	} else {
+		zw = gzip.NewWriter(&w)
+	}
+	defer c.gzips.Put(zw)
+	if _, err := zw.Write(body); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return w.Bytes(), nil
+}
+
+// writeDryRun writes one request block to the DryRun writer.
+func (c *Client) writeDryRun(body []byte) error {
+	block := make([]byte, 0, len(c.endpoint)+len(body)+8)
+	block = append(block, "POST "...)
+	block = append(block, c.endpoint...)
+	block = append(block, '\n')
+	block = append(block, body...)
+	block = append(block, '\n', '\n')
+	c.dryRunMu.Lock()
+	defer c.dryRunMu.Unlock()
+	_, err := c.dryRun.Write(block)
+	return err
+}
+
+// response is what post keeps of a response besides its status and body.
+type response struct {
+	limits     RateLimit
+	retryAfter string // the Retry-After header
+}
+
+// post sends body and returns the status, headers of interest and at most maxBody bytes of the
+// response body. A transport failure is returned as an *Error.
+func (c *Client) post(ctx context.Context, body []byte, encoding string) (int, response, []byte, error) {
+	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, response{}, nil, &Error{Message: "building request: " + err.Error(), Err: err, path: c.path}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
+	}
+	req.SetBasicAuth(c.user, c.password)
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, response{}, nil, c.transportError(ctx, reqCtx, err)
+	}
+	defer func() {
+		// Drain a bounded remainder so the connection can be reused, then close.
+		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
+		_ = resp.Body.Close()
+	}()
+	r := response{
+		limits: RateLimit{
+			Agg: parseQuota(resp.Header.Get("X-Librato-RateLimit-Agg")),
+			Std: parseQuota(resp.Header.Get("X-Librato-RateLimit-Std")),
+		},
+		retryAfter: resp.Header.Get("Retry-After"),
+	}
+	// A body cut short (timeout, reset) is used as far as it was read: the status decides.
+	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	return resp.StatusCode, r, respBody, nil
+}
+
+// transportError classifies a failure to get a response: it is always retryable, since the service
+// did not refuse the batch. ctx is the caller's context, reqCtx the request's (ctx with the timeout).
+func (c *Client) transportError(ctx, reqCtx context.Context, err error) *Error {
+	msg := err.Error()
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		msg = uerr.Err.Error() // without the URL, which Error() names already
+	}
+	switch {
+	case ctx.Err() != nil:
+		msg = "canceled by the caller: " + msg
+	case reqCtx.Err() != nil:
+		msg = fmt.Sprintf("timed out after %v: %s", c.timeout, msg)
+	}
+	return &Error{Message: bound(msg), Retryable: true, Err: err, path: c.path}
+}

@@ -1,0 +1,259 @@
+package librato
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+const (
+	// maxMessage bounds Error.Message, in bytes.
+	maxMessage = 1 << 10
+	// maxRetryAfter bounds Error.RetryAfter against absurd header values.
+	maxRetryAfter = 24 * time.Hour
+)
+
+// Error is a failed request: a transport failure or a non-2xx response.
+type Error struct {
+	// StatusCode is the HTTP status; 0 for a transport error (timeout, reset, DNS, ...) or a local one.
+	StatusCode int
+	// Message is the flattened error body ("param: message; ..."), or the status text when the body
+	// said nothing, or the transport error text. At most 1 KiB.
+	Message string
+	// Retryable says whether the same batch may succeed if sent again later: true for 5xx, 408, 429,
+	// a rate-limit 403, timeouts, network errors and a canceled context (the batch was not refused).
+	Retryable bool
+	// RateLimited says the service refused the request for its rate limit: 429, or a 403 whose body
+	// mentions a limit or whose rate-limit header has nothing remaining.
+	RateLimited bool
+	// RetryAfter is the delay asked by a Retry-After header (seconds or HTTP date), capped at 24h;
+	// 0 if absent.
+	RetryAfter time.Duration
+	// TypeConflicts are the metric names a 400 reported as already existing with another type
+	// ("'x' is a counter, but was submitted as different type").
+	TypeConflicts []string
+	// RateLimit is the rate-limit state reported by the response headers.
+	RateLimit RateLimit
+	// Err is the underlying error, if any: the transport error (for errors.Is with
+	// context.DeadlineExceeded, context.Canceled, net.Error...) or the dry-run writer's error.
+	Err error
+
+	path string // endpoint path, for Error()
+}
+
+// Error returns a one-line description; it never holds credentials.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("librato: ")
+	if e.path != "" {
+		b.WriteString("POST ")
+		b.WriteString(e.path)
+		b.WriteString(": ")
+	}
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, "HTTP %d: ", e.StatusCode)
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// newStatusError classifies a non-2xx response.
+func newStatusError(path string, code int, r response, body []byte) *Error {
+	msgs := bodyErrors(body, true)
+	e := &Error{
+		StatusCode: code,
+		Message:    bound(strings.Join(msgs, "; ")),
+		RetryAfter: parseRetryAfter(r.retryAfter, time.Now()),
+		RateLimit:  r.limits,
+		path:       path,
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(code)
+	}
+	switch {
+	case code == http.StatusTooManyRequests:
+		e.Retryable, e.RateLimited = true, true
+	case code == http.StatusForbidden && (mentionsLimit(body) || r.limits.exhausted()):
+		e.Retryable, e.RateLimited = true, true
+	case code == http.StatusRequestTimeout || code >= 500:
+		e.Retryable = true
+	case code == http.StatusBadRequest:
+		e.TypeConflicts = typeConflicts(msgs)
+	}
+	return e
+}
+
+// mentionsLimit reports whether a body speaks of a limit ("You have hit the API limit ...").
+func mentionsLimit(body []byte) bool {
+	return strings.Contains(strings.ToLower(string(body)), "limit")
+}
+
+// exhausted reports whether a rate-limit header said nothing remains.
+func (rl RateLimit) exhausted() bool {
+	return rl.Agg.Present && rl.Agg.Remaining <= 0 || rl.Std.Present && rl.Std.Remaining <= 0
+}
+
+// bodyErrors flattens the errors a response body reports: the "errors" object
+// ({"params":{attr:[msg]},"request":[msg],"system":[msg]}) into "attr: msg" and "request: msg", or a flat
+// {"error": msg}. A body that is not JSON is returned as cleaned text when raw is set, else ignored.
+func bodyErrors(body []byte, raw bool) []string {
+	if len(body) == 0 {
+		return nil
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		if raw {
+			if s := clean(string(body)); s != "" {
+				return []string{s}
+			}
+		}
+		return nil
+	}
+	var out []string
+	if errs, ok := doc["errors"]; ok {
+		out = flatten(out, "", errs, true)
+	}
+	if e, ok := doc["error"]; ok {
+		out = flatten(out, "", e, false)
+	}
+	return out
+}
+
+// flatten appends the leaves of v as "path: text"; at the top level of an errors object the "params"
+// key is left out of the path.
+func flatten(out []string, prefix string, v any, top bool) []string {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			p := k
+			switch {
+			case top && k == "params":
+				p = prefix
+			case prefix != "":
+				p = prefix + "." + k
+			}
+			out = flatten(out, p, v[k], false)
+		}
+	case []any:
+		for _, e := range v {
+			out = flatten(out, prefix, e, false)
+		}
+	case nil:
+	default:
+		s, ok := v.(string)
+		if !ok {
+			s = fmt.Sprint(v)
+		}
+		s = clean(s)
+		if prefix != "" {
+			s = clean(prefix) + ": " + s
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// typeConflicts returns the metric names of messages like
+// "type: 'x' is a counter, but was submitted as different type".
+func typeConflicts(msgs []string) []string {
+	var names []string
+	for _, m := range msgs {
+		if !strings.Contains(m, "submitted as") {
+			continue
+		}
+		i := strings.IndexByte(m, '\'')
+		if i < 0 {
+			continue
+		}
+		j := strings.Index(m[i+1:], "' is a")
+		if j <= 0 {
+			continue
+		}
+		names = append(names, m[i+1:i+1+j])
+	}
+	return names
+}
+
+// clean makes untrusted text fit for a log line: invalid UTF-8 and control characters become spaces,
+// runs of spaces collapse, and the ends are trimmed.
+func clean(s string) string {
+	s = strings.ToValidUTF8(s, " ")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.IsSpace(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// bound cuts s to maxMessage bytes on a character boundary, marking the cut.
+func bound(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	const mark = "..."
+	n := maxMessage - len(mark)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + mark
+}
+
+// parseQuota parses a rate-limit header: comma-separated key=value pairs with integer values, of
+// which limit, remaining and reset are kept. Garbage is ignored.
+func parseQuota(h string) Quota {
+	var q Quota
+	for _, part := range strings.Split(h, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "limit":
+			q.Limit = n
+		case "remaining":
+			q.Remaining, q.Present = n, true
+		case "reset":
+			q.Reset = n
+		}
+	}
+	return q
+}
+
+// parseRetryAfter parses a Retry-After header, delay-seconds or an HTTP date, relative to now. It
+// returns 0 for an absent, invalid or past value, and at most maxRetryAfter.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
