@@ -42,14 +42,16 @@ type Metric struct {
 	Tags []byte
 	// Type is the metric type.
 	Type Type
-	// Value is the numeric value of counters, gauges and timers.
+	// Value is the numeric value of counters, gauges and timers; 0 for sets.
 	Value float64
 	// Delta reports that a gauge value was written with an explicit sign
 	// ("+3" or "-3"); whether that means a change is the caller's choice.
 	Delta bool
-	// Member is the member of a set.
+	// Member is the member of a set, as written; nil for other types.
 	Member []byte
-	// Rate is the sample rate in (0,1]; 1 when the line has none.
+	// Rate is the sample rate ("|@0.5") in (0,1]; 1 when the line has none.
+	// It is checked for every type but means something only for counters
+	// and timers.
 	Rate float64
 	// Timestamp is the DogStatsD "|T<unix seconds>" field, or 0.
 	Timestamp int64

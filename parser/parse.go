@@ -1,0 +1,438 @@
+package parser
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"unsafe"
+)
+
+// MaxValues is the most metrics Parse takes from one line; a line with more
+// values is rejected with ErrTooManyValues.
+const MaxValues = 1024
+
+// maxMagnitude is the largest absolute value accepted. Librato rejects a whole
+// request that holds a number with a base-10 exponent above 126.
+const maxMagnitude = 1e126
+
+// maxFastDigits is the most decimal digits the fast path of parseNumber
+// accepts: every integer of up to 15 digits is exact in a float64.
+const maxFastDigits = 15
+
+// pow10 holds the powers of ten that are exact in a float64, up to
+// 10^maxFastDigits.
+var pow10 = [maxFastDigits + 1]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// Parse parses one StatsD line and appends its metrics to out, returning the
+// extended slice. The Metrics point into line. No allocation happens when
+// cap(out) has room for them.
+//
+// The line has no '\n'. Spaces, tabs, '\r' and '\n' at either end are
+// ignored, so a trailing '\r' is fine. A line that is empty after that yields
+// nothing and a nil error: callers simply skip it.
+//
+// The line format is
+//
+//	name[#k=v,...]:value[:value...]|type[|field...]
+//
+// The name is everything before the first ':'. It must not be empty nor hold
+// control bytes or '|'; it is otherwise kept as written (sanitizing is the
+// caller's job). A '#' in it starts Librato-style tags, returned in NameTags:
+// a non-empty comma-separated list of "key=value" items, each with a
+// non-empty key. As the name ends at the first ':', such a tag value cannot
+// contain ':' (nor could it in Etsy statsd).
+//
+// The type is c (Counter), g (Gauge), ms, h or d (Timer), or s (Set). The
+// fields after the type come in any order: "@rate" (a number in (0,1],
+// kept for every type; 1 when absent), "#tags" (the raw DogStatsD tags,
+// "k:v,k2:v2,bare", not split here; nil when empty), "T<unix seconds>"
+// (Timestamp). Any other field ("c:<container>", "e:...", "card:...") and
+// empty fields are ignored. When a field repeats, the last one wins.
+//
+// Values of counters, gauges and timers are finite decimal numbers with a
+// magnitude of at most 1e126 (no hex, underscores, NaN or Inf). A gauge value
+// written with a sign ("+3", "-3") has Delta set. A set's value is its Member,
+// taken as written, ':' included.
+//
+// One line may yield several metrics, up to MaxValues:
+//   - DogStatsD packed values: a value part holding ':' (except for sets) is
+//     several values sharing the type and fields: "a:1:2:3|ms|#k:v" yields
+//     three timers tagged "k:v".
+//   - Etsy multi-value lines: a ':' inside the type field or a rate field
+//     ends that field and starts another value of the same name, with its own
+//     type and fields: "a:1|c:2|ms|#k:v" yields counter 1 (untagged) and
+//     timer 2 tagged "k:v"; "a:1|c|@0.5:2|c" yields two counters, the first
+//     with rate 0.5. Other fields (tags, timestamps, unknown ones) may hold
+//     ':' and run to the next '|'. The fields of each part apply only to
+//     that part's values.
+//
+// A DogStatsD event ("_e{...") or service check ("_sc|...") is reported as
+// ErrEvent or ErrServiceCheck: they are not malformed, just not supported.
+//
+// On error Parse returns out unchanged (its length as given) and an Error:
+// a bad line yields no metric at all. Elements past len(out) may have been
+// overwritten.
+func Parse(line []byte, out []Metric) ([]Metric, error) {
+	line = trimSpace(line)
+	if len(line) == 0 {
+		return out, nil
+	}
+	if line[0] == '_' {
+		if len(line) >= 3 && string(line[:3]) == "_e{" {
+			return out, ErrEvent
+		}
+		if len(line) >= 4 && string(line[:4]) == "_sc|" {
+			return out, ErrServiceCheck
+		}
+	}
+	name, nameTags, rest, e := splitName(line)
+	if e != 0 {
+		return out, e
+	}
+	n0 := len(out)
+	for {
+		var s segment
+		var more bool
+		rest, more, e = s.parse(rest)
+		if e == 0 {
+			out, e = s.appendTo(out, n0, name, nameTags)
+		}
+		if e != 0 {
+			return out[:n0], e
+		}
+		if !more {
+			return out, nil
+		}
+	}
+}
+
+// NextLine splits the next line off a packet: line is p up to, not
+// including, the first '\n', with one trailing '\r' removed; rest is what
+// follows that '\n' (nil when p has none). It does not allocate. Use it as
+//
+//	for len(p) > 0 {
+//		line, p = parser.NextLine(p)
+//		...
+//	}
+func NextLine(p []byte) (line, rest []byte) {
+	line = p
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		line, rest = p[:i], p[i+1:]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
+}
+
+// segment is one "value[:value...]|type[|field...]" part of a line: the
+// values and what they share.
+type segment struct {
+	values []byte // the raw value part, ':'-separated values unless a set
+	typ    Type
+	rate   float64
+	tags   []byte
+	ts     int64
+}
+
+// parse parses the segment at the start of p into s. When more is true, an
+// Etsy multi-value ':' ended it and next holds the following segment.
+func (s *segment) parse(p []byte) (next []byte, more bool, e Error) {
+	bar := index(p, '|')
+	switch {
+	case len(p) == 0 || bar == 0:
+		return nil, false, ErrNoValue
+	case bar < 0:
+		return nil, false, ErrNoType
+	}
+	s.values, s.rate = p[:bar], 1
+	p = p[bar+1:]
+
+	// The type field ends at '|' or at a ':' that starts the next segment.
+	end := 0
+	for end < len(p) && p[end] != '|' && p[end] != ':' {
+		end++
+	}
+	if s.typ, e = parseType(p[:end]); e != 0 {
+		return nil, false, e
+	}
+	if end < len(p) && p[end] == ':' {
+		return p[end+1:], true, 0
+	}
+
+	// The other fields, each after a '|'.
+	for end < len(p) {
+		p = p[end+1:]
+		end = bytes.IndexByte(p, '|')
+		if end < 0 {
+			end = len(p)
+		}
+		f := p[:end]
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case '@':
+			if c := index(f, ':'); c >= 0 {
+				s.rate, e = parseRate(f[1:c])
+				return p[c+1:], true, e
+			}
+			s.rate, e = parseRate(f[1:])
+		case '#':
+			s.tags = nil
+			if len(f) > 1 {
+				s.tags = f[1:]
+			}
+		case 'T':
+			s.ts, e = parseTimestamp(f[1:])
+		}
+		if e != 0 {
+			return nil, false, e
+		}
+	}
+	return nil, false, 0
+}
+
+// appendTo appends the metrics of s to out, of which out[n0:] are already
+// from the same line.
+func (s *segment) appendTo(out []Metric, n0 int, name, nameTags []byte) ([]Metric, Error) {
+	if s.typ == Set {
+		if len(out)-n0 >= MaxValues {
+			return out, ErrTooManyValues
+		}
+		return append(out, Metric{
+			Name:      name,
+			NameTags:  nameTags,
+			Tags:      s.tags,
+			Type:      Set,
+			Member:    s.values,
+			Rate:      s.rate,
+			Timestamp: s.ts,
+		}), 0
+	}
+	v := s.values
+	for {
+		num := v
+		c := index(v, ':')
+		if c >= 0 {
+			num = v[:c]
+		}
+		f, ok := parseNumber(num)
+		if !ok {
+			return out, ErrBadValue
+		}
+		if len(out)-n0 >= MaxValues {
+			return out, ErrTooManyValues
+		}
+		out = append(out, Metric{
+			Name:      name,
+			NameTags:  nameTags,
+			Tags:      s.tags,
+			Type:      s.typ,
+			Value:     f,
+			Delta:     s.typ == Gauge && (num[0] == '+' || num[0] == '-'),
+			Rate:      s.rate,
+			Timestamp: s.ts,
+		})
+		if c < 0 {
+			return out, 0
+		}
+		v = v[c+1:]
+	}
+}
+
+// splitName splits the name part off a line: everything before the first
+// ':', which must not be empty nor hold control bytes or '|'. It splits the
+// name at its first '#' into the name and its Librato-style tags. rest is
+// what follows the ':'.
+func splitName(line []byte) (name, tags, rest []byte, e Error) {
+	colon, hash, bad := -1, -1, false
+	for i, c := range line {
+		if c == ':' {
+			colon = i
+			break
+		}
+		switch {
+		case c < 0x20 || c == 0x7f || c == '|':
+			bad = true
+		case c == '#' && hash < 0:
+			hash = i
+		}
+	}
+	switch {
+	case colon < 0:
+		return nil, nil, nil, ErrNoValue
+	case bad:
+		return nil, nil, nil, ErrBadName
+	}
+	name = line[:colon]
+	if hash >= 0 {
+		name, tags = line[:hash], line[hash+1:colon]
+	}
+	if len(name) == 0 {
+		return nil, nil, nil, ErrEmptyName
+	}
+	if hash >= 0 && !validNameTags(tags) {
+		return nil, nil, nil, ErrBadTags
+	}
+	return name, tags, line[colon+1:], 0
+}
+
+// validNameTags reports whether t is a non-empty comma-separated list of
+// "key=value" items with non-empty keys.
+func validNameTags(t []byte) bool {
+	for {
+		item := t
+		c := bytes.IndexByte(t, ',')
+		if c >= 0 {
+			item = t[:c]
+		}
+		if bytes.IndexByte(item, '=') <= 0 {
+			return false
+		}
+		if c < 0 {
+			return true
+		}
+		t = t[c+1:]
+	}
+}
+
+// parseType decodes a type field.
+func parseType(f []byte) (Type, Error) {
+	switch len(f) {
+	case 0:
+		return 0, ErrNoType
+	case 1:
+		switch f[0] {
+		case 'c':
+			return Counter, 0
+		case 'g':
+			return Gauge, 0
+		case 'h', 'd':
+			return Timer, 0
+		case 's':
+			return Set, 0
+		}
+	case 2:
+		if f[0] == 'm' && f[1] == 's' {
+			return Timer, 0
+		}
+	}
+	return 0, ErrBadType
+}
+
+// parseRate decodes a sample rate (the field after '@').
+func parseRate(b []byte) (float64, Error) {
+	r, ok := parseNumber(b)
+	if !ok || r <= 0 || r > 1 {
+		return 0, ErrBadRate
+	}
+	return r, 0
+}
+
+// parseTimestamp decodes unix seconds (the field after 'T'): 1 to 18
+// decimal digits, which always fit an int64.
+func parseTimestamp(b []byte) (int64, Error) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, ErrBadTimestamp
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, ErrBadTimestamp
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, 0
+}
+
+// parseNumber decodes a finite decimal number of magnitude at most
+// maxMagnitude, exactly as strconv.ParseFloat would. Numbers of at most
+// maxFastDigits digits with an optional sign and '.' take a fast path: the
+// digits form an exact integer, and one division by an exact power of ten
+// rounds correctly (the same exact case ParseFloat uses).
+func parseNumber(b []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		i, neg = 1, b[0] == '-'
+	}
+	var mant uint64
+	digits, frac, dot := 0, 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+			if digits > maxFastDigits {
+				return parseNumberSlow(b)
+			}
+			mant = mant*10 + uint64(c-'0')
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return parseNumberSlow(b)
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	f := float64(mant)
+	if frac > 0 {
+		f /= pow10[frac]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+// parseNumberSlow is parseNumber for long numbers and exponents. It admits
+// only the bytes of a decimal float, so ParseFloat cannot see hex,
+// underscores, "inf" or "nan".
+func parseNumberSlow(b []byte) (float64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	for _, c := range b {
+		if (c < '0' || c > '9') && c != '.' && c != '+' && c != '-' && c != 'e' && c != 'E' {
+			return 0, false
+		}
+	}
+	// ParseFloat does not keep its argument (its errors hold a copy), so a
+	// string sharing b's memory is safe and, unlike string(b) for more than
+	// 32 bytes, does not allocate.
+	f, err := strconv.ParseFloat(unsafe.String(&b[0], len(b)), 64)
+	if err != nil || math.Abs(f) > maxMagnitude {
+		return 0, false
+	}
+	return f, true
+}
+
+// trimSpace removes spaces, tabs, '\r' and '\n' from both ends of b.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	return b
+}
+
+// index is bytes.IndexByte for the short parts of a line (values, types),
+// where a plain loop is faster than the call.
+func index(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n'
+}
