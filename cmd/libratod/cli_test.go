@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "libratod.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func noEnv(string) string { return "" }
+
+func TestRunFlags(t *testing.T) {
+	good := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\n", testToken))
+	noToken := writeConfig(t, "")
+	bad := writeConfig(t, "[listen]\nudp = \"\"\ntcp = \"\"\n[aggregate]\nperiod = \"ten\"\n[librato]\nbatch_size = 0\n")
+	tests := map[string]struct {
+		args       []string
+		code       int
+		stdout     []string // substrings
+		stderr     []string
+		notInOuput string
+	}{
+		"version":             {args: []string{"-version"}, code: 0, stdout: []string{"libratod dev (go"}},
+		"check":               {args: []string{"-config", good, "-check"}, code: 0, stdout: []string{"127.0.0.1:8125", "tagged", "metrics-api.librato.com"}, notInOuput: testToken},
+		"check without token": {args: []string{"-config", noToken, "-check"}, code: 2, stderr: []string{"librato.token"}},
+		"check dry run":       {args: []string{"-config", noToken, "-check", "-dry-run"}, code: 0, stdout: []string{"dry run"}},
+		"bad config":          {args: []string{"-config", bad, "-check", "-dry-run"}, code: 2, stderr: []string{"aggregate.period", "librato.batch_size"}},
+		"missing file":        {args: []string{"-config", "/nonexistent/libratod.toml", "-check"}, code: 2, stderr: []string{"/nonexistent/libratod.toml"}},
+		"unknown flag":        {args: []string{"-frobnicate"}, code: 2, stderr: []string{"frobnicate"}},
+		"stray argument":      {args: []string{"-check", "extra"}, code: 2, stderr: []string{"extra"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, &out, &errb, noEnv)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, errb.String())
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out.String())
+				}
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(errb.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+				}
+			}
+			if tc.notInOuput != "" && strings.Contains(out.String()+errb.String(), tc.notInOuput) {
+				t.Errorf("output shows %q", tc.notInOuput)
+			}
+		})
+	}
+}
+
+// built holds the binary built for this test run, shared by the tests.
+var built struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildBinary builds libratod once per test run.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "libratod-test")
+		if built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "libratod")
+		out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// startBinary runs the built daemon and returns it with the addresses it
+// logged at start.
+func startBinary(t *testing.T, bin, cfgPath string, args ...string) (cmd *exec.Cmd, udp, tcp string, stdout *bytes.Buffer, stderr *safeBuffer) {
+	t.Helper()
+	cmd = exec.Command(bin, append([]string{"-config", cfgPath}, args...)...)
+	stdout, stderr = &bytes.Buffer{}, &safeBuffer{}
+	cmd.Stdout = stdout
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	started := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			fmt.Fprintln(stderr, sc.Text())
+			var e map[string]any
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e["message"] == "libratod started" {
+				started <- e
+			}
+		}
+	}()
+	select {
+	case e := <-started:
+		udp, _ = e["udp"].(string)
+		tcp, _ = e["tcp"].(string)
+	case <-time.After(15 * time.Second):
+		t.Fatalf("daemon did not start; stderr:\n%s", stderr.String())
+	}
+	return cmd, udp, tcp, stdout, stderr
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			return 0
+		}
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		t.Fatalf("wait: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("daemon did not exit within 20s of SIGTERM")
+	}
+	return -1
+}
+
+func TestBinarySIGTERMFlushes(t *testing.T) {
+	bin := buildBinary(t)
+	fake := newFakeLibrato(t)
+	cfgPath := writeConfig(t, fmt.Sprintf(`
+[listen]
+udp = "127.0.0.1:0"
+tcp = "127.0.0.1:0"
+[aggregate]
+period = "1h"
+[librato]
+url = %q
+token = %q
+[metrics]
+listen = ""
+`, fake.URL, testToken))
+	cmd, udp, tcp, _, stderr := startBinary(t, bin, cfgPath)
+	if udp == "" || tcp == "" {
+		t.Fatalf("addresses not logged: udp %q tcp %q", udp, tcp)
+	}
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err := c.Write([]byte("sigterm.udp:1|c\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	tc, err := net.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(tc, "sigterm.tcp:2|c\nsigterm.tcp:3|c\n")
+	tc.Close()
+	time.Sleep(100 * time.Millisecond) // let the TCP reader take the lines; UDP needs no wait: Stop drains the socket
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != 0 {
+		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, stderr.String())
+	}
+	got := map[string]float64{}
+	for _, r := range fake.requests() {
+		for _, m := range r.Body["measurements"].([]any) {
+			m := m.(map[string]any)
+			got[m["name"].(string)] += m["value"].(float64)
+		}
+	}
+	if got["sigterm.udp"] != 100 || got["sigterm.tcp"] != 5 {
+		t.Errorf("delivered %v, want sigterm.udp=100 sigterm.tcp=5", got)
+	}
+	if strings.Contains(stderr.String(), testToken) {
+		t.Error("the token appears in the logs")
+	}
+}
+
+func TestBinaryDryRun(t *testing.T) {
+	bin := buildBinary(t)
+	cfgPath := writeConfig(t, `
+[listen]
+udp = "127.0.0.1:0"
+tcp = ""
+[metrics]
+listen = ""
+`)
+	cmd, udp, _, stdout, stderr := startBinary(t, bin, cfgPath, "-dry-run")
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "dry.hits:1|c\n")
+	c.Close()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "POST https://metrics-api.librato.com/v1/measurements\n") || !strings.Contains(out, `{"name":"dry.hits","value":1}`) {
+		t.Errorf("dry-run output:\n%s", out)
+	}
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/listener"
+)
+
+// options are the parts of a daemon's setup that come from the command
+// line rather than the config file.
+type options struct {
+	stderr   io.Writer // logs
+	dryRun   io.Writer // non-nil: requests are written here instead of sent
+	hostname string    // "" means os.Hostname
+}
+
+// daemon is one running libratod: every stage wired together.
+type daemon struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	reg     *prometheus.Registry
+	agg     *aggregator.Aggregator
+	lst     *listener.Listener
+	flusher *flusher.Flusher
+	metrics *http.Server
+	metLn   net.Listener
+	ready   chan struct{} // closed once every listener is bound
+}
+
+func newLogger(cfg config.Log, w io.Writer) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("log.level: %w", err)
+	}
+	if cfg.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
+}
+
+// newDaemon wires the stages for cfg; nothing runs until run.
+func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
+	log, err := newLogger(cfg.Log, opts.stderr)
+	if err != nil {
+		return nil, err
+	}
+	host := opts.hostname
+	if host == "" {
+		if host, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("host name: %w", err)
+		}
+	}
+	api, err := librato.ParseAPI(cfg.Librato.API)
+	if err != nil {
+		return nil, fmt.Errorf("librato.api: %w", err)
+	}
+	client, err := librato.New(librato.Config{
+		API:       api,
+		URL:       cfg.Librato.URL,
+		Email:     cfg.Librato.Email,
+		Token:     string(cfg.Librato.Token),
+		UserAgent: "libratod/" + versionString(),
+		Timeout:   cfg.Librato.Timeout,
+		Gzip:      cfg.Librato.Gzip,
+		DryRun:    opts.dryRun,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("librato client: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	fm, err := flusher.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	im, err := newIngestMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+
+	d := &daemon{cfg: cfg, log: log, reg: reg, ready: make(chan struct{})}
+	d.agg = aggregator.New(aggregator.Config{
+		Shards:      cfg.Aggregate.Shards,
+		GaugeDeltas: cfg.Aggregate.GaugeDeltas,
+	})
+
+	var tags []librato.Tag
+	if cfg.Librato.HostTag {
+		if _, set := cfg.Tags["host"]; !set {
+			tags = append(tags, librato.Tag{Name: "host", Value: host})
+		}
+	}
+	names := make([]string, 0, len(cfg.Tags))
+	for n := range cfg.Tags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		tags = append(tags, librato.Tag{Name: n, Value: cfg.Tags[n]})
+	}
+	source := cfg.Librato.Source
+	if source == "" {
+		source = host
+	}
+	d.flusher = flusher.New(flusher.Config{
+		Period:          cfg.Aggregate.Period,
+		Percentiles:     cfg.Aggregate.Percentiles,
+		API:             api,
+		Prefix:          cfg.Aggregate.Prefix,
+		Tags:            tags,
+		Source:          source,
+		BatchSize:       cfg.Librato.BatchSize,
+		Concurrency:     cfg.Librato.Concurrency,
+		MaxAttempts:     cfg.Librato.MaxAttempts,
+		ShutdownTimeout: cfg.Librato.ShutdownTimeout,
+		Logger:          log,
+		Metrics:         fm,
+	}, d.agg, client)
+
+	in := newIngest(d.agg, im, fm.Dropped("max_series"), log)
+	d.lst = listener.New(listener.Config{
+		UDP:               cfg.Listen.UDP,
+		TCP:               cfg.Listen.TCP,
+		UDPReaders:        cfg.Listen.UDPReaders,
+		ReadBuffer:        readBuffer(cfg.Listen.ReadBuffer),
+		MaxLineBytes:      int(cfg.Listen.MaxLineBytes),
+		TCPIdleTimeout:    cfg.Listen.TCPIdleTimeout,
+		TCPMaxConnections: cfg.Listen.TCPMaxConnections,
+		Logger:            log,
+	}, in)
+	if err := registerListenerMetrics(reg, d.lst); err != nil {
+		return nil, err
+	}
+
+	if cfg.Metrics.Listen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return d, nil
+}
+
+// run starts every stage, serves until ctx ends, then stops reading,
+// flushes the open period and returns. SIGHUP is caught and logged.
+func (d *daemon) run(ctx context.Context) error {
+	if d.metrics != nil {
+		ln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen %s: %w", d.cfg.Metrics.Listen, err)
+		}
+		d.metLn = ln
+		go func() {
+			if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error().Err(err).Msg("metrics server stopped")
+			}
+		}()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = d.metrics.Shutdown(sctx)
+		}()
+	}
+	if err := d.lst.Start(); err != nil {
+		return err
+	}
+	ev := d.log.Info().Str("version", version).Str("api", d.cfg.Librato.API).
+		Str("url", d.cfg.Librato.URL).Dur("period", d.cfg.Aggregate.Period)
+	if a := d.lst.UDPAddr(); a != nil {
+		ev = ev.Str("udp", a.String())
+	}
+	if a := d.lst.TCPAddr(); a != nil {
+		ev = ev.Str("tcp", a.String())
+	}
+	if d.metLn != nil {
+		ev = ev.Str("metrics", d.metLn.Addr().String())
+	}
+	ev.Msg("libratod started")
+	close(d.ready)
+
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	defer stopFlush()
+	final := make(chan flusher.Result, 1)
+	go func() { final <- d.flusher.Run(flushCtx) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			d.log.Warn().Msg("SIGHUP: configuration reload is not supported yet; restart libratod to apply changes")
+		}
+	}
+
+	d.log.Info().Msg("stopping: draining sockets and flushing the open period")
+	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.Librato.ShutdownTimeout)
+	err := d.lst.Stop(sctx)
+	cancel()
+	if err != nil {
+		d.log.Warn().Err(err).Msg("listeners did not stop in time")
+	}
+	stopFlush()
+	res := <-final
+	d.log.Info().Int("series", res.Series).Int("measurements", res.Measurements).
+		Int("sent", res.Sent).Int("dropped", res.Dropped).Msg("libratod stopped")
+	return nil
+}
+
+// registerListenerMetrics exports the listener's counters.
+func registerListenerMetrics(reg prometheus.Registerer, l *listener.Listener) error {
+	counter := func(name, help string, get func(listener.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(get(l.Stats())) })
+	}
+	gauge := func(name, help string, get func(listener.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return get(l.Stats()) })
+	}
+	for _, c := range []prometheus.Collector{
+		counter("libratod_udp_truncated_total", "UDP datagrams longer than the read buffer, dropped.",
+			func(s listener.Stats) uint64 { return s.UDPTruncated }),
+		counter("libratod_tcp_connections_accepted_total", "TCP connections accepted.",
+			func(s listener.Stats) uint64 { return s.TCPAccepted }),
+		counter("libratod_tcp_connections_refused_total", "TCP connections closed at once because tcp_max_connections were open.",
+			func(s listener.Stats) uint64 { return s.TCPRefused }),
+		counter("libratod_tcp_idle_timeouts_total", "TCP connections closed after tcp_idle_timeout without data.",
+			func(s listener.Stats) uint64 { return s.TCPIdleClosed }),
+		counter("libratod_tcp_lines_too_long_total", "TCP lines longer than max_line_bytes, dropped.",
+			func(s listener.Stats) uint64 { return s.LinesTooLong }),
+		counter("libratod_read_errors_total", "Failed socket reads and accepts.",
+			func(s listener.Stats) uint64 { return s.ReadErrors }),
+		gauge("libratod_tcp_connections", "TCP connections open now.",
+			func(s listener.Stats) float64 { return float64(s.TCPActive) }),
+		gauge("libratod_udp_receive_buffer_bytes", "SO_RCVBUF granted to the UDP sockets.",
+			func(s listener.Stats) float64 { return float64(s.ReceiveBufferBytes) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readBuffer maps listen.read_buffer to the listener's setting: 0 in the
+// file means the system default, which the listener spells -1.
+func readBuffer(b config.ByteSize) int {
+	if b == 0 {
+		return -1
+	}
+	return int(b)
+}

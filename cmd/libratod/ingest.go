@@ -1,0 +1,171 @@
+package main
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/listener"
+	"github.com/libratod/libratod/parser"
+)
+
+// maxLoggedLine is how much of a bad line a log entry quotes.
+const maxLoggedLine = 200
+
+// ingest is the listener's Handler: it splits packets into lines, parses
+// them and adds the metrics to the aggregator, counting what it sees.
+type ingest struct {
+	agg  *aggregator.Aggregator
+	pool sync.Pool // *ingestWork
+
+	packets     [3]prometheus.Counter // by listener.Transport
+	lines       [3]prometheus.Counter
+	invalid     [256]prometheus.Counter // by parser.Error
+	unsupported [256]prometheus.Counter // events and service checks, by parser.Error
+	maxSeries   prometheus.Counter
+
+	badLog *rateLog
+}
+
+type ingestWork struct {
+	w  *aggregator.Writer
+	ms []parser.Metric
+}
+
+// ingestMetrics are the counters ingest updates; newIngestMetrics registers them.
+type ingestMetrics struct {
+	packets, lines, invalid, unsupported *prometheus.CounterVec
+}
+
+func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
+	m := &ingestMetrics{
+		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_packets_received_total",
+			Help: "Datagrams (UDP) or chunks of complete lines (TCP) received.",
+		}, []string{"transport"}),
+		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_lines_received_total",
+			Help: "Non-empty StatsD lines received, valid or not.",
+		}, []string{"transport"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_lines_invalid_total",
+			Help: "Lines dropped because they could not be parsed, by reason.",
+		}, []string{"reason"}),
+		unsupported: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_lines_unsupported_total",
+			Help: "Well-formed lines of a kind libratod does not handle yet (DogStatsD events, service checks).",
+		}, []string{"kind"}),
+	}
+	for _, c := range []prometheus.Collector{m.packets, m.lines, m.invalid, m.unsupported} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, maxSeries prometheus.Counter, log zerolog.Logger) *ingest {
+	in := &ingest{
+		agg:       agg,
+		maxSeries: maxSeries,
+		badLog:    &rateLog{every: time.Second, log: log},
+	}
+	in.pool.New = func() any { return &ingestWork{w: agg.NewWriter(), ms: make([]parser.Metric, 0, 16)} }
+	for _, t := range []listener.Transport{listener.UDP, listener.TCP} {
+		in.packets[t] = m.packets.WithLabelValues(t.String())
+		in.lines[t] = m.lines.WithLabelValues(t.String())
+	}
+	for _, e := range parser.Reasons() {
+		switch e {
+		case parser.ErrEvent, parser.ErrServiceCheck:
+			in.unsupported[e] = m.unsupported.WithLabelValues(e.Reason())
+		default:
+			in.invalid[e] = m.invalid.WithLabelValues(e.Reason())
+		}
+	}
+	in.invalid[0] = m.invalid.WithLabelValues("unknown")
+	return in
+}
+
+// Handle implements listener.Handler.
+func (in *ingest) Handle(t listener.Transport, p []byte) {
+	wk := in.pool.Get().(*ingestWork)
+	lines := 0
+	for len(p) > 0 {
+		var line []byte
+		line, p = parser.NextLine(p)
+		if len(line) == 0 {
+			continue
+		}
+		ms, err := parser.Parse(line, wk.ms[:0])
+		wk.ms = ms
+		if len(ms) == 0 && err == nil {
+			continue // blank
+		}
+		lines++
+		if err != nil {
+			in.reject(line, err)
+			continue
+		}
+		for i := range ms {
+			if err := wk.w.Add(&ms[i]); err != nil {
+				if errors.Is(err, aggregator.ErrMaxSeries) {
+					in.maxSeries.Inc()
+					in.badLog.log0("series limit reached; new series are dropped", line, "max_series")
+					continue
+				}
+				in.badLog.log0("metric refused", line, err.Error())
+			}
+		}
+	}
+	if int(t) < len(in.packets) && in.packets[t] != nil {
+		in.packets[t].Inc()
+		in.lines[t].Add(float64(lines))
+	}
+	in.pool.Put(wk)
+}
+
+func (in *ingest) reject(line []byte, err error) {
+	var pe parser.Error
+	if !errors.As(err, &pe) {
+		pe = 0
+	}
+	if c := in.unsupported[pe]; c != nil {
+		c.Inc()
+		return
+	}
+	if c := in.invalid[pe]; c != nil {
+		c.Inc()
+	} else {
+		in.invalid[0].Inc()
+	}
+	in.badLog.log0("invalid line dropped", line, pe.Reason())
+}
+
+// rateLog logs at most one entry per period and says how many it held back.
+type rateLog struct {
+	every      time.Duration
+	log        zerolog.Logger
+	last       atomic.Int64 // unix nanoseconds of the last entry
+	suppressed atomic.Int64
+}
+
+func (r *rateLog) log0(msg string, line []byte, reason string) {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	if now-last < int64(r.every) || !r.last.CompareAndSwap(last, now) {
+		r.suppressed.Add(1)
+		return
+	}
+	cut := line
+	if len(cut) > maxLoggedLine {
+		cut = cut[:maxLoggedLine]
+	}
+	r.log.Warn().Str("reason", reason).Bytes("line", cut).Bool("cut", len(cut) < len(line)).
+		Int64("suppressed", r.suppressed.Swap(0)).Msg(msg)
+}

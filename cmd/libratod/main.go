@@ -1,0 +1,103 @@
+// Command libratod is a StatsD-compatible aggregation daemon that forwards
+// to Librato and SolarWinds AppOptics.
+//
+// Usage:
+//
+//	libratod [-config /etc/libratod.toml] [-check] [-dry-run] [-version]
+//
+// It listens for StatsD lines on UDP and TCP, aggregates them per period
+// and posts the result to Librato. SIGINT and SIGTERM stop it after a
+// final flush; see README.md for the configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"github.com/libratod/libratod/cmd/libratod/internal/config"
+)
+
+// version is the release, stamped at build time with
+// -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFail   = 1 // the daemon could not start or failed while running
+	exitConfig = 2 // the command line or the configuration is wrong
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// versionString is what -version prints and what the User-Agent carries.
+func versionString() string {
+	return fmt.Sprintf("%s (%s; %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// run is main without the process: it parses args, loads the config and
+// runs the daemon until SIGINT or SIGTERM, returning the exit code.
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("libratod", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/libratod.toml", "path of the TOML configuration `file`")
+	check := fs.Bool("check", false, "validate the configuration, print what libratod would do, and exit")
+	dryRun := fs.Bool("dry-run", false, "write each Librato request to standard output instead of sending it (no token needed)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitConfig
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "libratod: unexpected arguments %q\n", fs.Args())
+		return exitConfig
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "libratod", versionString())
+		return exitOK
+	}
+
+	cfg, err := config.Load(*path, getenv)
+	if err == nil {
+		err = cfg.Validate(*dryRun)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "libratod: configuration %s:\n%v\n", *path, err)
+		return exitConfig
+	}
+	if *check {
+		cfg.Describe(stdout)
+		if *dryRun {
+			fmt.Fprintln(stdout, "dry run: requests are written to standard output, not sent")
+		}
+		return exitOK
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := options{stderr: stderr}
+	if *dryRun {
+		opts.dryRun = stdout
+	}
+	d, err := newDaemon(cfg, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "libratod: %v\n", err)
+		return exitFail
+	}
+	if err := d.run(ctx); err != nil {
+		d.log.Error().Err(err).Msg("libratod stopped on an error")
+		return exitFail
+	}
+	return exitOK
+}
