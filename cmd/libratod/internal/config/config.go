@@ -72,6 +72,10 @@ type Aggregate struct {
 	GaugeDeltas bool          `toml:"gauge_deltas"` // "+3"/"-3" gauge values change the gauge instead of setting it
 	Prefix      string        `toml:"prefix"`       // prepended with "." to every metric name; "" for none
 	Shards      int           `toml:"shards"`       // aggregator lock stripes; 0 means the aggregator's default
+	MaxSeries   int           `toml:"max_series"`   // live series in one period; past it new series are dropped; 0: no bound
+	// MaxTimerSamples bounds the values a timer series keeps per period for
+	// exact percentiles; past it percentiles come from a bounded estimate.
+	MaxTimerSamples int `toml:"max_timer_samples"`
 }
 
 // Librato configures the Librato API client.
@@ -88,6 +92,8 @@ type Librato struct {
 	MaxAttempts     int           `toml:"max_attempts"`     // attempts per request, including the first
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"` // bounded wait for the final flush at SIGTERM
 	Gzip            bool          `toml:"gzip"`             // gzip request bodies
+	Backlog         int           `toml:"backlog"`          // undelivered measurements kept for later retries; oldest dropped first past it
+	MaxAge          time.Duration `toml:"max_age"`          // undelivered data older than this is dropped, not resent
 }
 
 // Log configures the daemon's own logging.
@@ -114,9 +120,11 @@ func Default() Config {
 			TCPMaxConnections: 1024,
 		},
 		Aggregate: Aggregate{
-			Period:      10 * time.Second,
-			Percentiles: []float64{90, 95, 99},
-			GaugeDeltas: true,
+			Period:          10 * time.Second,
+			Percentiles:     []float64{90, 95, 99},
+			GaugeDeltas:     true,
+			MaxSeries:       1_000_000,
+			MaxTimerSamples: 10_000,
 		},
 		Librato: Librato{
 			API:             APITagged,
@@ -127,6 +135,8 @@ func Default() Config {
 			Concurrency:     4,
 			MaxAttempts:     5,
 			ShutdownTimeout: 10 * time.Second,
+			Backlog:         1_000_000,
+			MaxAge:          time.Hour,
 		},
 		Log:     Log{Level: "info", Format: "json"},
 		Metrics: Metrics{Listen: "127.0.0.1:9125"},

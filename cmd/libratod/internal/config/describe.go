@@ -54,6 +54,7 @@ func (c *Config) Describe(w io.Writer) {
 	} else {
 		line("shards", "%d", a.Shards)
 	}
+	line("limits", "%d series (0: none), %d timer values a series before percentiles are estimated", a.MaxSeries, a.MaxTimerSamples)
 
 	lb := &c.Librato
 	line("api", "%s", lb.API)
@@ -67,6 +68,7 @@ func (c *Config) Describe(w io.Writer) {
 	line("requests", "%d at once, timeout %s, %d attempts, gzip %s",
 		lb.Concurrency, lb.Timeout, lb.MaxAttempts, onOff(lb.Gzip))
 	line("shutdown timeout", "%s", lb.ShutdownTimeout)
+	line("backlog", "%d measurements, dropped after %s", lb.Backlog, lb.MaxAge)
 
 	tags := make([]string, 0, len(c.Tags))
 	for _, name := range slices.Sorted(maps.Keys(c.Tags)) {

@@ -82,6 +82,8 @@ func (c *Config) problems(dryRun bool) []error {
 		}
 	}
 	p.between("aggregate.shards", a.Shards, 0, maxShards, " (0: the default)")
+	p.between("aggregate.max_series", a.MaxSeries, 0, maxCount, " (0: no bound)")
+	p.between("aggregate.max_timer_samples", a.MaxTimerSamples, 1, maxCount, "")
 
 	lb := &c.Librato
 	if lb.API != APITagged && lb.API != APILegacy {
@@ -102,6 +104,8 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("librato.concurrency", lb.Concurrency, 1, maxCount, "")
 	p.between("librato.max_attempts", lb.MaxAttempts, 1, maxCount, "")
 	p.positive("librato.shutdown_timeout", lb.ShutdownTimeout)
+	p.between("librato.backlog", lb.Backlog, 0, maxCount, " measurements (0: keep nothing undelivered)")
+	p.positive("librato.max_age", lb.MaxAge)
 
 	limit := maxTags
 	if lb.HostTag {
