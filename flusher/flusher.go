@@ -71,6 +71,30 @@ type Flusher struct {
 	source   string        // sanitized default source
 	suffixes []string      // ".90", ".99.5", per percentile
 	inflight sync.WaitGroup
+
+	statusMu sync.Mutex
+	status   Status
+}
+
+// Status is the flusher's delivery state, for health checks.
+type Status struct {
+	// LastFlush is when the last period was closed; zero before the first.
+	LastFlush time.Time
+	// LastDelivered is when a flush last ended with everything it had to
+	// send delivered; zero before the first.
+	LastDelivered time.Time
+	// Pending is the number of measurements waiting to be resent.
+	Pending int
+	// OldestPending is the period start of the oldest pending measurement;
+	// zero when nothing is pending.
+	OldestPending time.Time
+}
+
+// Status returns the current delivery state.
+func (f *Flusher) Status() Status {
+	f.statusMu.Lock()
+	defer f.statusMu.Unlock()
+	return f.status
 }
 
 // New returns a Flusher that takes periods from src and sends them to dst.
@@ -184,6 +208,9 @@ func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
 
 func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start time.Time) Result {
 	began := time.Now()
+	f.statusMu.Lock()
+	f.status.LastFlush = began
+	f.statusMu.Unlock()
 	ms, res := f.measurements(snap)
 	batches := f.batches(ms, start)
 
@@ -205,6 +232,11 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 	}
 	wg.Wait()
 	f.m.flushDuration.Observe(time.Since(began).Seconds())
+	if res.Dropped == 0 {
+		f.statusMu.Lock()
+		f.status.LastDelivered = time.Now()
+		f.statusMu.Unlock()
+	}
 	if res.Measurements > 0 {
 		f.cfg.Logger.Debug().Time("period", start).Int("series", res.Series).
 			Int("measurements", res.Measurements).Int("sent", res.Sent).Int("dropped", res.Dropped).Msg("flushed")
