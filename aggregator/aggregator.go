@@ -3,9 +3,17 @@
 // Series live in shards chosen by a hash of the full series key (type, name
 // and sorted tags). Each shard is a plain map behind its own mutex; the key
 // is built and hashed once per line and the hash is the map key. A flush
-// swaps every shard's map for an empty one under the shard's lock and hands
-// the old maps out as a Snapshot, so ingestion is never stalled by encoding
-// or sending.
+// locks every shard, swaps each map for an empty one (O(1) a shard) and
+// hands the old maps out as a Snapshot, so ingestion is never stalled by
+// encoding or sending.
+//
+// Memory is bounded: Config.MaxSeries caps the series of a period; a timer
+// keeps at most Config.MaxTimerSamples raw values, then estimates its
+// percentiles with a sketch of at most 32 KiB (values within ±1%, see
+// Series.Percentiles); a set keeps at most Config.MaxSetMembers member
+// hashes, then estimates its cardinality with a 16 KiB HyperLogLog (0.81%
+// standard error); and the last values kept for gauge deltas expire after
+// Config.GaugeBaseTTL periods and number at most MaxSeries.
 package aggregator
 
 import (
@@ -67,19 +75,61 @@ type Config struct {
 	GaugeDeltas bool
 	// MaxSeries bounds the series alive in one period; 0 means no bound.
 	// A new series past it is refused with ErrMaxSeries; existing series
-	// keep working.
+	// keep working. No Snapshot ever holds more than MaxSeries series, even
+	// with concurrent Adds. When it is set, it also bounds the number of
+	// gauge values kept for deltas (see GaugeBaseTTL).
 	MaxSeries int
+	// MaxTimerSamples bounds the raw values a timer series keeps in one
+	// period for exact percentiles; 0 or less means 10,000 (80 kB). Past
+	// it, the series moves its values into a sketch of at most 32 KiB and
+	// its percentiles become estimates (see Series.Percentiles); count,
+	// sum, sum of squares, min, max and last stay exact.
+	MaxTimerSamples int
+	// MaxSetMembers bounds the distinct members a set series keeps in one
+	// period; 0 or less means 10,000 (a hash map of about 300 kB). Past
+	// it, Cardinality is a HyperLogLog estimate (16 KiB, 0.81% relative
+	// standard error).
+	MaxSetMembers int
+	// GaugeBaseTTL is the number of periods (Snapshots) for which a
+	// gauge's last flushed value is kept, for a delta ("+3") on a gauge
+	// not yet seen in the current period to start from. A gauge absent
+	// from that many periods in a row starts again from 0. 0 or less
+	// means 360 (an hour at 10 s periods); at most 65,536. When MaxSeries
+	// is set, at most MaxSeries values are kept: past it, the values of
+	// the gauges absent the longest are dropped first (all those of the
+	// same age together).
+	GaugeBaseTTL int
 }
+
+// The defaults of Config's bounds.
+const (
+	defaultMaxTimerSamples = 10_000
+	defaultMaxSetMembers   = 10_000
+	defaultGaugeBaseTTL    = 360
+	maxGaugeBaseTTL        = 1 << 16
+)
 
 // Aggregator accumulates metrics into series. It is safe for concurrent use;
 // metrics are added through Writers, one per goroutine.
 type Aggregator struct {
-	seed        maphash.Seed
-	shards      []shard
-	shift       uint // 64 - log2(len(shards))
-	gaugeDeltas bool
-	maxSeries   int64
-	live        atomic.Int64 // series in the current period, all shards
+	seed            maphash.Seed
+	shards          []shard
+	shift           uint // 64 - log2(len(shards))
+	gaugeDeltas     bool
+	maxSeries       int64
+	maxTimerSamples int
+	maxSetMembers   int
+	baseTTL         uint64
+	// live counts the series of the current period, all shards, plus the
+	// reservations of Adds that are creating one. It only grows under a
+	// shard lock, and Snapshot resets it with every shard locked.
+	live atomic.Int64
+
+	// snapMu serialises Snapshots and guards the fields below and every
+	// shard's lastLen.
+	snapMu sync.Mutex
+	period uint64 // Snapshots taken
+	ages   []int  // scratch for bounding gauge bases: their number by age
 }
 
 type shard struct {
@@ -91,9 +141,15 @@ type shard struct {
 	// delta on a gauge not yet seen in this period starts from. Lock order:
 	// mu before baseMu.
 	baseMu sync.Mutex
-	base   map[string]float64
+	base   map[string]gaugeBase
 
 	_ [64]byte // keep neighbouring shards' locks on separate cache lines
+}
+
+// gaugeBase is a gauge's last flushed value and the period that flushed it.
+type gaugeBase struct {
+	value  float64
+	period uint64
 }
 
 // New returns an empty Aggregator.
@@ -107,22 +163,33 @@ func New(cfg Config) *Aggregator {
 	}
 	n = 1 << bits.Len(uint(n-1)) // round up to a power of two
 	a := &Aggregator{
-		seed:        maphash.MakeSeed(),
-		shards:      make([]shard, n),
-		shift:       uint(64 - bits.TrailingZeros(uint(n))),
-		gaugeDeltas: cfg.GaugeDeltas,
-		maxSeries:   int64(cfg.MaxSeries),
+		seed:            maphash.MakeSeed(),
+		shards:          make([]shard, n),
+		shift:           uint(64 - bits.TrailingZeros(uint(n))),
+		gaugeDeltas:     cfg.GaugeDeltas,
+		maxSeries:       int64(max(cfg.MaxSeries, 0)),
+		maxTimerSamples: orDefault(cfg.MaxTimerSamples, defaultMaxTimerSamples),
+		maxSetMembers:   orDefault(cfg.MaxSetMembers, defaultMaxSetMembers),
+		baseTTL:         uint64(min(orDefault(cfg.GaugeBaseTTL, defaultGaugeBaseTTL), maxGaugeBaseTTL)),
 	}
 	for i := range a.shards {
 		a.shards[i].series = make(map[uint64]*Series)
 		if cfg.GaugeDeltas {
-			a.shards[i].base = make(map[string]float64)
+			a.shards[i].base = make(map[string]gaugeBase)
 		}
 	}
 	return a
 }
 
-// Live returns the number of series in the current period.
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Live returns the number of series in the current period (counting, for
+// an instant, an Add that is creating one and may yet be refused).
 func (a *Aggregator) Live() int { return int(a.live.Load()) }
 
 func (a *Aggregator) shardOf(h uint64) *shard {
@@ -172,17 +239,19 @@ func (w *Writer) Add(m *parser.Metric) error {
 		s = s.next
 	}
 	if s == nil {
-		if a.maxSeries > 0 && a.live.Load() >= a.maxSeries {
+		// Reserve a place first: a check and a later increment would let
+		// Adds on other shards pass the bound together.
+		if n := a.live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
+			a.live.Add(-1)
 			sh.mu.Unlock()
 			return ErrMaxSeries
 		}
 		s = newSeries(kind, w.key)
 		s.next = sh.series[h]
 		sh.series[h] = s
-		a.live.Add(1)
 		if kind == Gauge && m.Delta && a.gaugeDeltas {
 			sh.baseMu.Lock()
-			s.Value = sh.base[s.key]
+			s.Value = sh.base[s.key].value
 			sh.baseMu.Unlock()
 		}
 	}
@@ -213,51 +282,159 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) {
 		s.Sum += v * wgt
 		s.SumSquares += v * v * wgt
 		s.Last = v
-		s.Values = append(s.Values, v)
-	case Set:
-		if s.members == nil {
-			s.members = make(map[uint64]struct{})
+		switch {
+		case s.x != nil: // a timer's x is its sketch
+			s.x.sketch.add(v)
+		case len(s.Values) < a.maxTimerSamples:
+			s.Values = appendBounded(s.Values, v, a.maxTimerSamples)
+		default: // one value past the bound: estimate from now on
+			k := new(sketch)
+			for _, x := range s.Values {
+				k.add(x)
+			}
+			k.add(v)
+			s.Values = nil
+			s.x = &extra{sketch: k}
 		}
-		s.members[maphash.Bytes(a.seed, m.Member)] = struct{}{}
+	case Set:
+		h := maphash.Bytes(a.seed, m.Member)
+		if s.x == nil {
+			s.x = &extra{members: make(map[uint64]struct{})}
+		}
+		x := s.x
+		if x.hll != nil {
+			x.hll.add(h)
+			return
+		}
+		if len(x.members) >= a.maxSetMembers {
+			if _, seen := x.members[h]; !seen { // one member past the bound
+				x.hll = new(hll)
+				for old := range x.members {
+					x.hll.add(old)
+				}
+				x.hll.add(h)
+				x.members = nil
+				return
+			}
+		}
+		x.members[h] = struct{}{}
 	}
 }
 
+// appendBounded appends v to vals, growing the slice by doubling but never
+// past a capacity of limit.
+func appendBounded(vals []float64, v float64, limit int) []float64 {
+	if len(vals) == cap(vals) {
+		grown := make([]float64, len(vals), min(max(2*len(vals), 8), limit))
+		copy(grown, vals)
+		vals = grown
+	}
+	return append(vals, v)
+}
+
 // Snapshot takes every series of the current period and starts a new,
-// empty period. The swap is O(1) per shard under its lock.
+// empty period. Every shard is locked for the swap, which is O(1) per
+// shard, so the period ends at the same instant in all shards: no Add is
+// half done, and a Snapshot never holds more than Config.MaxSeries series.
+// With gauge deltas, it then records the period's gauge values and expires
+// old ones, each shard under its own lock. Snapshots are serialised.
 func (a *Aggregator) Snapshot() *Snapshot {
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
 	snap := &Snapshot{maps: make([]map[uint64]*Series, len(a.shards))}
+	fresh := make([]map[uint64]*Series, len(a.shards))
+	for i := range a.shards {
+		fresh[i] = make(map[uint64]*Series, a.shards[i].lastLen)
+	}
+	for i := range a.shards {
+		a.shards[i].mu.Lock()
+	}
 	for i := range a.shards {
 		sh := &a.shards[i]
-		sh.mu.Lock()
-		hint := sh.lastLen
-		sh.mu.Unlock()
-		fresh := make(map[uint64]*Series, hint)
-
-		sh.mu.Lock()
-		old := sh.series
-		sh.series = fresh
-		sh.lastLen = len(old)
+		snap.maps[i] = sh.series
+		sh.series = fresh[i]
+		sh.lastLen = len(snap.maps[i])
+		snap.n += sh.lastLen
 		if a.gaugeDeltas {
 			// Taken before mu is released so that a delta arriving now
-			// waits for the bases this period leaves behind.
+			// waits for the bases this period leaves behind; released by
+			// updateBases.
 			sh.baseMu.Lock()
 		}
-		sh.mu.Unlock()
-		a.live.Add(-int64(len(old)))
-		if a.gaugeDeltas {
-			for _, s := range old {
-				for ; s != nil; s = s.next {
-					if s.Kind == Gauge {
-						sh.base[s.key] = s.Value
-					}
-				}
-			}
-			sh.baseMu.Unlock()
-		}
-		snap.maps[i] = old
-		snap.n += len(old)
+	}
+	// With every shard locked no reservation is pending: live is exactly
+	// the number of series taken.
+	a.live.Store(0)
+	for i := range a.shards {
+		a.shards[i].mu.Unlock()
+	}
+	a.period++
+	if a.gaugeDeltas {
+		a.updateBases(snap)
 	}
 	return snap
+}
+
+// updateBases records the gauge values of snap, the period just taken,
+// drops the values older than the TTL and, with MaxSeries set, the oldest
+// ones past MaxSeries. It is called with snapMu and every shard's baseMu
+// held, and releases each baseMu.
+func (a *Aggregator) updateBases(snap *Snapshot) {
+	now := a.period
+	var ages []int // number of bases by age, to bound them by MaxSeries
+	if a.maxSeries > 0 {
+		if a.ages == nil {
+			a.ages = make([]int, a.baseTTL)
+		}
+		ages = a.ages
+		clear(ages)
+	}
+	total := 0
+	for i := range a.shards {
+		sh := &a.shards[i]
+		for _, s := range snap.maps[i] {
+			for ; s != nil; s = s.next {
+				if s.Kind == Gauge {
+					sh.base[s.key] = gaugeBase{value: s.Value, period: now}
+				}
+			}
+		}
+		for k, b := range sh.base {
+			age := now - b.period
+			if age >= a.baseTTL {
+				delete(sh.base, k)
+				continue
+			}
+			if ages != nil {
+				ages[age]++
+			}
+		}
+		total += len(sh.base)
+		sh.baseMu.Unlock()
+	}
+	if ages == nil || int64(total) <= a.maxSeries {
+		return
+	}
+	// Keep the youngest ages that fit. Age 0, this period's gauges, always
+	// fits: the period held at most MaxSeries series.
+	kept, cut := 0, uint64(len(ages))
+	for age, n := range ages {
+		if int64(kept+n) > a.maxSeries {
+			cut = uint64(age)
+			break
+		}
+		kept += n
+	}
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.baseMu.Lock()
+		for k, b := range sh.base {
+			if now-b.period >= cut {
+				delete(sh.base, k)
+			}
+		}
+		sh.baseMu.Unlock()
+	}
 }
 
 // Snapshot holds the series of one finished period. It belongs to whoever
@@ -306,16 +483,54 @@ type Series struct {
 	Sum, SumSquares float64
 	// Min, Max and Last are the smallest, largest and last timer values.
 	Min, Max, Last float64
-	// Values are the timer values as received, unweighted, in arrival order.
+	// Values are the timer values as received, unweighted, in arrival
+	// order, while there are at most Config.MaxTimerSamples of them. Past
+	// that bound the values are in a sketch and Values is nil (see
+	// PercentilesExact).
 	Values []float64
 
-	members map[uint64]struct{}
-	key     string
-	next    *Series
+	// x holds what only sets and estimating timers need, so that counter
+	// and gauge series stay small.
+	x    *extra
+	key  string
+	next *Series
 }
 
-// Cardinality returns the number of distinct members of a set.
-func (s *Series) Cardinality() int { return len(s.members) }
+// extra is the part of a Series that only some series need.
+type extra struct {
+	sketch  *sketch             // timer values past MaxTimerSamples
+	members map[uint64]struct{} // set member hashes, up to MaxSetMembers
+	hll     *hll                // set members past MaxSetMembers
+}
+
+// Cardinality returns the number of distinct members of a set: exact up to
+// Config.MaxSetMembers, a HyperLogLog estimate past it (see
+// CardinalityExact).
+func (s *Series) Cardinality() int {
+	switch {
+	case s.x == nil:
+		return 0
+	case s.x.hll != nil:
+		return int(math.Round(s.x.hll.estimate()))
+	}
+	return len(s.x.members)
+}
+
+// CardinalityExact reports whether Cardinality is exact: false for a set
+// that received more than Config.MaxSetMembers distinct members.
+func (s *Series) CardinalityExact() bool { return s.x == nil || s.x.hll == nil }
+
+// PercentilesExact reports whether Percentiles are exact: false for a timer
+// that received more than Config.MaxTimerSamples values.
+func (s *Series) PercentilesExact() bool { return s.x == nil || s.x.sketch == nil }
+
+// samples returns the number of timer values received, unweighted.
+func (s *Series) samples() int {
+	if !s.PercentilesExact() {
+		return int(s.x.sketch.count())
+	}
+	return len(s.Values)
+}
 
 // Percentile describes the lowest k = round(p/100*n) of a timer's n values,
 // as Etsy StatsD computes its upper_p, sum_p and count_p.
@@ -326,9 +541,20 @@ type Percentile struct {
 }
 
 // Percentiles computes, for each p in ps (0 < p < 100), the Percentile of
-// the series' values, sorting Values in place. ok[i] is false when
-// round(p/100*n) is 0. out and ok are appended to and returned.
+// the series' n values (unweighted), sorting Values in place. ok[i] is
+// false when round(p/100*n) is 0. out and ok are appended to and returned.
+//
+// Past Config.MaxTimerSamples values (PercentilesExact is false) the
+// results come from the sketch: Count is exact, Min is the exact smallest
+// value, Max (the p-th percentile) is within ±1% of the true k-th value,
+// and Sum is within 1% of the true sum of the lowest k values (1% of the
+// sum of their absolute values when signs are mixed), SumSquares within
+// 2.01%. Values more than 17.8 decades below the largest of their sign
+// lose that bound (see the sketch).
 func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
+	if !s.PercentilesExact() {
+		return s.estimatePercentiles(ps, out, ok)
+	}
 	vals := s.Values
 	sortFloats(vals)
 	n := len(vals)
@@ -348,6 +574,32 @@ func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Perce
 			sq += v * v
 		}
 		out = append(out, Percentile{Count: k, Sum: sum, SumSquares: sq, Min: vals[0], Max: vals[k-1]})
+		ok = append(ok, true)
+	}
+	return out, ok
+}
+
+// estimatePercentiles is Percentiles from the sketch.
+func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
+	k := s.x.sketch
+	n := k.count()
+	for _, p := range ps {
+		r := uint64(max(math.Round(p/100*float64(n)), 0))
+		if r > n {
+			r = n
+		}
+		if r == 0 {
+			out = append(out, Percentile{})
+			ok = append(ok, false)
+			continue
+		}
+		sum, sq, kth := k.lowest(r)
+		// The true r-th value lies in [Min, Max]; clamping only helps.
+		kth = min(max(kth, s.Min), s.Max)
+		if r == n {
+			kth = s.Max
+		}
+		out = append(out, Percentile{Count: int(r), Sum: sum, SumSquares: sq, Min: s.Min, Max: kth})
 		ok = append(ok, true)
 	}
 	return out, ok

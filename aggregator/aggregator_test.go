@@ -378,7 +378,7 @@ func TestConcurrentAdds(t *testing.T) {
 				total += x.Value
 			case Timer:
 				timerCount += x.Count
-				timerValues += len(x.Values)
+				timerValues += x.samples()
 			}
 		})
 	}
@@ -411,5 +411,208 @@ func TestAddDoesNotAllocate(t *testing.T) {
 	tm := timer("latency", 12.5, 1)
 	if n := testing.AllocsPerRun(1000, func() { _ = w.Add(&tm) }); n != 0 {
 		t.Errorf("timer Add: %v allocs per value, want 0 amortised", n)
+	}
+}
+
+// TestAddDoesNotAllocateEstimating covers the bounded modes: a timer in
+// sketch mode and a set in HyperLogLog mode, after warm-up.
+func TestAddDoesNotAllocateEstimating(t *testing.T) {
+	a := New(Config{MaxTimerSamples: 10, MaxSetMembers: 10})
+	w := a.NewWriter()
+	rng := rand.New(rand.NewPCG(1, 2))
+	ms := make([]parser.Metric, 1000)
+	for i := range ms {
+		ms[i] = timer("latency", math.Exp(rng.NormFloat64()*2+3), 1)
+		if i%2 == 1 {
+			ms[i] = set("users", fmt.Sprint("user-", i))
+		}
+	}
+	for i := range ms {
+		if err := w.Add(&ms[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	if n := testing.AllocsPerRun(len(ms), func() { _ = w.Add(&ms[i%len(ms)]); i++ }); n != 0 {
+		t.Errorf("Add to an estimating timer or set: %v allocs, want 0", n)
+	}
+	a.Snapshot().Each(func(s *Series) {
+		if s.PercentilesExact() && s.CardinalityExact() {
+			t.Errorf("%s %s is exact; the test wants estimates", s.Kind, s.Name)
+		}
+	})
+}
+
+// TestMaxSeriesConcurrent creates distinct series from many goroutines
+// while snapshots are taken: no snapshot may hold more than MaxSeries
+// series, every Add either succeeds or returns ErrMaxSeries, and every
+// series accepted is in exactly one snapshot.
+func TestMaxSeriesConcurrent(t *testing.T) {
+	const (
+		maxSeries  = 50
+		goroutines = 8
+		perG       = 3000
+	)
+	a := New(Config{MaxSeries: maxSeries, Shards: 16})
+	var (
+		wg                 sync.WaitGroup
+		accepted, refused  [goroutines]int
+		stop               = make(chan struct{})
+		snapWG             sync.WaitGroup
+		sizes              []int
+		inSnapshots        int
+		snapshotsOverBound int
+	)
+	take := func() {
+		n := 0
+		a.Snapshot().Each(func(*Series) { n++ })
+		sizes = append(sizes, n)
+		inSnapshots += n
+		if n > maxSeries {
+			snapshotsOverBound++
+		}
+	}
+	snapWG.Add(1)
+	go func() {
+		defer snapWG.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				take()
+			}
+		}
+	}()
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := a.NewWriter()
+			for i := range perG {
+				m := tagged(counter(fmt.Sprintf("c%d.%d", g, i), 1, 1), "", "k:v")
+				switch err := w.Add(&m); {
+				case err == nil:
+					accepted[g]++
+				case errors.Is(err, ErrMaxSeries):
+					refused[g]++
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	snapWG.Wait()
+	take()
+	var acc, ref int
+	for g := range goroutines {
+		acc += accepted[g]
+		ref += refused[g]
+	}
+	if snapshotsOverBound > 0 {
+		t.Errorf("%d of %d snapshots hold more than %d series (largest %d)", snapshotsOverBound, len(sizes), maxSeries, slices.Max(sizes))
+	}
+	if acc+ref != goroutines*perG {
+		t.Errorf("accepted %d + refused %d != %d adds", acc, ref, goroutines*perG)
+	}
+	if inSnapshots != acc {
+		t.Errorf("snapshots hold %d series, %d were accepted", inSnapshots, acc)
+	}
+	if ref == 0 {
+		t.Errorf("no Add was refused in %d snapshots: the bound was not exercised", len(sizes))
+	}
+	if a.Live() != 0 {
+		t.Errorf("Live = %d after the last snapshot", a.Live())
+	}
+}
+
+// bases returns the number of gauge bases kept.
+func bases(a *Aggregator) int {
+	n := 0
+	for i := range a.shards {
+		a.shards[i].baseMu.Lock()
+		n += len(a.shards[i].base)
+		a.shards[i].baseMu.Unlock()
+	}
+	return n
+}
+
+func TestGaugeBaseTTL(t *testing.T) {
+	tests := []struct {
+		idle int     // periods without the gauge before the delta
+		want float64 // the gauge after "+1"
+	}{
+		{idle: 0, want: 11},
+		{idle: 1, want: 11},
+		{idle: 2, want: 1}, // not refreshed for GaugeBaseTTL periods: dropped
+		{idle: 5, want: 1},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.idle), func(t *testing.T) {
+			a := New(Config{GaugeDeltas: true, GaugeBaseTTL: 2})
+			addAll(t, a, gauge("g", 10, false), gauge("other", 1, false))
+			a.Snapshot()
+			for range tc.idle {
+				addAll(t, a, gauge("other", 1, false))
+				a.Snapshot()
+			}
+			if wantBases := 1 + btoi(tc.idle < 2); bases(a) != wantBases {
+				t.Errorf("%d gauge bases kept, want %d", bases(a), wantBases)
+			}
+			addAll(t, a, gauge("g", 1, true))
+			if got := collect(t, a.Snapshot())["gauge g"].Value; got != tc.want {
+				t.Errorf("g after +1 = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestGaugeBaseMaxSeries checks that MaxSeries bounds the gauge bases,
+// dropping those of the gauges absent the longest first.
+func TestGaugeBaseMaxSeries(t *testing.T) {
+	a := New(Config{GaugeDeltas: true, MaxSeries: 10})
+	periods := [][]string{
+		{"a0", "a1", "a2", "a3", "a4"},
+		{"b0", "b1", "b2", "b3", "b4"}, // 10 bases: all fit
+		{"c0", "c1", "c2", "c3"},       // 14: the a's, the oldest, go
+	}
+	wantBases := []int{5, 10, 9}
+	for i, names := range periods {
+		for _, n := range names {
+			addAll(t, a, gauge(n, 100, false))
+		}
+		a.Snapshot()
+		if got := bases(a); got != wantBases[i] {
+			t.Fatalf("period %d: %d bases, want %d", i, got, wantBases[i])
+		}
+	}
+	addAll(t, a, gauge("a0", 1, true), gauge("b0", 1, true), gauge("c0", 1, true))
+	got := collect(t, a.Snapshot())
+	for name, want := range map[string]float64{"a0": 1, "b0": 101, "c0": 101} {
+		if v := got["gauge "+name].Value; v != want {
+			t.Errorf("%s after +1 = %v, want %v", name, v, want)
+		}
+	}
+	// Many distinct gauges a period, for many periods: never more than
+	// MaxSeries bases.
+	for p := range 50 {
+		for i := range 10 {
+			m := gauge(fmt.Sprintf("g%d.%d", p, i), 1, false)
+			_ = a.NewWriter().Add(&m)
+		}
+		a.Snapshot()
+		if n := bases(a); n > 10 {
+			t.Fatalf("period %d: %d bases, MaxSeries is 10", p, n)
+		}
 	}
 }

@@ -2,7 +2,11 @@ package aggregator
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -83,4 +87,67 @@ func BenchmarkSnapshot(b *testing.B) {
 			b.Fatalf("walked %d series", n)
 		}
 	}
+}
+
+// BenchmarkTimerAdd measures adding to one timer series while its values
+// are kept (exact) and once they are in the sketch.
+func BenchmarkTimerAdd(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ms := make([]parser.Metric, 4096)
+	for i := range ms {
+		ms[i] = tagged(timer("latency", math.Exp(rng.NormFloat64()*2+3), 1), "", "env:prod,host:web-1")
+	}
+	for _, mode := range []struct {
+		name  string
+		bound int
+	}{{"exact", 1 << 30}, {"sketch", 1}} {
+		b.Run(mode.name, func(b *testing.B) {
+			a := New(Config{MaxTimerSamples: mode.bound})
+			w := a.NewWriter()
+			for i := range ms {
+				_ = w.Add(&ms[i])
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_ = w.Add(&ms[i&(len(ms)-1)])
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkSeriesMemory reports the live heap taken by a million counter
+// series named app.requests.<i> with two tags, as "B/series", and the
+// length of their keys, as "key-B/series".
+func BenchmarkSeriesMemory(b *testing.B) {
+	const n = 1_000_000
+	var perSeries, keyLen float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		a := New(Config{})
+		w := a.NewWriter()
+		m := tagged(counter("", 1, 1), "", "env:prod,host:web-1")
+		var name []byte
+		for i := range n {
+			name = strconv.AppendInt(append(name[:0], "app.requests."...), int64(i), 10)
+			m.Name = name
+			if err := w.Add(&m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perSeries = float64(after.HeapAlloc-before.HeapAlloc) / n
+		keyLen = 0
+		snap := a.Snapshot()
+		snap.Each(func(s *Series) { keyLen += float64(len(s.key)) / n })
+		if snap.Len() != n {
+			b.Fatalf("%d series", snap.Len())
+		}
+	}
+	b.ReportMetric(perSeries, "B/series")
+	b.ReportMetric(keyLen, "key-B/series")
 }
