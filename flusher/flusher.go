@@ -1,15 +1,15 @@
 // Package flusher closes each aggregation period on a wall-clock boundary,
 // turns the period's series into Librato measurements, and delivers them in
-// batches with bounded concurrency, retries and backoff.
+// batches with bounded concurrency, retries and backoff. What cannot be
+// delivered is kept in a bounded backlog and resent, oldest first, at later
+// flushes until it is delivered, refused, or too old.
 package flusher
 
 import (
 	"context"
-	"errors"
-	"math"
-	"math/rand/v2"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,7 +30,8 @@ type Sender interface {
 
 // Config configures a Flusher.
 type Config struct {
-	// Period is the aggregation period, a whole number of seconds.
+	// Period is the aggregation period, a whole number of seconds. It
+	// cannot change after New.
 	Period time.Duration
 	// Percentiles are the timer percentiles to send, each in (0,100).
 	Percentiles []float64
@@ -44,10 +45,18 @@ type Config struct {
 	Source string
 	// BatchSize is the most measurements one request carries.
 	BatchSize int
-	// Concurrency is the most requests in flight at once.
+	// Concurrency is the most requests in flight at once, for the current
+	// period and for the backlog each.
 	Concurrency int
-	// MaxAttempts bounds the attempts per request, the first included.
+	// MaxAttempts bounds the attempts at a request within its own period;
+	// after them it waits in the backlog.
 	MaxAttempts int
+	// Backlog is the most measurements kept for later when they cannot be
+	// delivered now; past it the oldest are dropped. 0 keeps nothing.
+	Backlog int
+	// MaxAge is the age past which undelivered data is dropped rather than
+	// resent; 0 means one hour.
+	MaxAge time.Duration
 	// MinBackoff and MaxBackoff bound the wait before a retry; the wait
 	// doubles per attempt, with jitter. Defaults: 500ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
@@ -61,15 +70,26 @@ type Config struct {
 	Metrics *Metrics
 }
 
-// Flusher turns periods into Librato requests.
-type Flusher struct {
+// settings is what a flush reads of the configuration: replaced as a
+// whole by Reconfigure, read once per flush or request.
+type settings struct {
 	cfg      Config
-	src      Source
 	dst      Sender
-	m        *Metrics
 	tags     []librato.Tag // sanitized global tags
 	source   string        // sanitized default source
 	suffixes []string      // ".90", ".99.5", per percentile
+}
+
+// Flusher turns periods into Librato requests.
+type Flusher struct {
+	period time.Duration
+	now    func() time.Time
+	src    Source
+	m      *Metrics
+	set    atomic.Pointer[settings]
+
+	backlog  backlog
+	stops    stopList
 	inflight sync.WaitGroup
 
 	statusMu sync.Mutex
@@ -93,8 +113,10 @@ type Status struct {
 // Status returns the current delivery state.
 func (f *Flusher) Status() Status {
 	f.statusMu.Lock()
-	defer f.statusMu.Unlock()
-	return f.status
+	s := f.status
+	f.statusMu.Unlock()
+	s.Pending, s.OldestPending = f.backlog.state()
+	return s
 }
 
 // New returns a Flusher that takes periods from src and sends them to dst.
@@ -102,6 +124,20 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 	if cfg.Period <= 0 {
 		cfg.Period = 10 * time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics}
+	if f.m == nil {
+		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
+	}
+	f.Reconfigure(cfg, dst)
+	return f
+}
+
+// Reconfigure replaces the configuration and the Sender from the next
+// flush or request on. Period, Now and Metrics keep their values from New.
+func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 	if cfg.BatchSize < 1 {
 		cfg.BatchSize = 300
 	}
@@ -110,6 +146,12 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 	}
 	if cfg.MaxAttempts < 1 {
 		cfg.MaxAttempts = 5
+	}
+	if cfg.Backlog < 0 {
+		cfg.Backlog = 0
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = time.Hour
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = 500 * time.Millisecond
@@ -120,52 +162,76 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	f := &Flusher{cfg: cfg, src: src, dst: dst, m: cfg.Metrics}
-	if f.m == nil {
-		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
-	}
+	cfg.Period, cfg.Now, cfg.Metrics = f.period, f.now, f.m
+	s := &settings{cfg: cfg, dst: dst}
 	for _, t := range cfg.Tags {
 		if n, v := librato.SanitizeTagName(t.Name), librato.SanitizeTagValue(t.Value); n != "" && v != "" {
-			f.tags = setTag(f.tags, librato.Tag{Name: n, Value: v})
+			s.tags = setTag(s.tags, librato.Tag{Name: n, Value: v})
 		}
 	}
-	f.source = librato.SanitizeSource(cfg.Source)
+	s.source = librato.SanitizeSource(cfg.Source)
 	for _, p := range cfg.Percentiles {
-		f.suffixes = append(f.suffixes, "."+strconv.FormatFloat(p, 'f', -1, 64))
+		s.suffixes = append(s.suffixes, "."+strconv.FormatFloat(p, 'f', -1, 64))
 	}
-	return f
+	f.set.Store(s)
+	f.backlog.setLimit(cfg.Backlog)
 }
 
 // PeriodStart returns the start of the period that holds t:
 // floor(t/period)*period.
 func (f *Flusher) PeriodStart(t time.Time) time.Time {
-	return t.Truncate(f.cfg.Period)
+	return t.Truncate(f.period)
 }
 
-// Run flushes at every period boundary until ctx ends, then flushes the
-// open period within Config.ShutdownTimeout, waits for deliveries still
-// under way, and returns the final flush's result.
+// Result summarises a flush.
+type Result struct {
+	// Series is the number of series in the period.
+	Series int
+	// Measurements is the number of measurements built from them.
+	Measurements int
+	// Sent is the number of measurements Librato accepted.
+	Sent int
+	// Dropped is the number of measurements given up on.
+	Dropped int
+	// Pending is the number of measurements left in the backlog.
+	Pending int
+}
+
+// Run flushes at every period boundary until ctx ends, resending the
+// backlog in between. Then it flushes the open period and as much of the
+// backlog as Config.ShutdownTimeout allows, and returns the result of that
+// last flush, with Pending giving what is left undelivered.
 func (f *Flusher) Run(ctx context.Context) Result {
-	start := f.PeriodStart(f.cfg.Now())
+	drainCtx, stopDrain := context.WithCancel(ctx)
+	var drainer sync.WaitGroup
+	drainer.Add(1)
+	go func() {
+		defer drainer.Done()
+		f.drainLoop(drainCtx)
+	}()
+
+	start := f.PeriodStart(f.now())
 	for {
-		next := start.Add(f.cfg.Period)
-		timer := time.NewTimer(next.Sub(f.cfg.Now()))
+		next := start.Add(f.period)
+		timer := time.NewTimer(next.Sub(f.now()))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.ShutdownTimeout)
+			stopDrain()
+			drainer.Wait()
+			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.set.Load().cfg.ShutdownTimeout)
+			defer cancel()
 			res := f.Flush(final, start)
 			f.wait(final)
-			cancel()
+			f.drainAll(final)
+			res.Pending, _ = f.backlog.state()
 			return res
 		case <-timer.C:
 		}
 		snap := f.src.Snapshot()
-		// A period's delivery may take until the next boundary after this one.
-		dctx, cancel := context.WithDeadline(ctx, next.Add(f.cfg.Period))
+		// A period's own delivery may take until the next boundary after
+		// this one; what is left then waits in the backlog.
+		dctx, cancel := context.WithDeadline(ctx, next.Add(f.period))
 		f.inflight.Add(1)
 		go func(start time.Time) {
 			defer f.inflight.Done()
@@ -176,6 +242,7 @@ func (f *Flusher) Run(ctx context.Context) Result {
 	}
 }
 
+// wait waits for the periods still being delivered, or for ctx to end.
 func (f *Flusher) wait(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
@@ -188,256 +255,91 @@ func (f *Flusher) wait(ctx context.Context) {
 	}
 }
 
-// Result summarises one flush.
-type Result struct {
-	// Series is the number of series in the period.
-	Series int
-	// Measurements is the number of measurements built from them.
-	Measurements int
-	// Sent is the number of measurements Librato accepted.
-	Sent int
-	// Dropped is the number of measurements not delivered.
-	Dropped int
-}
-
 // Flush closes the current period now, labels it with start, and delivers
-// it, returning when every request has succeeded or given up.
+// it, returning when every request has succeeded, given up or been put in
+// the backlog.
 func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
 	return f.deliver(ctx, f.src.Snapshot(), start)
 }
 
+// deliver sends one period.
 func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start time.Time) Result {
+	s := f.set.Load()
 	began := time.Now()
 	f.statusMu.Lock()
 	f.status.LastFlush = began
 	f.statusMu.Unlock()
-	ms, res := f.measurements(snap)
-	batches := f.batches(ms, start)
 
+	ms, res := f.measurements(s, snap)
+	batches := s.batches(ms, start)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, f.cfg.Concurrency)
-	for _, b := range batches {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(b *librato.Batch) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			sent, dropped := f.send(ctx, b)
+	queued := 0
+	f.each(s, batches, func(b *librato.Batch) {
+		o := f.send(ctx, s, b, true)
+		mu.Lock()
+		res.Sent += o.sent
+		res.Dropped += o.dropped
+		mu.Unlock()
+		if o.retry != nil {
+			q, lost := f.keep(s, o.retry, o.retryAfter)
 			mu.Lock()
-			res.Sent += sent
-			res.Dropped += dropped
+			queued += q
+			res.Dropped += lost
 			mu.Unlock()
-		}(b)
-	}
-	wg.Wait()
+		} else if o.sent > 0 {
+			f.backlog.retryNow() // the API is up: resend what waits
+		}
+	})
 	f.m.flushDuration.Observe(time.Since(began).Seconds())
-	if res.Dropped == 0 {
+	if res.Dropped == 0 && queued == 0 {
 		f.statusMu.Lock()
 		f.status.LastDelivered = time.Now()
 		f.statusMu.Unlock()
 	}
+	res.Pending, _ = f.backlog.state()
 	if res.Measurements > 0 {
-		f.cfg.Logger.Debug().Time("period", start).Int("series", res.Series).
-			Int("measurements", res.Measurements).Int("sent", res.Sent).Int("dropped", res.Dropped).Msg("flushed")
+		s.cfg.Logger.Debug().Time("period", start).Int("series", res.Series).
+			Int("measurements", res.Measurements).Int("sent", res.Sent).Int("dropped", res.Dropped).
+			Int("queued", queued).Msg("flushed")
 	}
 	return res
 }
 
-func (f *Flusher) batches(ms []librato.Measurement, start time.Time) []*librato.Batch {
+// each calls fn for every batch, at most Concurrency at once, and returns
+// when all calls have.
+func (f *Flusher) each(s *settings, batches []*librato.Batch, fn func(*librato.Batch)) {
+	if len(batches) == 1 {
+		fn(batches[0])
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	for _, b := range batches {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(b)
+		}()
+	}
+	wg.Wait()
+}
+
+// batches cuts measurements into requests of at most BatchSize.
+func (s *settings) batches(ms []librato.Measurement, start time.Time) []*librato.Batch {
 	var out []*librato.Batch
 	for len(ms) > 0 {
-		n := min(len(ms), f.cfg.BatchSize)
+		n := min(len(ms), s.cfg.BatchSize)
 		b := &librato.Batch{Time: start.Unix(), Measurements: ms[:n:n]}
-		if f.cfg.API == librato.Legacy {
-			b.Source = f.source
+		if s.cfg.API == librato.Legacy {
+			b.Source = s.source
 		} else {
-			b.Period = int64(f.cfg.Period / time.Second)
-			b.Tags = f.tags
+			b.Period = int64(s.cfg.Period / time.Second)
+			b.Tags = s.tags
 		}
 		out = append(out, b)
 		ms = ms[n:]
 	}
 	return out
-}
-
-// send delivers one batch, retrying what is worth retrying, and returns how
-// many measurements were accepted and how many were dropped.
-func (f *Flusher) send(ctx context.Context, b *librato.Batch) (sent, dropped int) {
-	log := f.cfg.Logger
-	for attempt := 1; ; attempt++ {
-		res, err := f.dst.Send(ctx, b)
-		if err == nil {
-			f.m.requests.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
-			f.m.sent.Add(float64(res.Sent))
-			if res.Skipped > 0 {
-				f.m.dropped.WithLabelValues("not_finite").Add(float64(res.Skipped))
-			}
-			if len(res.Errors) > 0 {
-				f.m.partial.Inc()
-				log.Warn().Strs("errors", res.Errors).Int("measurements", len(b.Measurements)).
-					Msg("Librato accepted the request but reported errors")
-			}
-			return res.Sent, res.Skipped
-		}
-		var le *librato.Error
-		if !errors.As(err, &le) {
-			le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
-		}
-		status := "error"
-		if le.StatusCode != 0 {
-			status = strconv.Itoa(le.StatusCode)
-		}
-		f.m.requests.WithLabelValues(status).Inc()
-		n := len(b.Measurements)
-		if !le.Retryable {
-			ev := log.Warn()
-			if le.StatusCode == 401 || le.StatusCode == 403 {
-				ev = log.Error()
-			}
-			ev.Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).
-				Msg("Librato refused the request; not resending it")
-			f.m.dropped.WithLabelValues("rejected").Add(float64(n))
-			return 0, n
-		}
-		if attempt >= f.cfg.MaxAttempts {
-			log.Warn().Int("status", le.StatusCode).Str("error", le.Message).Int("attempts", attempt).
-				Int("measurements", n).Msg("giving up on a request after its last attempt")
-			f.m.dropped.WithLabelValues("retries_exhausted").Add(float64(n))
-			return 0, n
-		}
-		wait := f.backoff(attempt, le.RetryAfter)
-		if dl, ok := ctx.Deadline(); ctx.Err() != nil || (ok && time.Now().Add(wait).After(dl)) {
-			log.Warn().Int("status", le.StatusCode).Str("error", le.Message).Int("attempts", attempt).
-				Int("measurements", n).Msg("no time left to retry a request before its deadline")
-			f.m.dropped.WithLabelValues("deadline").Add(float64(n))
-			return 0, n
-		}
-		log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Dur("wait", wait).
-			Int("attempt", attempt).Msg("retrying a request")
-		f.m.retries.Inc()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-	}
-}
-
-// backoff returns the wait before attempt+1: MinBackoff doubled per
-// attempt, capped, with jitter in [d/2, d), or the server's Retry-After
-// when that is longer.
-func (f *Flusher) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	d := f.cfg.MinBackoff << min(attempt-1, 20)
-	if d <= 0 || d > f.cfg.MaxBackoff {
-		d = f.cfg.MaxBackoff
-	}
-	d = d/2 + rand.N(d/2+1)
-	return max(d, retryAfter)
-}
-
-// measurements turns a snapshot into Librato measurements.
-func (f *Flusher) measurements(snap *aggregator.Snapshot) ([]librato.Measurement, Result) {
-	var res Result
-	ms := make([]librato.Measurement, 0, snap.Len())
-	var perKind [5]int
-	var pcts []aggregator.Percentile
-	var pok []bool
-	snap.Each(func(s *aggregator.Series) {
-		res.Series++
-		perKind[s.Kind%5]++
-		name := s.Name
-		if f.cfg.Prefix != "" {
-			name = f.cfg.Prefix + "." + name
-		}
-		name = librato.SanitizeName(name)
-		if name == "" {
-			f.m.dropped.WithLabelValues("bad_name").Inc()
-			res.Dropped++
-			return
-		}
-		m := librato.Measurement{Name: name}
-		f.dimensions(&m, s.Tags)
-		switch s.Kind {
-		case aggregator.Counter, aggregator.Gauge:
-			m.Value = s.Value
-		case aggregator.Set:
-			m.Value = float64(s.Cardinality())
-		case aggregator.Timer:
-			m.Count = max(1, int64(math.Round(s.Count)))
-			m.Sum, m.SumSquares, m.Min, m.Max = s.Sum, s.SumSquares, s.Min, s.Max
-			m.Last, m.HasLast = s.Last, true
-			ms = append(ms, m)
-			if len(f.suffixes) > 0 {
-				pcts, pok = s.Percentiles(f.cfg.Percentiles, pcts[:0], pok[:0])
-				for i, p := range pcts {
-					if !pok[i] {
-						continue
-					}
-					pm := m
-					pm.Name = librato.SanitizeName(name + f.suffixes[i])
-					pm.Count, pm.Sum, pm.SumSquares, pm.Min, pm.Max = int64(p.Count), p.Sum, p.SumSquares, p.Min, p.Max
-					pm.HasLast, pm.Last = false, 0
-					ms = append(ms, pm)
-				}
-			}
-			return
-		}
-		ms = append(ms, m)
-	})
-	for _, k := range aggregator.Kinds() {
-		f.m.series.WithLabelValues(k.String()).Set(float64(perKind[k%5]))
-	}
-	res.Measurements = len(ms)
-	return ms, res
-}
-
-// dimensions sets m's tags (Tagged API) or source (Legacy API) from the
-// series tags.
-func (f *Flusher) dimensions(m *librato.Measurement, tags []aggregator.Tag) {
-	if len(tags) == 0 {
-		return
-	}
-	if f.cfg.API == librato.Legacy {
-		for _, t := range tags {
-			if t.Name == "source" {
-				m.Source = librato.SanitizeSource(t.Value)
-				continue
-			}
-			f.m.tagsDropped.WithLabelValues("legacy_api").Inc()
-		}
-		return
-	}
-	merged := make([]librato.Tag, 0, len(f.tags)+len(tags))
-	merged = append(merged, f.tags...)
-	for _, t := range tags {
-		n := librato.SanitizeTagName(t.Name)
-		v := t.Value
-		if v == "" {
-			v = "true" // a bare DogStatsD tag
-		}
-		v = librato.SanitizeTagValue(v)
-		if n == "" || v == "" {
-			f.m.tagsDropped.WithLabelValues("invalid").Inc()
-			continue
-		}
-		merged = setTag(merged, librato.Tag{Name: n, Value: v})
-	}
-	if len(merged) > librato.MaxTags {
-		f.m.tagsDropped.WithLabelValues("too_many").Add(float64(len(merged) - librato.MaxTags))
-		merged = merged[:librato.MaxTags]
-	}
-	m.Tags = merged
-}
-
-// setTag sets t in tags, replacing a tag of the same name.
-func setTag(tags []librato.Tag, t librato.Tag) []librato.Tag {
-	for i := range tags {
-		if tags[i].Name == t.Name {
-			tags[i].Value = t.Value
-			return tags
-		}
-	}
-	return append(tags, t)
 }

@@ -227,8 +227,10 @@ func TestRetries(t *testing.T) {
 		"400 not retried": {
 			errs: []error{&librato.Error{StatusCode: 400, Message: "bad"}, retryable}, maxAttempts: 5, wantCalls: 1, wantDropped: "rejected",
 		},
-		"rate limit retried": {
-			errs: []error{&librato.Error{StatusCode: 429, Retryable: true, RateLimited: true}}, maxAttempts: 5, wantSent: 1, wantCalls: 2, wantRt: 1,
+		// A rate limit is not retried in place but kept for later: with
+		// no backlog, that is a drop.
+		"rate limit waits for later": {
+			errs: []error{&librato.Error{StatusCode: 429, Retryable: true, RateLimited: true}}, maxAttempts: 5, wantCalls: 1, wantDropped: "retries_exhausted",
 		},
 	}
 	for name, tc := range tests {
@@ -275,13 +277,13 @@ func TestBackoff(t *testing.T) {
 	f := New(Config{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}, nil, nil)
 	for attempt, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 5: time.Second, 60: time.Second} {
 		for range 20 {
-			d := f.backoff(attempt, 0)
+			d := f.backoff(f.set.Load(), attempt, 0)
 			if d < want/2 || d > want {
 				t.Fatalf("attempt %d: backoff %v, want in [%v, %v]", attempt, d, want/2, want)
 			}
 		}
 	}
-	if d := f.backoff(1, 5*time.Second); d != 5*time.Second {
+	if d := f.backoff(f.set.Load(), 1, 5*time.Second); d != 5*time.Second {
 		t.Errorf("Retry-After 5s gave %v", d)
 	}
 }

@@ -16,6 +16,8 @@ type Metrics struct {
 	partial       prometheus.Counter
 	dropped       *prometheus.CounterVec
 	tagsDropped   *prometheus.CounterVec
+	backlog       prometheus.Gauge
+	stopList      prometheus.Gauge
 }
 
 // NewMetrics creates the flusher's metrics and registers them with reg,
@@ -55,9 +57,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "libratod_tags_dropped_total",
 			Help: "Tags left off measurements, by reason.",
 		}, []string{"reason"}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "libratod_backlog_measurements",
+			Help: "Measurements waiting to be resent to Librato.",
+		}),
+		stopList: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "libratod_type_conflict_names",
+			Help: "Metric names no longer sent because Librato has them with another type (legacy API).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped} {
+		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped, m.backlog, m.stopList} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering flusher metrics: %w", err)
 			}

@@ -1,0 +1,457 @@
+package flusher
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libratod/libratod/librato"
+)
+
+// outcome is what became of one batch.
+type outcome struct {
+	sent, dropped int
+	// retry, when set, is what is left of the batch to resend later.
+	retry      *librato.Batch
+	retryAfter time.Duration
+}
+
+// send delivers b. Within its own period (inPeriod) a retryable failure is
+// retried in place up to MaxAttempts while ctx allows and nothing older
+// waits in the backlog; a backlog resend makes one attempt. What is still
+// worth sending is returned in outcome.retry.
+func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool) outcome {
+	log := s.cfg.Logger
+	var o outcome
+	for attempt := 1; ; attempt++ {
+		res, err := s.dst.Send(ctx, b)
+		if err == nil {
+			f.m.requests.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
+			f.m.sent.Add(float64(res.Sent))
+			if res.Skipped > 0 {
+				f.m.dropped.WithLabelValues("not_sendable").Add(float64(res.Skipped))
+			}
+			if len(res.Errors) > 0 {
+				f.m.partial.Inc()
+				log.Warn().Strs("errors", res.Errors).Int("measurements", len(b.Measurements)).
+					Msg("Librato accepted the request but reported errors")
+			}
+			o.sent += res.Sent
+			o.dropped += res.Skipped
+			return o
+		}
+		var le *librato.Error
+		if !errors.As(err, &le) {
+			le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
+		}
+		status := "error"
+		if le.StatusCode != 0 {
+			status = strconv.Itoa(le.StatusCode)
+		}
+		f.m.requests.WithLabelValues(status).Inc()
+		n := len(b.Measurements)
+
+		if len(le.TypeConflicts) > 0 {
+			rest, removed := f.stripConflicts(s, b, le.TypeConflicts)
+			if removed > 0 {
+				o.dropped += removed
+				if len(rest.Measurements) == 0 {
+					return o
+				}
+				b = rest
+				attempt-- // the rest was never refused
+				continue
+			}
+		}
+		if !le.Retryable {
+			ev := log.Warn()
+			if le.StatusCode == 401 || le.StatusCode == 403 {
+				ev = log.Error().Str("hint", "check librato.email and librato.token")
+			}
+			ev.Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).
+				Msg("Librato refused the request; not resending it")
+			f.m.dropped.WithLabelValues("rejected").Add(float64(n))
+			o.dropped += n
+			return o
+		}
+		wait := f.backoff(s, attempt, le.RetryAfter)
+		dl, hasDL := ctx.Deadline()
+		if !inPeriod || le.RateLimited || attempt >= s.cfg.MaxAttempts || !f.backlog.empty() || ctx.Err() != nil ||
+			wait > f.period || (hasDL && time.Now().Add(wait).After(dl)) {
+			log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).
+				Msg("request failed; keeping it for a later attempt")
+			o.retry, o.retryAfter = b, le.RetryAfter
+			return o
+		}
+		log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Dur("wait", wait).
+			Int("attempt", attempt).Msg("retrying a request")
+		f.m.retries.Inc()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// stripConflicts puts the names Librato reported as registered with
+// another type on the stop list and returns b without them.
+func (f *Flusher) stripConflicts(s *settings, b *librato.Batch, names []string) (*librato.Batch, int) {
+	for _, n := range names {
+		if f.stops.add(n) {
+			f.m.stopList.Set(float64(f.stops.len()))
+			s.cfg.Logger.Error().Str("name", n).
+				Msg("Librato has this metric with another type; it is no longer sent (rename it or delete it in Librato, then restart)")
+		}
+	}
+	rest := *b
+	rest.Measurements = make([]librato.Measurement, 0, len(b.Measurements))
+	for _, m := range b.Measurements {
+		if !f.stops.has(m.Name) {
+			rest.Measurements = append(rest.Measurements, m)
+		}
+	}
+	removed := len(b.Measurements) - len(rest.Measurements)
+	f.m.dropped.WithLabelValues("type_conflict").Add(float64(removed))
+	return &rest, removed
+}
+
+// keep puts a batch that could not be delivered in the backlog and
+// returns how many measurements it queued, or dropped when the backlog is
+// off. Older measurements it pushes out of a full backlog are counted in
+// the metrics only: they belong to earlier periods.
+func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration) (queued, lost int) {
+	n := len(b.Measurements)
+	if s.cfg.Backlog == 0 {
+		s.cfg.Logger.Warn().Int("measurements", n).Msg("could not deliver a request and the backlog is off; dropping it")
+		f.m.dropped.WithLabelValues("retries_exhausted").Add(float64(n))
+		return 0, n
+	}
+	dropped, first := f.backlog.push(b, f.backoff(s, 1, retryAfter))
+	if dropped > 0 {
+		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
+		if first {
+			s.cfg.Logger.Warn().Int("backlog", s.cfg.Backlog).
+				Msg("the backlog is full: dropping the oldest undelivered measurements (logged once until it drains)")
+		}
+	}
+	f.updateBacklogGauge()
+	return n, 0
+}
+
+func (f *Flusher) updateBacklogGauge() {
+	n, _ := f.backlog.state()
+	f.m.backlog.Set(float64(n))
+}
+
+// drainLoop resends the backlog whenever it holds something due, until
+// ctx ends.
+func (f *Flusher) drainLoop(ctx context.Context) {
+	for {
+		wait, ok := f.backlog.due(time.Now())
+		var timer <-chan time.Time
+		var t *time.Timer
+		if ok {
+			t = time.NewTimer(wait)
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+			if t != nil {
+				t.Stop()
+			}
+			return
+		case <-f.backlog.wake:
+			if t != nil {
+				t.Stop()
+			}
+			continue
+		case <-timer:
+		}
+		f.drainOnce(ctx)
+	}
+}
+
+// drainAll resends the backlog until it is empty or ctx ends.
+func (f *Flusher) drainAll(ctx context.Context) {
+	for ctx.Err() == nil {
+		wait, ok := f.backlog.due(time.Now())
+		if !ok {
+			return
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		f.drainOnce(ctx)
+	}
+}
+
+// drainOnce resends up to Concurrency batches from the head of the
+// backlog, oldest first; those that fail again go back to the head.
+func (f *Flusher) drainOnce(ctx context.Context) {
+	s := f.set.Load()
+	batches := f.backlog.take(s.cfg.Concurrency)
+	if len(batches) == 0 {
+		return
+	}
+	oldest := time.Now().Add(-s.cfg.MaxAge).Unix()
+	live := batches[:0]
+	tooOld := 0
+	for _, b := range batches {
+		if b.Time < oldest {
+			tooOld += len(b.Measurements)
+			continue
+		}
+		live = append(live, b)
+	}
+	if tooOld > 0 {
+		f.m.dropped.WithLabelValues("too_old").Add(float64(tooOld))
+		s.cfg.Logger.Warn().Int("measurements", tooOld).Dur("max_age", s.cfg.MaxAge).
+			Msg("dropping undelivered measurements older than max_age")
+	}
+	failed := make([]*librato.Batch, len(live))
+	var retryAfter atomic.Int64
+	idx := make(map[*librato.Batch]int, len(live))
+	for j, b := range live {
+		idx[b] = j
+	}
+	f.each(s, live, func(b *librato.Batch) {
+		f.m.retries.Inc()
+		o := f.send(ctx, s, b, false)
+		if o.retry != nil {
+			failed[idx[b]] = o.retry
+			for {
+				cur := retryAfter.Load()
+				if int64(o.retryAfter) <= cur || retryAfter.CompareAndSwap(cur, int64(o.retryAfter)) {
+					break
+				}
+			}
+		}
+	})
+	failed = slices.DeleteFunc(failed, func(b *librato.Batch) bool { return b == nil })
+	if len(failed) > 0 {
+		dropped := f.backlog.putBack(failed, func(attempt int) time.Duration {
+			return f.backoff(s, attempt, time.Duration(retryAfter.Load()))
+		})
+		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
+	} else {
+		f.backlog.succeeded()
+	}
+	f.updateBacklogGauge()
+}
+
+// backoff returns the wait before attempt+1: MinBackoff doubled per
+// attempt, capped at MaxBackoff, with jitter in [d/2, d], or the server's
+// Retry-After when that is longer.
+func (f *Flusher) backoff(s *settings, attempt int, retryAfter time.Duration) time.Duration {
+	d := s.cfg.MinBackoff << min(max(attempt-1, 0), 20)
+	if d <= 0 || d > s.cfg.MaxBackoff {
+		d = s.cfg.MaxBackoff
+	}
+	d = d/2 + rand.N(d/2+1)
+	return max(d, retryAfter)
+}
+
+// backlog holds undelivered batches, oldest first, up to a number of
+// measurements.
+type backlog struct {
+	mu          sync.Mutex
+	q           []*librato.Batch
+	n           int // measurements in q
+	limit       int
+	failures    int       // consecutive failed resends
+	next        time.Time // no resend before
+	overflowing bool      // dropping since the backlog was last empty
+	wake        chan struct{}
+	once        sync.Once
+}
+
+func (q *backlog) init() {
+	q.once.Do(func() { q.wake = make(chan struct{}, 1) })
+}
+
+func (q *backlog) setLimit(n int) {
+	q.init()
+	q.mu.Lock()
+	q.limit = n
+	q.mu.Unlock()
+}
+
+func (q *backlog) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q) == 0
+}
+
+// state returns the measurements waiting and the time of the oldest.
+func (q *backlog) state() (int, time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) == 0 {
+		return 0, time.Time{}
+	}
+	return q.n, time.Unix(q.q[0].Time, 0)
+}
+
+// push appends b, dropping the oldest batches past the limit. It returns
+// how many measurements it dropped and whether this began an episode of
+// dropping. A push to an empty backlog schedules the first resend after
+// wait.
+func (q *backlog) push(b *librato.Batch, wait time.Duration) (dropped int, first bool) {
+	q.init()
+	q.mu.Lock()
+	if len(q.q) == 0 && q.next.Before(time.Now()) {
+		q.next = time.Now().Add(wait)
+	}
+	q.q = append(q.q, b)
+	q.n += len(b.Measurements)
+	for q.n > q.limit && len(q.q) > 0 {
+		dropped += len(q.q[0].Measurements)
+		q.n -= len(q.q[0].Measurements)
+		q.q[0] = nil
+		q.q = q.q[1:]
+	}
+	if dropped > 0 && !q.overflowing {
+		q.overflowing, first = true, true
+	}
+	q.mu.Unlock()
+	q.poke()
+	return dropped, first
+}
+
+func (q *backlog) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// due reports whether anything waits and how long until it may be resent.
+func (q *backlog) due(now time.Time) (time.Duration, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) == 0 {
+		return 0, false
+	}
+	return max(q.next.Sub(now), 0), true
+}
+
+// take removes up to k batches from the head.
+func (q *backlog) take(k int) []*librato.Batch {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k = min(k, len(q.q))
+	out := slices.Clone(q.q[:k])
+	for i := range k {
+		q.n -= len(q.q[i].Measurements)
+		q.q[i] = nil
+	}
+	q.q = q.q[k:]
+	return out
+}
+
+// putBack returns failed batches to the head, in order, and schedules the
+// next resend after backoff(failures).
+func (q *backlog) putBack(bs []*librato.Batch, backoff func(attempt int) time.Duration) (dropped int) {
+	q.mu.Lock()
+	q.q = append(slices.Clone(bs), q.q...)
+	for _, b := range bs {
+		q.n += len(b.Measurements)
+	}
+	q.failures++
+	q.next = time.Now().Add(backoff(q.failures))
+	// Batches pushed meanwhile may have passed the limit.
+	for q.n > q.limit && len(q.q) > 0 {
+		dropped += len(q.q[0].Measurements)
+		q.n -= len(q.q[0].Measurements)
+		q.q[0] = nil
+		q.q = q.q[1:]
+	}
+	q.mu.Unlock()
+	return dropped
+}
+
+// retryNow lets the next resend go at once: the API has just taken a
+// request.
+func (q *backlog) retryNow() {
+	q.mu.Lock()
+	nonEmpty := len(q.q) > 0
+	if nonEmpty {
+		q.next = time.Time{}
+	}
+	q.mu.Unlock()
+	if nonEmpty {
+		q.poke()
+	}
+}
+
+// succeeded records a resend that went through: the next may go at once.
+func (q *backlog) succeeded() {
+	q.mu.Lock()
+	q.failures = 0
+	q.next = time.Time{}
+	if len(q.q) == 0 {
+		q.overflowing = false
+	}
+	q.mu.Unlock()
+}
+
+// stopList holds metric names Librato refuses for their type. Reads are
+// lock-free: the set is replaced, not changed, on the rare add.
+type stopList struct {
+	mu    sync.Mutex
+	names atomic.Pointer[map[string]struct{}]
+}
+
+// maxStopList bounds the stop list; past it, conflicts are only dropped.
+const maxStopList = 10000
+
+func (l *stopList) has(name string) bool {
+	m := l.names.Load()
+	if m == nil {
+		return false
+	}
+	_, ok := (*m)[name]
+	return ok
+}
+
+func (l *stopList) len() int {
+	m := l.names.Load()
+	if m == nil {
+		return 0
+	}
+	return len(*m)
+}
+
+// add puts name on the list and reports whether it was new.
+func (l *stopList) add(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.names.Load()
+	if old != nil {
+		if _, ok := (*old)[name]; ok || len(*old) >= maxStopList {
+			return false
+		}
+	}
+	m := make(map[string]struct{}, l.len()+1)
+	if old != nil {
+		for k := range *old {
+			m[k] = struct{}{}
+		}
+	}
+	m[name] = struct{}{}
+	l.names.Store(&m)
+	return true
+}

@@ -1,0 +1,131 @@
+package flusher
+
+import (
+	"math"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/librato"
+)
+
+// measurements turns a snapshot into Librato measurements.
+func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librato.Measurement, Result) {
+	var res Result
+	ms := make([]librato.Measurement, 0, snap.Len())
+	var perKind [5]int
+	var pcts []aggregator.Percentile
+	var pok []bool
+	stopped := 0
+	add := func(m librato.Measurement) {
+		if f.stops.has(m.Name) {
+			stopped++
+			return
+		}
+		ms = append(ms, m)
+	}
+	snap.Each(func(sr *aggregator.Series) {
+		res.Series++
+		perKind[sr.Kind%5]++
+		name := sr.Name
+		if s.cfg.Prefix != "" {
+			name = s.cfg.Prefix + "." + name
+		}
+		name = librato.SanitizeName(name)
+		if name == "" {
+			f.m.dropped.WithLabelValues("bad_name").Inc()
+			res.Dropped++
+			return
+		}
+		m := librato.Measurement{Name: name}
+		f.dimensions(s, &m, sr.Tags)
+		switch sr.Kind {
+		case aggregator.Counter, aggregator.Gauge:
+			m.Value = sr.Value
+		case aggregator.Set:
+			m.Value = float64(sr.Cardinality())
+		case aggregator.Timer:
+			m.Count = max(1, int64(math.Round(sr.Count)))
+			m.Sum, m.SumSquares, m.Min, m.Max = sr.Sum, sr.SumSquares, sr.Min, sr.Max
+			m.Last, m.HasLast = sr.Last, true
+			add(m)
+			if len(s.suffixes) == 0 {
+				return
+			}
+			pcts, pok = sr.Percentiles(s.cfg.Percentiles, pcts[:0], pok[:0])
+			for i, p := range pcts {
+				if !pok[i] {
+					continue
+				}
+				pm := m
+				pm.Name = librato.SanitizeName(name + s.suffixes[i])
+				pm.Count, pm.Sum, pm.SumSquares, pm.Min, pm.Max = int64(p.Count), p.Sum, p.SumSquares, p.Min, p.Max
+				pm.HasLast, pm.Last = false, 0
+				add(pm)
+			}
+			return
+		}
+		add(m)
+	})
+	for _, k := range aggregator.Kinds() {
+		f.m.series.WithLabelValues(k.String()).Set(float64(perKind[k%5]))
+	}
+	if stopped > 0 {
+		f.m.dropped.WithLabelValues("type_conflict").Add(float64(stopped))
+		res.Dropped += stopped
+	}
+	res.Measurements = len(ms)
+	return ms, res
+}
+
+// dimensions sets m's tags (Tagged API) or source (Legacy API) from the
+// series tags.
+func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggregator.Tag) {
+	if len(tags) == 0 {
+		return
+	}
+	if s.cfg.API == librato.Legacy {
+		for _, t := range tags {
+			if t.Name == "source" {
+				m.Source = librato.SanitizeSource(t.Value)
+				continue
+			}
+			f.m.tagsDropped.WithLabelValues("legacy_api").Inc()
+		}
+		return
+	}
+	if limit := 4 * librato.MaxTags; len(tags) > limit {
+		// Far more than can be sent: spare the quadratic merge.
+		f.m.tagsDropped.WithLabelValues("too_many").Add(float64(len(tags) - limit))
+		tags = tags[:limit]
+	}
+	merged := make([]librato.Tag, 0, len(s.tags)+len(tags))
+	merged = append(merged, s.tags...)
+	for _, t := range tags {
+		n := librato.SanitizeTagName(t.Name)
+		v := t.Value
+		if v == "" {
+			v = "true" // a bare DogStatsD tag
+		}
+		v = librato.SanitizeTagValue(v)
+		if n == "" || v == "" {
+			f.m.tagsDropped.WithLabelValues("invalid").Inc()
+			continue
+		}
+		merged = setTag(merged, librato.Tag{Name: n, Value: v})
+	}
+	if len(merged) > librato.MaxTags {
+		f.m.tagsDropped.WithLabelValues("too_many").Add(float64(len(merged) - librato.MaxTags))
+		merged = merged[:librato.MaxTags]
+	}
+	m.Tags = merged
+}
+
+// setTag sets t in tags, replacing a tag of the same name.
+func setTag(tags []librato.Tag, t librato.Tag) []librato.Tag {
+	for i := range tags {
+		if tags[i].Name == t.Name {
+			tags[i].Value = t.Value
+			return tags
+		}
+	}
+	return append(tags, t)
+}
