@@ -31,6 +31,7 @@ type options struct {
 	stderr   io.Writer // logs
 	dryRun   io.Writer // non-nil: requests are written here instead of sent
 	hostname string    // "" means os.Hostname
+	notify   notifier  // systemd notifications; the zero value sends none
 }
 
 // daemon is one running libratod: every stage wired together.
@@ -44,6 +45,8 @@ type daemon struct {
 	metrics *http.Server
 	metLn   net.Listener
 	ready   chan struct{} // closed once every listener is bound
+	health  *health       // /healthz and /readyz (health.go)
+	notify  notifier      // systemd notifications (notify.go)
 }
 
 func newLogger(cfg config.Log, w io.Writer) (zerolog.Logger, error) {
@@ -105,8 +108,10 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 
 	d := &daemon{cfg: cfg, log: log, reg: reg, ready: make(chan struct{})}
 	d.agg = aggregator.New(aggregator.Config{
-		Shards:      cfg.Aggregate.Shards,
-		GaugeDeltas: cfg.Aggregate.GaugeDeltas,
+		Shards:          cfg.Aggregate.Shards,
+		GaugeDeltas:     cfg.Aggregate.GaugeDeltas,
+		MaxSeries:       cfg.Aggregate.MaxSeries,
+		MaxTimerSamples: cfg.Aggregate.MaxTimerSamples,
 	})
 
 	var tags []librato.Tag
@@ -138,6 +143,8 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		Concurrency:     cfg.Librato.Concurrency,
 		MaxAttempts:     cfg.Librato.MaxAttempts,
 		ShutdownTimeout: cfg.Librato.ShutdownTimeout,
+		Backlog:         cfg.Librato.Backlog,
+		MaxAge:          cfg.Librato.MaxAge,
 		Logger:          log,
 		Metrics:         fm,
 	}, d.agg, client)
@@ -157,9 +164,12 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		return nil, err
 	}
 
+	d.notify = opts.notify
+	d.health = newHealth(d.ready, d.flusher.Status, cfg.Aggregate.Period)
 	if cfg.Metrics.Listen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		d.health.register(mux)
 		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
 	return d, nil
@@ -201,6 +211,8 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	ev.Msg("libratod started")
 	close(d.ready)
+	stopWatchdog := d.notifyStarted()
+	defer stopWatchdog()
 
 	flushCtx, stopFlush := context.WithCancel(context.Background())
 	defer stopFlush()
@@ -219,6 +231,7 @@ func (d *daemon) run(ctx context.Context) error {
 		}
 	}
 
+	d.notifyStopping()
 	d.log.Info().Msg("stopping: draining sockets and flushing the open period")
 	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.Librato.ShutdownTimeout)
 	err := d.lst.Stop(sctx)
@@ -260,6 +273,10 @@ func registerListenerMetrics(reg prometheus.Registerer, l *listener.Listener) er
 			func(s listener.Stats) float64 { return float64(s.TCPActive) }),
 		gauge("libratod_udp_receive_buffer_bytes", "SO_RCVBUF granted to the UDP sockets.",
 			func(s listener.Stats) float64 { return float64(s.ReceiveBufferBytes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "libratod_udp_kernel_drops_total",
+			Help: "UDP datagrams the kernel dropped on the listen port because the receive buffers were full (Linux; 0 elsewhere).",
+		}, func() float64 { n, _ := l.KernelDrops(); return float64(n) }),
 	} {
 		if err := reg.Register(c); err != nil {
 			return err

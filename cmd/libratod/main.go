@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	libratod [-config /etc/libratod.toml] [-check] [-dry-run] [-version]
+//	libratod [-config /etc/libratod.toml] [-check] [-dry-run] [-version] [-health]
 //
 // It listens for StatsD lines on UDP and TCP, aggregates them per period
 // and posts the result to Librato. SIGINT and SIGTERM stop it after a
@@ -53,6 +53,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	check := fs.Bool("check", false, "validate the configuration, print what libratod would do, and exit")
 	dryRun := fs.Bool("dry-run", false, "write each Librato request to standard output instead of sending it (no token needed)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	health := fs.Bool("health", false, "ask the running daemon's /healthz (at metrics.listen in the config); exit 0 if it answers 200, else 1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -66,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if *showVersion {
 		fmt.Fprintln(stdout, "libratod", versionString())
 		return exitOK
+	}
+
+	if *health {
+		return runHealth(*path, getenv, stdout, stderr)
 	}
 
 	cfg, err := config.Load(*path, getenv)
@@ -86,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := options{stderr: stderr}
+	opts := options{stderr: stderr, notify: newNotifier(getenv)}
 	if *dryRun {
 		opts.dryRun = stdout
 	}

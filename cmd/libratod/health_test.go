@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libratod/libratod/flusher"
+)
+
+func TestReadyz(t *testing.T) {
+	const period = 10 * time.Second // window: 30s
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	before := func(d time.Duration) time.Time { return now.Add(-d) }
+	tests := map[string]struct {
+		unbound  bool          // the listeners are not bound yet
+		stopping bool          // shutdown has begun
+		uptime   time.Duration // since newHealth
+		status   flusher.Status
+		query    string
+		code     int
+		body     []string // substrings
+	}{
+		"starting": {
+			unbound: true, uptime: time.Second,
+			code: 503, body: []string{"listeners: starting"},
+		},
+		"no flush yet": {
+			uptime: 5 * time.Second,
+			code:   200, body: []string{"ok"},
+		},
+		"no flush for longer than the window": {
+			uptime: 31 * time.Second,
+			code:   503, body: []string{"delivery: no flush since the start, 31s ago (more than 30s)"},
+		},
+		"last flush delivered everything": {
+			uptime: time.Hour,
+			status: flusher.Status{LastFlush: before(3 * time.Second), LastDelivered: before(2 * time.Second)},
+			code:   200, body: []string{"ok"},
+		},
+		"a flush under way after a good one": {
+			uptime: time.Hour,
+			status: flusher.Status{LastFlush: before(time.Second), LastDelivered: before(11 * time.Second)},
+			code:   200, body: []string{"ok"},
+		},
+		"first flush failed, within the window": {
+			uptime: 25 * time.Second,
+			status: flusher.Status{LastFlush: before(5 * time.Second)},
+			code:   200, body: []string{"ok"},
+		},
+		"no complete flush since the start": {
+			uptime: 45 * time.Second,
+			status: flusher.Status{LastFlush: before(5 * time.Second)},
+			code:   503, body: []string{"delivery: no flush has delivered everything it had since the start, 45s ago"},
+		},
+		"no complete flush for longer than the window": {
+			uptime: time.Hour,
+			status: flusher.Status{LastFlush: before(5 * time.Second), LastDelivered: before(40 * time.Second)},
+			code:   503, body: []string{"delivery: no flush has delivered everything it had since 2026-03-01T11:59:20Z (40s ago, more than 30s)"},
+		},
+		"young data waits to be resent": {
+			uptime: time.Hour,
+			status: flusher.Status{LastFlush: before(time.Second), LastDelivered: before(12 * time.Second),
+				Pending: 600, OldestPending: before(20 * time.Second)},
+			code: 200, body: []string{"ok"},
+		},
+		"old data waits to be resent": {
+			uptime: time.Hour,
+			status: flusher.Status{LastFlush: before(time.Second), LastDelivered: before(2 * time.Second),
+				Pending: 600, OldestPending: before(90 * time.Second)},
+			code: 503, body: []string{"delivery: 600 measurements wait to be resent, the oldest from 2026-03-01T11:58:30Z (1m30s ago"},
+		},
+		"stopping": {
+			stopping: true, uptime: time.Hour,
+			status: flusher.Status{LastFlush: before(time.Second), LastDelivered: before(time.Second)},
+			code:   503, body: []string{"listeners: shutting down"},
+		},
+		"both checks fail": {
+			stopping: true, uptime: time.Hour,
+			status: flusher.Status{LastFlush: before(time.Second), LastDelivered: before(time.Hour)},
+			code:   503, body: []string{"listeners: shutting down\n", "delivery: no flush"},
+		},
+		"delivery excluded": {
+			uptime: time.Hour, query: "?exclude=delivery",
+			status: flusher.Status{LastFlush: before(time.Second), LastDelivered: before(time.Hour)},
+			code:   200, body: []string{"ok"},
+		},
+		"delivery excluded, still starting": {
+			unbound: true, uptime: time.Hour, query: "?exclude=delivery",
+			code: 503, body: []string{"listeners: starting"},
+		},
+		"everything excluded, repeated": {
+			unbound: true, uptime: time.Hour, query: "?exclude=delivery&exclude=listeners",
+			code: 200, body: []string{"ok"},
+		},
+		"everything excluded, comma-separated": {
+			unbound: true, uptime: time.Hour, query: "?exclude=listeners,delivery",
+			code: 200, body: []string{"ok"},
+		},
+		"misspelt exclusion": {
+			uptime: time.Hour, query: "?exclude=delivary",
+			code: 400, body: []string{`unknown check "delivary"`},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ready := make(chan struct{})
+			if !tc.unbound {
+				close(ready)
+			}
+			h := newHealth(ready, func() flusher.Status { return tc.status }, period)
+			h.now = func() time.Time { return now }
+			h.started = now.Add(-tc.uptime)
+			if tc.stopping {
+				h.stop()
+			}
+			mux := http.NewServeMux()
+			h.register(mux)
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz"+tc.query, nil))
+			if rec.Code != tc.code {
+				t.Errorf("status %d, want %d; body %q", rec.Code, tc.code, rec.Body.String())
+			}
+			for _, s := range tc.body {
+				if !strings.Contains(rec.Body.String(), s) {
+					t.Errorf("body %q lacks %q", rec.Body.String(), s)
+				}
+			}
+			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+}
+
+func TestHealthzAlwaysOK(t *testing.T) {
+	tests := map[string]struct {
+		method string
+		code   int
+	}{
+		"GET":  {http.MethodGet, 200},
+		"HEAD": {http.MethodHead, 200},
+		"POST": {http.MethodPost, 405},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			// Not bound, shutting down and never delivered: alive all the same.
+			h := newHealth(make(chan struct{}), func() flusher.Status { return flusher.Status{} }, time.Second)
+			h.stop()
+			h.started = time.Now().Add(-time.Hour)
+			mux := http.NewServeMux()
+			h.register(mux)
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(tc.method, "/healthz", nil))
+			if rec.Code != tc.code {
+				t.Errorf("status %d, want %d", rec.Code, tc.code)
+			}
+			if tc.method == http.MethodGet && rec.Body.String() != "ok\n" {
+				t.Errorf("body %q, want %q", rec.Body.String(), "ok\n")
+			}
+		})
+	}
+}
+
+func TestHealthSetPeriod(t *testing.T) {
+	now := time.Now()
+	h := newHealth(nil, func() flusher.Status {
+		return flusher.Status{LastFlush: now, LastDelivered: now.Add(-time.Minute)}
+	}, 10*time.Second)
+	h.now = func() time.Time { return now }
+	if p := h.deliveryProblem(); p == "" {
+		t.Fatal("a minute without delivery passes a 30s window")
+	}
+	h.setPeriod(time.Minute)
+	if p := h.deliveryProblem(); p != "" {
+		t.Errorf("a minute without delivery fails a 3m window: %s", p)
+	}
+}
+
+func TestHealthURL(t *testing.T) {
+	tests := map[string]struct {
+		listen string
+		want   string // "" means an error
+	}{
+		"loopback":         {"127.0.0.1:9125", "http://127.0.0.1:9125/healthz"},
+		"any IPv4":         {"0.0.0.0:9125", "http://127.0.0.1:9125/healthz"},
+		"any IPv6":         {"[::]:9125", "http://127.0.0.1:9125/healthz"},
+		"no host":          {":9125", "http://127.0.0.1:9125/healthz"},
+		"IPv6 loopback":    {"[::1]:9125", "http://[::1]:9125/healthz"},
+		"host name":        {"localhost:9125", "http://localhost:9125/healthz"},
+		"specific address": {"10.1.2.3:9125", "http://10.1.2.3:9125/healthz"},
+		"disabled":         {"", ""},
+		"no port":          {"127.0.0.1", ""},
+		"port 0":           {"127.0.0.1:0", ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := healthURL(tc.listen)
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("healthURL(%q) = %q, want an error", tc.listen, got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("healthURL(%q) = %q, %v; want %q", tc.listen, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// freePort returns a loopback TCP port nothing listens on.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port
+}
+
+func TestRunHealth(t *testing.T) {
+	// A real daemon: its /healthz answers 200.
+	cfg := testConfig("http://127.0.0.1:1", "tagged")
+	d, stop := startDaemon(t, cfg)
+	defer stop()
+	_, daemonPort, _ := net.SplitHostPort(d.metLn.Addr().String())
+
+	unhealthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "wedged", http.StatusServiceUnavailable)
+	}))
+	defer unhealthy.Close()
+	_, unhealthyPort, _ := net.SplitHostPort(unhealthy.Listener.Addr().String())
+
+	metrics := func(listen string) string { return fmt.Sprintf("[metrics]\nlisten = %q\n", listen) }
+	tests := map[string]struct {
+		config string
+		env    map[string]string
+		code   int
+		stdout string
+		stderr string
+	}{
+		"healthy":              {config: metrics("127.0.0.1:" + daemonPort), code: 0, stdout: "/healthz: ok"},
+		"healthy via wildcard": {config: metrics("0.0.0.0:" + daemonPort), code: 0, stdout: "http://127.0.0.1:" + daemonPort},
+		"address from the environment": {config: metrics("127.0.0.1:" + freePort(t)),
+			env: map[string]string{"LIBRATOD_METRICS_LISTEN": "127.0.0.1:" + daemonPort}, code: 0, stdout: "ok"},
+		"answers 503":       {config: metrics("127.0.0.1:" + unhealthyPort), code: 1, stderr: `503 Service Unavailable: "wedged"`},
+		"nothing listening": {config: metrics("127.0.0.1:" + freePort(t)), code: 1, stderr: "connection refused"},
+		"metrics disabled":  {config: metrics(""), code: 1, stderr: "metrics.listen is empty"},
+		"bad config":        {config: "[aggregate]\nperiod = \"ten\"\n", code: 1, stderr: "aggregate.period"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := writeConfig(t, tc.config) // no token: -health needs none
+			var out, errb bytes.Buffer
+			code := run([]string{"-health", "-config", path}, &out, &errb, func(k string) string { return tc.env[k] })
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stdout %q, stderr %q", code, tc.code, out.String(), errb.String())
+			}
+			if !strings.Contains(out.String(), tc.stdout) {
+				t.Errorf("stdout %q lacks %q", out.String(), tc.stdout)
+			}
+			if !strings.Contains(errb.String(), tc.stderr) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tc.stderr)
+			}
+		})
+	}
+}
+
+func TestDaemonServesHealth(t *testing.T) {
+	d, stop := startDaemon(t, testConfig("http://127.0.0.1:1", "tagged"))
+	defer stop()
+	tests := map[string]struct {
+		path string
+		code int
+		body string
+	}{
+		"healthz": {"/healthz", 200, "ok\n"},
+		"readyz":  {"/readyz", 200, "ok\n"}, // bound, nothing flushed yet
+		"bad":     {"/readyz?exclude=nope", 400, `unknown check "nope"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			resp, err := http.Get("http://" + d.metLn.Addr().String() + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var b bytes.Buffer
+			_, _ = b.ReadFrom(resp.Body)
+			if resp.StatusCode != tc.code || !strings.Contains(b.String(), tc.body) {
+				t.Errorf("GET %s: %d %q, want %d %q", tc.path, resp.StatusCode, b.String(), tc.code, tc.body)
+			}
+		})
+	}
+}
