@@ -68,6 +68,15 @@ type Config struct {
 	Logger zerolog.Logger
 	// Metrics receives the flusher's self-metrics; nil counts nothing.
 	Metrics *Metrics
+	// Observers see every finished period before it is sent, in order.
+	Observers []Observer
+}
+
+// Observer is told of every finished period. ObservePeriod is called from
+// the flusher's goroutine, outside every lock, before the period is sent;
+// it must not keep snap or its series after it returns, nor take long.
+type Observer interface {
+	ObservePeriod(start time.Time, snap *aggregator.Snapshot)
 }
 
 // settings is what a flush reads of the configuration: replaced as a
@@ -270,6 +279,9 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 	f.status.LastFlush = began
 	f.statusMu.Unlock()
 
+	for _, o := range s.cfg.Observers {
+		o.ObservePeriod(start, snap)
+	}
 	ms, res := f.measurements(s, snap)
 	batches := s.batches(ms, start)
 	var mu sync.Mutex
