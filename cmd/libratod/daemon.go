@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/flusher"
-	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
 )
 
@@ -31,6 +29,10 @@ type options struct {
 	stderr   io.Writer // logs
 	dryRun   io.Writer // non-nil: requests are written here instead of sent
 	hostname string    // "" means os.Hostname
+	// configPath and getenv are where a reload (SIGHUP) reads the
+	// configuration again; an empty path disables reload.
+	configPath string
+	getenv     func(string) string
 	notify   notifier  // systemd notifications; the zero value sends none
 }
 
@@ -45,24 +47,20 @@ type daemon struct {
 	metrics *http.Server
 	metLn   net.Listener
 	ready   chan struct{} // closed once every listener is bound
+	opts    options
+	host    string
+	levels  *levelWriter // the reloadable log level
+	fm      *flusher.Metrics
+	// observers are told of every period besides Librato (see flusher.Observer).
+	observers []flusher.Observer
+	hup       chan os.Signal // SIGHUP: reload
 	health  *health       // /healthz and /readyz (health.go)
 	notify  notifier      // systemd notifications (notify.go)
 }
 
-func newLogger(cfg config.Log, w io.Writer) (zerolog.Logger, error) {
-	level, err := zerolog.ParseLevel(cfg.Level)
-	if err != nil {
-		return zerolog.Nop(), fmt.Errorf("log.level: %w", err)
-	}
-	if cfg.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
-	}
-	return zerolog.New(w).Level(level).With().Timestamp().Logger(), nil
-}
-
 // newDaemon wires the stages for cfg; nothing runs until run.
 func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
-	log, err := newLogger(cfg.Log, opts.stderr)
+	log, levels, err := newLogger(cfg.Log, opts.stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -72,22 +70,9 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 			return nil, fmt.Errorf("host name: %w", err)
 		}
 	}
-	api, err := librato.ParseAPI(cfg.Librato.API)
+	client, err := newClient(cfg, opts.dryRun)
 	if err != nil {
-		return nil, fmt.Errorf("librato.api: %w", err)
-	}
-	client, err := librato.New(librato.Config{
-		API:       api,
-		URL:       cfg.Librato.URL,
-		Email:     cfg.Librato.Email,
-		Token:     string(cfg.Librato.Token),
-		UserAgent: "libratod/" + versionString(),
-		Timeout:   cfg.Librato.Timeout,
-		Gzip:      cfg.Librato.Gzip,
-		DryRun:    opts.dryRun,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("librato client: %w", err)
+		return nil, err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -106,7 +91,8 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		return nil, err
 	}
 
-	d := &daemon{cfg: cfg, log: log, reg: reg, ready: make(chan struct{})}
+	d := &daemon{cfg: cfg, log: log, reg: reg, ready: make(chan struct{}), opts: opts, host: host, levels: levels, fm: fm,
+		hup: make(chan os.Signal, 1)}
 	d.agg = aggregator.New(aggregator.Config{
 		Shards:          cfg.Aggregate.Shards,
 		GaugeDeltas:     cfg.Aggregate.GaugeDeltas,
@@ -114,40 +100,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		MaxTimerSamples: cfg.Aggregate.MaxTimerSamples,
 	})
 
-	var tags []librato.Tag
-	if cfg.Librato.HostTag {
-		if _, set := cfg.Tags["host"]; !set {
-			tags = append(tags, librato.Tag{Name: "host", Value: host})
-		}
-	}
-	names := make([]string, 0, len(cfg.Tags))
-	for n := range cfg.Tags {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		tags = append(tags, librato.Tag{Name: n, Value: cfg.Tags[n]})
-	}
-	source := cfg.Librato.Source
-	if source == "" {
-		source = host
-	}
-	d.flusher = flusher.New(flusher.Config{
-		Period:          cfg.Aggregate.Period,
-		Percentiles:     cfg.Aggregate.Percentiles,
-		API:             api,
-		Prefix:          cfg.Aggregate.Prefix,
-		Tags:            tags,
-		Source:          source,
-		BatchSize:       cfg.Librato.BatchSize,
-		Concurrency:     cfg.Librato.Concurrency,
-		MaxAttempts:     cfg.Librato.MaxAttempts,
-		ShutdownTimeout: cfg.Librato.ShutdownTimeout,
-		Backlog:         cfg.Librato.Backlog,
-		MaxAge:          cfg.Librato.MaxAge,
-		Logger:          log,
-		Metrics:         fm,
-	}, d.agg, client)
+	d.flusher = flusher.New(d.flusherConfig(cfg), d.agg, client)
 
 	in := newIngest(d.agg, im, fm.Dropped("max_series"), log)
 	d.lst = listener.New(listener.Config{
@@ -219,15 +172,14 @@ func (d *daemon) run(ctx context.Context) error {
 	final := make(chan flusher.Result, 1)
 	go func() { final <- d.flusher.Run(flushCtx) }()
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	signal.Notify(d.hup, syscall.SIGHUP)
+	defer signal.Stop(d.hup)
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
-		case <-hup:
-			d.log.Warn().Msg("SIGHUP: configuration reload is not supported yet; restart libratod to apply changes")
+		case <-d.hup:
+			d.reload()
 		}
 	}
 
@@ -241,8 +193,12 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopFlush()
 	res := <-final
-	d.log.Info().Int("series", res.Series).Int("measurements", res.Measurements).
-		Int("sent", res.Sent).Int("dropped", res.Dropped).Msg("libratod stopped")
+	ev = d.log.Info()
+	if res.Pending > 0 || res.Dropped > 0 {
+		ev = d.log.Warn()
+	}
+	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("sent", res.Sent).
+		Int("dropped", res.Dropped).Int("undelivered", res.Pending).Msg("libratod stopped")
 	return nil
 }
 

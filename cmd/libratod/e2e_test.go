@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,13 +32,47 @@ type request struct {
 }
 
 // fakeLibrato is an httptest server that records every request and
-// answers 200 (or the statuses queued in fail, in order).
+// answers 200, or: 503 while down is set, then the faults queued in
+// faults, then the statuses queued in fail, in order. Only requests
+// answered 200 are recorded.
 type fakeLibrato struct {
 	*httptest.Server
-	mu   sync.Mutex
-	reqs []request
-	fail []int
-	got  chan struct{}
+	mu     sync.Mutex
+	reqs   []request
+	fail   []int
+	faults []fault
+	down   atomic.Bool
+	got    chan struct{}
+}
+
+// fault answers a request in some broken way.
+type fault func(w http.ResponseWriter)
+
+// hangUp closes the connection without an answer.
+func hangUp(w http.ResponseWriter) {
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err == nil {
+		conn.Close()
+	}
+}
+
+// status answers with code, the headers given as name, value pairs, and body.
+func status(code int, body string, headers ...string) fault {
+	return func(w http.ResponseWriter) {
+		for i := 0; i+1 < len(headers); i += 2 {
+			w.Header().Set(headers[i], headers[i+1])
+		}
+		w.WriteHeader(code)
+		io.WriteString(w, body)
+	}
+}
+
+// slow answers 200 only after d, by which time the client has given up.
+func slow(d time.Duration) fault {
+	return func(w http.ResponseWriter) {
+		time.Sleep(d)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
 }
 
 func newFakeLibrato(t *testing.T) *fakeLibrato {
@@ -53,7 +88,18 @@ func newFakeLibrato(t *testing.T) *fakeLibrato {
 		if err := json.Unmarshal(raw, &body); err != nil {
 			t.Errorf("body is not a JSON object: %v: %s", err, raw)
 		}
+		if f.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		f.mu.Lock()
+		if len(f.faults) > 0 {
+			ft := f.faults[0]
+			f.faults = f.faults[1:]
+			f.mu.Unlock()
+			ft(w)
+			return
+		}
 		status := http.StatusOK
 		if len(f.fail) > 0 {
 			status, f.fail = f.fail[0], f.fail[1:]
@@ -63,7 +109,10 @@ func newFakeLibrato(t *testing.T) *fakeLibrato {
 		f.mu.Unlock()
 		w.WriteHeader(status)
 		if status == http.StatusOK {
-			f.got <- struct{}{}
+			select {
+			case f.got <- struct{}{}:
+			default:
+			}
 		}
 	}))
 	t.Cleanup(f.Close)
@@ -98,8 +147,18 @@ func testConfig(url, api string) *config.Config {
 // stop returns what the daemon logged.
 func startDaemon(t *testing.T, cfg *config.Config) (d *daemon, stop func() string) {
 	t.Helper()
-	var logs safeBuffer
-	d, err := newDaemon(cfg, options{stderr: &logs, hostname: "test-host"})
+	return startDaemonWith(t, cfg, options{}, nil)
+}
+
+// startDaemonWith is startDaemon with options; logs, when not nil,
+// receives the daemon's log as it runs.
+func startDaemonWith(t *testing.T, cfg *config.Config, opts options, logs *safeBuffer) (d *daemon, stop func() string) {
+	t.Helper()
+	if logs == nil {
+		logs = &safeBuffer{}
+	}
+	opts.stderr, opts.hostname = logs, "test-host"
+	d, err := newDaemon(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := options{stderr: stderr, notify: newNotifier(getenv)}
+	opts := options{stderr: stderr, notify: newNotifier(getenv), configPath: *path, getenv: getenv}
 	if *dryRun {
 		opts.dryRun = stdout
 	}

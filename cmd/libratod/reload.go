@@ -1,0 +1,190 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"sort"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/librato"
+)
+
+// levelWriter drops log entries below a level that can change while the
+// daemon runs (log.level is reloadable); loggers built on it log at every
+// level and let it filter.
+type levelWriter struct {
+	w     io.Writer
+	level atomic.Int32
+}
+
+func (l *levelWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
+
+// WriteLevel implements zerolog.LevelWriter.
+func (l *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+	if level < zerolog.Level(l.level.Load()) {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+func (l *levelWriter) set(level zerolog.Level) { l.level.Store(int32(level)) }
+
+// newLogger returns the daemon's logger and the writer that filters its
+// level.
+func newLogger(cfg config.Log, w io.Writer) (zerolog.Logger, *levelWriter, error) {
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		return zerolog.Nop(), nil, fmt.Errorf("log.level: %w", err)
+	}
+	if cfg.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "2006-01-02T15:04:05Z07:00"}
+	}
+	lw := &levelWriter{w: w}
+	lw.set(level)
+	return zerolog.New(lw).Level(zerolog.DebugLevel).With().Timestamp().Logger(), lw, nil
+}
+
+// newClient returns the Librato client for cfg.
+func newClient(cfg *config.Config, dryRun io.Writer) (*librato.Client, error) {
+	api, err := librato.ParseAPI(cfg.Librato.API)
+	if err != nil {
+		return nil, fmt.Errorf("librato.api: %w", err)
+	}
+	c, err := librato.New(librato.Config{
+		API:       api,
+		URL:       cfg.Librato.URL,
+		Email:     cfg.Librato.Email,
+		Token:     string(cfg.Librato.Token),
+		UserAgent: "libratod/" + versionString(),
+		Timeout:   cfg.Librato.Timeout,
+		Gzip:      cfg.Librato.Gzip,
+		DryRun:    dryRun,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("librato client: %w", err)
+	}
+	return c, nil
+}
+
+// flusherConfig returns the flusher's configuration for cfg.
+func (d *daemon) flusherConfig(cfg *config.Config) flusher.Config {
+	api, _ := librato.ParseAPI(cfg.Librato.API) // validated by config
+	var tags []librato.Tag
+	if cfg.Librato.HostTag {
+		if _, set := cfg.Tags["host"]; !set {
+			tags = append(tags, librato.Tag{Name: "host", Value: d.host})
+		}
+	}
+	names := make([]string, 0, len(cfg.Tags))
+	for n := range cfg.Tags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		tags = append(tags, librato.Tag{Name: n, Value: cfg.Tags[n]})
+	}
+	source := cfg.Librato.Source
+	if source == "" {
+		source = d.host
+	}
+	return flusher.Config{
+		Period:          cfg.Aggregate.Period,
+		Percentiles:     cfg.Aggregate.Percentiles,
+		API:             api,
+		Prefix:          cfg.Aggregate.Prefix,
+		Tags:            tags,
+		Source:          source,
+		BatchSize:       cfg.Librato.BatchSize,
+		Concurrency:     cfg.Librato.Concurrency,
+		MaxAttempts:     cfg.Librato.MaxAttempts,
+		ShutdownTimeout: cfg.Librato.ShutdownTimeout,
+		Backlog:         cfg.Librato.Backlog,
+		MaxAge:          cfg.Librato.MaxAge,
+		Logger:          d.log,
+		Metrics:         d.fm,
+		Observers:       d.observers,
+	}
+}
+
+// restartKeys returns the keys a reload cannot apply: the sockets, the
+// aggregator's shape and the payload shape are fixed for the process.
+func restartKeys() []string {
+	return []string{
+	"listen.udp", "listen.tcp", "listen.udp_readers", "listen.read_buffer", "listen.max_line_bytes",
+	"listen.tcp_idle_timeout", "listen.tcp_max_connections",
+	"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
+	"aggregate.max_timer_samples", "librato.api", "log.format", "metrics.listen",
+	}
+}
+
+// changedRestartKeys lists the keys of restartKeys whose values differ.
+func changedRestartKeys(old, cur *config.Config) []string {
+	get := func(c *config.Config, key string) any {
+		v := reflect.ValueOf(c).Elem()
+		for i := range v.NumField() {
+			sec := v.Type().Field(i)
+			if v.Field(i).Kind() != reflect.Struct {
+				continue
+			}
+			for j := range sec.Type.NumField() {
+				if sec.Tag.Get("toml")+"."+sec.Type.Field(j).Tag.Get("toml") == key {
+					return v.Field(i).Field(j).Interface()
+				}
+			}
+		}
+		return nil
+	}
+	var out []string
+	for _, k := range restartKeys() {
+		if !reflect.DeepEqual(get(old, k), get(cur, k)) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// reload re-reads the configuration file and applies what can change
+// while running: delivery settings, credentials, tags, prefix,
+// percentiles and the log level. A configuration that does not load or
+// validate is logged and the running one kept. Aggregated data is never
+// touched.
+func (d *daemon) reload() {
+	d.notifyReloading()
+	defer d.notifyReady()
+	if d.opts.configPath == "" {
+		d.log.Warn().Msg("SIGHUP: no configuration file to reload")
+		return
+	}
+	cur, err := config.Load(d.opts.configPath, d.opts.getenv)
+	if err == nil {
+		err = cur.Validate(d.opts.dryRun != nil)
+	}
+	if err != nil {
+		d.log.Error().Str("config", d.opts.configPath).Str("problems", err.Error()).
+			Msg("SIGHUP: the new configuration is invalid; keeping the running one")
+		return
+	}
+	if keys := changedRestartKeys(d.cfg, cur); len(keys) > 0 {
+		d.log.Warn().Strs("keys", keys).Msg("SIGHUP: these changes need a restart and are not applied")
+		// Keep the running values of what cannot change.
+		cur.Listen, cur.Metrics, cur.Log.Format = d.cfg.Listen, d.cfg.Metrics, d.cfg.Log.Format
+		cur.Aggregate.Period, cur.Aggregate.Shards = d.cfg.Aggregate.Period, d.cfg.Aggregate.Shards
+		cur.Aggregate.GaugeDeltas, cur.Aggregate.MaxSeries = d.cfg.Aggregate.GaugeDeltas, d.cfg.Aggregate.MaxSeries
+		cur.Aggregate.MaxTimerSamples, cur.Librato.API = d.cfg.Aggregate.MaxTimerSamples, d.cfg.Librato.API
+	}
+	client, err := newClient(cur, d.opts.dryRun)
+	if err != nil {
+		d.log.Error().Err(err).Msg("SIGHUP: keeping the running configuration")
+		return
+	}
+	level, _ := zerolog.ParseLevel(cur.Log.Level) // validated
+	d.levels.set(level)
+	d.flusher.Reconfigure(d.flusherConfig(cur), client)
+	d.cfg = cur
+	d.log.Info().Str("config", d.opts.configPath).Msg("SIGHUP: configuration reloaded")
+}
