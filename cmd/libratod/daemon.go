@@ -33,7 +33,7 @@ type options struct {
 	// configuration again; an empty path disables reload.
 	configPath string
 	getenv     func(string) string
-	notify   notifier  // systemd notifications; the zero value sends none
+	notify     notifier // systemd notifications; the zero value sends none
 }
 
 // daemon is one running libratod: every stage wired together.
@@ -54,8 +54,8 @@ type daemon struct {
 	// observers are told of every period besides Librato (see flusher.Observer).
 	observers []flusher.Observer
 	hup       chan os.Signal // SIGHUP: reload
-	health  *health       // /healthz and /readyz (health.go)
-	notify  notifier      // systemd notifications (notify.go)
+	health    *health        // /healthz and /readyz (health.go)
+	notify    notifier       // systemd notifications (notify.go)
 }
 
 // newDaemon wires the stages for cfg; nothing runs until run.

@@ -115,10 +115,10 @@ func (d *daemon) flusherConfig(cfg *config.Config) flusher.Config {
 // aggregator's shape and the payload shape are fixed for the process.
 func restartKeys() []string {
 	return []string{
-	"listen.udp", "listen.tcp", "listen.udp_readers", "listen.read_buffer", "listen.max_line_bytes",
-	"listen.tcp_idle_timeout", "listen.tcp_max_connections",
-	"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
-	"aggregate.max_timer_samples", "librato.api", "log.format", "metrics.listen",
+		"listen.udp", "listen.tcp", "listen.udp_readers", "listen.read_buffer", "listen.max_line_bytes",
+		"listen.tcp_idle_timeout", "listen.tcp_max_connections",
+		"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
+		"aggregate.max_timer_samples", "librato.api", "log.format", "metrics.listen",
 	}
 }
 
