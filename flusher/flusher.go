@@ -7,6 +7,7 @@ package flusher
 
 import (
 	"context"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,15 @@ type Config struct {
 	Metrics *Metrics
 	// Observers see every finished period before it is sent, in order.
 	Observers []Observer
+	// Include, when not empty, keeps only the series whose name (as
+	// received, before Prefix) matches one of its patterns; Exclude then
+	// drops those matching one of its own.
+	Include, Exclude []*regexp.Regexp
+	// SourceRegex, when set, takes the source from the name: when a name
+	// matches, its capture groups joined with "." become the legacy source
+	// (or a "source" tag on the tagged API) and the whole match is removed
+	// from the name.
+	SourceRegex *regexp.Regexp
 }
 
 // Observer is told of every finished period. ObservePeriod is called from

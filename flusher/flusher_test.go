@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -328,5 +329,59 @@ func TestRunFlushesEachPeriodAndAtStop(t *testing.T) {
 	}
 	if s.batches[1].Time <= s.batches[0].Time {
 		t.Errorf("period times %d then %d: want increasing period starts", s.batches[0].Time, s.batches[1].Time)
+	}
+}
+
+func TestTakeSource(t *testing.T) {
+	tests := []struct {
+		re, name, wantName, wantSource string
+	}{
+		{`^([^.]+)\.`, "web-1.requests", "requests", "web-1"},
+		{`^([^.]+)\.`, "plain", "plain", ""},
+		{`\.host_([^.]+)\.`, "api.host_db2.latency", "api.latency", "db2"},
+		{`^(\w+)-(\d+)\.`, "web-12.hits", "hits", "web.12"},
+		{`^(.*)$`, "everything", "everything", ""}, // nothing would be left
+		{`^(?:x)\.`, "x.y", "x.y", ""},             // no capture group
+	}
+	for _, tc := range tests {
+		re := regexp.MustCompile(tc.re)
+		name, src := takeSource(re, tc.name)
+		if name != tc.wantName || src != tc.wantSource {
+			t.Errorf("takeSource(%s, %q) = %q, %q; want %q, %q", tc.re, tc.name, name, src, tc.wantName, tc.wantSource)
+		}
+	}
+}
+
+func TestIncludeExcludeAndSourceRegex(t *testing.T) {
+	for _, api := range []librato.API{librato.Tagged, librato.Legacy} {
+		t.Run(api.String(), func(t *testing.T) {
+			a := aggregator.New(aggregator.Config{})
+			feed(t, a, "web-1.hits:1|c", "web-2.hits:2|c", "web-1.debug.x:1|c", "other:5|c")
+			s := &fakeSender{}
+			m, _ := NewMetrics(prometheus.NewRegistry())
+			New(Config{
+				API: api, Metrics: m, Tags: []librato.Tag{{Name: "host", Value: "h"}},
+				Include:     []*regexp.Regexp{regexp.MustCompile(`^web-`)},
+				Exclude:     []*regexp.Regexp{regexp.MustCompile(`\.debug\.`)},
+				SourceRegex: regexp.MustCompile(`^(web-\d+)\.`),
+			}, a, s).Flush(context.Background(), t0)
+			got := map[string]float64{}
+			for _, x := range s.all() {
+				src := x.Source
+				for _, tg := range x.Tags {
+					if tg.Name == "source" {
+						src = tg.Value
+					}
+				}
+				got[x.Name+"@"+src] += x.Value
+			}
+			want := map[string]float64{"hits@web-1": 1, "hits@web-2": 2}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got %v, want %v", got, want)
+			}
+			if n := testutil.ToFloat64(m.dropped.WithLabelValues("excluded")); n != 2 {
+				t.Errorf("excluded = %v, want 2", n)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package flusher
 
 import (
 	"math"
+	"regexp"
+	"strings"
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/librato"
@@ -26,6 +28,14 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librat
 		res.Series++
 		perKind[sr.Kind%5]++
 		name := sr.Name
+		if !s.wanted(name) {
+			f.m.dropped.WithLabelValues("excluded").Inc()
+			return
+		}
+		var source string
+		if s.cfg.SourceRegex != nil {
+			name, source = takeSource(s.cfg.SourceRegex, name)
+		}
 		if s.cfg.Prefix != "" {
 			name = s.cfg.Prefix + "." + name
 		}
@@ -37,6 +47,16 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librat
 		}
 		m := librato.Measurement{Name: name}
 		f.dimensions(s, &m, sr.Tags)
+		if source != "" {
+			if s.cfg.API == librato.Legacy {
+				m.Source = librato.SanitizeSource(source)
+			} else if v := librato.SanitizeTagValue(source); v != "" {
+				if m.Tags == nil {
+					m.Tags = append(make([]librato.Tag, 0, len(s.tags)+1), s.tags...)
+				}
+				m.Tags = setTag(m.Tags, librato.Tag{Name: "source", Value: v})
+			}
+		}
 		switch sr.Kind {
 		case aggregator.Counter, aggregator.Gauge:
 			m.Value = sr.Value
@@ -128,4 +148,51 @@ func setTag(tags []librato.Tag, t librato.Tag) []librato.Tag {
 		}
 	}
 	return append(tags, t)
+}
+
+// wanted applies Include and Exclude to a series name.
+func (s *settings) wanted(name string) bool {
+	if len(s.cfg.Include) > 0 {
+		in := false
+		for _, re := range s.cfg.Include {
+			if re.MatchString(name) {
+				in = true
+				break
+			}
+		}
+		if !in {
+			return false
+		}
+	}
+	for _, re := range s.cfg.Exclude {
+		if re.MatchString(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// takeSource applies a source pattern to a name: on a match with capture
+// groups, it returns the name without the match (and without the dots
+// left at its ends) and the groups joined with ".".
+func takeSource(re *regexp.Regexp, name string) (string, string) {
+	loc := re.FindStringSubmatchIndex(name)
+	if loc == nil || len(loc) < 4 {
+		return name, ""
+	}
+	var parts []string
+	for i := 2; i+1 < len(loc); i += 2 {
+		if loc[i] >= 0 && loc[i+1] > loc[i] {
+			parts = append(parts, name[loc[i]:loc[i+1]])
+		}
+	}
+	if len(parts) == 0 {
+		return name, ""
+	}
+	rest := strings.Trim(name[:loc[0]]+"."+name[loc[1]:], ".")
+	rest = strings.ReplaceAll(rest, "..", ".")
+	if rest == "" {
+		return name, "" // nothing would be left of the name
+	}
+	return rest, strings.Join(parts, ".")
 }
