@@ -54,8 +54,9 @@ type daemon struct {
 	// observers are told of every period besides Librato (see flusher.Observer).
 	observers []flusher.Observer
 	hup       chan os.Signal // SIGHUP: reload
-	health    *health        // /healthz and /readyz (health.go)
-	notify    notifier       // systemd notifications (notify.go)
+	ingest    *ingest
+	health    *health  // /healthz and /readyz (health.go)
+	notify    notifier // systemd notifications (notify.go)
 }
 
 // newDaemon wires the stages for cfg; nothing runs until run.
@@ -102,7 +103,9 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 
 	d.flusher = flusher.New(d.flusherConfig(cfg), d.agg, client)
 
-	in := newIngest(d.agg, im, fm.Dropped("max_series"), log)
+	in := newIngest(d.agg, im, fm.Dropped, log)
+	in.setMinLevel(cfg.Aggregate.MinLevel)
+	d.ingest = in
 	d.lst = listener.New(listener.Config{
 		UDP:               cfg.Listen.UDP,
 		TCP:               cfg.Listen.TCP,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,9 @@ type ingest struct {
 	invalid     [256]prometheus.Counter // by parser.Error
 	unsupported [256]prometheus.Counter // events and service checks, by parser.Error
 	maxSeries   prometheus.Counter
+	belowLevel  prometheus.Counter
+	// minLevel drops lines whose level tag is below it; levelOff keeps all.
+	minLevel atomic.Int32
 
 	badLog *rateLog
 }
@@ -69,12 +73,14 @@ func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
 	return m, nil
 }
 
-func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, maxSeries prometheus.Counter, log zerolog.Logger) *ingest {
+func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason string) prometheus.Counter, log zerolog.Logger) *ingest {
 	in := &ingest{
-		agg:       agg,
-		maxSeries: maxSeries,
-		badLog:    &rateLog{every: time.Second, log: log},
+		agg:        agg,
+		maxSeries:  dropped("max_series"),
+		belowLevel: dropped("below_min_level"),
+		badLog:     &rateLog{every: time.Second, log: log},
 	}
+	in.minLevel.Store(levelOff)
 	in.pool.New = func() any { return &ingestWork{w: agg.NewWriter(), ms: make([]parser.Metric, 0, 16)} }
 	for _, t := range []listener.Transport{listener.UDP, listener.TCP} {
 		in.packets[t] = m.packets.WithLabelValues(t.String())
@@ -113,6 +119,10 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 			continue
 		}
 		for i := range ms {
+			if min := in.minLevel.Load(); min != levelOff && lineLevel(&ms[i]) < min {
+				in.belowLevel.Inc()
+				continue
+			}
 			if err := wk.w.Add(&ms[i]); err != nil {
 				if errors.Is(err, aggregator.ErrMaxSeries) {
 					in.maxSeries.Inc()
@@ -168,4 +178,66 @@ func (r *rateLog) log0(msg string, line []byte, reason string) {
 	}
 	r.log.Warn().Str("reason", reason).Bytes("line", cut).Bool("cut", len(cut) < len(line)).
 		Int64("suppressed", r.suppressed.Swap(0)).Msg(msg)
+}
+
+// The levels a line's "level" tag may name, lowest first.
+const (
+	levelOff   = -1 // min_level unset: keep every line
+	levelNone  = 1 << 20
+	levelDebug = iota
+	levelInfo
+	levelWarning
+	levelError
+	levelCritical
+)
+
+// parseLevel returns the level a name means, or levelNone.
+func parseLevel(b []byte) int32 {
+	switch string(b) {
+	case "debug":
+		return levelDebug
+	case "info":
+		return levelInfo
+	case "warning", "warn":
+		return levelWarning
+	case "error":
+		return levelError
+	case "critical", "crit":
+		return levelCritical
+	}
+	return levelNone
+}
+
+// lineLevel returns the level of a metric's "level" tag (DogStatsD
+// "level:x" or Librato-style "level=x"); a metric without one, or with an
+// unknown one, is above every level and so always kept.
+func lineLevel(m *parser.Metric) int32 {
+	lvl := int32(levelNone)
+	for _, src := range [2]struct {
+		raw []byte
+		sep byte
+	}{{m.NameTags, '='}, {m.Tags, ':'}} {
+		raw := src.raw
+		for len(raw) > 0 {
+			item := raw
+			if i := bytes.IndexByte(raw, ','); i >= 0 {
+				item, raw = raw[:i], raw[i+1:]
+			} else {
+				raw = nil
+			}
+			if len(item) > 6 && string(item[:5]) == "level" && item[5] == src.sep {
+				lvl = parseLevel(item[6:]) // the last one wins, as for every tag
+			}
+		}
+	}
+	return lvl
+}
+
+// setMinLevel sets aggregate.min_level: "" keeps every line.
+func (in *ingest) setMinLevel(name string) {
+	lvl := int32(levelOff)
+	if name != "" {
+		lvl = parseLevel([]byte(name))
+	}
+	in.minLevel.Store(lvl)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"sort"
 	"sync/atomic"
 
@@ -92,7 +93,25 @@ func (d *daemon) flusherConfig(cfg *config.Config) flusher.Config {
 	if source == "" {
 		source = d.host
 	}
+	// The patterns were compiled once already by the config's validation.
+	compile := func(ps []string) []*regexp.Regexp {
+		var out []*regexp.Regexp
+		for _, p := range ps {
+			if re, err := regexp.Compile(p); err == nil {
+				out = append(out, re)
+			}
+		}
+		return out
+	}
+	include, exclude := compile(cfg.Librato.Include), compile(cfg.Librato.Exclude)
+	var sourceRegex *regexp.Regexp
+	if re := compile([]string{cfg.Librato.SourceRegex}); cfg.Librato.SourceRegex != "" && len(re) == 1 {
+		sourceRegex = re[0]
+	}
 	return flusher.Config{
+		Include:         include,
+		Exclude:         exclude,
+		SourceRegex:     sourceRegex,
 		Period:          cfg.Aggregate.Period,
 		Percentiles:     cfg.Aggregate.Percentiles,
 		API:             api,
@@ -150,7 +169,7 @@ func changedRestartKeys(old, cur *config.Config) []string {
 
 // reload re-reads the configuration file and applies what can change
 // while running: delivery settings, credentials, tags, prefix,
-// percentiles and the log level. A configuration that does not load or
+// percentiles, min_level and the log level. A configuration that does not load or
 // validate is logged and the running one kept. Aggregated data is never
 // touched.
 func (d *daemon) reload() {
@@ -184,6 +203,7 @@ func (d *daemon) reload() {
 	}
 	level, _ := zerolog.ParseLevel(cur.Log.Level) // validated
 	d.levels.set(level)
+	d.ingest.setMinLevel(cur.Aggregate.MinLevel)
 	d.flusher.Reconfigure(d.flusherConfig(cur), client)
 	d.cfg = cur
 	d.log.Info().Str("config", d.opts.configPath).Msg("SIGHUP: configuration reloaded")

@@ -76,6 +76,9 @@ type Aggregate struct {
 	// MaxTimerSamples bounds the values a timer series keeps per period for
 	// exact percentiles; past it percentiles come from a bounded estimate.
 	MaxTimerSamples int `toml:"max_timer_samples"`
+	// MinLevel drops lines whose "level" tag is below it: "" keeps all,
+	// else "debug", "info", "warning", "error" or "critical".
+	MinLevel string `toml:"min_level"`
 }
 
 // Librato configures the Librato API client.
@@ -94,6 +97,9 @@ type Librato struct {
 	Gzip            bool          `toml:"gzip"`             // gzip request bodies
 	Backlog         int           `toml:"backlog"`          // undelivered measurements kept for later retries; oldest dropped first past it
 	MaxAge          time.Duration `toml:"max_age"`          // undelivered data older than this is dropped, not resent
+	SourceRegex     string        `toml:"source_regex"`     // capture groups of a matching name become the source, the match leaves the name
+	Include         []string      `toml:"include"`          // name patterns to send (all when empty)
+	Exclude         []string      `toml:"exclude"`          // name patterns not to send
 }
 
 // Log configures the daemon's own logging.
@@ -137,6 +143,8 @@ func Default() Config {
 			ShutdownTimeout: 10 * time.Second,
 			Backlog:         1_000_000,
 			MaxAge:          time.Hour,
+			Include:         []string{},
+			Exclude:         []string{},
 		},
 		Log:     Log{Level: "info", Format: "json"},
 		Metrics: Metrics{Listen: "127.0.0.1:9125"},
@@ -362,6 +370,8 @@ func expected(t reflect.Type) string {
 		return byteSizeForm
 	case reflect.TypeFor[[]float64]():
 		return "a list of numbers"
+	case reflect.TypeFor[[]string]():
+		return "a list of strings"
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -509,6 +519,9 @@ func setText(field reflect.Value, s string) error {
 			list = append(list, f)
 		}
 		*p = list
+	case *[]string:
+		// Patterns holding a comma cannot be set this way; use the file.
+		*p = strings.Split(s, ",")
 	default:
 		return fmt.Errorf("cannot be set from the environment (type %s)", field.Type())
 	}

@@ -83,12 +83,13 @@ func TestParseFull(t *testing.T) {
 			TCPIdleTimeout: 2 * time.Minute, TCPMaxConnections: 10,
 		},
 		Aggregate: Aggregate{
-			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100,
+			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning",
 		},
 		Librato: Librato{
 			API: APILegacy, URL: "http://localhost:8080/api", Email: "ops@example.com", Token: "file-token",
 			Source: "web-1", BatchSize: 1000, HostTag: false, Timeout: 2500 * time.Millisecond, Concurrency: 1,
 			MaxAttempts: 1, ShutdownTimeout: 30 * time.Second, Gzip: true, Backlog: 20000, MaxAge: 30 * time.Minute,
+			SourceRegex: `^([^.]+)\.`, Include: []string{"^app"}, Exclude: []string{"debug"},
 		},
 		Tags:    map[string]string{"environment": "production", "region.name": "us east/1"},
 		Log:     Log{Level: "debug", Format: "console"},
@@ -180,8 +181,13 @@ func TestParseProblems(t *testing.T) {
 		{"period sub-second", "[aggregate]\nperiod = \"500ms\"\n", nil, []string{"aggregate.period"}, []string{"at least 1s"}},
 		{"period fractional", "[aggregate]\nperiod = \"1500ms\"\n", nil, []string{"aggregate.period"}, []string{"whole seconds", "1.5s"}},
 		{"period negative", "[aggregate]\nperiod = \"-10s\"\n", nil, []string{"aggregate.period"}, []string{"at least 1s"}},
-		{"percentile 0", "[aggregate]\npercentiles = [0]\n", nil, []string{"aggregate.percentiles"}, []string{"between 0 and 100 exclusive, got 0"}},
-		{"percentile 100", "[aggregate]\npercentiles = [100]\n", nil, []string{"aggregate.percentiles"}, []string{"got 100"}},
+		{"percentile 0", "[aggregate]\npercentiles = [0]\n", nil, []string{"aggregate.percentiles"}, []string{"above 0 and at most 100, got 0"}},
+		{"percentile 100.5", "[aggregate]\npercentiles = [100.5]\n", nil, []string{"aggregate.percentiles"}, []string{"got 100.5"}},
+		{"min_level unknown", "[aggregate]\nmin_level = \"loud\"\n", nil, []string{"aggregate.min_level"}, []string{`got "loud"`}},
+		{"source_regex bad", "[librato]\nsource_regex = \"(\"\n", nil, []string{"librato.source_regex"}, []string{"not a regular expression"}},
+		{"source_regex without group", "[librato]\nsource_regex = \"^web\"\n", nil, []string{"librato.source_regex"}, []string{"capture group"}},
+		{"include bad", "[librato]\ninclude = [\"ok\", \"[\"]\n", nil, []string{"librato.include"}, []string{"not a regular expression"}},
+		{"exclude not a list", "[librato]\nexclude = \"x\"\n", nil, []string{"librato.exclude"}, []string{"expected a list of strings"}},
 		{"percentile nan", "[aggregate]\npercentiles = [nan]\n", nil, []string{"aggregate.percentiles"}, []string{"got NaN"}},
 		{"percentile duplicate", "[aggregate]\npercentiles = [99, 99.0]\n", nil, []string{"aggregate.percentiles"}, []string{"99 is listed twice"}},
 		{"prefix space", "[aggregate]\nprefix = \"my app\"\n", nil, []string{"aggregate.prefix"}, []string{"A-Z a-z 0-9"}},
@@ -266,6 +272,7 @@ func TestParseAccepts(t *testing.T) {
 		{"metrics and tcp both on port 0", "[listen]\ntcp = \"127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n"},
 		{"no percentiles", "[aggregate]\npercentiles = []\n"},
 		{"fractional percentile", "[aggregate]\npercentiles = [99.9, 0.1]\n"},
+		{"percentile 100", "[aggregate]\npercentiles = [100]\n"},
 		{"whole minutes", "[aggregate]\nperiod = \"2m\"\n"},
 		{"http on loopback", "[librato]\nurl = \"http://127.0.0.1:8080\"\n"},
 		{"http on localhost", "[librato]\nurl = \"http://localhost\"\n"},
@@ -428,6 +435,7 @@ func TestEnvCoversEverySetting(t *testing.T) {
 		reflect.TypeFor[time.Duration](): "7s",
 		reflect.TypeFor[ByteSize]():      "7KiB",
 		reflect.TypeFor[[]float64]():     "7",
+		reflect.TypeFor[[]string]():      "x,y",
 	}
 	def := Default()
 	for _, s := range settings(&def) {

@@ -69,6 +69,15 @@ func (c *Config) Describe(w io.Writer) {
 		lb.Concurrency, lb.Timeout, lb.MaxAttempts, onOff(lb.Gzip))
 	line("shutdown timeout", "%s", lb.ShutdownTimeout)
 	line("backlog", "%d measurements, dropped after %s", lb.Backlog, lb.MaxAge)
+	if lb.SourceRegex != "" {
+		line("source from name", "%s", lb.SourceRegex)
+	}
+	if len(lb.Include) > 0 || len(lb.Exclude) > 0 {
+		line("names", "include %s, exclude %s", orNone(strings.Join(lb.Include, " ")), orNone(strings.Join(lb.Exclude, " ")))
+	}
+	if c.Aggregate.MinLevel != "" {
+		line("min level", "%s", c.Aggregate.MinLevel)
+	}
 
 	tags := make([]string, 0, len(c.Tags))
 	for _, name := range slices.Sorted(maps.Keys(c.Tags)) {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,8 +70,8 @@ func (c *Config) problems(dryRun bool) []error {
 	}
 	for i, pct := range a.Percentiles {
 		switch {
-		case !(pct > 0 && pct < 100):
-			p.add("aggregate.percentiles", fmt.Sprintf("each must be between 0 and 100 exclusive, got %v", pct))
+		case !(pct > 0 && pct <= 100):
+			p.add("aggregate.percentiles", fmt.Sprintf("each must be above 0 and at most 100, got %v", pct))
 		case slices.Contains(a.Percentiles[:i], pct):
 			p.add("aggregate.percentiles", fmt.Sprintf("%v is listed twice", pct))
 		}
@@ -84,6 +85,11 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("aggregate.shards", a.Shards, 0, maxShards, " (0: the default)")
 	p.between("aggregate.max_series", a.MaxSeries, 0, maxCount, " (0: no bound)")
 	p.between("aggregate.max_timer_samples", a.MaxTimerSamples, 1, maxCount, "")
+	switch a.MinLevel {
+	case "", "debug", "info", "warning", "error", "critical":
+	default:
+		p.add("aggregate.min_level", fmt.Sprintf(`expected "", "debug", "info", "warning", "error" or "critical", got %q`, a.MinLevel))
+	}
 
 	lb := &c.Librato
 	if lb.API != APITagged && lb.API != APILegacy {
@@ -106,6 +112,18 @@ func (c *Config) problems(dryRun bool) []error {
 	p.positive("librato.shutdown_timeout", lb.ShutdownTimeout)
 	p.between("librato.backlog", lb.Backlog, 0, maxCount, " measurements (0: keep nothing undelivered)")
 	p.positive("librato.max_age", lb.MaxAge)
+	p.pattern("librato.source_regex", lb.SourceRegex)
+	for _, re := range lb.Include {
+		p.pattern("librato.include", re)
+	}
+	for _, re := range lb.Exclude {
+		p.pattern("librato.exclude", re)
+	}
+	if lb.SourceRegex != "" {
+		if re, err := regexp.Compile(lb.SourceRegex); err == nil && re.NumSubexp() == 0 {
+			p.add("librato.source_regex", "needs a capture group: its text becomes the source")
+		}
+	}
 
 	limit := maxTags
 	if lb.HostTag {
@@ -231,4 +249,14 @@ func validChars(s, extra string) bool {
 		}
 	}
 	return true
+}
+
+// pattern checks that s, when set, is a regular expression (RE2 syntax).
+func (p *problems) pattern(key, s string) {
+	if s == "" {
+		return
+	}
+	if _, err := regexp.Compile(s); err != nil {
+		p.add(key, fmt.Sprintf("not a regular expression: %v", err))
+	}
 }

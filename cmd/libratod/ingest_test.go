@@ -1,0 +1,134 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/listener"
+	"github.com/libratod/libratod/parser"
+)
+
+func newTestIngest(t testing.TB) (*ingest, *aggregator.Aggregator, *flusher.Metrics) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	im, err := newIngestMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm, err := flusher.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := aggregator.New(aggregator.Config{})
+	return newIngest(agg, im, fm.Dropped, zerolog.Nop()), agg, fm
+}
+
+func TestLineLevel(t *testing.T) {
+	tests := map[string]int32{
+		"x:1|c":                              levelNone,
+		"x:1|c|#level:debug":                 levelDebug,
+		"x:1|c|#env:prod,level:info":         levelInfo,
+		"x:1|c|#level:warn":                  levelWarning,
+		"x#level=error:1|c":                  levelError,
+		"x#level=debug:1|c|#level:critical":  levelCritical, // the line's own tags win
+		"x:1|c|#level:loud":                  levelNone,
+		"x:1|c|#levels:debug,mylevel:debug":  levelNone,
+		"x:1|c|#level:":                      levelNone,
+		"x:1|c|#level:info,level:error":      levelError,
+		"x:1|c|#level:ERROR":                 levelNone, // levels are lower case, like Librato's tag values
+		"x#level=warning,team=a:1|c|#k:v,kk": levelWarning,
+	}
+	for line, want := range tests {
+		ms, err := parser.Parse([]byte(line), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if got := lineLevel(&ms[0]); got != want {
+			t.Errorf("lineLevel(%q) = %d, want %d", line, got, want)
+		}
+	}
+}
+
+func TestMinLevel(t *testing.T) {
+	in, agg, fm := newTestIngest(t)
+	in.setMinLevel("warning")
+	in.Handle(listener.UDP, []byte("a:1|c|#level:debug\na:2|c|#level:warning\na:4|c|#level:error\na:8|c\n"))
+	var sum float64
+	agg.Snapshot().Each(func(s *aggregator.Series) { sum += s.Value })
+	if sum != 2+4+8 {
+		t.Errorf("kept sum %v, want 14 (debug dropped, untagged kept)", sum)
+	}
+	if n := testutil.ToFloat64(fm.Dropped("below_min_level")); n != 1 {
+		t.Errorf("below_min_level = %v, want 1", n)
+	}
+	in.setMinLevel("")
+	in.Handle(listener.UDP, []byte("a:1|c|#level:debug\n"))
+	sum = 0
+	agg.Snapshot().Each(func(s *aggregator.Series) { sum += s.Value })
+	if sum != 1 {
+		t.Errorf("with min_level unset: sum %v, want 1", sum)
+	}
+}
+
+func TestIngestCounts(t *testing.T) {
+	in, agg, _ := newTestIngest(t)
+	in.Handle(listener.TCP, []byte("a:1|c\n\nbad\n_e{1,1}:a|b\nb:2|g\r\n"))
+	if n := testutil.ToFloat64(in.lines[listener.TCP]); n != 4 {
+		t.Errorf("lines = %v, want 4 (the blank one is not a line)", n)
+	}
+	if n := testutil.ToFloat64(in.packets[listener.TCP]); n != 1 {
+		t.Errorf("packets = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(in.invalid[parser.ErrNoValue]); n != 1 {
+		t.Errorf("invalid{no_value} = %v, want 1", n)
+	}
+	if n := testutil.ToFloat64(in.unsupported[parser.ErrEvent]); n != 1 {
+		t.Errorf("unsupported{event} = %v, want 1", n)
+	}
+	if n := agg.Snapshot().Len(); n != 2 {
+		t.Errorf("%d series, want 2", n)
+	}
+}
+
+// TestHandleDoesNotAllocate proves the whole hot path, from a packet to
+// the aggregator's series, allocation-free once the series exist.
+func TestHandleDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under -race; scripts/test runs this test without it")
+	}
+	in, _, _ := newTestIngest(t)
+	packet := []byte(strings.Join([]string{
+		"app.hits:1|c", "app.hits:1|c|@0.5|#env:prod,host:web-1", "app.temp:21.5|g", "app.temp:+1|g",
+		"app.lat:12.5|ms|#route:/x", "app.lat:3:4:5|ms", "app.users:alice|s", "api#region=eu:1|c",
+	}, "\n") + "\n")
+	in.Handle(listener.UDP, packet) // create the series
+	if n := testing.AllocsPerRun(500, func() { in.Handle(listener.UDP, packet) }); n != 0 {
+		t.Errorf("Handle: %v allocs per packet, want 0", n)
+	}
+}
+
+// BenchmarkHandle measures the daemon's per-line cost from a packet to the
+// aggregator (what every UDP reader does), in ns per line.
+func BenchmarkHandle(b *testing.B) {
+	in, _, _ := newTestIngest(b)
+	var lines []string
+	for i := range 20 {
+		lines = append(lines, "app.requests."+string(rune('a'+i))+":1|c|#env:prod")
+	}
+	packet := []byte(strings.Join(lines, "\n") + "\n")
+	in.Handle(listener.UDP, packet)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(packet)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			in.Handle(listener.UDP, packet)
+		}
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/line")
+}
