@@ -28,8 +28,16 @@ type outcome struct {
 func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool) outcome {
 	log := s.cfg.Logger
 	var o outcome
+	// An attempt under way is never cancelled by the period's deadline:
+	// Librato may already have taken it, and resending it later would
+	// count it twice. Only the client's own timeout ends it, and, once the
+	// flusher is stopping (nothing will be resent), the shutdown deadline.
+	actx := ctx
+	if !f.stopping.Load() {
+		actx = context.WithoutCancel(ctx)
+	}
 	for attempt := 1; ; attempt++ {
-		res, err := s.dst.Send(ctx, b)
+		res, err := s.dst.Send(actx, b)
 		if err == nil {
 			f.m.requests.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
 			f.m.sent.Add(float64(res.Sent))

@@ -110,6 +110,7 @@ type Flusher struct {
 	backlog  backlog
 	stops    stopList
 	inflight sync.WaitGroup
+	stopping atomic.Bool // the final flush has begun: deadlines may cancel requests
 
 	statusMu sync.Mutex
 	status   Status
@@ -238,6 +239,7 @@ func (f *Flusher) Run(ctx context.Context) Result {
 			timer.Stop()
 			stopDrain()
 			drainer.Wait()
+			f.stopping.Store(true)
 			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.set.Load().cfg.ShutdownTimeout)
 			defer cancel()
 			res := f.Flush(final, start)
