@@ -90,6 +90,7 @@ type Listener struct {
 	cfg       Config
 	h         Handler
 	reusePort bool           // one SO_REUSEPORT socket per UDP reader
+	udpBatch  int            // datagrams one UDP read takes at most (1: no batched reads)
 	errLog    zerolog.Logger // cfg.Logger sampled, for errors that may repeat at packet rate
 
 	started  bool // Start was called
@@ -134,6 +135,7 @@ func New(cfg Config, h Handler) *Listener {
 		cfg:       cfg,
 		h:         h,
 		reusePort: reusePortSupported,
+		udpBatch:  udpBatchDefault,
 		errLog:    cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
 		quit:      make(chan struct{}),
 		tcpConns:  make(map[net.Conn]struct{}),

@@ -109,9 +109,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // start starts a Listener and returns it with the goroutine count before it started.
 func start(t *testing.T, cfg Config, h Handler, reusePort bool) (*Listener, int) {
 	t.Helper()
+	return startBatch(t, cfg, h, reusePort, udpBatchDefault)
+}
+
+// startBatch is start with UDP reads of at most batch datagrams.
+func startBatch(t *testing.T, cfg Config, h Handler, reusePort bool, batch int) (*Listener, int) {
+	t.Helper()
 	base := runtime.NumGoroutine()
 	l := New(cfg, h)
 	l.reusePort = reusePort
+	l.udpBatch = batch
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +172,15 @@ func sendUDP(t *testing.T, clients []*net.UDPConn, n int) []string {
 	return sent
 }
 
+// batches are the UDP read modes tested: one datagram per read (the portable path) and, where supported, batched
+// reads.
+func batches() []int {
+	if mmsgSupported {
+		return []int{1, udpBatchDefault}
+	}
+	return []int{1}
+}
+
 func sameSet(got, want []string) bool {
 	return slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want)))
 }
@@ -189,39 +205,45 @@ func TestUDPDelivers(t *testing.T) {
 		{name: "readers with a socket each", readers: 4, reusePort: true, wantSockets: 4},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.reusePort && !reusePortSupported {
-				t.Skip("no SO_REUSEPORT here")
-			}
-			rec := newRecorder()
-			l, base := start(t, Config{UDP: "127.0.0.1:0", UDPReaders: tt.readers}, rec, tt.reusePort)
-			if got := len(l.udpConns); got != tt.wantSockets {
-				t.Errorf("%d sockets, want %d", got, tt.wantSockets)
-			}
-			var clients []*net.UDPConn
-			for range 8 { // several source ports, so SO_REUSEPORT spreads them
-				clients = append(clients, dialUDP(t, l))
-			}
-			const n = 400
-			sent := sendUDP(t, clients, n)
-			rec.waitPackets(t, UDP, n)
-			stop(t, l, base)
+		for _, batch := range batches() {
+			t.Run(fmt.Sprintf("%s/batch=%d", tt.name, batch), func(t *testing.T) {
+				if tt.reusePort && !reusePortSupported {
+					t.Skip("no SO_REUSEPORT here")
+				}
+				testUDPDelivers(t, tt.readers, tt.reusePort, tt.wantSockets, batch)
+			})
+		}
+	}
+}
 
-			if got := rec.get(UDP); !sameSet(got, sent) {
-				t.Errorf("received %d datagrams differing from the %d sent", len(got), len(sent))
-			}
-			st := l.Stats()
-			var bytes uint64
-			for _, m := range sent {
-				bytes += uint64(len(m))
-			}
-			if st.UDPPackets != n || st.UDPBytes != bytes {
-				t.Errorf("stats: %d packets, %d bytes; want %d, %d", st.UDPPackets, st.UDPBytes, n, bytes)
-			}
-			if st.ReceiveBufferBytes <= 0 && runtime.GOOS == "linux" {
-				t.Errorf("granted receive buffer %d, want > 0", st.ReceiveBufferBytes)
-			}
-		})
+func testUDPDelivers(t *testing.T, readers int, reusePort bool, wantSockets, batch int) {
+	rec := newRecorder()
+	l, base := startBatch(t, Config{UDP: "127.0.0.1:0", UDPReaders: readers}, rec, reusePort, batch)
+	if got := len(l.udpConns); got != wantSockets {
+		t.Errorf("%d sockets, want %d", got, wantSockets)
+	}
+	var clients []*net.UDPConn
+	for range 8 { // several source ports, so SO_REUSEPORT spreads them
+		clients = append(clients, dialUDP(t, l))
+	}
+	const n = 400
+	sent := sendUDP(t, clients, n)
+	rec.waitPackets(t, UDP, n)
+	stop(t, l, base)
+
+	if got := rec.get(UDP); !sameSet(got, sent) {
+		t.Errorf("received %d datagrams differing from the %d sent", len(got), len(sent))
+	}
+	st := l.Stats()
+	var bytes uint64
+	for _, m := range sent {
+		bytes += uint64(len(m))
+	}
+	if st.UDPPackets != n || st.UDPBytes != bytes {
+		t.Errorf("stats: %d packets, %d bytes; want %d, %d", st.UDPPackets, st.UDPBytes, n, bytes)
+	}
+	if st.ReceiveBufferBytes <= 0 && runtime.GOOS == "linux" {
+		t.Errorf("granted receive buffer %d, want > 0", st.ReceiveBufferBytes)
 	}
 }
 
@@ -239,100 +261,117 @@ func TestUDPStopDrains(t *testing.T) {
 		{name: "busy readers", readers: 3, gated: true},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := newRecorder()
-			if tt.gated {
-				rec.gate = make(chan struct{})
-			}
-			l, base := start(t, Config{UDP: "127.0.0.1:0", UDPReaders: tt.readers}, rec, reusePortSupported)
-			var clients []*net.UDPConn
-			for range 6 {
-				clients = append(clients, dialUDP(t, l))
-			}
-			const n = 300
-			sent := sendUDP(t, clients, n)
+		for _, batch := range batches() {
+			t.Run(fmt.Sprintf("%s/batch=%d", tt.name, batch), func(t *testing.T) {
+				testUDPStopDrains(t, tt.readers, tt.gated, batch)
+			})
+		}
+	}
+}
 
-			stopped := make(chan error, 1)
-			if tt.gated {
-				rec.waitPackets(t, UDP, 1) // a reader is blocked in Handle
-				go func() { stopped <- l.Stop(context.Background()) }()
-				eventually(t, "Stop called", l.stopping.Load)
-				close(rec.gate)
-				select {
-				case err := <-stopped:
-					if err != nil {
-						t.Fatalf("Stop: %v", err)
-					}
-				case <-time.After(waitLimit):
-					t.Fatal("Stop did not return")
+func testUDPStopDrains(t *testing.T, readers int, gated bool, batch int) {
+	rec := newRecorder()
+	if gated {
+		rec.gate = make(chan struct{})
+	}
+	l, base := startBatch(t, Config{UDP: "127.0.0.1:0", UDPReaders: readers}, rec, reusePortSupported, batch)
+	var clients []*net.UDPConn
+	for range 6 {
+		clients = append(clients, dialUDP(t, l))
+	}
+	const n = 300
+	sent := sendUDP(t, clients, n)
+
+	stopped := make(chan error, 1)
+	if gated {
+		rec.waitPackets(t, UDP, 1) // a reader is blocked in Handle
+		go func() { stopped <- l.Stop(context.Background()) }()
+		eventually(t, "Stop called", l.stopping.Load)
+		close(rec.gate)
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatalf("Stop: %v", err)
+			}
+		case <-time.After(waitLimit):
+			t.Fatal("Stop did not return")
+		}
+	}
+	stop(t, l, base)
+
+	if got := rec.get(UDP); !sameSet(got, sent) {
+		t.Errorf("received %d datagrams, want the %d sent", len(got), len(sent))
+	}
+}
+
+func TestUDPTooLongDropped(t *testing.T) {
+	for _, batch := range batches() {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			rec := newRecorder()
+			l, base := startBatch(t, Config{UDP: "127.0.0.1:0", UDPReaders: 1, MaxPacketBytes: 10}, rec, reusePortSupported, batch)
+			c := dialUDP(t, l)
+			for _, m := range []string{"0123456789x", "0123456789", "x:1|c", strings.Repeat("y", 2000)} {
+				if _, err := c.Write([]byte(m)); err != nil {
+					t.Fatal(err)
 				}
 			}
+			rec.waitPackets(t, UDP, 2)
+			eventually(t, "two truncated", func() bool { return l.Stats().UDPTruncated == 2 })
 			stop(t, l, base)
-
-			if got := rec.get(UDP); !sameSet(got, sent) {
-				t.Errorf("received %d datagrams, want the %d sent", len(got), len(sent))
+			if got, want := rec.get(UDP), []string{"0123456789", "x:1|c"}; !slices.Equal(got, want) {
+				t.Errorf("received %q, want %q", got, want)
+			}
+			if got := l.Stats().UDPTruncated; got != 2 {
+				t.Errorf("%d truncated, want 2", got)
 			}
 		})
 	}
 }
 
-func TestUDPTooLongDropped(t *testing.T) {
-	rec := newRecorder()
-	l, base := start(t, Config{UDP: "127.0.0.1:0", UDPReaders: 1, MaxPacketBytes: 10}, rec, reusePortSupported)
-	c := dialUDP(t, l)
-	for _, m := range []string{"0123456789x", "0123456789", "x:1|c"} {
-		if _, err := c.Write([]byte(m)); err != nil {
-			t.Fatal(err)
+// TestUDPReadAllocs checks that the UDP read path does not allocate: a client writes a burst of datagrams, the
+// reader hands them to the Handler (one read each, or a few batched reads), and the client waits for them all.
+func TestUDPReadAllocs(t *testing.T) {
+	for _, batch := range batches() {
+		for _, burst := range []int{1, 16} {
+			t.Run(fmt.Sprintf("batch=%d/burst=%d", batch, burst), func(t *testing.T) {
+				testUDPReadAllocs(t, batch, burst)
+			})
 		}
 	}
-	rec.waitPackets(t, UDP, 2)
-	stop(t, l, base)
-	if got, want := rec.get(UDP), []string{"0123456789", "x:1|c"}; !slices.Equal(got, want) {
-		t.Errorf("received %q, want %q", got, want)
-	}
-	if got := l.Stats().UDPTruncated; got != 1 {
-		t.Errorf("%d truncated, want 1", got)
-	}
 }
 
-// signaler is a Handler that only signals each packet.
-type signaler chan struct{}
-
-func (s signaler) Handle(Transport, []byte) {
-	select {
-	case s <- struct{}{}:
-	default:
-	}
-}
-
-// TestUDPReadAllocs checks that the UDP read path does not allocate: a client writes a datagram, the reader hands it
-// to the Handler, and the client waits for it.
-func TestUDPReadAllocs(t *testing.T) {
-	sig := make(signaler, 1)
-	l, base := start(t, Config{UDP: "127.0.0.1:0", UDPReaders: 1}, sig, reusePortSupported)
+func testUDPReadAllocs(t *testing.T, batch, burst int) {
+	h := &counter{signal: make(chan struct{}, 1)}
+	l, base := startBatch(t, Config{UDP: "127.0.0.1:0", UDPReaders: 1}, h, reusePortSupported, batch)
 	c := dialUDP(t, l)
 	msg := []byte("foo.bar:1|c")
 	timer := time.NewTimer(waitLimit)
 	lost := false
-	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := c.Write(msg); err != nil {
-			lost = true
-			return
+	var sent uint64
+	allocs := testing.AllocsPerRun(200, func() {
+		for range burst {
+			if _, err := c.Write(msg); err != nil {
+				lost = true
+				return
+			}
 		}
-		timer.Reset(waitLimit)
-		select {
-		case <-sig:
-		case <-timer.C:
-			lost = true
+		sent += uint64(burst)
+		for h.n.Load() < sent && !lost {
+			timer.Reset(waitLimit)
+			select {
+			case <-h.signal:
+			case <-timer.C:
+				lost = true
+			}
 		}
 	})
 	timer.Stop()
 	stop(t, l, base)
 	if lost {
-		t.Fatal("a datagram was not delivered")
+		t.Fatalf("%d datagrams of %d delivered", h.n.Load(), sent)
 	}
 	if allocs != 0 {
-		t.Errorf("%v allocations per datagram, want 0", allocs)
+		t.Errorf("%v allocations per burst of %d datagrams, want 0", allocs, burst)
 	}
 }
 
@@ -602,46 +641,53 @@ func TestBindError(t *testing.T) {
 // BenchmarkUDP measures the UDP read path over loopback: one client sends datagrams, keeping at most a window of
 // them in flight, to one reader that hands them to a Handler counting them.
 func BenchmarkUDP(b *testing.B) {
-	for _, size := range []int{32, 1400} {
-		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			h := &counter{signal: make(chan struct{}, 1)}
-			l := New(Config{UDP: "127.0.0.1:0", UDPReaders: 1}, h)
-			if err := l.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer l.Stop(context.Background())
-			c, err := net.DialUDP("udp", nil, l.UDPAddr().(*net.UDPAddr))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			msg := []byte(strings.Repeat("x", size))
-			timer := time.NewTimer(waitLimit)
-			defer timer.Stop()
-			// wait waits until at most inFlight of the sent datagrams are not received yet.
-			wait := func(sent, inFlight uint64) {
-				for sent-h.n.Load() > inFlight {
-					timer.Reset(waitLimit)
-					select {
-					case <-h.signal:
-					case <-timer.C:
-						b.Fatalf("received %d datagrams of %d sent: lost", h.n.Load(), sent)
-					}
-				}
-			}
-
-			b.SetBytes(int64(size))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				wait(uint64(i), 63)
-				if _, err := c.Write(msg); err != nil {
-					b.Fatal(err)
-				}
-			}
-			wait(uint64(b.N), 0)
-		})
+	for _, batch := range batches() {
+		for _, size := range []int{32, 1400} {
+			b.Run(fmt.Sprintf("batch=%d/%dB", batch, size), func(b *testing.B) {
+				benchmarkUDP(b, batch, size)
+			})
+		}
 	}
+}
+
+func benchmarkUDP(b *testing.B, batch, size int) {
+	h := &counter{signal: make(chan struct{}, 1)}
+	l := New(Config{UDP: "127.0.0.1:0", UDPReaders: 1}, h)
+	l.udpBatch = batch
+	if err := l.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer l.Stop(context.Background())
+	c, err := net.DialUDP("udp", nil, l.UDPAddr().(*net.UDPAddr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := []byte(strings.Repeat("x", size))
+	timer := time.NewTimer(waitLimit)
+	defer timer.Stop()
+	// wait waits until at most inFlight of the sent datagrams are not received yet.
+	wait := func(sent, inFlight uint64) {
+		for sent-h.n.Load() > inFlight {
+			timer.Reset(waitLimit)
+			select {
+			case <-h.signal:
+			case <-timer.C:
+				b.Fatalf("received %d datagrams of %d sent: lost", h.n.Load(), sent)
+			}
+		}
+	}
+
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		wait(uint64(i), 63)
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wait(uint64(b.N), 0)
 }
 
 // counter is a Handler counting packets and signalling each.

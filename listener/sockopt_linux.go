@@ -69,6 +69,13 @@ func (l *Listener) KernelDrops() (uint64, error) {
 	if !ok {
 		return 0, nil
 	}
+	return UDPPortDrops(a.Port)
+}
+
+// UDPPortDrops returns the number of datagrams the kernel dropped because the receive buffers of the UDP sockets
+// bound to local port port (of any process, in this network namespace) were full, as /proc/net/udp and
+// /proc/net/udp6 count them. A socket's count ends with the socket. It is only implemented on Linux.
+func UDPPortDrops(port int) (uint64, error) {
 	var total uint64
 	for _, name := range []string{"/proc/net/udp", "/proc/net/udp6"} {
 		f, err := os.Open(name)
@@ -78,7 +85,7 @@ func (l *Listener) KernelDrops() (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("listener: kernel drops: %w", err)
 		}
-		n, err := parseUDPDrops(f, a.Port)
+		n, err := parseUDPDrops(f, port)
 		_ = f.Close() // read-only
 		if err != nil {
 			return 0, fmt.Errorf("listener: kernel drops: %s: %w", name, err)

@@ -31,3 +31,8 @@ func readBufferSize(syscall.Conn) (int, error) {
 func (l *Listener) KernelDrops() (uint64, error) {
 	return 0, errors.ErrUnsupported
 }
+
+// UDPPortDrops is only implemented on Linux.
+func UDPPortDrops(int) (uint64, error) {
+	return 0, errors.ErrUnsupported
+}

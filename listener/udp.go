@@ -12,15 +12,55 @@ import (
 )
 
 // udpReader is one UDP reader goroutine's state: its socket (owned, or shared with the other readers when
-// SO_REUSEPORT is not available), its reused buffer and its counters.
+// SO_REUSEPORT is not available), its reused receive slots and its counters.
 type udpReader struct {
 	conn    *net.UDPConn
-	buf     []byte       // MaxPacketBytes+1: a datagram that fills it was longer than MaxPacketBytes
+	bufs    [][]byte     // receive slots of MaxPacketBytes+1 bytes: a datagram that fills one was longer than MaxPacketBytes
+	lens    []int        // bytes of the datagram in each slot, set by read
+	mmsg    *mmsgReader  // batched reads (recvmmsg) into every slot; nil: one datagram per read, into bufs[0]
 	drain   int          // bytes Stop's drain reads at most: what the socket could hold when Stop was called
 	drained *atomic.Bool // shared by the readers of conn: a reader drained it, the others need not
 
 	packets, bytes, truncated, errors atomic.Uint64
 	_                                 [64]byte // keeps the readers' counters on different cache lines
+}
+
+// newUDPReader returns a reader of conn with batch receive slots of slotBytes each, reading up to batch datagrams
+// per system call where the system allows it (Linux), else one datagram into one slot.
+func newUDPReader(conn *net.UDPConn, batch, slotBytes int) (*udpReader, error) {
+	if batch < 1 || !mmsgSupported {
+		batch = 1
+	}
+	// One allocation for every slot. Pages the kernel never writes to (the tail of each slot, for datagrams
+	// shorter than MaxPacketBytes) are never touched, so they cost address space, not memory.
+	backing := make([]byte, batch*slotBytes)
+	r := &udpReader{conn: conn, bufs: make([][]byte, batch), lens: make([]int, batch)}
+	for i := range r.bufs {
+		r.bufs[i] = backing[i*slotBytes : (i+1)*slotBytes : (i+1)*slotBytes]
+	}
+	if batch > 1 {
+		m, err := newMmsgReader(conn, r.bufs, r.lens)
+		if err != nil {
+			return nil, err
+		}
+		r.mmsg = m
+	}
+	return r, nil
+}
+
+// read reads at least one datagram into r's slots, blocking until one arrives, the read deadline passes or the
+// socket is closed, and returns how many slots it filled (their sizes are in r.lens).
+func (r *udpReader) read() (int, error) {
+	if r.mmsg != nil {
+		return r.mmsg.read()
+	}
+	// Read, unlike ReadFrom, does not allocate an address per datagram.
+	n, err := r.conn.Read(r.bufs[0])
+	if n <= 0 {
+		return 0, err
+	}
+	r.lens[0] = n
+	return 1, err
 }
 
 // bindUDP binds the UDP sockets: one per reader with SO_REUSEPORT (all on the port the first one got, so port 0
@@ -87,25 +127,24 @@ func (l *Listener) bindUDP() ([]*net.UDPConn, []*udpReader, int, error) {
 	drained := make([]atomic.Bool, len(conns))
 	readers := make([]*udpReader, l.cfg.UDPReaders)
 	for i := range readers {
-		readers[i] = &udpReader{
-			conn:    conns[i%len(conns)],
-			buf:     make([]byte, l.cfg.MaxPacketBytes+1),
-			drain:   drain,
-			drained: &drained[i%len(conns)],
+		r, err := newUDPReader(conns[i%len(conns)], l.udpBatch, l.cfg.MaxPacketBytes+1)
+		if err != nil {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+			return nil, nil, 0, fmt.Errorf("listener: udp %s: %w", conns[0].LocalAddr(), err)
 		}
+		r.drain, r.drained = drain, &drained[i%len(conns)]
+		readers[i] = r
 	}
 	return conns, readers, granted, nil
 }
 
-// readUDP is a reader goroutine: it reads datagrams into its buffer and hands each to the Handler, until Stop, then
+// readUDP is a reader goroutine: it reads datagrams into its slots and hands each to the Handler, until Stop, then
 // drains the socket.
-//
-// Hook: batched reads (recvmmsg, one syscall for many datagrams) would replace the Read below, with a ring of
-// buffers per reader and one Handle call per datagram.
 func (l *Listener) readUDP(r *udpReader) {
 	for {
-		// Read, unlike ReadFrom, does not allocate an address per datagram.
-		n, err := r.conn.Read(r.buf)
+		n, err := r.read()
 		l.deliverUDP(r, n)
 		if err == nil {
 			continue
@@ -134,25 +173,37 @@ func (l *Listener) drainUDP(r *udpReader) {
 		if err := r.conn.SetReadDeadline(time.Now().Add(drainIdle)); err != nil {
 			return
 		}
-		n, err := r.conn.Read(r.buf)
+		n, err := r.read()
 		l.deliverUDP(r, n)
 		if err != nil {
 			return // normally the deadline: the socket is empty
 		}
-		budget -= n + 1
+		for _, size := range r.lens[:n] {
+			budget -= size + 1
+		}
 	}
 }
 
-// deliverUDP hands the datagram of n bytes in r.buf to the Handler, or drops it if it was truncated.
+// deliverUDP hands the datagrams in r's first n slots to the Handler, dropping those that were truncated.
 func (l *Listener) deliverUDP(r *udpReader, n int) {
-	switch {
-	case n <= 0:
-		return
-	case n > l.cfg.MaxPacketBytes:
-		r.truncated.Add(1)
-		return
+	var packets, bytes, truncated uint64
+	for i, size := range r.lens[:n] {
+		switch {
+		case size <= 0:
+			continue
+		case size > l.cfg.MaxPacketBytes:
+			truncated++
+			continue
+		}
+		packets++
+		bytes += uint64(size)
+		l.h.Handle(UDP, r.bufs[i][:size])
 	}
-	r.packets.Add(1)
-	r.bytes.Add(uint64(n))
-	l.h.Handle(UDP, r.buf[:n])
+	if packets > 0 {
+		r.packets.Add(packets)
+		r.bytes.Add(bytes)
+	}
+	if truncated > 0 {
+		r.truncated.Add(truncated)
+	}
 }

@@ -1,0 +1,27 @@
+//go:build !linux
+
+package listener
+
+import (
+	"errors"
+	"net"
+)
+
+// mmsgSupported says whether UDP readers can take many datagrams per system call: not here.
+const mmsgSupported = false
+
+// udpBatchDefault is 1 where recvmmsg is not available: each UDP read takes one datagram.
+const udpBatchDefault = 1
+
+// mmsgReader is only implemented on Linux.
+type mmsgReader struct{}
+
+// newMmsgReader is only implemented on Linux.
+func newMmsgReader(*net.UDPConn, [][]byte, []int) (*mmsgReader, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// read is only implemented on Linux.
+func (*mmsgReader) read() (int, error) {
+	return 0, errors.ErrUnsupported
+}
