@@ -1,0 +1,430 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// maxBody bounds a request body the fake reads (Librato takes far less).
+const maxBody = 64 << 20
+
+// faultKind is what a fault does to a request.
+type faultKind uint8
+
+// The fault kinds.
+const (
+	faultStatus faultKind = iota + 1 // answer with an error status; the daemon must resend
+	faultDelay                       // wait, then take the request and answer 200, if the client still waits
+	faultSlow                        // take the request, then answer 200 late: a client that gives up first resends a request already taken
+	faultDrop                        // close the connection without an answer; the daemon must resend
+)
+
+// fault is one kind of trouble injected with probability p per request.
+type fault struct {
+	kind   faultKind
+	status int           // faultStatus
+	delay  time.Duration // faultDelay, faultSlow
+	p      float64
+}
+
+// String formats f as parseFaults reads it.
+func (f fault) String() string {
+	p := strconv.FormatFloat(f.p, 'g', -1, 64)
+	switch f.kind {
+	case faultStatus:
+		return strconv.Itoa(f.status) + ":" + p
+	case faultDelay:
+		return "delay=" + f.delay.String() + ":" + p
+	case faultSlow:
+		return "slow=" + f.delay.String() + ":" + p
+	}
+	return "drop:" + p
+}
+
+// parseFaults parses a comma-separated list of faults, each WHAT:PROBABILITY where WHAT is an HTTP status from
+// 400 to 599, delay=DURATION, slow=DURATION, or drop. The probabilities add up to at most 1; "" means none.
+func parseFaults(s string) ([]fault, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var faults []fault
+	total := 0.0
+	for item := range strings.SplitSeq(s, ",") {
+		item = strings.TrimSpace(item)
+		i := strings.LastIndexByte(item, ':')
+		if i < 0 {
+			return nil, fmt.Errorf("fault %q: want WHAT:PROBABILITY", item)
+		}
+		what, ps := item[:i], item[i+1:]
+		p, err := strconv.ParseFloat(ps, 64)
+		if err != nil || !(p >= 0 && p <= 1) {
+			return nil, fmt.Errorf("fault %q: probability %q: want a number from 0 to 1", item, ps)
+		}
+		f := fault{p: p}
+		switch {
+		case what == "drop":
+			f.kind = faultDrop
+		case strings.HasPrefix(what, "delay="), strings.HasPrefix(what, "slow="):
+			name, dur, _ := strings.Cut(what, "=")
+			d, err := time.ParseDuration(dur)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("fault %q: want %s=DURATION with a duration > 0", item, name)
+			}
+			f.kind, f.delay = faultDelay, d
+			if name == "slow" {
+				f.kind = faultSlow
+			}
+		default:
+			code, err := strconv.Atoi(what)
+			if err != nil || code < 400 || code > 599 {
+				return nil, fmt.Errorf("fault %q: want an HTTP status from 400 to 599, delay=DURATION, slow=DURATION or drop", item)
+			}
+			f.kind, f.status = faultStatus, code
+		}
+		total += p
+		faults = append(faults, f)
+	}
+	if total > 1+1e-9 {
+		return nil, fmt.Errorf("faults %q: probabilities add up to %g, more than 1", s, total)
+	}
+	return faults, nil
+}
+
+// pick returns the fault a roll u in [0,1) selects, or nil for none: each fault takes the next slice of [0,1) as
+// wide as its probability.
+func pick(faults []fault, u float64) *fault {
+	end := 0.0
+	for i := range faults {
+		end += faults[i].p
+		if u < end {
+			return &faults[i]
+		}
+	}
+	return nil
+}
+
+// fakeStats counts the requests the fake answered, by outcome.
+type fakeStats struct {
+	Requests   int // every request
+	Accepted   int // answered 200 and counted as delivered
+	Down       int // answered 503 during the -down window
+	Status     int // answered with an injected error status
+	Delayed    int // delayed, then accepted (also in Accepted)
+	Slow       int // accepted, then answered late (also in Accepted)
+	Dropped    int // connection closed without an answer
+	ClientGone int // the client gave up during a delay: not delivered
+	LateGone   int // the client gave up during a slow answer: delivered, and it will resend
+	Bad        int // not a POST /v1/measurements with a JSON payload: answered 4xx
+}
+
+// fakeConfig configures a fakeLibrato.
+type fakeConfig struct {
+	prefix string        // the names the tool sends; other names are counted apart
+	faults []fault       // injected per request
+	down   time.Duration // answer 503 to everything for this long after the fake is made
+	seed   uint64        // seeds the fault rolls
+}
+
+// fakeLibrato is an http.Handler standing in for Librato's tagged API. It decodes every payload and tallies what
+// it accepted; a request it answers with anything but 200 is not counted, since the daemon sends it again.
+type fakeLibrato struct {
+	cfg       fakeConfig
+	downUntil time.Time
+	now       func() time.Time
+
+	mu    sync.Mutex // guards the fields below
+	rolls *rand.Rand
+	stats fakeStats
+	got   *received
+}
+
+// newFake returns a fake Librato; its -down window starts now.
+func newFake(cfg fakeConfig) *fakeLibrato {
+	return &fakeLibrato{
+		cfg:       cfg,
+		downUntil: time.Now().Add(cfg.down),
+		now:       time.Now,
+		rolls:     rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
+		got:       newReceived(cfg.prefix),
+	}
+}
+
+// snapshot returns copies of the counters and of what was accepted so far.
+func (f *fakeLibrato) snapshot() (fakeStats, *received) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stats, f.got.clone()
+}
+
+// ServeHTTP implements http.Handler.
+func (f *fakeLibrato) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.count(func(s *fakeStats) { s.Requests++ })
+	if r.Method != http.MethodPost || r.URL.Path != "/v1/measurements" {
+		f.count(func(s *fakeStats) { s.Bad++ })
+		fail(w, http.StatusNotFound, "only POST /v1/measurements (the tagged API) is served")
+		return
+	}
+	p, err := readPayload(r)
+	if err != nil {
+		f.count(func(s *fakeStats) { s.Bad++ })
+		fail(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if f.now().Before(f.downUntil) {
+		f.count(func(s *fakeStats) { s.Down++ })
+		fail(w, http.StatusServiceUnavailable, "down for maintenance (-down)")
+		return
+	}
+
+	f.mu.Lock()
+	flt := pick(f.cfg.faults, f.rolls.Float64())
+	f.mu.Unlock()
+	if flt != nil {
+		switch flt.kind {
+		case faultStatus:
+			f.count(func(s *fakeStats) { s.Status++ })
+			fail(w, flt.status, "injected fault")
+			return
+		case faultDrop:
+			f.count(func(s *fakeStats) { s.Dropped++ })
+			if hj, ok := w.(http.Hijacker); ok {
+				if c, _, err := hj.Hijack(); err == nil {
+					_ = c.Close() // the point of the fault
+					return
+				}
+			}
+			fail(w, http.StatusServiceUnavailable, "injected fault (connection not hijackable)")
+			return
+		case faultDelay:
+			t := time.NewTimer(flt.delay)
+			select {
+			case <-t.C:
+			case <-r.Context().Done():
+				t.Stop()
+				// The client gave up (its timeout): it will resend, so this one does not count.
+				f.count(func(s *fakeStats) { s.ClientGone++ })
+				return
+			}
+			f.count(func(s *fakeStats) { s.Delayed++ })
+		}
+	}
+
+	f.mu.Lock()
+	f.stats.Accepted++
+	f.got.add(p)
+	f.mu.Unlock()
+	if flt != nil && flt.kind == faultSlow {
+		f.count(func(s *fakeStats) { s.Slow++ })
+		t := time.NewTimer(flt.delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			f.count(func(s *fakeStats) { s.LateGone++ })
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"measurements":{"summary":{"total":`+strconv.Itoa(len(p.Measurements))+`}}}`)
+}
+
+// count applies update to the counters under the lock.
+func (f *fakeLibrato) count(update func(*fakeStats)) {
+	f.mu.Lock()
+	update(&f.stats)
+	f.mu.Unlock()
+}
+
+// fail answers with status and a Librato-style error body.
+func fail(w http.ResponseWriter, status int, msg string) {
+	body, _ := json.Marshal(map[string]any{"errors": map[string]any{"request": []string{msg}}}) // cannot fail
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// payload is the part of a tagged API request body the fake checks.
+type payload struct {
+	Time         int64             `json:"time"`
+	Tags         map[string]string `json:"tags"`
+	Measurements []measurement     `json:"measurements"`
+}
+
+// measurement is one tagged API measurement: a gauge (value) or a summary (count, sum, ...).
+type measurement struct {
+	Name  string            `json:"name"`
+	Value *float64          `json:"value"`
+	Count *float64          `json:"count"`
+	Time  int64             `json:"time"`
+	Tags  map[string]string `json:"tags"`
+}
+
+// readPayload reads and decodes a request body (gzipped or not).
+func readPayload(r *http.Request) (*payload, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the body: %w", err)
+	}
+	if len(body) > maxBody {
+		return nil, fmt.Errorf("body larger than %d bytes", maxBody)
+	}
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("gzip body: %w", err)
+		}
+		if body, err = io.ReadAll(io.LimitReader(zr, maxBody+1)); err != nil {
+			return nil, fmt.Errorf("gzip body: %w", err)
+		}
+	}
+	var p payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return nil, fmt.Errorf("body is not a tagged payload: %w", err)
+	}
+	for i, m := range p.Measurements {
+		if m.Name == "" || (m.Value == nil) == (m.Count == nil) {
+			return nil, fmt.Errorf("measurement %d: want a name and either value or count", i)
+		}
+	}
+	return &p, nil
+}
+
+// dupKey groups the points delivered more than once.
+type dupKey struct {
+	time int64
+	typ  string // StatsD type code, or "other"
+}
+
+// gaugeSeen is the latest value a gauge was delivered with.
+type gaugeSeen struct {
+	time  int64
+	value float64
+}
+
+// received tallies what the fake accepted, summed over periods and tag sets, by type and name index.
+type received struct {
+	prefix   string
+	sums     [numTypes]map[int]float64 // counters: values; timers: counts; sets: values (cardinalities)
+	gauges   map[int]gaugeSeen
+	points   map[uint64]float64 // hashes of (name, tags, time) to the value (or count) first delivered
+	seed     maphash.Seed
+	maxSet   float64        // the largest set cardinality delivered
+	dupes    int            // points delivered more than once
+	sameDup  int            // of those, copies with the value first delivered (a request resent whole)
+	dupTimes map[dupKey]int // the duplicate points by time and type
+	other    int            // measurements whose names the tool did not send (timer percentiles among them)
+	wrongTyp int            // the tool's names with the wrong shape (a counter as a summary, say)
+	total    int            // measurements
+}
+
+func newReceived(prefix string) *received {
+	rc := &received{
+		prefix:   prefix,
+		gauges:   make(map[int]gaugeSeen),
+		points:   make(map[uint64]float64),
+		dupTimes: make(map[dupKey]int),
+		seed:     maphash.MakeSeed(),
+	}
+	for t := range rc.sums {
+		rc.sums[t] = make(map[int]float64)
+	}
+	return rc
+}
+
+// add tallies the measurements of p.
+func (rc *received) add(p *payload) {
+	for _, m := range p.Measurements {
+		rc.total++
+		tm := m.Time
+		if tm == 0 {
+			tm = p.Time
+		}
+		tags := m.Tags
+		if tags == nil {
+			tags = p.Tags
+		}
+		t, i, ok := parseName(rc.prefix, m.Name)
+		v := m.Value
+		if v == nil {
+			v = m.Count
+		}
+		if first, seen := rc.firstPoint(m.Name, tags, tm, *v); seen {
+			rc.dupes++
+			if first == *v {
+				rc.sameDup++
+			}
+			k := dupKey{time: tm, typ: "other"}
+			if ok {
+				k.typ = t.String()
+			}
+			rc.dupTimes[k]++
+		}
+		if !ok {
+			rc.other++
+			continue
+		}
+		if (t == timerType) != (m.Count != nil) {
+			rc.wrongTyp++
+			continue
+		}
+		switch t {
+		case timerType:
+			rc.sums[t][i] += *m.Count
+		case gaugeType:
+			if g, seen := rc.gauges[i]; !seen || tm >= g.time {
+				rc.gauges[i] = gaugeSeen{time: tm, value: *m.Value}
+			}
+		case setType:
+			rc.sums[t][i] += *m.Value
+			rc.maxSet = max(rc.maxSet, *m.Value)
+		default:
+			rc.sums[t][i] += *m.Value
+		}
+	}
+}
+
+// firstPoint records the point (name, tags, time) with its value v, unless it was seen before: then it returns the
+// value first seen and true.
+func (rc *received) firstPoint(name string, tags map[string]string, tm int64, v float64) (float64, bool) {
+	var h maphash.Hash
+	h.SetSeed(rc.seed)
+	h.WriteString(name)
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		h.WriteByte(0)
+		h.WriteString(k)
+		h.WriteByte('=')
+		h.WriteString(tags[k])
+	}
+	h.WriteByte(0)
+	h.WriteString(strconv.FormatInt(tm, 10))
+	key := h.Sum64()
+	if first, dup := rc.points[key]; dup {
+		return first, true
+	}
+	rc.points[key] = v
+	return v, false
+}
+
+// clone returns a copy of rc's tallies, to read: it does not keep the points seen, so it cannot add.
+func (rc *received) clone() *received {
+	c := *rc
+	for t := range c.sums {
+		c.sums[t] = maps.Clone(rc.sums[t])
+	}
+	c.gauges = maps.Clone(rc.gauges)
+	c.dupTimes = maps.Clone(rc.dupTimes)
+	c.points = nil
+	return &c
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // "" for none
+		check   func(runConfig, bool, bool) bool
+	}{
+		{name: "defaults", check: func(c runConfig, findMax, allowLoss bool) bool {
+			return c.proto == "udp" && c.gen.conns == 1 && c.gen.names == 100 && c.gen.rate == 1 && c.gen.mix == mix{1, 1, 1, 1} &&
+				c.settle == 3*time.Second && c.seed != 0 && c.log == nil && c.setLimit == 10000 && !findMax && !allowLoss
+		}},
+		{
+			name: "everything",
+			args: []string{"-daemon", "/bin/libratod", "-types", "c=8,ms=2", "-names", "10", "-tags", "0", "-rate", "0.1",
+				"-lines-per-packet", "25", "-proto", "tcp", "-conns", "4", "-count", "1000", "-pps", "5000", "-allow-loss",
+				"-faults", "503:0.2,drop:0.1", "-down", "5s", "-period", "2s", "-seed", "7", "-prefix", "soak", "-find-max"},
+			check: func(c runConfig, findMax, allowLoss bool) bool {
+				return c.daemon == "/bin/libratod" && c.gen.mix == mix{counterType: 8, timerType: 2} && c.gen.names == 10 &&
+					c.gen.rate == 0.1 && c.linesPerPacket == 25 && c.proto == "tcp" && c.gen.conns == 4 && c.count == 1000 &&
+					c.pps == 5000 && len(c.faults) == 2 && c.down == 5*time.Second && c.period == 2*time.Second &&
+					c.seed == 7 && c.gen.prefix == "soak" && findMax && allowLoss
+			},
+		},
+		{name: "bad proto", args: []string{"-proto", "sctp"}, wantErr: "-proto"},
+		{name: "bad rate", args: []string{"-rate", "0.3"}, wantErr: "-rate"},
+		{name: "bad types", args: []string{"-types", "c,x"}, wantErr: "-types"},
+		{name: "bad faults", args: []string{"-faults", "503"}, wantErr: "-faults"},
+		{name: "fractional period", args: []string{"-period", "1500ms"}, wantErr: "-period"},
+		{name: "gauges need names", args: []string{"-names", "2", "-conns", "3"}, wantErr: "-names 2 with -conns 3"},
+		{name: "no gauges, few names", args: []string{"-names", "2", "-conns", "3", "-types", "c"}},
+		{name: "find-max without daemon", args: []string{"-find-max"}, wantErr: "-find-max"},
+		{name: "bad prefix", args: []string{"-prefix", "a:b"}, wantErr: "-prefix"},
+		{name: "bad set limit", args: []string{"-set-limit", "0"}, wantErr: "-set-limit"},
+		{name: "several problems at once", args: []string{"-proto", "x", "-tags", "99"}, wantErr: "-tags 99"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			cfg, findMax, allowLoss, err := parseFlags(tt.args, &stderr)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("error %v", err)
+				}
+				if tt.check != nil && !tt.check(cfg, findMax, allowLoss) {
+					t.Errorf("config %+v, find-max %t, allow-loss %t", cfg, findMax, allowLoss)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want one naming %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRealMainUsage(t *testing.T) {
+	tests := []struct {
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{args: []string{"-h"}, wantCode: exitOK, wantErr: "-lines-per-packet"},
+		{args: []string{"-proto", "x"}, wantCode: exitUsage, wantErr: "-proto"},
+		{args: []string{"-nosuchflag"}, wantCode: exitUsage, wantErr: "nosuchflag"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		if code := realMain(context.Background(), tt.args, &stdout, &stderr); code != tt.wantCode {
+			t.Errorf("%q: exit %d, want %d", tt.args, code, tt.wantCode)
+		}
+		if !strings.Contains(stderr.String(), tt.wantErr) {
+			t.Errorf("%q: stderr %q lacks %q", tt.args, stderr.String(), tt.wantErr)
+		}
+	}
+}
+
+// TestAgainstDaemon builds libratod and loads it for two seconds over UDP and over TCP, at a modest rate, with
+// some Librato answers delayed: everything sent must arrive exactly once.
+func TestAgainstDaemon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs libratod")
+	}
+	bin := filepath.Join(t.TempDir(), "libratod")
+	if out, err := exec.Command("go", "build", "-o", bin, "../libratod").CombinedOutput(); err != nil {
+		t.Fatalf("building libratod: %v\n%s", err, out)
+	}
+	tests := []struct {
+		proto string
+		conns int
+	}{
+		{proto: "udp", conns: 2},
+		{proto: "tcp", conns: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.proto, func(t *testing.T) {
+			cfg := runConfig{
+				daemon: bin, libratoListen: "127.0.0.1:0", period: time.Second,
+				gen:   genConfig{prefix: freshPrefix(), names: 20, tags: 2, rate: 0.5, conns: tt.conns, mix: mix{2, 1, 1, 1}},
+				proto: tt.proto, linesPerPacket: 10, duration: 2 * time.Second, pps: 20000, setLimit: 10000,
+				faults: []fault{{kind: faultDelay, delay: 50 * time.Millisecond, p: 0.3}},
+				seed:   1,
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := run(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(res.summary())
+			sent, delivered := res.cmp.units()
+			if !res.clean() || res.send.lines == 0 || sent != delivered || res.cmp.gauges != cfg.gen.names {
+				t.Errorf("not everything arrived exactly once: %s", res.summary())
+			}
+			if res.daemon == nil || res.daemon.peakRSS == 0 || res.fake.Accepted == 0 {
+				t.Errorf("daemon %+v, %d requests accepted; want measurements of both", res.daemon, res.fake.Accepted)
+			}
+			if tt.proto == "udp" && res.kernelDrops != 0 {
+				t.Errorf("%d kernel drops at a modest rate", res.kernelDrops)
+			}
+		})
+	}
+}
