@@ -81,8 +81,9 @@ func (c Config) GoString() string { return c.String() }
 // Client sends batches to the Librato API. It is safe for concurrent use.
 type Client struct {
 	api       API
-	endpoint  string // full URL of the endpoint
-	path      string // endpoint path, for error messages
+	base      string // base URL, without a trailing slash
+	endpoint  string // full URL of the measurements endpoint
+	path      string // measurements endpoint path, for error messages
 	user      string
 	password  string
 	userAgent string
@@ -117,6 +118,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		api:       cfg.API,
+		base:      base,
 		endpoint:  base + cfg.API.path(),
 		path:      cfg.API.path(),
 		user:      cfg.Email,
@@ -248,11 +250,30 @@ func (c *Client) Send(ctx context.Context, b *Batch) (Result, error) {
 	if sent == 0 {
 		return res, nil
 	}
-	if c.dryRun != nil {
-		if err := c.writeDryRun(body); err != nil {
-			return Result{Skipped: skipped}, &Error{Message: "dry run: " + err.Error(), Err: err, path: c.path}
-		}
+	code, rl, respBody, err := c.deliver(ctx, c.endpoint, c.path, body)
+	if err != nil {
+		return Result{Skipped: skipped}, err
+	}
+	if code == 0 { // dry run
 		return res, nil
+	}
+	res.StatusCode = code
+	res.RateLimit = rl
+	res.Errors = bodyErrors(respBody, false)
+	return res, nil
+}
+
+// deliver sends one JSON body to endpoint, named by path in errors: to the DryRun writer (then code is
+// 0), or by POST, compressed when Gzip is set. body may be a pooled buffer: it is not kept. It returns
+// the status, rate limits and at most maxBody bytes of the body of a 2xx answer; anything else (a
+// transport failure, a non-2xx answer, a failing DryRun writer) is an *Error.
+func (c *Client) deliver(ctx context.Context, endpoint, path string, body []byte) (
+	code int, rl RateLimit, respBody []byte, err error) {
+	if c.dryRun != nil {
+		if err := c.writeDryRun(endpoint, body); err != nil {
+			return 0, RateLimit{}, nil, &Error{Message: "dry run: " + err.Error(), Err: err, path: path}
+		}
+		return 0, RateLimit{}, nil, nil
 	}
 	// The request body gets memory of its own, not the pooled buffer: the HTTP transport may still
 	// read a request body after Do returns.
@@ -260,23 +281,20 @@ func (c *Client) Send(ctx context.Context, b *Batch) (Result, error) {
 	if c.gzip {
 		zbody, err := c.compress(body)
 		if err != nil {
-			return Result{Skipped: skipped}, &Error{Message: "gzip: " + err.Error(), Err: err, path: c.path}
+			return 0, RateLimit{}, nil, &Error{Message: "gzip: " + err.Error(), Err: err, path: path}
 		}
 		body, encoding = zbody, "gzip"
 	} else {
 		body = bytes.Clone(body)
 	}
-	code, rl, respBody, err := c.post(ctx, body, encoding)
+	code, r, respBody, err := c.post(ctx, endpoint, path, body, encoding)
 	if err != nil {
-		return Result{Skipped: skipped}, err
+		return 0, RateLimit{}, nil, err
 	}
 	if code < 200 || code > 299 {
-		return Result{Skipped: skipped}, newStatusError(c.path, code, rl, respBody)
+		return 0, RateLimit{}, nil, newStatusError(path, code, r, respBody)
 	}
-	res.StatusCode = code
-	res.RateLimit = rl.limits
-	res.Errors = bodyErrors(respBody, false)
-	return res, nil
+	return code, r.limits, respBody, nil
 }
 
 // getBuf returns a pooled buffer.
@@ -315,11 +333,11 @@ func (c *Client) compress(body []byte) ([]byte, error) {
 	return w.Bytes(), nil
 }
 
-// writeDryRun writes one request block to the DryRun writer.
-func (c *Client) writeDryRun(body []byte) error {
-	block := make([]byte, 0, len(c.endpoint)+len(body)+8)
+// writeDryRun writes one request block, for endpoint, to the DryRun writer.
+func (c *Client) writeDryRun(endpoint string, body []byte) error {
+	block := make([]byte, 0, len(endpoint)+len(body)+8)
 	block = append(block, "POST "...)
-	block = append(block, c.endpoint...)
+	block = append(block, endpoint...)
 	block = append(block, '\n')
 	block = append(block, body...)
 	block = append(block, '\n', '\n')
@@ -335,14 +353,14 @@ type response struct {
 	retryAfter string // the Retry-After header
 }
 
-// post sends body and returns the status, headers of interest and at most maxBody bytes of the
-// response body. A transport failure is returned as an *Error.
-func (c *Client) post(ctx context.Context, body []byte, encoding string) (int, response, []byte, error) {
+// post sends body to endpoint and returns the status, headers of interest and at most maxBody bytes of
+// the response body. A transport failure is returned as an *Error naming path.
+func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, encoding string) (int, response, []byte, error) {
 	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, endpoint, bytes.NewReader(body))
 	if err != nil {
-		return 0, response{}, nil, &Error{Message: "building request: " + err.Error(), Err: err, path: c.path}
+		return 0, response{}, nil, &Error{Message: "building request: " + err.Error(), Err: err, path: path}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -354,7 +372,7 @@ func (c *Client) post(ctx context.Context, body []byte, encoding string) (int, r
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, response{}, nil, c.transportError(ctx, reqCtx, err)
+		return 0, response{}, nil, c.transportError(ctx, reqCtx, path, err)
 	}
 	defer func() {
 		// Drain a bounded remainder so the connection can be reused, then close.
@@ -374,8 +392,9 @@ func (c *Client) post(ctx context.Context, body []byte, encoding string) (int, r
 }
 
 // transportError classifies a failure to get a response: it is always retryable, since the service
-// did not refuse the batch. ctx is the caller's context, reqCtx the request's (ctx with the timeout).
-func (c *Client) transportError(ctx, reqCtx context.Context, err error) *Error {
+// did not refuse the batch. ctx is the caller's context, reqCtx the request's (ctx with the timeout);
+// path names the endpoint.
+func (c *Client) transportError(ctx, reqCtx context.Context, path string, err error) *Error {
 	msg := err.Error()
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
@@ -387,5 +406,5 @@ func (c *Client) transportError(ctx, reqCtx context.Context, err error) *Error {
 	case reqCtx.Err() != nil:
 		msg = fmt.Sprintf("timed out after %v: %s", c.timeout, msg)
 	}
-	return &Error{Message: bound(msg), Retryable: true, Err: err, path: c.path}
+	return &Error{Message: bound(msg), Retryable: true, Err: err, path: path}
 }

@@ -67,7 +67,8 @@ var pow10 = [maxFastDigits + 1]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8
 //     that part's values.
 //
 // A DogStatsD event ("_e{...") or service check ("_sc|...") is reported as
-// ErrEvent or ErrServiceCheck: they are not malformed, just not supported.
+// ErrEvent or ErrServiceCheck: they are not malformed, just not metrics.
+// ParseEvent and ParseServiceCheck decode them.
 //
 // On error Parse returns out unchanged (its length as given) and an Error:
 // a bad line yields no metric at all. Elements past len(out) may have been

@@ -356,6 +356,7 @@ func TestReasons(t *testing.T) {
 	named := []Error{
 		ErrEmptyName, ErrBadName, ErrBadTags, ErrNoValue, ErrBadValue, ErrNoType, ErrBadType,
 		ErrBadRate, ErrBadTimestamp, ErrTooManyValues, ErrEvent, ErrServiceCheck,
+		ErrBadEvent, ErrBadServiceCheck,
 	}
 	if !reflect.DeepEqual(all, named) {
 		t.Errorf("Reasons() = %v, want %v", all, named)
