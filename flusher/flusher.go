@@ -80,6 +80,8 @@ type Config struct {
 	// (or a "source" tag on the tagged API) and the whole match is removed
 	// from the name.
 	SourceRegex *regexp.Regexp
+	// Annotations, when set, are sent at every flush (see AnnotationSender).
+	Annotations *Annotations
 }
 
 // Observer is told of every finished period. ObservePeriod is called from
@@ -294,6 +296,13 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 	for _, o := range s.cfg.Observers {
 		o.ObservePeriod(start, snap)
 	}
+	var annotations sync.WaitGroup
+	annotations.Add(1)
+	go func() {
+		defer annotations.Done()
+		f.sendAnnotations(ctx, s)
+	}()
+	defer annotations.Wait()
 	ms, res := f.measurements(s, snap)
 	batches := s.batches(ms, start)
 	var mu sync.Mutex

@@ -18,6 +18,7 @@ type Metrics struct {
 	tagsDropped   *prometheus.CounterVec
 	backlog       prometheus.Gauge
 	stopList      prometheus.Gauge
+	annotations   *prometheus.CounterVec
 }
 
 // NewMetrics creates the flusher's metrics and registers them with reg,
@@ -65,9 +66,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "libratod_type_conflict_names",
 			Help: "Metric names no longer sent because Librato has them with another type (legacy API).",
 		}),
+		annotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_annotations_total",
+			Help: "Annotations (from StatsD events) by outcome: sent, rejected, dropped (no room to keep them for a retry), unsupported.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped, m.backlog, m.stopList} {
+		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped, m.backlog, m.stopList, m.annotations} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering flusher metrics: %w", err)
 			}
@@ -80,4 +85,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // stages before the flusher that drop data (for example "max_series").
 func (m *Metrics) Dropped(reason string) prometheus.Counter {
 	return m.dropped.WithLabelValues(reason)
+}
+
+// Annotation returns the counter of annotations with the given outcome,
+// for the stages before the flusher (for example "dropped" when the queue
+// is full).
+func (m *Metrics) Annotation(result string) prometheus.Counter {
+	return m.annotations.WithLabelValues(result)
 }

@@ -1,0 +1,135 @@
+package flusher
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/libratod/libratod/librato"
+)
+
+// AnnotationSender delivers one Librato annotation. The Sender given to
+// New delivers annotations too when it implements this interface.
+type AnnotationSender interface {
+	SendAnnotation(ctx context.Context, a *librato.Annotation) error
+}
+
+// Annotations is the queue of annotations (from StatsD events) waiting for
+// the next flush. It is safe for concurrent use.
+type Annotations struct {
+	mu  sync.Mutex
+	q   []librato.Annotation
+	max int
+}
+
+// NewAnnotations returns a queue that holds at most max annotations.
+func NewAnnotations(max int) *Annotations {
+	return &Annotations{max: max}
+}
+
+// Add queues a for the next flush and reports whether there was room.
+func (q *Annotations) Add(a librato.Annotation) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.q) >= q.max {
+		return false
+	}
+	q.q = append(q.q, a)
+	return true
+}
+
+func (q *Annotations) take() []librato.Annotation {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.q
+	q.q = nil
+	return out
+}
+
+// putBack returns annotations that could not be sent yet to the head of
+// the queue, as room allows, and returns how many did not fit.
+func (q *Annotations) putBack(as []librato.Annotation) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	room := max(q.max-len(q.q), 0)
+	keep := as[:min(room, len(as))]
+	q.q = append(append(make([]librato.Annotation, 0, len(keep)+len(q.q)), keep...), q.q...)
+	return len(as) - len(keep)
+}
+
+// sendAnnotations delivers the queued annotations, one request each, at
+// most Concurrency at once; what fails in a way worth retrying waits for
+// the next flush.
+func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
+	q := s.cfg.Annotations
+	if q == nil {
+		return
+	}
+	as := q.take()
+	if len(as) == 0 {
+		return
+	}
+	dst, ok := s.dst.(AnnotationSender)
+	if !ok {
+		f.m.annotations.WithLabelValues("unsupported").Add(float64(len(as)))
+		return
+	}
+	var mu sync.Mutex
+	var again []librato.Annotation
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	actx := context.WithoutCancel(ctx) // as for measurements: never cancel a request under way
+	for i := range as {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(a *librato.Annotation) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for attempt := 1; ; attempt++ {
+				err := dst.SendAnnotation(actx, a)
+				if err == nil {
+					f.m.annotations.WithLabelValues("sent").Inc()
+					return
+				}
+				var le *librato.Error
+				if !errors.As(err, &le) {
+					le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
+				}
+				status := "error"
+				if le.StatusCode != 0 {
+					status = strconv.Itoa(le.StatusCode)
+				}
+				f.m.requests.WithLabelValues(status).Inc()
+				if !le.Retryable {
+					s.cfg.Logger.Warn().Int("status", le.StatusCode).Str("error", le.Message).
+						Str("stream", a.Stream).Msg("Librato refused an annotation; not resending it")
+					f.m.annotations.WithLabelValues("rejected").Inc()
+					return
+				}
+				wait := f.backoff(s, attempt, le.RetryAfter)
+				dl, hasDL := ctx.Deadline()
+				if attempt >= s.cfg.MaxAttempts || le.RateLimited || ctx.Err() != nil || (hasDL && time.Now().Add(wait).After(dl)) {
+					mu.Lock()
+					again = append(again, *a)
+					mu.Unlock()
+					return
+				}
+				f.m.retries.Inc()
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+				case <-t.C:
+				}
+			}
+		}(&as[i])
+	}
+	wg.Wait()
+	if len(again) > 0 {
+		if lost := q.putBack(again); lost > 0 {
+			f.m.annotations.WithLabelValues("dropped").Add(float64(lost))
+		}
+	}
+}
