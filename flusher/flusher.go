@@ -82,6 +82,10 @@ type Config struct {
 	SourceRegex *regexp.Regexp
 	// Annotations, when set, are sent at every flush (see AnnotationSender).
 	Annotations *Annotations
+	// CountersAsCounters sends StatsD counters as Librato counters on the
+	// legacy API: the running total of each counter since it was first
+	// seen (or last expired), rather than each period's sum as a gauge.
+	CountersAsCounters bool
 }
 
 // Observer is told of every finished period. ObservePeriod is called from
@@ -111,6 +115,7 @@ type Flusher struct {
 
 	backlog  backlog
 	stops    stopList
+	totals   runningTotals
 	inflight sync.WaitGroup
 	stopping atomic.Bool // the final flush has begun: deadlines may cancel requests
 

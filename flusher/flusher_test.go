@@ -385,3 +385,24 @@ func TestIncludeExcludeAndSourceRegex(t *testing.T) {
 		})
 	}
 }
+
+func TestCountersAsCounters(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	s := &fakeSender{}
+	f := New(Config{API: librato.Legacy, Source: "h", CountersAsCounters: true}, a, s)
+	for p, lines := range [][]string{{"c:2|c", "g:1|g"}, {"c:3|c", "c:1|c|#source:db"}, {"c:5|c"}} {
+		feed(t, a, lines...)
+		f.Flush(context.Background(), t0.Add(time.Duration(p)*10*time.Second))
+	}
+	var got []string
+	for _, b := range s.batches {
+		for _, m := range b.Measurements {
+			got = append(got, fmt.Sprintf("%s@%s=%v/%v", m.Name, m.Source, m.Value, m.Counter))
+		}
+	}
+	sort.Strings(got)
+	want := []string{"c@=10/true", "c@=2/true", "c@=5/true", "c@db=1/true", "g@=1/false"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want running totals per name and source %v", got, want)
+	}
+}

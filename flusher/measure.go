@@ -2,6 +2,7 @@ package flusher
 
 import (
 	"math"
+	"sync"
 	"regexp"
 	"strings"
 
@@ -17,6 +18,10 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librat
 	var pcts []aggregator.Percentile
 	var pok []bool
 	stopped := 0
+	counters := s.cfg.CountersAsCounters && s.cfg.API == librato.Legacy
+	if counters {
+		f.totals.beginPeriod()
+	}
 	add := func(m librato.Measurement) {
 		if f.stops.has(m.Name) {
 			stopped++
@@ -58,7 +63,16 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librat
 			}
 		}
 		switch sr.Kind {
-		case aggregator.Counter, aggregator.Gauge:
+		case aggregator.Counter:
+			m.Value = sr.Value
+			if counters {
+				src := m.Source
+				if src == "" {
+					src = s.source
+				}
+				m.Value, m.Counter = f.totals.add(m.Name+"\x00"+src, sr.Value), true
+			}
+		case aggregator.Gauge:
 			m.Value = sr.Value
 		case aggregator.Set:
 			m.Value = float64(sr.Cardinality())
@@ -195,4 +209,54 @@ func takeSource(re *regexp.Regexp, name string) (string, string) {
 		return name, "" // nothing would be left of the name
 	}
 	return rest, strings.Join(parts, ".")
+}
+
+// totalTTL is how many periods a running total of counters_as = "counter"
+// survives without data; a counter back after that starts again from 0,
+// which Librato reads as a reset.
+const totalTTL = 8640
+
+// runningTotals holds the running totals of counters sent as Librato
+// counters.
+type runningTotals struct {
+	mu     sync.Mutex
+	period int
+	m      map[string]*runningTotal
+}
+
+type runningTotal struct {
+	v    float64
+	seen int
+}
+
+// beginPeriod starts a period, expiring the totals idle for totalTTL
+// periods once in a while.
+func (r *runningTotals) beginPeriod() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.period++
+	if r.period%360 == 0 {
+		for k, t := range r.m {
+			if r.period-t.seen > totalTTL {
+				delete(r.m, k)
+			}
+		}
+	}
+}
+
+// add adds v to the total of key and returns the new total.
+func (r *runningTotals) add(key string, v float64) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[string]*runningTotal)
+	}
+	t := r.m[key]
+	if t == nil {
+		t = &runningTotal{}
+		r.m[key] = t
+	}
+	t.v += v
+	t.seen = r.period
+	return t.v
 }

@@ -83,6 +83,10 @@ type Measurement struct {
 	Last float64
 	// HasLast says whether Last is set.
 	HasLast bool
+	// Counter sends a plain measurement as a Librato counter, an absolute,
+	// monotonically increasing total, in the legacy API's "counters"
+	// list. The tagged API has no counters and ignores it.
+	Counter bool
 }
 
 // Batch is one POST: measurements sharing one time.

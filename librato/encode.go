@@ -101,7 +101,8 @@ func encodeTagged(dst []byte, b *Batch) ([]byte, int, int) {
 	return dst, sent, skipped
 }
 
-// encodeLegacy encodes b for POST /v1/metrics, every measurement as a gauge.
+// encodeLegacy encodes b for POST /v1/metrics: every measurement as a
+// gauge, but those marked Counter, which go in "counters".
 func encodeLegacy(dst []byte, b *Batch) ([]byte, int, int) {
 	sep := byte('{')
 	if b.Time != 0 {
@@ -118,9 +119,35 @@ func encodeLegacy(dst []byte, b *Batch) ([]byte, int, int) {
 	}
 	dst = append(dst, sep)
 	dst = append(dst, `"gauges":[`...)
+	dst, sent, skipped := appendLegacyList(dst, b, false)
+	dst = append(dst, ']')
+	hasCounters := false
+	for i := range b.Measurements {
+		if b.Measurements[i].Counter && b.Measurements[i].Count <= 0 {
+			hasCounters = true
+			break
+		}
+	}
+	if hasCounters {
+		dst = append(dst, `,"counters":[`...)
+		var cs, ck int
+		dst, cs, ck = appendLegacyList(dst, b, true)
+		sent, skipped = sent+cs, skipped+ck
+		dst = append(dst, ']')
+	}
+	dst = append(dst, '}')
+	return dst, sent, skipped
+}
+
+// appendLegacyList appends the legacy gauges of b (counters false) or its
+// counters: plain measurements marked Counter.
+func appendLegacyList(dst []byte, b *Batch, counters bool) ([]byte, int, int) {
 	sent, skipped := 0, 0
 	for i := range b.Measurements {
 		m := &b.Measurements[i]
+		if (m.Counter && m.Count <= 0) != counters {
+			continue
+		}
 		ok := m.Name != ""
 		if m.Count > 0 {
 			ok = ok && sendable(m.Sum) && sendable(m.Min) && sendable(m.Max) && sendable(m.SumSquares)
@@ -151,7 +178,6 @@ func encodeLegacy(dst []byte, b *Batch) ([]byte, int, int) {
 		}
 		dst = append(dst, '}')
 	}
-	dst = append(dst, "]}"...)
 	return dst, sent, skipped
 }
 

@@ -181,6 +181,17 @@ func TestEncodeLegacy(t *testing.T) {
 			skipped: 5,
 		},
 		{
+			name: "counters in their own list",
+			batch: Batch{Time: 60, Measurements: []Measurement{
+				{Name: "c1", Value: 10, Counter: true}, {Name: "g", Value: 2},
+				{Name: "c2", Value: 5, Counter: true, Source: "s"}, {Name: "bad", Value: math.NaN(), Counter: true},
+				{Name: "t", Count: 1, Sum: 1, Min: 1, Max: 1, SumSquares: 1, Counter: true}}},
+			want: `{"measure_time":60,"gauges":[{"name":"g","value":2},{"name":"t","count":1,"sum":1,"min":1,"max":1,"sum_squares":1}],` +
+				`"counters":[{"name":"c1","value":10},{"name":"c2","value":5,"source":"s"}]}`,
+			sent:    4,
+			skipped: 1,
+		},
+		{
 			name:    "everything skipped",
 			batch:   Batch{Source: "s", Measurements: []Measurement{{Name: "x", Value: math.NaN()}}},
 			skipped: 1,
@@ -225,8 +236,10 @@ func runEncodeCases(t *testing.T, api API, tests []encodeCase) {
 			if api == Legacy {
 				list = "gauges"
 			}
-			if ms, _ := doc[list].([]any); len(ms) != sent {
-				t.Errorf("decoded %d %s, want %d", len(ms), list, sent)
+			ms, _ := doc[list].([]any)
+			counters, _ := doc["counters"].([]any)
+			if len(ms)+len(counters) != sent {
+				t.Errorf("decoded %d %s and %d counters, want %d in all", len(ms), list, len(counters), sent)
 			}
 		})
 	}
