@@ -308,26 +308,37 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 		f.sendAnnotations(ctx, s)
 	}()
 	defer annotations.Wait()
-	ms, res := f.measurements(s, snap)
-	batches := s.batches(ms, start)
+	// Measurements are built and sent a batch at a time, Concurrency
+	// batches at most under way, so a period with a million series never
+	// holds a million measurements at once.
 	var mu sync.Mutex
-	queued := 0
-	f.each(s, batches, func(b *librato.Batch) {
-		o := f.send(ctx, s, b, true)
-		mu.Lock()
-		res.Sent += o.sent
-		res.Dropped += o.dropped
-		mu.Unlock()
-		if o.retry != nil {
-			q, lost := f.keep(s, o.retry, o.retryAfter)
+	var wg sync.WaitGroup
+	queued, sent, dropped := 0, 0, 0
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	res := f.measurements(s, snap, func(ms []librato.Measurement) {
+		b := s.batch(ms, start)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			o := f.send(ctx, s, b, true)
+			var q, lost int
+			if o.retry != nil {
+				q, lost = f.keep(s, o.retry, o.retryAfter)
+			} else if o.sent > 0 {
+				f.backlog.retryNow() // the API is up: resend what waits
+			}
 			mu.Lock()
+			sent += o.sent
+			dropped += o.dropped + lost
 			queued += q
-			res.Dropped += lost
 			mu.Unlock()
-		} else if o.sent > 0 {
-			f.backlog.retryNow() // the API is up: resend what waits
-		}
+		}()
 	})
+	wg.Wait()
+	res.Sent += sent
+	res.Dropped += dropped
 	f.m.flushDuration.Observe(time.Since(began).Seconds())
 	if res.Dropped == 0 && queued == 0 {
 		f.statusMu.Lock()
@@ -336,7 +347,7 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 	}
 	res.Pending, _ = f.backlog.state()
 	if res.Measurements > 0 {
-		s.cfg.Logger.Debug().Time("period", start).Int("series", res.Series).
+		s.cfg.Logger.Debug().Time("period", start).Dur("took", time.Since(began)).Int("series", res.Series).
 			Int("measurements", res.Measurements).Int("sent", res.Sent).Int("dropped", res.Dropped).
 			Int("queued", queued).Msg("flushed")
 	}
@@ -364,20 +375,15 @@ func (f *Flusher) each(s *settings, batches []*librato.Batch, fn func(*librato.B
 	wg.Wait()
 }
 
-// batches cuts measurements into requests of at most BatchSize.
-func (s *settings) batches(ms []librato.Measurement, start time.Time) []*librato.Batch {
-	var out []*librato.Batch
-	for len(ms) > 0 {
-		n := min(len(ms), s.cfg.BatchSize)
-		b := &librato.Batch{Time: start.Unix(), Measurements: ms[:n:n]}
-		if s.cfg.API == librato.Legacy {
-			b.Source = s.source
-		} else {
-			b.Period = int64(s.cfg.Period / time.Second)
-			b.Tags = s.tags
-		}
-		out = append(out, b)
-		ms = ms[n:]
+// batch makes the request for one batch of measurements of the period
+// that starts at start.
+func (s *settings) batch(ms []librato.Measurement, start time.Time) *librato.Batch {
+	b := &librato.Batch{Time: start.Unix(), Measurements: ms}
+	if s.cfg.API == librato.Legacy {
+		b.Source = s.source
+	} else {
+		b.Period = int64(s.cfg.Period / time.Second)
+		b.Tags = s.tags
 	}
-	return out
+	return b
 }

@@ -10,14 +10,18 @@ import (
 	"github.com/libratod/libratod/librato"
 )
 
-// measurements turns a snapshot into Librato measurements.
-func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librato.Measurement, Result) {
+// measurements turns a snapshot into Librato measurements, handing them
+// to emit BatchSize at a time (the last batch may be smaller). emit owns
+// each slice it is given.
+func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func([]librato.Measurement)) Result {
 	var res Result
-	ms := make([]librato.Measurement, 0, snap.Len())
+	size := min(s.cfg.BatchSize, max(snap.Len(), 1))
+	ms := make([]librato.Measurement, 0, size)
 	var perKind [5]int
 	var pcts []aggregator.Percentile
 	var pok []bool
 	stopped := 0
+	var arena []librato.Tag // the batch's merged tag sets, one allocation for many
 	counters := s.cfg.CountersAsCounters && s.cfg.API == librato.Legacy
 	if counters {
 		f.totals.beginPeriod()
@@ -28,6 +32,12 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librat
 			return
 		}
 		ms = append(ms, m)
+		res.Measurements++
+		if len(ms) == s.cfg.BatchSize {
+			emit(ms)
+			ms = make([]librato.Measurement, 0, size)
+			arena = nil // the batch owns the tags it points to
+		}
 	}
 	snap.Each(func(sr *aggregator.Series) {
 		res.Series++
@@ -51,7 +61,7 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librat
 			return
 		}
 		m := librato.Measurement{Name: name}
-		f.dimensions(s, &m, sr.Tags)
+		arena = f.dimensions(s, &m, sr.Tags, arena)
 		if source != "" {
 			if s.cfg.API == librato.Legacy {
 				m.Source = librato.SanitizeSource(source)
@@ -106,15 +116,17 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot) ([]librat
 		f.m.dropped.WithLabelValues("type_conflict").Add(float64(stopped))
 		res.Dropped += stopped
 	}
-	res.Measurements = len(ms)
-	return ms, res
+	if len(ms) > 0 {
+		emit(ms)
+	}
+	return res
 }
 
 // dimensions sets m's tags (Tagged API) or source (Legacy API) from the
-// series tags.
-func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggregator.Tag) {
+// series tags. The merged tags are appended to arena, which is returned.
+func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggregator.Tag, arena []librato.Tag) []librato.Tag {
 	if len(tags) == 0 {
-		return
+		return arena
 	}
 	if s.cfg.API == librato.Legacy {
 		for _, t := range tags {
@@ -124,15 +136,18 @@ func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggrega
 			}
 			f.m.tagsDropped.WithLabelValues("legacy_api").Inc()
 		}
-		return
+		return arena
 	}
 	if limit := 4 * librato.MaxTags; len(tags) > limit {
 		// Far more than can be sent: spare the quadratic merge.
 		f.m.tagsDropped.WithLabelValues("too_many").Add(float64(len(tags) - limit))
 		tags = tags[:limit]
 	}
-	merged := make([]librato.Tag, 0, len(s.tags)+len(tags))
-	merged = append(merged, s.tags...)
+	if cap(arena)-len(arena) < len(s.tags)+len(tags) {
+		arena = make([]librato.Tag, 0, max(s.cfg.BatchSize*(len(s.tags)+len(tags)), len(s.tags)+len(tags)))
+	}
+	from := len(arena)
+	merged := append(arena[from:from:cap(arena)], s.tags...)
 	for _, t := range tags {
 		n := librato.SanitizeTagName(t.Name)
 		v := t.Value
@@ -150,7 +165,8 @@ func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggrega
 		f.m.tagsDropped.WithLabelValues("too_many").Add(float64(len(merged) - librato.MaxTags))
 		merged = merged[:librato.MaxTags]
 	}
-	m.Tags = merged
+	m.Tags = merged[:len(merged):len(merged)]
+	return arena[:from+len(merged)]
 }
 
 // setTag sets t in tags, replacing a tag of the same name.

@@ -1,0 +1,67 @@
+package flusher
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/parser"
+)
+
+// BenchmarkFlush measures one flush of many counter series with two tags
+// each, JSON encoding included (a dry-run client writing to io.Discard):
+// the time from the end of a period to its last request, and the heap the
+// flush needs on top of the series.
+func BenchmarkFlush(b *testing.B) {
+	for _, n := range []int{10_000, 1_000_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			if n > 100_000 && testing.Short() {
+				b.Skip("large")
+			}
+			client, err := librato.New(librato.Config{API: librato.Tagged, URL: "https://metrics-api.librato.com", DryRun: io.Discard})
+			if err != nil {
+				b.Fatal(err)
+			}
+			a := aggregator.New(aggregator.Config{})
+			f := New(Config{API: librato.Tagged, Period: 10 * time.Second, Tags: []librato.Tag{{Name: "host", Value: "h"}}}, a, client)
+			w := a.NewWriter()
+			names := make([][]byte, n)
+			for i := range names {
+				names[i] = fmt.Appendf(nil, "app.requests.%d", i)
+			}
+			fill := func() {
+				for i := range names {
+					m := parser.Metric{Name: names[i], Tags: []byte("env:prod,region:eu"), Type: parser.Counter, Value: 1, Rate: 1}
+					_ = w.Add(&m)
+				}
+			}
+			var peak uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				fill()
+				runtime.GC()
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
+				b.StartTimer()
+				res := f.Flush(context.Background(), t0)
+				b.StopTimer()
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				if res.Sent != n {
+					b.Fatalf("sent %d of %d", res.Sent, n)
+				}
+				if d := after.TotalAlloc - before.TotalAlloc; d > peak {
+					peak = d
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(peak)/float64(n), "alloc-B/series")
+		})
+	}
+}
