@@ -2,9 +2,9 @@ package flusher
 
 import (
 	"math"
-	"sync"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/librato"
