@@ -27,7 +27,11 @@ func (w *Writer) buildKey(kind Kind, m *parser.Metric) {
 	w.tags = splitTags(w.tags[:0], m.NameTags, '=')
 	w.tags = splitTags(w.tags, m.Tags, ':')
 	if len(w.tags) > 1 {
-		slices.SortStableFunc(w.tags, func(a, b tagRef) int { return bytes.Compare(a.k, b.k) })
+		cmp := func(a, b tagRef) int { return bytes.Compare(a.k, b.k) }
+		// Clients mostly send a name's tags in one order, often sorted.
+		if !slices.IsSortedFunc(w.tags, cmp) {
+			slices.SortStableFunc(w.tags, cmp)
+		}
 	}
 	for i, t := range w.tags {
 		if i+1 < len(w.tags) && bytes.Equal(t.k, w.tags[i+1].k) {
