@@ -19,6 +19,7 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/exposition"
 	"github.com/libratod/libratod/flusher"
 	"github.com/libratod/libratod/listener"
 )
@@ -54,9 +55,17 @@ type daemon struct {
 	// observers are told of every period besides Librato (see flusher.Observer).
 	observers []flusher.Observer
 	hup       chan os.Signal // SIGHUP: reload
-	ingest    *ingest
-	health    *health  // /healthz and /readyz (health.go)
-	notify    notifier // systemd notifications (notify.go)
+	// annotations queues the annotations made from events for the flusher.
+	annotations *flusher.Annotations
+	ingest      *ingest
+	health      *health  // /healthz and /readyz (health.go)
+	notify      notifier // systemd notifications (notify.go)
+
+	// expo is the Prometheus exposition of the StatsD series
+	// ([prometheus]), served by expoSrv on expoLn; nil when disabled.
+	expo    *exposition.Store
+	expoSrv *http.Server
+	expoLn  net.Listener
 }
 
 // newDaemon wires the stages for cfg; nothing runs until run.
@@ -93,7 +102,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	}
 
 	d := &daemon{cfg: cfg, log: log, reg: reg, ready: make(chan struct{}), opts: opts, host: host, levels: levels, fm: fm,
-		hup: make(chan os.Signal, 1)}
+		hup: make(chan os.Signal, 1), annotations: flusher.NewAnnotations(maxQueuedAnnotations)}
 	d.agg = aggregator.New(aggregator.Config{
 		Shards:          cfg.Aggregate.Shards,
 		GaugeDeltas:     cfg.Aggregate.GaugeDeltas,
@@ -101,10 +110,19 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		MaxTimerSamples: cfg.Aggregate.MaxTimerSamples,
 	})
 
+	if cfg.Prometheus.Listen != "" {
+		if err := d.newExposition(cfg); err != nil {
+			return nil, err
+		}
+	}
 	d.flusher = flusher.New(d.flusherConfig(cfg), d.agg, client)
 
 	in := newIngest(d.agg, im, fm.Dropped, log)
 	in.setMinLevel(cfg.Aggregate.MinLevel)
+	if cfg.Librato.EventsStream != "" {
+		in.events = &eventSink{stream: cfg.Librato.EventsStream, host: host, queue: d.annotations,
+			dropped: fm.Annotation("dropped"), now: time.Now}
+	}
 	d.ingest = in
 	d.lst = listener.New(listener.Config{
 		UDP:               cfg.Listen.UDP,
@@ -151,6 +169,13 @@ func (d *daemon) run(ctx context.Context) error {
 			_ = d.metrics.Shutdown(sctx)
 		}()
 	}
+	if d.expoSrv != nil {
+		stop, err := d.serveExposition()
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if err := d.lst.Start(); err != nil {
 		return err
 	}
@@ -164,6 +189,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if d.metLn != nil {
 		ev = ev.Str("metrics", d.metLn.Addr().String())
+	}
+	if d.expoLn != nil {
+		ev = ev.Str("prometheus", d.expoLn.Addr().String())
 	}
 	ev.Msg("libratod started")
 	close(d.ready)
@@ -252,3 +280,55 @@ func readBuffer(b config.ByteSize) int {
 	}
 	return int(b)
 }
+
+// newExposition makes the Prometheus exposition of the StatsD series
+// ([prometheus]): a store that observes every period, and its server,
+// which run starts.
+func (d *daemon) newExposition(cfg *config.Config) error {
+	p := cfg.Prometheus
+	maxSeries := p.MaxSeries
+	if maxSeries == 0 {
+		maxSeries = cfg.Aggregate.MaxSeries
+	}
+	d.expo = exposition.New(exposition.Config{
+		Percentiles:      cfg.Aggregate.Percentiles,
+		Histogram:        p.TimerAs == config.TimerAsHistogram,
+		Buckets:          p.Buckets,
+		TimerUnitSeconds: p.TimerUnitSeconds,
+		Prefix:           cfg.Aggregate.Prefix,
+		Labels:           cfg.Tags,
+		MaxSeries:        maxSeries,
+		Expire:           p.Expire,
+	})
+	if err := d.expo.Register(d.reg); err != nil {
+		return fmt.Errorf("prometheus self-metrics: %w", err)
+	}
+	d.observers = append(d.observers, d.expo)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", d.expo)
+	d.expoSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return nil
+}
+
+// serveExposition listens on prometheus.listen and serves the exposition
+// until stop is called.
+func (d *daemon) serveExposition() (stop func(), err error) {
+	ln, err := net.Listen("tcp", d.cfg.Prometheus.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus.listen %s: %w", d.cfg.Prometheus.Listen, err)
+	}
+	d.expoLn = ln
+	go func() {
+		if err := d.expoSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error().Err(err).Msg("prometheus exposition server stopped")
+		}
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = d.expoSrv.Shutdown(sctx)
+	}, nil
+}
+
+// maxQueuedAnnotations bounds the annotations waiting for a flush.
+const maxQueuedAnnotations = 10000

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
 	"github.com/libratod/libratod/parser"
 )
@@ -32,6 +35,8 @@ type ingest struct {
 	belowLevel  prometheus.Counter
 	// minLevel drops lines whose level tag is below it; levelOff keeps all.
 	minLevel atomic.Int32
+	// events turns DogStatsD events into annotations; nil ignores them.
+	events *eventSink
 
 	badLog *rateLog
 }
@@ -145,6 +150,22 @@ func (in *ingest) reject(line []byte, err error) {
 	if !errors.As(err, &pe) {
 		pe = 0
 	}
+	switch pe {
+	case parser.ErrEvent:
+		if in.events != nil {
+			if err := in.events.add(line); err != nil {
+				in.invalid[parser.ErrBadEvent].Inc()
+				in.badLog.log0("invalid event dropped", line, parser.ErrBadEvent.Reason())
+			}
+			return
+		}
+	case parser.ErrServiceCheck:
+		if _, err := parser.ParseServiceCheck(line); err != nil {
+			in.invalid[parser.ErrBadServiceCheck].Inc()
+			in.badLog.log0("invalid service check dropped", line, parser.ErrBadServiceCheck.Reason())
+			return
+		}
+	}
 	if c := in.unsupported[pe]; c != nil {
 		c.Inc()
 		return
@@ -240,4 +261,68 @@ func (in *ingest) setMinLevel(name string) {
 		lvl = parseLevel([]byte(name))
 	}
 	in.minLevel.Store(lvl)
+}
+
+// eventSink maps DogStatsD events to Librato annotations and queues them
+// for the next flush.
+type eventSink struct {
+	stream  string // default stream
+	host    string // source when the event names no host
+	queue   *flusher.Annotations
+	dropped prometheus.Counter
+	now     func() time.Time
+}
+
+// add parses an event line and queues its annotation. A full queue drops
+// it, counted.
+func (e *eventSink) add(line []byte) error {
+	ev, err := parser.ParseEvent(line)
+	if err != nil {
+		return err
+	}
+	a := librato.Annotation{
+		Stream:    e.stream,
+		Title:     string(parser.UnescapeEventText(nil, ev.Title)),
+		Source:    librato.SanitizeSource(e.host),
+		StartTime: ev.Timestamp,
+	}
+	if len(ev.Host) > 0 {
+		a.Source = librato.SanitizeSource(string(ev.Host))
+	}
+	if a.StartTime == 0 {
+		a.StartTime = e.now().Unix()
+	}
+	var desc strings.Builder
+	desc.Write(parser.UnescapeEventText(nil, ev.Text))
+	field := func(name string, v []byte) {
+		if len(v) == 0 {
+			return
+		}
+		if desc.Len() > 0 {
+			desc.WriteByte('\n')
+		}
+		desc.WriteString(name)
+		desc.WriteString(": ")
+		desc.Write(v)
+	}
+	field("alert_type", ev.AlertType)
+	field("priority", ev.Priority)
+	field("source_type", ev.SourceType)
+	field("aggregation_key", ev.AggregationKey)
+	var tags []string
+	for item := range strings.SplitSeq(string(ev.Tags), ",") {
+		if k, v, ok := strings.Cut(item, ":"); ok && k == "stream" && v != "" {
+			a.Stream = v
+			continue
+		}
+		if item != "" {
+			tags = append(tags, item)
+		}
+	}
+	field("tags", []byte(strings.Join(tags, ", ")))
+	a.Description = desc.String()
+	if !e.queue.Add(a) {
+		e.dropped.Inc()
+	}
+	return nil
 }

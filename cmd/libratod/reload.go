@@ -109,24 +109,26 @@ func (d *daemon) flusherConfig(cfg *config.Config) flusher.Config {
 		sourceRegex = re[0]
 	}
 	return flusher.Config{
-		Include:         include,
-		Exclude:         exclude,
-		SourceRegex:     sourceRegex,
-		Period:          cfg.Aggregate.Period,
-		Percentiles:     cfg.Aggregate.Percentiles,
-		API:             api,
-		Prefix:          cfg.Aggregate.Prefix,
-		Tags:            tags,
-		Source:          source,
-		BatchSize:       cfg.Librato.BatchSize,
-		Concurrency:     cfg.Librato.Concurrency,
-		MaxAttempts:     cfg.Librato.MaxAttempts,
-		ShutdownTimeout: cfg.Librato.ShutdownTimeout,
-		Backlog:         cfg.Librato.Backlog,
-		MaxAge:          cfg.Librato.MaxAge,
-		Logger:          d.log,
-		Metrics:         d.fm,
-		Observers:       d.observers,
+		Include:            include,
+		Exclude:            exclude,
+		SourceRegex:        sourceRegex,
+		Annotations:        d.annotations,
+		CountersAsCounters: cfg.Librato.CountersAs == "counter",
+		Period:             cfg.Aggregate.Period,
+		Percentiles:        cfg.Aggregate.Percentiles,
+		API:                api,
+		Prefix:             cfg.Aggregate.Prefix,
+		Tags:               tags,
+		Source:             source,
+		BatchSize:          cfg.Librato.BatchSize,
+		Concurrency:        cfg.Librato.Concurrency,
+		MaxAttempts:        cfg.Librato.MaxAttempts,
+		ShutdownTimeout:    cfg.Librato.ShutdownTimeout,
+		Backlog:            cfg.Librato.Backlog,
+		MaxAge:             cfg.Librato.MaxAge,
+		Logger:             d.log,
+		Metrics:            d.fm,
+		Observers:          d.observers,
 	}
 }
 
@@ -137,7 +139,9 @@ func restartKeys() []string {
 		"listen.udp", "listen.tcp", "listen.udp_readers", "listen.read_buffer", "listen.max_line_bytes",
 		"listen.tcp_idle_timeout", "listen.tcp_max_connections",
 		"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
-		"aggregate.max_timer_samples", "librato.api", "log.format", "metrics.listen",
+		"aggregate.max_timer_samples", "librato.api", "librato.events_stream", "log.format", "metrics.listen",
+		"prometheus.listen", "prometheus.max_series", "prometheus.expire", "prometheus.timer_as",
+		"prometheus.buckets", "prometheus.timer_unit_seconds",
 	}
 }
 
@@ -195,6 +199,7 @@ func (d *daemon) reload() {
 		cur.Aggregate.Period, cur.Aggregate.Shards = d.cfg.Aggregate.Period, d.cfg.Aggregate.Shards
 		cur.Aggregate.GaugeDeltas, cur.Aggregate.MaxSeries = d.cfg.Aggregate.GaugeDeltas, d.cfg.Aggregate.MaxSeries
 		cur.Aggregate.MaxTimerSamples, cur.Librato.API = d.cfg.Aggregate.MaxTimerSamples, d.cfg.Librato.API
+		cur.Librato.EventsStream, cur.Prometheus = d.cfg.Librato.EventsStream, d.cfg.Prometheus
 	}
 	client, err := newClient(cur, d.opts.dryRun)
 	if err != nil {

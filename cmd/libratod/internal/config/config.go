@@ -52,6 +52,8 @@ type Config struct {
 	Tags      map[string]string `toml:"tags"` // global tags added to every measurement (tagged API)
 	Log       Log               `toml:"log"`
 	Metrics   Metrics           `toml:"metrics"`
+	// Prometheus serves the aggregated StatsD series to Prometheus.
+	Prometheus Prometheus `toml:"prometheus"`
 }
 
 // Listen configures the StatsD listeners.
@@ -100,6 +102,8 @@ type Librato struct {
 	SourceRegex     string        `toml:"source_regex"`     // capture groups of a matching name become the source, the match leaves the name
 	Include         []string      `toml:"include"`          // name patterns to send (all when empty)
 	Exclude         []string      `toml:"exclude"`          // name patterns not to send
+	EventsStream    string        `toml:"events_stream"`    // annotation stream of DogStatsD events without a "stream" tag; "" ignores events
+	CountersAs      string        `toml:"counters_as"`      // "gauge": each period's sum; "counter" (legacy API): a running Librato counter
 }
 
 // Log configures the daemon's own logging.
@@ -111,6 +115,27 @@ type Log struct {
 // Metrics configures the self-metrics HTTP server.
 type Metrics struct {
 	Listen string `toml:"listen"` // address "host:port"; "" disables
+}
+
+// The values of Prometheus.TimerAs.
+const (
+	TimerAsSummary   = "summary"   // timers are summaries: quantiles, _sum and _count
+	TimerAsHistogram = "histogram" // timers are histograms with Prometheus.Buckets
+)
+
+// Prometheus configures the Prometheus exposition of the StatsD series
+// (package exposition). Every key needs a restart.
+type Prometheus struct {
+	Listen    string        `toml:"listen"`     // address "host:port" of its /metrics; "" disables it
+	MaxSeries int           `toml:"max_series"` // series held; past it new ones are dropped; 0: aggregate.max_series
+	Expire    time.Duration `toml:"expire"`     // a series without data this long is dropped; 0: never
+	TimerAs   string        `toml:"timer_as"`   // TimerAsSummary or TimerAsHistogram
+	// Buckets are the histogram bucket bounds, increasing, in the unit
+	// the timer values are received in (StatsD: milliseconds).
+	Buckets []float64 `toml:"buckets"`
+	// TimerUnitSeconds divides timer values (and bucket bounds) by 1000 on
+	// exposition: StatsD milliseconds become Prometheus seconds.
+	TimerUnitSeconds bool `toml:"timer_unit_seconds"`
 }
 
 // Default returns the default configuration: what an empty file gives.
@@ -145,9 +170,16 @@ func Default() Config {
 			MaxAge:          time.Hour,
 			Include:         []string{},
 			Exclude:         []string{},
+			EventsStream:    "statsd",
+			CountersAs:      "gauge",
 		},
 		Log:     Log{Level: "info", Format: "json"},
 		Metrics: Metrics{Listen: "127.0.0.1:9125"},
+		Prometheus: Prometheus{
+			Expire:  5 * time.Minute,
+			TimerAs: TimerAsSummary,
+			Buckets: []float64{5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+		},
 	}
 }
 

@@ -57,7 +57,7 @@ func keys(errs []*FieldError) []string {
 }
 
 func TestParseEmptyIsDefault(t *testing.T) {
-	for _, in := range []string{"", "# nothing\n", "[listen]\n[aggregate]\n[librato]\n[tags]\n[log]\n[metrics]\n"} {
+	for _, in := range []string{"", "# nothing\n", "[listen]\n[aggregate]\n[librato]\n[tags]\n[log]\n[metrics]\n[prometheus]\n"} {
 		c, err := Parse([]byte(in), nil)
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", in, err)
@@ -89,11 +89,15 @@ func TestParseFull(t *testing.T) {
 			API: APILegacy, URL: "http://localhost:8080/api", Email: "ops@example.com", Token: "file-token",
 			Source: "web-1", BatchSize: 1000, HostTag: false, Timeout: 2500 * time.Millisecond, Concurrency: 1,
 			MaxAttempts: 1, ShutdownTimeout: 30 * time.Second, Gzip: true, Backlog: 20000, MaxAge: 30 * time.Minute,
-			SourceRegex: `^([^.]+)\.`, Include: []string{"^app"}, Exclude: []string{"debug"},
+			SourceRegex: `^([^.]+)\.`, Include: []string{"^app"}, Exclude: []string{"debug"}, EventsStream: "deploys", CountersAs: "counter",
 		},
 		Tags:    map[string]string{"environment": "production", "region.name": "us east/1"},
 		Log:     Log{Level: "debug", Format: "console"},
 		Metrics: Metrics{Listen: ""},
+		Prometheus: Prometheus{
+			Listen: "127.0.0.1:9102", MaxSeries: 20000, Expire: 0, TimerAs: TimerAsHistogram,
+			Buckets: []float64{0.5, 1, 2.5}, TimerUnitSeconds: true,
+		},
 	}
 	if !reflect.DeepEqual(*got, want) {
 		t.Errorf("Parse(full.toml) =\n%#v\nwant\n%#v", *got, want)
@@ -183,6 +187,8 @@ func TestParseProblems(t *testing.T) {
 		{"period negative", "[aggregate]\nperiod = \"-10s\"\n", nil, []string{"aggregate.period"}, []string{"at least 1s"}},
 		{"percentile 0", "[aggregate]\npercentiles = [0]\n", nil, []string{"aggregate.percentiles"}, []string{"above 0 and at most 100, got 0"}},
 		{"percentile 100.5", "[aggregate]\npercentiles = [100.5]\n", nil, []string{"aggregate.percentiles"}, []string{"got 100.5"}},
+		{"counters_as counter on tagged", "[librato]\ncounters_as = \"counter\"\n", nil, []string{"librato.counters_as"}, []string{"legacy"}},
+		{"counters_as unknown", "[librato]\ncounters_as = \"rate\"\n", nil, []string{"librato.counters_as"}, []string{`got "rate"`}},
 		{"min_level unknown", "[aggregate]\nmin_level = \"loud\"\n", nil, []string{"aggregate.min_level"}, []string{`got "loud"`}},
 		{"source_regex bad", "[librato]\nsource_regex = \"(\"\n", nil, []string{"librato.source_regex"}, []string{"not a regular expression"}},
 		{"source_regex without group", "[librato]\nsource_regex = \"^web\"\n", nil, []string{"librato.source_regex"}, []string{"capture group"}},
@@ -224,6 +230,19 @@ func TestParseProblems(t *testing.T) {
 		{"log format", "[log]\nformat = \"text\"\n", nil, []string{"log.format"}, []string{`"json" or "console"`}},
 		{"metrics not host:port", "[metrics]\nlisten = \"localhost\"\n", nil, []string{"metrics.listen"}, []string{`expected "host:port"`}},
 		{"metrics on tcp address", "[metrics]\nlisten = \"127.0.0.1:8125\"\n", nil, []string{"metrics.listen"}, []string{"also listen.tcp"}},
+		{"prometheus not host:port", "[prometheus]\nlisten = \"9102\"\n", nil, []string{"prometheus.listen"}, []string{`expected "host:port"`}},
+		{"prometheus on metrics address", "[prometheus]\nlisten = \"127.0.0.1:9125\"\n", nil, []string{"prometheus.listen"}, []string{"also metrics.listen"}},
+		{"prometheus on tcp address", "[prometheus]\nlisten = \"127.0.0.1:8125\"\n", nil, []string{"prometheus.listen"}, []string{"also listen.tcp"}},
+		{"prometheus max_series negative", "[prometheus]\nmax_series = -1\n", nil, []string{"prometheus.max_series"}, []string{"between 0"}},
+		{"prometheus expire negative", "[prometheus]\nexpire = \"-1m\"\n", nil, []string{"prometheus.expire"}, []string{"0 (never) or more"}},
+		{"prometheus expire integer", "[prometheus]\nexpire = 300\n", nil, []string{"prometheus.expire"}, []string{`expected a duration`}},
+		{"prometheus timer_as", "[prometheus]\ntimer_as = \"gauge\"\n", nil, []string{"prometheus.timer_as"}, []string{`"summary" or "histogram", got "gauge"`}},
+		{"prometheus buckets decrease", "[prometheus]\nbuckets = [1, 5, 5, 2]\n", nil, []string{"prometheus.buckets"}, []string{"5 follows 5", "2 follows 5"}},
+		{"prometheus buckets infinite", "[prometheus]\nbuckets = [1, inf]\n", nil, []string{"prometheus.buckets"}, []string{"finite", "got +Inf"}},
+		{"prometheus buckets nan", "[prometheus]\nbuckets = [nan, 1]\n", nil, []string{"prometheus.buckets"}, []string{"got NaN"}},
+		{"prometheus histogram without buckets", "[prometheus]\ntimer_as = \"histogram\"\nbuckets = []\n", nil, []string{"prometheus.buckets"}, []string{"at least one"}},
+		{"prometheus unknown key", "[prometheus]\nlisten_addr = \"\"\n", nil, []string{"prometheus.listen_addr"}, []string{"unknown key", "known: listen, max_series"}},
+		{"env prometheus buckets", "", map[string]string{"LIBRATOD_PROMETHEUS_BUCKETS": "1,x"}, []string{"prometheus.buckets"}, []string{"LIBRATOD_PROMETHEUS_BUCKETS: expected comma-separated numbers"}},
 
 		// Bad environment values name the key and the variable.
 		{"env int", "", map[string]string{"LIBRATOD_LISTEN_UDP_READERS": "four"}, []string{"listen.udp_readers"}, []string{"LIBRATOD_LISTEN_UDP_READERS: expected an integer"}},
@@ -284,6 +303,10 @@ func TestParseAccepts(t *testing.T) {
 		{"tag value with space and slash", "[tags]\npath = \"a/b c?d\\\\e\"\n"},
 		{"inline tables", "listen = {udp = \"127.0.0.1:1\"}\n"},
 		{"dotted keys", "listen.udp = \"127.0.0.1:1\"\n"},
+		{"prometheus on", "[prometheus]\nlisten = \"127.0.0.1:9102\"\n"},
+		{"prometheus on port 0 like metrics", "[metrics]\nlisten = \"127.0.0.1:0\"\n[prometheus]\nlisten = \"127.0.0.1:0\"\n"},
+		{"prometheus histogram", "[prometheus]\ntimer_as = \"histogram\"\nbuckets = [0.001, 1e3]\n"},
+		{"prometheus summary without buckets", "[prometheus]\nbuckets = []\nexpire = \"0s\"\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -91,6 +91,31 @@ func (c *Config) Describe(w io.Writer) {
 
 	line("log", "%s, %s", c.Log.Level, c.Log.Format)
 	line("metrics", "%s", orDefault(c.Metrics.Listen, "disabled"))
+	if pr := &c.Prometheus; pr.Listen == "" {
+		line("prometheus", "disabled")
+	} else {
+		timers := pr.TimerAs
+		if pr.TimerAs == TimerAsHistogram {
+			bounds := make([]string, len(pr.Buckets))
+			for i, b := range pr.Buckets {
+				bounds[i] = strconv.FormatFloat(b, 'g', -1, 64)
+			}
+			timers += " [" + strings.Join(bounds, ", ") + "]"
+		}
+		unit := "values as received"
+		if pr.TimerUnitSeconds {
+			unit = "values / 1000 (ms to s)"
+		}
+		maxSeries := pr.MaxSeries
+		if maxSeries == 0 {
+			maxSeries = a.MaxSeries
+		}
+		expire := "never"
+		if pr.Expire > 0 {
+			expire = pr.Expire.String()
+		}
+		line("prometheus", "%s (timers: %s, %s; %d series (0: none); expire: %s)", pr.Listen, timers, unit, maxSeries, expire)
+	}
 	line("email", "%s", setOrEmpty(lb.Email != ""))
 	line("token", "%s", setOrEmpty(lb.Token != ""))
 

@@ -29,6 +29,7 @@ func TestDescribe(t *testing.T) {
 				"global tags: none\n",
 				"host tag: on\n",
 				"metrics: 127.0.0.1:9125\n",
+				"prometheus: disabled\n",
 				"email: empty\n",
 				"token: set\n",
 			},
@@ -37,6 +38,17 @@ func TestDescribe(t *testing.T) {
 		{
 			name: "no token",
 			want: []string{"token: empty\n"},
+		},
+		{
+			name: "prometheus summary",
+			toml: "[aggregate]\nmax_series = 77\n[prometheus]\nlisten = \"127.0.0.1:9102\"\n",
+			want: []string{"prometheus: 127.0.0.1:9102 (timers: summary, values as received; 77 series (0: none); expire: 5m0s)\n"},
+		},
+		{
+			name: "prometheus histogram",
+			toml: "[prometheus]\nlisten = \"127.0.0.1:9102\"\ntimer_as = \"histogram\"\nbuckets = [1, 2.5]\n" +
+				"timer_unit_seconds = true\nmax_series = 5\nexpire = \"0s\"\n",
+			want: []string{"prometheus: 127.0.0.1:9102 (timers: histogram [1, 2.5], values / 1000 (ms to s); 5 series (0: none); expire: never)\n"},
 		},
 		{
 			name: "legacy, tags, disabled listeners",

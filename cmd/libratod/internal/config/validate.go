@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -113,6 +114,18 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("librato.backlog", lb.Backlog, 0, maxCount, " measurements (0: keep nothing undelivered)")
 	p.positive("librato.max_age", lb.MaxAge)
 	p.pattern("librato.source_regex", lb.SourceRegex)
+	switch lb.CountersAs {
+	case "gauge":
+	case "counter":
+		if lb.API != APILegacy {
+			p.add("librato.counters_as", `"counter" needs api = "legacy": the tagged API has no counters`)
+		}
+	default:
+		p.add("librato.counters_as", fmt.Sprintf(`expected "gauge" or "counter", got %q`, lb.CountersAs))
+	}
+	if lb.EventsStream != "" {
+		p.name("librato.events_stream", lb.EventsStream, nameChars, maxNameLen)
+	}
 	for _, re := range lb.Include {
 		p.pattern("librato.include", re)
 	}
@@ -154,6 +167,34 @@ func (c *Config) problems(dryRun bool) []error {
 	p.address("metrics.listen", c.Metrics.Listen)
 	if m := c.Metrics.Listen; m != "" && m == l.TCP && !strings.HasSuffix(m, ":0") {
 		p.add("metrics.listen", fmt.Sprintf("%q is also listen.tcp: both cannot listen there", m))
+	}
+
+	pr := &c.Prometheus
+	p.address("prometheus.listen", pr.Listen)
+	if a := pr.Listen; a != "" && !strings.HasSuffix(a, ":0") {
+		for _, other := range []struct{ key, addr string }{{"listen.tcp", l.TCP}, {"metrics.listen", c.Metrics.Listen}} {
+			if a == other.addr {
+				p.add("prometheus.listen", fmt.Sprintf("%q is also %s: both cannot listen there", a, other.key))
+			}
+		}
+	}
+	p.between("prometheus.max_series", pr.MaxSeries, 0, maxCount, " (0: aggregate.max_series)")
+	if pr.Expire < 0 {
+		p.add("prometheus.expire", fmt.Sprintf(`must be 0 (never) or more, like "5m", got %s`, pr.Expire))
+	}
+	if pr.TimerAs != TimerAsSummary && pr.TimerAs != TimerAsHistogram {
+		p.add("prometheus.timer_as", fmt.Sprintf("expected %q or %q, got %q", TimerAsSummary, TimerAsHistogram, pr.TimerAs))
+	}
+	for i, b := range pr.Buckets {
+		switch {
+		case math.IsNaN(b) || math.IsInf(b, 0):
+			p.add("prometheus.buckets", fmt.Sprintf("each must be a finite number (the +Inf bucket is always there), got %v", b))
+		case i > 0 && !math.IsNaN(pr.Buckets[i-1]) && !(b > pr.Buckets[i-1]):
+			p.add("prometheus.buckets", fmt.Sprintf("must increase: %v follows %v", b, pr.Buckets[i-1]))
+		}
+	}
+	if pr.TimerAs == TimerAsHistogram && len(pr.Buckets) == 0 {
+		p.add("prometheus.buckets", `at least one bound is needed with timer_as = "histogram"`)
 	}
 	return p
 }
