@@ -468,14 +468,24 @@ type Tag struct {
 type Series struct {
 	// Name is the metric name as received.
 	Name string
-	// Tags are the series' tags, sorted by name, one per name (the last
-	// one written on the line wins). A bare DogStatsD tag has Value "".
-	Tags []Tag
 	// Kind is the series kind.
 	Kind Kind
 	// Value is the sum of value/rate for a counter and the last value for a
 	// gauge.
 	Value float64
+	// TimerStats holds a timer's statistics; nil for other kinds, so that
+	// counter and gauge series stay small.
+	*TimerStats
+
+	// x holds what only sets and estimating timers need, so that counter
+	// and gauge series stay small.
+	x    *extra
+	key  string
+	next *Series
+}
+
+// TimerStats are the statistics of a timer series over one period.
+type TimerStats struct {
 	// Count is the number of timer values, each weighted by 1/rate.
 	Count float64
 	// Sum and SumSquares are the weighted sum and sum of squares of the
@@ -488,13 +498,15 @@ type Series struct {
 	// that bound the values are in a sketch and Values is nil (see
 	// PercentilesExact).
 	Values []float64
-
-	// x holds what only sets and estimating timers need, so that counter
-	// and gauge series stay small.
-	x    *extra
-	key  string
-	next *Series
 }
+
+// Tags returns the series' tags, sorted by name, one per name (the last
+// one written on the line wins). A bare DogStatsD tag has Value "".
+func (s *Series) Tags() []Tag { return s.AppendTags(nil) }
+
+// AppendTags appends the series' tags (see Tags) to dst. The strings share
+// the series' memory: it does not allocate but to grow dst.
+func (s *Series) AppendTags(dst []Tag) []Tag { return appendKeyTags(dst, s.key) }
 
 // extra is the part of a Series that only some series need.
 type extra struct {
@@ -526,6 +538,9 @@ func (s *Series) PercentilesExact() bool { return s.x == nil || s.x.sketch == ni
 
 // samples returns the number of timer values received, unweighted.
 func (s *Series) samples() int {
+	if s.TimerStats == nil {
+		return 0
+	}
 	if !s.PercentilesExact() {
 		return int(s.x.sketch.count())
 	}
@@ -552,6 +567,12 @@ type Percentile struct {
 // 2.01%. Values more than 17.8 decades below the largest of their sign
 // lose that bound (see the sketch).
 func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
+	if s.TimerStats == nil {
+		for range ps {
+			out, ok = append(out, Percentile{}), append(ok, false)
+		}
+		return out, ok
+	}
 	if !s.PercentilesExact() {
 		return s.estimatePercentiles(ps, out, ok)
 	}
@@ -607,6 +628,9 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 
 func newSeries(kind Kind, key []byte) *Series {
 	s := &Series{Kind: kind, key: string(key)}
-	s.Name, s.Tags = splitKey(s.key)
+	s.Name = keyName(s.key)
+	if kind == Timer {
+		s.TimerStats = &TimerStats{}
+	}
 	return s
 }

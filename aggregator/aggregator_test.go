@@ -45,7 +45,7 @@ func collect(t *testing.T, snap *Snapshot) map[string]*Series {
 	out := make(map[string]*Series)
 	snap.Each(func(s *Series) {
 		id := s.Kind.String() + " " + s.Name
-		for i, tg := range s.Tags {
+		for i, tg := range s.Tags() {
 			sep := ","
 			if i == 0 {
 				sep = " "
@@ -186,7 +186,12 @@ func TestValues(t *testing.T) {
 				if !ok {
 					t.Fatalf("series %q missing; have %v", id, keys(got))
 				}
-				g := want{s.Value, s.Count, s.Sum, s.SumSquares, s.Min, s.Max, s.Last, s.Cardinality()}
+				g := want{value: s.Value, card: s.Cardinality()}
+				if s.TimerStats != nil {
+					g.count, g.sum, g.sumsq, g.min, g.max, g.last = s.Count, s.Sum, s.SumSquares, s.Min, s.Max, s.Last
+				} else if s.Kind == Timer {
+					t.Fatalf("%s: a timer without TimerStats", id)
+				}
 				if g != w {
 					t.Errorf("%s = %+v, want %+v", id, g, w)
 				}

@@ -76,16 +76,23 @@ func appendClean(dst, b []byte) []byte {
 	return dst
 }
 
-// splitKey returns the name and tags held in a series key.
-func splitKey(key string) (string, []Tag) {
+// keyName returns the name held in a series key.
+func keyName(key string) string {
+	rest := key[1:]
+	if i := strings.IndexByte(rest, keySep); i >= 0 {
+		return rest[:i]
+	}
+	return rest
+}
+
+// appendKeyTags appends the tags held in a series key to dst.
+func appendKeyTags(dst []Tag, key string) []Tag {
 	rest := key[1:]
 	i := strings.IndexByte(rest, keySep)
 	if i < 0 {
-		return rest, nil
+		return dst
 	}
-	name := rest[:i]
 	rest = rest[i+1:]
-	tags := make([]Tag, 0, strings.Count(rest, string(rune(keySep)))+1)
 	for {
 		item := rest
 		j := strings.IndexByte(rest, keySep)
@@ -93,9 +100,9 @@ func splitKey(key string) (string, []Tag) {
 			item, rest = rest[:j], rest[j+1:]
 		}
 		k, v, _ := strings.Cut(item, string(rune(valSep)))
-		tags = append(tags, Tag{Name: k, Value: v})
+		dst = append(dst, Tag{Name: k, Value: v})
 		if j < 0 {
-			return name, tags
+			return dst
 		}
 	}
 }

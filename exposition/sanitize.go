@@ -117,6 +117,7 @@ type keyBuilder struct {
 	nameLen int    // the name is key[:nameLen]
 	arena   []byte // the line's sanitized label names and escaped values
 	spans   []span // the line's labels, in arena
+	tags    []aggregator.Tag
 }
 
 // span locates one label in keyBuilder.arena: its name is arena[ns:vs]
@@ -138,7 +139,8 @@ func (b *keyBuilder) build(prefix string, ser *aggregator.Series, consts []const
 	b.nameLen = len(b.key)
 
 	b.arena, b.spans = b.arena[:0], b.spans[:0]
-	for _, t := range ser.Tags {
+	b.tags = ser.AppendTags(b.tags[:0])
+	for _, t := range b.tags {
 		ns := len(b.arena)
 		b.arena = appendLabelName(b.arena, t.Name, reserved)
 		vs := len(b.arena)

@@ -22,6 +22,7 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 	var pok []bool
 	stopped := 0
 	var arena []librato.Tag // the batch's merged tag sets, one allocation for many
+	var tags []aggregator.Tag
 	counters := s.cfg.CountersAsCounters && s.cfg.API == librato.Legacy
 	if counters {
 		f.totals.beginPeriod()
@@ -61,7 +62,8 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 			return
 		}
 		m := librato.Measurement{Name: name}
-		arena = f.dimensions(s, &m, sr.Tags, arena)
+		tags = sr.AppendTags(tags[:0])
+		arena = f.dimensions(s, &m, tags, arena)
 		if source != "" {
 			if s.cfg.API == librato.Legacy {
 				m.Source = librato.SanitizeSource(source)
