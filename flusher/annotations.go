@@ -2,8 +2,6 @@ package flusher
 
 import (
 	"context"
-	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -93,15 +91,7 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 					f.m.annotations.WithLabelValues("sent").Inc()
 					return
 				}
-				var le *librato.Error
-				if !errors.As(err, &le) {
-					le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
-				}
-				status := "error"
-				if le.StatusCode != 0 {
-					status = strconv.Itoa(le.StatusCode)
-				}
-				f.m.requests.WithLabelValues(status).Inc()
+				le := f.failed(err)
 				if !le.Retryable {
 					s.cfg.Logger.Warn().Int("status", le.StatusCode).Str("error", le.Message).
 						Str("stream", a.Stream).Msg("Librato refused an annotation; not resending it")

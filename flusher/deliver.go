@@ -53,15 +53,7 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 			o.dropped += res.Skipped
 			return o
 		}
-		var le *librato.Error
-		if !errors.As(err, &le) {
-			le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
-		}
-		status := "error"
-		if le.StatusCode != 0 {
-			status = strconv.Itoa(le.StatusCode)
-		}
-		f.m.requests.WithLabelValues(status).Inc()
+		le := f.failed(err)
 		n := len(b.Measurements)
 
 		if len(le.TypeConflicts) > 0 {
@@ -106,6 +98,22 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 		case <-t.C:
 		}
 	}
+}
+
+// failed counts a failed request by status and returns its error as a
+// *librato.Error; any other error is taken as a transport failure, worth
+// retrying.
+func (f *Flusher) failed(err error) *librato.Error {
+	var le *librato.Error
+	if !errors.As(err, &le) {
+		le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
+	}
+	status := "error"
+	if le.StatusCode != 0 {
+		status = strconv.Itoa(le.StatusCode)
+	}
+	f.m.requests.WithLabelValues(status).Inc()
+	return le
 }
 
 // stripConflicts puts the names Librato reported as registered with
