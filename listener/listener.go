@@ -1,13 +1,15 @@
-// Package listener owns the StatsD sockets (UDP and TCP) and hands raw packets to a Handler. It knows nothing of the
-// StatsD syntax beyond the '\n' framing of TCP streams.
+// Package listener owns the StatsD sockets (UDP, TCP and a Unix datagram socket) and hands raw packets to a Handler.
+// It knows nothing of the StatsD syntax beyond the '\n' framing of TCP streams.
 package listener
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,22 +24,26 @@ type Transport uint8
 const (
 	UDP Transport = iota + 1
 	TCP
+	Unixgram // a Unix datagram socket
 )
 
-// String returns "udp" or "tcp".
+// String returns "udp", "tcp" or "unixgram".
 func (t Transport) String() string {
 	switch t {
 	case UDP:
 		return "udp"
 	case TCP:
 		return "tcp"
+	case Unixgram:
+		return "unixgram"
 	}
 	return "unknown"
 }
 
-// Handler receives packets. For UDP a packet is one datagram; for TCP it is one or more complete lines joined by
-// '\n' (the last line's '\n' removed; some lines may be empty), never a partial line. packet is only valid during
-// the call (its buffer is reused). Handle is called concurrently from several goroutines and must not block for long.
+// Handler receives packets. For UDP and unixgram a packet is one datagram; for TCP it is one or more complete lines
+// joined by '\n' (the last line's '\n' removed; some lines may be empty), never a partial line. packet is only valid
+// during the call (its buffer is reused). Handle is called concurrently from several goroutines and must not block
+// for long.
 type Handler interface {
 	Handle(t Transport, packet []byte)
 }
@@ -49,12 +55,13 @@ const (
 	DefaultMaxLineBytes      = 65536
 	DefaultTCPIdleTimeout    = 60 * time.Second
 	DefaultTCPMaxConnections = 1024
+	DefaultUnixgramMode      = fs.FileMode(0o660)
 )
 
 // drainIdle is how long Stop's drain waits for more data on a socket before deciding it is empty.
 const drainIdle = 50 * time.Millisecond
 
-// Config configures a Listener. Zero numeric fields take the defaults above.
+// Config configures a Listener. Zero numeric fields take the defaults above, but for UnixgramUID and UnixgramGID.
 type Config struct {
 	UDP               string        // "host:port"; "" disables
 	TCP               string        // "host:port"; "" disables
@@ -65,6 +72,18 @@ type Config struct {
 	TCPIdleTimeout    time.Duration // close a TCP connection idle this long
 	TCPMaxConnections int           // past this, new connections are closed at once and counted
 	Logger            zerolog.Logger
+
+	// Unixgram is the file system path of a Unix datagram socket to read datagrams from; "" disables it. Its parent
+	// directory must exist. A socket file already there that no process reads (left by a crashed run) is replaced;
+	// any other file there is an error. Stop removes the socket file. UDPReaders goroutines read it, and
+	// MaxPacketBytes bounds its datagrams as UDP's. Not supported on Windows.
+	Unixgram string
+	// UnixgramMode is the permission bits of the socket file (sending needs write permission); 0:
+	// DefaultUnixgramMode.
+	UnixgramMode fs.FileMode
+	// UnixgramUID and UnixgramGID are the owner and group set on the socket file; -1 leaves each as it is (the
+	// process's). Mind that 0, the zero value, is root.
+	UnixgramUID, UnixgramGID int
 }
 
 // Stats is a snapshot of a Listener's counters.
@@ -81,11 +100,15 @@ type Stats struct {
 	TCPIdleClosed uint64 // connections closed after TCPIdleTimeout without data
 	LinesTooLong  uint64 // TCP lines longer than MaxLineBytes, dropped
 
+	UnixgramPackets   uint64 // unixgram datagrams handed to the Handler
+	UnixgramBytes     uint64 // bytes of those datagrams
+	UnixgramTruncated uint64 // unixgram datagrams longer than MaxPacketBytes, dropped
+
 	ReadErrors         uint64 // failed reads and accepts (not counting timeouts and closes)
 	ReceiveBufferBytes int    // SO_RCVBUF of the UDP sockets as getsockopt reports it (the smallest); 0 if unknown
 }
 
-// Listener reads StatsD packets from UDP and TCP sockets and passes them to a Handler.
+// Listener reads StatsD packets from UDP, TCP and Unix datagram sockets and passes them to a Handler.
 type Listener struct {
 	cfg       Config
 	h         Handler
@@ -100,10 +123,11 @@ type Listener struct {
 
 	mu         sync.Mutex // guards the fields below, set by Start
 	udpConns   []*net.UDPConn
-	udpReaders []*udpReader
+	udpReaders []*datagramReader
 	rcvBuf     int
 	tcpLn      net.Listener
 	tcpConns   map[net.Conn]struct{}
+	unix       *unixgramSocket // nil when unixgram is disabled
 
 	tcpPackets, tcpBytes    atomic.Uint64
 	tcpAccepted, tcpRefused atomic.Uint64
@@ -131,6 +155,9 @@ func New(cfg Config, h Handler) *Listener {
 	if cfg.TCPMaxConnections <= 0 {
 		cfg.TCPMaxConnections = DefaultTCPMaxConnections
 	}
+	if cfg.UnixgramMode == 0 {
+		cfg.UnixgramMode = DefaultUnixgramMode
+	}
 	return &Listener{
 		cfg:       cfg,
 		h:         h,
@@ -143,8 +170,8 @@ func New(cfg Config, h Handler) *Listener {
 }
 
 // Start binds every configured socket and starts the reader goroutines. It returns once the sockets are bound; on
-// failure it returns an error naming the address and closes whatever it bound. A Listener is started at most once,
-// and Stop must not be called concurrently with Start.
+// failure it returns an error naming the address (or path) and closes whatever it bound. A Listener is started at
+// most once, and Stop must not be called concurrently with Start.
 func (l *Listener) Start() error {
 	if l.started || l.stopping.Load() {
 		return errors.New("listener: already started or stopped")
@@ -152,10 +179,21 @@ func (l *Listener) Start() error {
 	l.started = true
 	var (
 		conns   []*net.UDPConn
-		readers []*udpReader
+		readers []*datagramReader
 		rcvBuf  int
 		ln      net.Listener
+		unix    *unixgramSocket
 	)
+	// fail closes what was bound before err.
+	fail := func(err error) error {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		if ln != nil {
+			_ = ln.Close()
+		}
+		return err
+	}
 	if l.cfg.UDP != "" {
 		var err error
 		if conns, readers, rcvBuf, err = l.bindUDP(); err != nil {
@@ -165,22 +203,28 @@ func (l *Listener) Start() error {
 	if l.cfg.TCP != "" {
 		var err error
 		if ln, err = net.Listen("tcp", l.cfg.TCP); err != nil {
-			for _, c := range conns {
-				_ = c.Close()
-			}
-			return fmt.Errorf("listener: listen on tcp %s: %w", l.cfg.TCP, err)
+			return fail(fmt.Errorf("listener: listen on tcp %s: %w", l.cfg.TCP, err))
 		}
 		l.cfg.Logger.Info().Str("addr", ln.Addr().String()).Msg("listening on tcp")
 	}
+	if l.cfg.Unixgram != "" {
+		var err error
+		if unix, err = l.bindUnixgram(); err != nil {
+			return fail(err)
+		}
+	}
 
 	l.mu.Lock()
-	l.udpConns, l.udpReaders, l.rcvBuf, l.tcpLn = conns, readers, rcvBuf, ln
+	l.udpConns, l.udpReaders, l.rcvBuf, l.tcpLn, l.unix = conns, readers, rcvBuf, ln, unix
 	l.mu.Unlock()
+	if unix != nil {
+		readers = slices.Concat(readers, unix.readers) // a copy: l.udpReaders is left as it is
+	}
 	for _, r := range readers {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.readUDP(r)
+			l.readDatagrams(r)
 		}()
 	}
 	if ln != nil {
@@ -213,9 +257,21 @@ func (l *Listener) TCPAddr() net.Addr {
 	return l.tcpLn.Addr()
 }
 
-// Stop stops accepting new connections, drains the data the sockets already hold (UDP datagrams, and the complete
-// lines of each TCP connection, reading each socket until it stays empty for a moment), closes everything and waits
-// for every goroutine. If ctx ends first it closes everything at once and returns ctx's error without waiting.
+// UnixgramAddr returns the bound Unix datagram socket's address (its path), or nil when unixgram is disabled or not
+// bound.
+func (l *Listener) UnixgramAddr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unix == nil {
+		return nil
+	}
+	return l.unix.conn.LocalAddr()
+}
+
+// Stop stops accepting new connections, drains the data the sockets already hold (UDP and unixgram datagrams, and
+// the complete lines of each TCP connection, reading each socket until it stays empty for a moment), closes
+// everything, removes the unixgram socket file and waits for every goroutine. If ctx ends first it closes
+// everything at once and returns ctx's error without waiting.
 func (l *Listener) Stop(ctx context.Context) error {
 	if !l.stopping.Swap(true) {
 		close(l.quit)
@@ -227,6 +283,9 @@ func (l *Listener) Stop(ctx context.Context) error {
 		now := time.Now()
 		for _, c := range l.udpConns {
 			_ = c.SetReadDeadline(now)
+		}
+		if l.unix != nil {
+			_ = l.unix.conn.SetReadDeadline(now)
 		}
 		for c := range l.tcpConns {
 			_ = c.SetReadDeadline(now)
@@ -249,7 +308,8 @@ func (l *Listener) Stop(ctx context.Context) error {
 	}
 }
 
-// closeAll closes every socket the Listener holds; readers blocked on them return.
+// closeAll closes every socket the Listener holds (readers blocked on them return) and removes the unixgram socket
+// file.
 func (l *Listener) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -261,6 +321,9 @@ func (l *Listener) closeAll() {
 	}
 	for c := range l.tcpConns {
 		_ = c.Close()
+	}
+	if l.unix != nil {
+		l.unix.close(l.cfg.Logger)
 	}
 }
 
@@ -284,6 +347,14 @@ func (l *Listener) Stats() Stats {
 		s.UDPBytes += r.bytes.Load()
 		s.UDPTruncated += r.truncated.Load()
 		s.ReadErrors += r.errors.Load()
+	}
+	if l.unix != nil {
+		for _, r := range l.unix.readers {
+			s.UnixgramPackets += r.packets.Load()
+			s.UnixgramBytes += r.bytes.Load()
+			s.UnixgramTruncated += r.truncated.Load()
+			s.ReadErrors += r.errors.Load()
+		}
 	}
 	return s
 }

@@ -186,7 +186,7 @@ func sameSet(got, want []string) bool {
 }
 
 func TestTransportString(t *testing.T) {
-	for tr, want := range map[Transport]string{UDP: "udp", TCP: "tcp", 0: "unknown", 9: "unknown"} {
+	for tr, want := range map[Transport]string{UDP: "udp", TCP: "tcp", Unixgram: "unixgram", 0: "unknown", 9: "unknown"} {
 		if got := tr.String(); got != want {
 			t.Errorf("Transport(%d).String() = %q, want %q", tr, got, want)
 		}

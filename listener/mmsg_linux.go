@@ -1,7 +1,6 @@
 package listener
 
 import (
-	"net"
 	"os"
 	"syscall"
 	"unsafe"
@@ -9,11 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mmsgSupported says whether UDP readers can take many datagrams per system call.
+// mmsgSupported says whether datagram readers (UDP, unixgram) can take many datagrams per system call.
 const mmsgSupported = true
 
-// udpBatchDefault is how many datagrams one UDP read takes at most: recvmmsg fills up to this many slots per
-// system call.
+// udpBatchDefault is how many datagrams one read (UDP or unixgram) takes at most: recvmmsg fills up to this many
+// slots per system call.
 const udpBatchDefault = 32
 
 // mmsghdr is the kernel's struct mmsghdr: one message header and the number of bytes received into it. Go pads
@@ -39,7 +38,7 @@ type mmsgReader struct {
 
 // newMmsgReader returns a reader of c into bufs (each non-empty, kept by the caller for the reader's life),
 // writing the size of each datagram received to the same index of lens.
-func newMmsgReader(c *net.UDPConn, bufs [][]byte, lens []int) (*mmsgReader, error) {
+func newMmsgReader(c syscall.Conn, bufs [][]byte, lens []int) (*mmsgReader, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return nil, err

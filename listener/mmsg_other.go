@@ -4,20 +4,20 @@ package listener
 
 import (
 	"errors"
-	"net"
+	"syscall"
 )
 
-// mmsgSupported says whether UDP readers can take many datagrams per system call: not here.
+// mmsgSupported says whether datagram readers can take many datagrams per system call: not here.
 const mmsgSupported = false
 
-// udpBatchDefault is 1 where recvmmsg is not available: each UDP read takes one datagram.
+// udpBatchDefault is 1 where recvmmsg is not available: each read takes one datagram.
 const udpBatchDefault = 1
 
 // mmsgReader is only implemented on Linux.
 type mmsgReader struct{}
 
 // newMmsgReader is only implemented on Linux.
-func newMmsgReader(*net.UDPConn, [][]byte, []int) (*mmsgReader, error) {
+func newMmsgReader(syscall.Conn, [][]byte, []int) (*mmsgReader, error) {
 	return nil, errors.ErrUnsupported
 }
 

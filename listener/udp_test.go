@@ -27,7 +27,7 @@ func udpPair(t *testing.T) (server, client *net.UDPConn) {
 	return server, client
 }
 
-// TestUDPReaderRead writes datagrams, then reads them back with udpReader.read in each mode: every datagram must
+// TestUDPReaderRead writes datagrams, then reads them back with datagramReader.read in each mode: every datagram must
 // come back whole (or cut to the slot size), in order, at most one slot each, and batched reads must take several
 // per call.
 func TestUDPReaderRead(t *testing.T) {
@@ -53,7 +53,7 @@ func TestUDPReaderRead(t *testing.T) {
 		for _, batch := range batches() {
 			t.Run(fmt.Sprintf("%s/batch=%d", tt.name, batch), func(t *testing.T) {
 				server, client := udpPair(t)
-				r, err := newUDPReader(server, batch, tt.slotBytes)
+				r, err := newDatagramReader(UDP, server, batch, tt.slotBytes)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -62,7 +62,7 @@ func TestUDPReaderRead(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				// An empty datagram is read as one of length 0 (batched) or as none (portable); deliverUDP skips
+				// An empty datagram is read as one of length 0 (batched) or as none (portable); deliverDatagrams skips
 				// both, so only the others are compared.
 				all := tt.want
 				if all == nil {
@@ -119,7 +119,7 @@ func TestUDPReaderReadErrors(t *testing.T) {
 		for _, batch := range batches() {
 			t.Run(fmt.Sprintf("%s/batch=%d", tt.name, batch), func(t *testing.T) {
 				server, _ := udpPair(t)
-				r, err := newUDPReader(server, batch, 64)
+				r, err := newDatagramReader(UDP, server, batch, 64)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -135,7 +135,7 @@ func TestUDPReaderReadErrors(t *testing.T) {
 }
 
 // BenchmarkUDPRead measures the reader alone: with the timer stopped a client fills the socket with a chunk of
-// datagrams, then the timer runs while udpReader.read takes them out (one per system call, or batched).
+// datagrams, then the timer runs while datagramReader.read takes them out (one per system call, or batched).
 func BenchmarkUDPRead(b *testing.B) {
 	const chunk = 256 // fits the receive buffer set below
 	for _, batch := range batches() {
@@ -154,7 +154,7 @@ func BenchmarkUDPRead(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer client.Close()
-				r, err := newUDPReader(server, batch, DefaultMaxPacketBytes+1)
+				r, err := newDatagramReader(UDP, server, batch, DefaultMaxPacketBytes+1)
 				if err != nil {
 					b.Fatal(err)
 				}

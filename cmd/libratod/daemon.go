@@ -124,6 +124,12 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 			dropped: fm.Annotation("dropped"), now: time.Now}
 	}
 	d.ingest = in
+	uid, gid := -1, -1
+	if cfg.Listen.Unixgram != "" {
+		if uid, gid, err = cfg.Listen.UnixgramOwnerIDs(); err != nil {
+			return nil, err
+		}
+	}
 	d.lst = listener.New(listener.Config{
 		UDP:               cfg.Listen.UDP,
 		TCP:               cfg.Listen.TCP,
@@ -133,6 +139,10 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		TCPIdleTimeout:    cfg.Listen.TCPIdleTimeout,
 		TCPMaxConnections: cfg.Listen.TCPMaxConnections,
 		Logger:            log,
+		Unixgram:          cfg.Listen.Unixgram,
+		UnixgramMode:      cfg.Listen.UnixgramFileMode(),
+		UnixgramUID:       uid,
+		UnixgramGID:       gid,
 	}, in)
 	if err := registerListenerMetrics(reg, d.lst); err != nil {
 		return nil, err
@@ -186,6 +196,9 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	if a := d.lst.TCPAddr(); a != nil {
 		ev = ev.Str("tcp", a.String())
+	}
+	if a := d.lst.UnixgramAddr(); a != nil {
+		ev = ev.Str("unixgram", a.String())
 	}
 	if d.metLn != nil {
 		ev = ev.Str("metrics", d.metLn.Addr().String())
@@ -246,6 +259,8 @@ func registerListenerMetrics(reg prometheus.Registerer, l *listener.Listener) er
 	for _, c := range []prometheus.Collector{
 		counter("libratod_udp_truncated_total", "UDP datagrams longer than the read buffer, dropped.",
 			func(s listener.Stats) uint64 { return s.UDPTruncated }),
+		counter("libratod_unixgram_truncated_total", "Unix datagram socket datagrams longer than the read buffer, dropped.",
+			func(s listener.Stats) uint64 { return s.UnixgramTruncated }),
 		counter("libratod_tcp_connections_accepted_total", "TCP connections accepted.",
 			func(s listener.Stats) uint64 { return s.TCPAccepted }),
 		counter("libratod_tcp_connections_refused_total", "TCP connections closed at once because tcp_max_connections were open.",

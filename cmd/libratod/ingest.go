@@ -27,8 +27,8 @@ type ingest struct {
 	agg  *aggregator.Aggregator
 	pool sync.Pool // *ingestWork
 
-	packets     [3]prometheus.Counter // by listener.Transport
-	lines       [3]prometheus.Counter
+	packets     [listener.Unixgram + 1]prometheus.Counter // by listener.Transport
+	lines       [listener.Unixgram + 1]prometheus.Counter
 	invalid     [256]prometheus.Counter // by parser.Error
 	unsupported [256]prometheus.Counter // events and service checks, by parser.Error
 	maxSeries   prometheus.Counter
@@ -55,7 +55,7 @@ func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
 	m := &ingestMetrics{
 		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "libratod_packets_received_total",
-			Help: "Datagrams (UDP) or chunks of complete lines (TCP) received.",
+			Help: "Datagrams (UDP, unixgram) or chunks of complete lines (TCP) received.",
 		}, []string{"transport"}),
 		lines: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "libratod_lines_received_total",
@@ -87,7 +87,7 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 	}
 	in.minLevel.Store(levelOff)
 	in.pool.New = func() any { return &ingestWork{w: agg.NewWriter(), ms: make([]parser.Metric, 0, 16)} }
-	for _, t := range []listener.Transport{listener.UDP, listener.TCP} {
+	for _, t := range []listener.Transport{listener.UDP, listener.TCP, listener.Unixgram} {
 		in.packets[t] = m.packets.WithLabelValues(t.String())
 		in.lines[t] = m.lines.WithLabelValues(t.String())
 	}

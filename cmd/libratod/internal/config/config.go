@@ -65,6 +65,16 @@ type Listen struct {
 	MaxLineBytes      ByteSize      `toml:"max_line_bytes"`      // longest TCP line accepted
 	TCPIdleTimeout    time.Duration `toml:"tcp_idle_timeout"`    // a TCP connection idle this long is closed
 	TCPMaxConnections int           `toml:"tcp_max_connections"` // TCP connections open at once
+	// Unixgram is the absolute path of a Unix datagram socket to receive
+	// StatsD datagrams on (a sidecar shares it through a volume); "" disables.
+	Unixgram string `toml:"unixgram"`
+	// UnixgramMode is the socket file's mode, an octal string like "0660"
+	// (see [Listen.UnixgramFileMode]).
+	UnixgramMode string `toml:"unixgram_mode"`
+	// UnixgramOwner is the socket file's owner, "user:group" with names or
+	// numeric ids, either part optional (see [Listen.UnixgramOwnerIDs]); ""
+	// leaves the process's.
+	UnixgramOwner string `toml:"unixgram_owner"`
 }
 
 // Aggregate configures aggregation.
@@ -149,6 +159,7 @@ func Default() Config {
 			MaxLineBytes:      64 * KiB,
 			TCPIdleTimeout:    60 * time.Second,
 			TCPMaxConnections: 1024,
+			UnixgramMode:      "0660",
 		},
 		Aggregate: Aggregate{
 			Period:          10 * time.Second,

@@ -39,6 +39,11 @@ func (c *Config) Describe(w io.Writer) {
 		line("tcp", "%s (max line: %s, idle timeout: %s, max connections: %d)",
 			l.TCP, l.MaxLineBytes, l.TCPIdleTimeout, l.TCPMaxConnections)
 	}
+	if l.Unixgram == "" {
+		line("unixgram", "disabled")
+	} else {
+		line("unixgram", "%s (mode: %s, owner: %s)", l.Unixgram, l.UnixgramMode, orDefault(l.UnixgramOwner, "libratod's user and group"))
+	}
 
 	a := &c.Aggregate
 	line("period", "%s", a.Period)

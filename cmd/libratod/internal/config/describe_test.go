@@ -21,6 +21,7 @@ func TestDescribe(t *testing.T) {
 			want: []string{
 				"udp: 127.0.0.1:8125 (readers: one per CPU, read buffer: 8MiB)\n",
 				"tcp: 127.0.0.1:8125 (max line: 64KiB, idle timeout: 1m0s, max connections: 1024)\n",
+				"unixgram: disabled\n",
 				"api: tagged\n",
 				"url: https://metrics-api.librato.com\n",
 				"period: 10s\n",
@@ -49,6 +50,16 @@ func TestDescribe(t *testing.T) {
 			toml: "[prometheus]\nlisten = \"127.0.0.1:9102\"\ntimer_as = \"histogram\"\nbuckets = [1, 2.5]\n" +
 				"timer_unit_seconds = true\nmax_series = 5\nexpire = \"0s\"\n",
 			want: []string{"prometheus: 127.0.0.1:9102 (timers: histogram [1, 2.5], values / 1000 (ms to s); 5 series (0: none); expire: never)\n"},
+		},
+		{
+			name: "unixgram, owner left",
+			toml: "[listen]\nunixgram = \"/run/libratod/statsd.sock\"\n",
+			want: []string{"unixgram: /run/libratod/statsd.sock (mode: 0660, owner: libratod's user and group)\n"},
+		},
+		{
+			name: "unixgram with mode and owner",
+			toml: "[listen]\nunixgram = \"/s.sock\"\nunixgram_mode = \"0600\"\nunixgram_owner = \"app:1000\"\n",
+			want: []string{"unixgram: /s.sock (mode: 0600, owner: app:1000)\n"},
 		},
 		{
 			name: "legacy, tags, disabled listeners",

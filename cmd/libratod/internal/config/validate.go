@@ -53,8 +53,9 @@ func (c *Config) problems(dryRun bool) []error {
 	l := &c.Listen
 	p.address("listen.udp", l.UDP)
 	p.address("listen.tcp", l.TCP)
-	if l.UDP == "" && l.TCP == "" {
-		p.add("listen", `no listener: set listen.udp or listen.tcp (or both) to an address like "127.0.0.1:8125"`)
+	p.unixgram(l)
+	if l.UDP == "" && l.TCP == "" && l.Unixgram == "" {
+		p.add("listen", `no listener: set listen.udp or listen.tcp (or both) to an address like "127.0.0.1:8125", or listen.unixgram to a socket path`)
 	}
 	p.between("listen.udp_readers", l.UDPReaders, 0, maxUDPReaders, " (0: one per CPU)")
 	p.between("listen.read_buffer", int(l.ReadBuffer), 0, int(maxReadBuffer), " bytes (0: the system default)")
