@@ -163,27 +163,19 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 // flushes the open period and returns. SIGHUP is caught and logged.
 func (d *daemon) run(ctx context.Context) error {
 	if d.metrics != nil {
-		ln, err := net.Listen("tcp", d.cfg.Metrics.Listen)
-		if err != nil {
-			return fmt.Errorf("metrics.listen %s: %w", d.cfg.Metrics.Listen, err)
-		}
-		d.metLn = ln
-		go func() {
-			if err := d.metrics.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				d.log.Error().Err(err).Msg("metrics server stopped")
-			}
-		}()
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = d.metrics.Shutdown(sctx)
-		}()
-	}
-	if d.expoSrv != nil {
-		stop, err := d.serveExposition()
+		ln, stop, err := d.serve("metrics.listen", d.cfg.Metrics.Listen, d.metrics)
 		if err != nil {
 			return err
 		}
+		d.metLn = ln
+		defer stop()
+	}
+	if d.expoSrv != nil {
+		ln, stop, err := d.serve("prometheus.listen", d.cfg.Prometheus.Listen, d.expoSrv)
+		if err != nil {
+			return err
+		}
+		d.expoLn = ln
 		defer stop()
 	}
 	if err := d.lst.Start(); err != nil {
@@ -325,23 +317,22 @@ func (d *daemon) newExposition(cfg *config.Config) error {
 	return nil
 }
 
-// serveExposition listens on prometheus.listen and serves the exposition
-// until stop is called.
-func (d *daemon) serveExposition() (stop func(), err error) {
-	ln, err := net.Listen("tcp", d.cfg.Prometheus.Listen)
+// serve listens on addr (the value of key) and serves srv there until
+// stop is called.
+func (d *daemon) serve(key, addr string, srv *http.Server) (ln net.Listener, stop func(), err error) {
+	ln, err = net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("prometheus.listen %s: %w", d.cfg.Prometheus.Listen, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", key, addr, err)
 	}
-	d.expoLn = ln
 	go func() {
-		if err := d.expoSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error().Err(err).Msg("prometheus exposition server stopped")
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error().Err(err).Str("server", key).Msg("HTTP server stopped")
 		}
 	}()
-	return func() {
+	return ln, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = d.expoSrv.Shutdown(sctx)
+		_ = srv.Shutdown(sctx)
 	}, nil
 }
 
