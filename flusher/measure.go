@@ -209,7 +209,7 @@ func (s *settings) wanted(name string) bool {
 // left at its ends) and the groups joined with ".".
 func takeSource(re *regexp.Regexp, name string) (string, string) {
 	loc := re.FindStringSubmatchIndex(name)
-	if loc == nil || len(loc) < 4 {
+	if len(loc) < 4 {
 		return name, ""
 	}
 	var parts []string
