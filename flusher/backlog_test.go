@@ -362,3 +362,41 @@ func TestBacklogQueue(t *testing.T) {
 		t.Fatalf("after retryNow due in %v", wait)
 	}
 }
+
+// limited answers with rate-limit headers read by the client.
+type limited struct{ scripted }
+
+func (l *limited) Send(ctx context.Context, b *librato.Batch) (librato.Result, error) {
+	res, err := l.scripted.Send(ctx, b)
+	res.RateLimit.Agg = librato.Quota{Present: true, Limit: 300, Remaining: 123}
+	return res, err
+}
+
+func TestRequestMetrics(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	s := &limited{}
+	m := newMetrics(t)
+	f := New(fastConfig(m), a, s)
+	feed(t, a, "x:1|c")
+	f.Flush(context.Background(), t0)
+	if n := testutil.ToFloat64(m.rateLimit.WithLabelValues("agg")); n != 123 {
+		t.Errorf("rate limit remaining = %v, want 123", n)
+	}
+	if n := testutil.CollectAndCount(m.requestDuration); n != 1 {
+		t.Errorf("request duration histogram has %d series", n)
+	}
+	if got := histogramCount(t, m); got != 1 {
+		t.Errorf("request duration observed %d requests, want 1", got)
+	}
+}
+
+func histogramCount(t *testing.T, m *Metrics) uint64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.requestDuration)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mfs[0].GetMetric()[0].GetHistogram().GetSampleCount()
+}

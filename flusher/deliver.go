@@ -37,8 +37,11 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 		actx = context.WithoutCancel(ctx)
 	}
 	for attempt := 1; ; attempt++ {
+		began := time.Now()
 		res, err := s.dst.Send(actx, b)
+		f.m.requestDuration.Observe(time.Since(began).Seconds())
 		if err == nil {
+			f.rateLimit(res.RateLimit)
 			f.m.requests.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
 			f.m.sent.Add(float64(res.Sent))
 			if res.Skipped > 0 {
@@ -108,6 +111,7 @@ func (f *Flusher) failed(err error) *librato.Error {
 	if !errors.As(err, &le) {
 		le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
 	}
+	f.rateLimit(le.RateLimit)
 	status := "error"
 	if le.StatusCode != 0 {
 		status = strconv.Itoa(le.StatusCode)
@@ -470,4 +474,14 @@ func (l *stopList) add(name string) bool {
 	m[name] = struct{}{}
 	l.names.Store(&m)
 	return true
+}
+
+// rateLimit records what the rate-limit headers of a response said.
+func (f *Flusher) rateLimit(rl librato.RateLimit) {
+	if rl.Agg.Present {
+		f.m.rateLimit.WithLabelValues("agg").Set(float64(rl.Agg.Remaining))
+	}
+	if rl.Std.Present {
+		f.m.rateLimit.WithLabelValues("std").Set(float64(rl.Std.Remaining))
+	}
 }

@@ -19,6 +19,9 @@ type Metrics struct {
 	backlog       prometheus.Gauge
 	stopList      prometheus.Gauge
 	annotations   *prometheus.CounterVec
+	// requestDuration times each POST of measurements, answered or not.
+	requestDuration prometheus.Histogram
+	rateLimit       *prometheus.GaugeVec
 }
 
 // NewMetrics creates the flusher's metrics and registers them with reg,
@@ -70,9 +73,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "libratod_annotations_total",
 			Help: "Annotations (from StatsD events) by outcome: sent, rejected, dropped (no room to keep them for a retry), unsupported.",
 		}, []string{"result"}),
+		requestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "libratod_request_duration_seconds",
+			Help:    "Time of each POST of measurements to Librato, from sending to the answer or the failure.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
+		}),
+		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "libratod_ratelimit_remaining",
+			Help: "What is left of the Librato rate limit, from the last X-Librato-RateLimit-Agg (limit=\"agg\") or -Std (limit=\"std\") header seen.",
+		}, []string{"limit"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped, m.backlog, m.stopList, m.annotations} {
+		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped, m.backlog, m.stopList, m.annotations, m.requestDuration, m.rateLimit} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering flusher metrics: %w", err)
 			}
