@@ -90,6 +90,11 @@ type Config struct {
 	// it, Cardinality is a HyperLogLog estimate (16 KiB, 0.81% relative
 	// standard error).
 	MaxSetMembers int
+	// KeepTags, when not nil, names the only tags that are part of a
+	// series: the others are left out of the key (and so their series
+	// merge) and counted by the Writer (see Writer.DroppedTags). The legacy
+	// Librato API, which can express only a "source", keeps just that.
+	KeepTags []string
 	// GaugeBaseTTL is the number of periods (Snapshots) for which a
 	// gauge's last flushed value is kept, for a delta ("+3") on a gauge
 	// not yet seen in the current period to start from. A gauge absent
@@ -116,6 +121,7 @@ type Aggregator struct {
 	shards          []shard
 	shift           uint // 64 - log2(len(shards))
 	gaugeDeltas     bool
+	keepTags        [][]byte // nil: every tag
 	maxSeries       int64
 	maxTimerSamples int
 	maxSetMembers   int
@@ -167,6 +173,7 @@ func New(cfg Config) *Aggregator {
 		shards:          make([]shard, n),
 		shift:           uint(64 - bits.TrailingZeros(uint(n))),
 		gaugeDeltas:     cfg.GaugeDeltas,
+		keepTags:        keepTags(cfg.KeepTags),
 		maxSeries:       int64(max(cfg.MaxSeries, 0)),
 		maxTimerSamples: orDefault(cfg.MaxTimerSamples, defaultMaxTimerSamples),
 		maxSetMembers:   orDefault(cfg.MaxSetMembers, defaultMaxSetMembers),
@@ -203,9 +210,18 @@ func (a *Aggregator) shardOf(h uint64) *shard {
 // makes Add allocation-free for existing series, so it is not safe for
 // concurrent use: give each goroutine its own.
 type Writer struct {
-	a    *Aggregator
-	key  []byte
-	tags []tagRef
+	a       *Aggregator
+	key     []byte
+	tags    []tagRef
+	dropped int // tags left out by Config.KeepTags since the last DroppedTags
+}
+
+// DroppedTags returns how many tags Config.KeepTags left out since the
+// last call, and starts counting again.
+func (w *Writer) DroppedTags() int {
+	n := w.dropped
+	w.dropped = 0
+	return n
 }
 
 // NewWriter returns a Writer that adds to a.
@@ -633,4 +649,15 @@ func newSeries(kind Kind, key []byte) *Series {
 		s.TimerStats = &TimerStats{}
 	}
 	return s
+}
+
+func keepTags(names []string) [][]byte {
+	if names == nil {
+		return nil
+	}
+	out := make([][]byte, 0, len(names))
+	for _, n := range names {
+		out = append(out, []byte(n))
+	}
+	return out
 }

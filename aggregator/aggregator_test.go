@@ -621,3 +621,27 @@ func TestGaugeBaseMaxSeries(t *testing.T) {
 		}
 	}
 }
+
+func TestKeepTags(t *testing.T) {
+	a := New(Config{KeepTags: []string{"source"}})
+	w := a.NewWriter()
+	for _, m := range []parser.Metric{
+		counter("hits", 1, 1),
+		tagged(counter("hits", 2, 1), "", "level:error,env:prod"),
+		tagged(counter("hits", 4, 1), "", "source:db-1,env:prod"),
+	} {
+		if err := w.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := collect(t, a.Snapshot())
+	if len(got) != 2 || got["counter hits"].Value != 3 || got["counter hits source=db-1"].Value != 4 {
+		t.Errorf("series %v: tags other than source must merge into one series", keys(got))
+	}
+	if n := w.DroppedTags(); n != 3 {
+		t.Errorf("DroppedTags = %d, want 3", n)
+	}
+	if n := w.DroppedTags(); n != 0 {
+		t.Errorf("DroppedTags after reading = %d, want 0", n)
+	}
+}

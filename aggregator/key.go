@@ -33,9 +33,14 @@ func (w *Writer) buildKey(kind Kind, m *parser.Metric) {
 			slices.SortStableFunc(w.tags, cmp)
 		}
 	}
+	keep := w.a.keepTags
 	for i, t := range w.tags {
 		if i+1 < len(w.tags) && bytes.Equal(t.k, w.tags[i+1].k) {
 			continue // a later tag of the same name wins
+		}
+		if keep != nil && !slices.ContainsFunc(keep, func(k []byte) bool { return bytes.Equal(k, t.k) }) {
+			w.dropped++
+			continue
 		}
 		w.key = append(w.key, keySep)
 		w.key = appendClean(w.key, t.k)

@@ -105,3 +105,9 @@ func (m *Metrics) Dropped(reason string) prometheus.Counter {
 func (m *Metrics) Annotation(result string) prometheus.Counter {
 	return m.annotations.WithLabelValues(result)
 }
+
+// TagsDropped returns the counter of tags left off for reason, for the
+// stages before the flusher (for example "legacy_api").
+func (m *Metrics) TagsDropped(reason string) prometheus.Counter {
+	return m.tagsDropped.WithLabelValues(reason)
+}

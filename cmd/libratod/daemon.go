@@ -108,6 +108,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		GaugeDeltas:     cfg.Aggregate.GaugeDeltas,
 		MaxSeries:       cfg.Aggregate.MaxSeries,
 		MaxTimerSamples: cfg.Aggregate.MaxTimerSamples,
+		KeepTags:        keepTags(cfg),
 	})
 
 	if cfg.Prometheus.Listen != "" {
@@ -118,6 +119,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	d.flusher = flusher.New(d.flusherConfig(cfg), d.agg, client)
 
 	in := newIngest(d.agg, im, fm.Dropped, log)
+	in.tagsDropped = fm.TagsDropped("legacy_api")
 	in.setMinLevel(cfg.Aggregate.MinLevel)
 	if cfg.Librato.EventsStream != "" {
 		in.events = &eventSink{stream: cfg.Librato.EventsStream, host: host, queue: d.annotations,
@@ -338,3 +340,13 @@ func (d *daemon) serve(key, addr string, srv *http.Server) (ln net.Listener, sto
 
 // maxQueuedAnnotations bounds the annotations waiting for a flush.
 const maxQueuedAnnotations = 10000
+
+// keepTags returns the tags that make a series: on the legacy API, which
+// can express nothing but a source, only "source", so that series
+// differing in other tags merge rather than collide; on the tagged API all.
+func keepTags(cfg *config.Config) []string {
+	if cfg.Librato.API == config.APILegacy {
+		return []string{"source"}
+	}
+	return nil
+}

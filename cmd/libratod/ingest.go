@@ -33,6 +33,7 @@ type ingest struct {
 	unsupported [256]prometheus.Counter // events and service checks, by parser.Error
 	maxSeries   prometheus.Counter
 	belowLevel  prometheus.Counter
+	tagsDropped prometheus.Counter // tags the aggregator left out (legacy API)
 	// minLevel drops lines whose level tag is below it; levelOff keeps all.
 	minLevel atomic.Int32
 	// events turns DogStatsD events into annotations; nil ignores them.
@@ -137,6 +138,9 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 				in.badLog.log0("metric refused", line, err.Error())
 			}
 		}
+	}
+	if n := wk.w.DroppedTags(); n > 0 && in.tagsDropped != nil {
+		in.tagsDropped.Add(float64(n))
 	}
 	if int(t) < len(in.packets) && in.packets[t] != nil {
 		in.packets[t].Inc()
