@@ -86,6 +86,10 @@ type Config struct {
 	// legacy API: the running total of each counter since it was first
 	// seen (or last expired), rather than each period's sum as a gauge.
 	CountersAsCounters bool
+	// Extra, when set, is called at every flush for measurements to send
+	// with the period's own (libratod's self-metrics, say). Their names
+	// and tags are sent as given.
+	Extra func() []librato.Measurement
 }
 
 // Observer is told of every finished period. ObservePeriod is called from

@@ -118,6 +118,21 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 		f.m.dropped.WithLabelValues("type_conflict").Add(float64(stopped))
 		res.Dropped += stopped
 	}
+	if s.cfg.Extra != nil {
+		for _, m := range s.cfg.Extra() {
+			if len(m.Tags) > 0 && s.cfg.API != librato.Legacy {
+				// Librato replaces the batch's tags with a measurement's own.
+				merged := append([]librato.Tag(nil), s.tags...)
+				for _, t := range m.Tags {
+					if t.Name != "" && t.Value != "" {
+						merged = setTag(merged, t)
+					}
+				}
+				m.Tags = merged
+			}
+			add(m)
+		}
+	}
 	if len(ms) > 0 {
 		emit(ms)
 	}

@@ -55,6 +55,8 @@ type daemon struct {
 	// observers are told of every period besides Librato (see flusher.Observer).
 	observers []flusher.Observer
 	hup       chan os.Signal // SIGHUP: reload
+	// self sends the self-metrics to Librato ([metrics] to_librato); nil when off.
+	self *selfReport
 	// annotations queues the annotations made from events for the flusher.
 	annotations *flusher.Annotations
 	ingest      *ingest
@@ -115,6 +117,9 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		if err := d.newExposition(cfg); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Metrics.ToLibrato {
+		d.self = newSelfReport(reg, cfg.Librato.API == config.APILegacy)
 	}
 	d.flusher = flusher.New(d.flusherConfig(cfg), d.agg, client)
 

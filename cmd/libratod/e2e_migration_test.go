@@ -61,3 +61,33 @@ func TestMigrationOptions(t *testing.T) {
 		t.Errorf("below_min_level = %v, want 1", n)
 	}
 }
+
+// TestSelfMetricsToLibrato checks [metrics] to_librato: libratod's own
+// counters arrive as libratod.* measurements, with the global tags.
+func TestSelfMetricsToLibrato(t *testing.T) {
+	fake := newFakeLibrato(t)
+	cfg := testConfig(fake.URL, "tagged")
+	cfg.Metrics.ToLibrato = true
+	d, stop := startDaemon(t, cfg)
+	sendUDP(t, d.lst.UDPAddr(), "a:1|c\nb:2|c\nbad\n")
+	waitSeen(t, d, 3)
+	stop()
+	var found map[string]any
+	for _, r := range fake.requests() {
+		ms, _ := r.Body["measurements"].([]any)
+		for _, m := range ms {
+			m := m.(map[string]any)
+			tags, _ := m["tags"].(map[string]any)
+			if m["name"] == "libratod.lines_received_total" && tags["transport"] == "udp" {
+				found = m
+			}
+		}
+	}
+	if found == nil {
+		t.Fatalf("no libratod.lines_received_total{transport=udp} in %+v", fake.requests())
+	}
+	tags := found["tags"].(map[string]any)
+	if found["value"] != 3.0 || tags["host"] != "test-host" || tags["env"] != "test" {
+		t.Errorf("self-metric %v: want value 3 with the global tags", found)
+	}
+}

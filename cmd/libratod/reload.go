@@ -114,6 +114,7 @@ func (d *daemon) flusherConfig(cfg *config.Config) flusher.Config {
 		SourceRegex:        sourceRegex,
 		Annotations:        d.annotations,
 		CountersAsCounters: cfg.Librato.CountersAs == "counter",
+		Extra:              d.extra(),
 		Period:             cfg.Aggregate.Period,
 		Percentiles:        cfg.Aggregate.Percentiles,
 		API:                api,
@@ -140,7 +141,7 @@ func restartKeys() []string {
 		"listen.tcp_idle_timeout", "listen.tcp_max_connections",
 		"listen.unixgram", "listen.unixgram_mode", "listen.unixgram_owner",
 		"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
-		"aggregate.max_timer_samples", "librato.api", "librato.events_stream", "log.format", "metrics.listen",
+		"aggregate.max_timer_samples", "librato.api", "librato.events_stream", "log.format", "metrics.listen", "metrics.to_librato",
 		"prometheus.listen", "prometheus.max_series", "prometheus.expire", "prometheus.timer_as",
 		"prometheus.buckets", "prometheus.timer_unit_seconds",
 	}
@@ -213,4 +214,12 @@ func (d *daemon) reload() {
 	d.flusher.Reconfigure(d.flusherConfig(cur), client)
 	d.cfg = cur
 	d.log.Info().Str("config", d.opts.configPath).Msg("SIGHUP: configuration reloaded")
+}
+
+// extra returns what the flusher sends besides the StatsD series.
+func (d *daemon) extra() func() []librato.Measurement {
+	if d.self == nil {
+		return nil
+	}
+	return d.self.measurements
 }

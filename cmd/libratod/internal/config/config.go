@@ -125,6 +125,9 @@ type Log struct {
 // Metrics configures the self-metrics HTTP server.
 type Metrics struct {
 	Listen string `toml:"listen"` // address "host:port"; "" disables
+	// ToLibrato also sends libratod's own counters and gauges to Librato
+	// as libratod.* measurements at every flush.
+	ToLibrato bool `toml:"to_librato"`
 }
 
 // The values of Prometheus.TimerAs.

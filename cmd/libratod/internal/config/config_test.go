@@ -94,7 +94,7 @@ func TestParseFull(t *testing.T) {
 		},
 		Tags:    map[string]string{"environment": "production", "region.name": "us east/1"},
 		Log:     Log{Level: "debug", Format: "console"},
-		Metrics: Metrics{Listen: ""},
+		Metrics: Metrics{Listen: "", ToLibrato: true},
 		Prometheus: Prometheus{
 			Listen: "127.0.0.1:9102", MaxSeries: 20000, Expire: 0, TimerAs: TimerAsHistogram,
 			Buckets: []float64{0.5, 1, 2.5}, TimerUnitSeconds: true,
