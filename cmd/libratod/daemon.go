@@ -110,6 +110,8 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		GaugeDeltas:     cfg.Aggregate.GaugeDeltas,
 		MaxSeries:       cfg.Aggregate.MaxSeries,
 		MaxTimerSamples: cfg.Aggregate.MaxTimerSamples,
+		MaxSetMembers:   cfg.Aggregate.MaxSetMembers,
+		GaugeBaseTTL:    cfg.Aggregate.GaugeBaseTTL,
 		KeepTags:        keepTags(cfg),
 	})
 

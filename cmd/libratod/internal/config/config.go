@@ -91,6 +91,12 @@ type Aggregate struct {
 	// MinLevel drops lines whose "level" tag is below it: "" keeps all,
 	// else "debug", "info", "warning", "error" or "critical".
 	MinLevel string `toml:"min_level"`
+	// MaxSetMembers bounds the distinct members a set keeps exactly per
+	// period; past it the count is a HyperLogLog estimate.
+	MaxSetMembers int `toml:"max_set_members"`
+	// GaugeBaseTTL is how many periods a gauge's last value is kept for
+	// "+n"/"-n" deltas after the gauge was last written.
+	GaugeBaseTTL int `toml:"gauge_base_ttl"`
 }
 
 // Librato configures the Librato API client.
@@ -170,6 +176,8 @@ func Default() Config {
 			GaugeDeltas:     true,
 			MaxSeries:       1_000_000,
 			MaxTimerSamples: 10_000,
+			MaxSetMembers:   10_000,
+			GaugeBaseTTL:    360,
 		},
 		Librato: Librato{
 			API:             APITagged,

@@ -84,7 +84,7 @@ func TestParseFull(t *testing.T) {
 			Unixgram: "/run/libratod/statsd.sock", UnixgramMode: "0620", UnixgramOwner: "65534:1000",
 		},
 		Aggregate: Aggregate{
-			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning",
+			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60,
 		},
 		Librato: Librato{
 			API: APILegacy, URL: "http://localhost:8080/api", Email: "ops@example.com", Token: "file-token",

@@ -87,6 +87,8 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("aggregate.shards", a.Shards, 0, maxShards, " (0: the default)")
 	p.between("aggregate.max_series", a.MaxSeries, 0, maxCount, " (0: no bound)")
 	p.between("aggregate.max_timer_samples", a.MaxTimerSamples, 1, maxCount, "")
+	p.between("aggregate.max_set_members", a.MaxSetMembers, 1, maxCount, "")
+	p.between("aggregate.gauge_base_ttl", a.GaugeBaseTTL, 1, 65536, " periods")
 	switch a.MinLevel {
 	case "", "debug", "info", "warning", "error", "critical":
 	default:
