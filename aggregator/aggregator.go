@@ -214,6 +214,22 @@ type Writer struct {
 	key     []byte
 	tags    []tagRef
 	dropped int // tags left out by Config.KeepTags since the last DroppedTags
+	raw     maphash.Hash
+	cache   *[keyCacheSize]keyCacheEntry
+}
+
+// keyCacheSize is the number of recent lines whose series key a Writer
+// remembers: clients send the same names and tags over and over, so most
+// lines skip splitting, sorting and hashing their tags.
+const keyCacheSize = 4096
+
+// keyCacheEntry is a series key built from a line's raw name and tags.
+type keyCacheEntry struct {
+	rawHash uint64
+	raw     []byte // kind, name, 0, name tags, 0, tags: what key was built from
+	key     []byte
+	hash    uint64 // of key
+	dropped int    // tags Config.KeepTags left out of key
 }
 
 // DroppedTags returns how many tags Config.KeepTags left out since the
@@ -226,7 +242,9 @@ func (w *Writer) DroppedTags() int {
 
 // NewWriter returns a Writer that adds to a.
 func (a *Aggregator) NewWriter() *Writer {
-	return &Writer{a: a, key: make([]byte, 0, 256), tags: make([]tagRef, 0, 16)}
+	w := &Writer{a: a, key: make([]byte, 0, 256), tags: make([]tagRef, 0, 16), cache: new([keyCacheSize]keyCacheEntry)}
+	w.raw.SetSeed(a.seed)
+	return w
 }
 
 // Add adds one parsed metric to its series, creating the series if needed.
@@ -244,14 +262,13 @@ func (w *Writer) Add(m *parser.Metric) error {
 	default:
 		return ErrBadType
 	}
-	w.buildKey(kind, m)
+	key, h := w.seriesKey(kind, m)
 	a := w.a
-	h := maphash.Bytes(a.seed, w.key)
 	sh := a.shardOf(h)
 
 	sh.mu.Lock()
 	s := sh.series[h]
-	for s != nil && s.key != string(w.key) {
+	for s != nil && s.key != string(key) {
 		s = s.next
 	}
 	if s == nil {
@@ -262,7 +279,7 @@ func (w *Writer) Add(m *parser.Metric) error {
 			sh.mu.Unlock()
 			return ErrMaxSeries
 		}
-		s = newSeries(kind, w.key)
+		s = newSeries(kind, key)
 		s.next = sh.series[h]
 		sh.series[h] = s
 		if kind == Gauge && m.Delta && a.gaugeDeltas {

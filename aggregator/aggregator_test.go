@@ -645,3 +645,36 @@ func TestKeepTags(t *testing.T) {
 		t.Errorf("DroppedTags after reading = %d, want 0", n)
 	}
 }
+
+// TestKeyCache adds more distinct lines than the Writer's key cache holds,
+// several times over and in two tag orders: every series must come out
+// exact, whether its key came from the cache or was built again.
+func TestKeyCache(t *testing.T) {
+	a := New(Config{KeepTags: []string{"env", "k"}})
+	w := a.NewWriter()
+	const n = 3 * keyCacheSize
+	for round := range 3 {
+		for i := range n {
+			tags := "env:prod,k:" + fmt.Sprint(i%7) + ",drop:x"
+			if round == 1 {
+				tags = "drop:x,k:" + fmt.Sprint(i%7) + ",env:prod"
+			}
+			m := tagged(counter(fmt.Sprintf("c%d", i), 1, 1), "", tags)
+			if err := w.Add(&m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := collect(t, a.Snapshot())
+	if len(got) != n {
+		t.Fatalf("%d series, want %d", len(got), n)
+	}
+	for id, s := range got {
+		if s.Value != 3 {
+			t.Errorf("%s = %v, want 3", id, s.Value)
+		}
+	}
+	if d := w.DroppedTags(); d != 3*n {
+		t.Errorf("DroppedTags = %d, want %d (one a line, cached or not)", d, 3*n)
+	}
+}

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"bytes"
+	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -113,3 +114,41 @@ func appendKeyTags(dst []Tag, key string) []Tag {
 }
 
 func sortFloats(v []float64) { slices.Sort(v) }
+
+// seriesKey returns m's series key and its hash, from the Writer's cache
+// when the same raw name and tags were seen recently.
+func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
+	w.raw.Reset()
+	w.raw.WriteByte(byte(kind))
+	w.raw.Write(m.Name)
+	w.raw.WriteByte(0)
+	w.raw.Write(m.NameTags)
+	w.raw.WriteByte(0)
+	w.raw.Write(m.Tags)
+	rh := w.raw.Sum64()
+	e := &w.cache[rh%keyCacheSize]
+	if e.rawHash == rh && e.key != nil && rawEqual(e.raw, kind, m) {
+		w.dropped += e.dropped
+		return e.key, e.hash
+	}
+	before := w.dropped
+	w.buildKey(kind, m)
+	h := maphash.Bytes(w.a.seed, w.key)
+	// Names and name tags hold no zero byte (the parser refuses control
+	// bytes), so the two separators make raw unambiguous.
+	e.rawHash, e.hash, e.dropped = rh, h, w.dropped-before
+	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind)), m.Name...), 0), m.NameTags...), 0), m.Tags...)
+	e.key = append(e.key[:0], w.key...)
+	return e.key, h
+}
+
+// rawEqual reports whether raw was made from kind and m's name and tags.
+func rawEqual(raw []byte, kind Kind, m *parser.Metric) bool {
+	n, nt := len(m.Name), len(m.NameTags)
+	if len(raw) != 3+n+nt+len(m.Tags) || raw[0] != byte(kind) {
+		return false
+	}
+	return bytes.Equal(raw[1:1+n], m.Name) && raw[1+n] == 0 &&
+		bytes.Equal(raw[2+n:2+n+nt], m.NameTags) && raw[2+n+nt] == 0 &&
+		bytes.Equal(raw[3+n+nt:], m.Tags)
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,14 +17,21 @@ import (
 	"github.com/libratod/libratod/parser"
 )
 
+// maxIdleWork bounds the idle scratch spaces kept for Handle: enough for
+// every UDP reader and many TCP connections at once.
+const maxIdleWork = 64
+
 // maxLoggedLine is how much of a bad line a log entry quotes.
 const maxLoggedLine = 200
 
 // ingest is the listener's Handler: it splits packets into lines, parses
 // them and adds the metrics to the aggregator, counting what it sees.
 type ingest struct {
-	agg  *aggregator.Aggregator
-	pool sync.Pool // *ingestWork
+	agg *aggregator.Aggregator
+	// free holds idle scratch space for Handle. Unlike a sync.Pool it is not
+	// emptied at every garbage collection, so the Writers keep their key
+	// caches warm.
+	free chan *ingestWork
 
 	packets     [listener.Unixgram + 1]prometheus.Counter // by listener.Transport
 	lines       [listener.Unixgram + 1]prometheus.Counter
@@ -87,7 +93,7 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 		badLog:     &rateLog{every: time.Second, log: log},
 	}
 	in.minLevel.Store(levelOff)
-	in.pool.New = func() any { return &ingestWork{w: agg.NewWriter(), ms: make([]parser.Metric, 0, 16)} }
+	in.free = make(chan *ingestWork, maxIdleWork)
 	for _, t := range []listener.Transport{listener.UDP, listener.TCP, listener.Unixgram} {
 		in.packets[t] = m.packets.WithLabelValues(t.String())
 		in.lines[t] = m.lines.WithLabelValues(t.String())
@@ -106,7 +112,12 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 
 // Handle implements listener.Handler.
 func (in *ingest) Handle(t listener.Transport, p []byte) {
-	wk := in.pool.Get().(*ingestWork)
+	var wk *ingestWork
+	select {
+	case wk = <-in.free:
+	default:
+		wk = &ingestWork{w: in.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
+	}
 	lines := 0
 	for len(p) > 0 {
 		var line []byte
@@ -146,7 +157,10 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 		in.packets[t].Inc()
 		in.lines[t].Add(float64(lines))
 	}
-	in.pool.Put(wk)
+	select {
+	case in.free <- wk:
+	default: // more Handles ran at once than are kept idle
+	}
 }
 
 func (in *ingest) reject(line []byte, err error) {
