@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,10 +29,12 @@ const maxLoggedLine = 200
 // them and adds the metrics to the aggregator, counting what it sees.
 type ingest struct {
 	agg *aggregator.Aggregator
-	// free holds idle scratch space for Handle. Unlike a sync.Pool it is not
-	// emptied at every garbage collection, so the Writers keep their key
-	// caches warm.
-	free chan *ingestWork
+	// free holds idle scratch space for Handle, last in first out, so that
+	// a reader that comes back mostly gets the Writer it had, whose key
+	// cache is warm in its core's memory cache. Unlike a sync.Pool it is
+	// not emptied at every garbage collection.
+	freeMu sync.Mutex
+	free   []*ingestWork
 
 	packets     [listener.Unixgram + 1]prometheus.Counter // by listener.Transport
 	lines       [listener.Unixgram + 1]prometheus.Counter
@@ -93,7 +96,7 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 		badLog:     &rateLog{every: time.Second, log: log},
 	}
 	in.minLevel.Store(levelOff)
-	in.free = make(chan *ingestWork, maxIdleWork)
+	in.free = make([]*ingestWork, 0, maxIdleWork)
 	for _, t := range []listener.Transport{listener.UDP, listener.TCP, listener.Unixgram} {
 		in.packets[t] = m.packets.WithLabelValues(t.String())
 		in.lines[t] = m.lines.WithLabelValues(t.String())
@@ -113,9 +116,12 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 // Handle implements listener.Handler.
 func (in *ingest) Handle(t listener.Transport, p []byte) {
 	var wk *ingestWork
-	select {
-	case wk = <-in.free:
-	default:
+	in.freeMu.Lock()
+	if n := len(in.free); n > 0 {
+		wk, in.free = in.free[n-1], in.free[:n-1]
+	}
+	in.freeMu.Unlock()
+	if wk == nil {
 		wk = &ingestWork{w: in.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
 	}
 	lines := 0
@@ -157,10 +163,11 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 		in.packets[t].Inc()
 		in.lines[t].Add(float64(lines))
 	}
-	select {
-	case in.free <- wk:
-	default: // more Handles ran at once than are kept idle
+	in.freeMu.Lock()
+	if len(in.free) < maxIdleWork { // else more Handles ran at once than are kept idle
+		in.free = append(in.free, wk)
 	}
+	in.freeMu.Unlock()
 }
 
 func (in *ingest) reject(line []byte, err error) {
