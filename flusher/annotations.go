@@ -3,7 +3,6 @@ package flusher
 import (
 	"context"
 	"sync"
-	"time"
 
 	"github.com/libratod/libratod/librato"
 )
@@ -76,15 +75,11 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 	}
 	var mu sync.Mutex
 	var again []librato.Annotation
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, s.cfg.Concurrency)
+	requests := newLimiter(s.cfg.Concurrency)
 	actx := context.WithoutCancel(ctx) // as for measurements: never cancel a request under way
 	for i := range as {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func(a *librato.Annotation) {
-			defer wg.Done()
-			defer func() { <-sem }()
+		a := &as[i]
+		requests.Go(func() {
 			for attempt := 1; ; attempt++ {
 				err := dst.SendAnnotation(actx, a)
 				if err == nil {
@@ -99,24 +94,18 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 					return
 				}
 				wait := f.backoff(s, attempt, le.RetryAfter)
-				dl, hasDL := ctx.Deadline()
-				if attempt >= s.cfg.MaxAttempts || le.RateLimited || ctx.Err() != nil || (hasDL && time.Now().Add(wait).After(dl)) {
+				if attempt >= s.cfg.MaxAttempts || le.RateLimited || !roomFor(ctx, wait) {
 					mu.Lock()
 					again = append(again, *a)
 					mu.Unlock()
 					return
 				}
 				f.m.retries.Inc()
-				t := time.NewTimer(wait)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-				case <-t.C:
-				}
+				sleep(ctx, wait)
 			}
-		}(&as[i])
+		})
 	}
-	wg.Wait()
+	requests.Wait()
 	if len(again) > 0 {
 		if lost := q.putBack(again); lost > 0 {
 			f.m.annotations.WithLabelValues("dropped").Add(float64(lost))

@@ -331,7 +331,7 @@ func TestShutdownReportsUndelivered(t *testing.T) {
 }
 
 func TestBacklogQueue(t *testing.T) {
-	var q backlog
+	q := backlog{wake: make(chan struct{}, 1)}
 	q.setLimit(5)
 	b := func(tm int64, n int) *librato.Batch {
 		return &librato.Batch{Time: tm, Measurements: make([]librato.Measurement, n)}

@@ -83,9 +83,8 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 			return o
 		}
 		wait := f.backoff(s, attempt, le.RetryAfter)
-		dl, hasDL := ctx.Deadline()
-		if !inPeriod || le.RateLimited || attempt >= s.cfg.MaxAttempts || !f.backlog.empty() || ctx.Err() != nil ||
-			wait > f.period || (hasDL && time.Now().Add(wait).After(dl)) {
+		if !inPeriod || le.RateLimited || attempt >= s.cfg.MaxAttempts || !f.backlog.empty() ||
+			wait > f.period || !roomFor(ctx, wait) {
 			log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).
 				Msg("request failed; keeping it for a later attempt")
 			o.retry, o.retryAfter = b, le.RetryAfter
@@ -94,12 +93,23 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 		log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Dur("wait", wait).
 			Int("attempt", attempt).Msg("retrying a request")
 		f.m.retries.Inc()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
+		sleep(ctx, wait)
+	}
+}
+
+// roomFor reports whether ctx leaves time to wait d and try again.
+func roomFor(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() == nil && (!ok || !time.Now().Add(d).After(dl))
+}
+
+// sleep waits for d or for ctx to end.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -241,25 +251,25 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 		s.cfg.Logger.Warn().Int("measurements", tooOld).Dur("max_age", s.cfg.MaxAge).
 			Msg("dropping undelivered measurements older than max_age")
 	}
-	failed := make([]*librato.Batch, len(live))
+	failed := make([]*librato.Batch, len(live)) // in the order taken
 	var retryAfter atomic.Int64
-	idx := make(map[*librato.Batch]int, len(live))
-	for j, b := range live {
-		idx[b] = j
-	}
-	f.each(s, live, func(b *librato.Batch) {
-		f.m.retries.Inc()
-		o := f.send(ctx, s, b, false)
-		if o.retry != nil {
-			failed[idx[b]] = o.retry
-			for {
-				cur := retryAfter.Load()
-				if int64(o.retryAfter) <= cur || retryAfter.CompareAndSwap(cur, int64(o.retryAfter)) {
-					break
+	requests := newLimiter(s.cfg.Concurrency)
+	for i, b := range live {
+		requests.Go(func() {
+			f.m.retries.Inc()
+			o := f.send(ctx, s, b, false)
+			if o.retry != nil {
+				failed[i] = o.retry
+				for {
+					cur := retryAfter.Load()
+					if int64(o.retryAfter) <= cur || retryAfter.CompareAndSwap(cur, int64(o.retryAfter)) {
+						break
+					}
 				}
 			}
-		}
-	})
+		})
+	}
+	requests.Wait()
 	failed = slices.DeleteFunc(failed, func(b *librato.Batch) bool { return b == nil })
 	if len(failed) > 0 {
 		dropped := f.backlog.putBack(failed, func(attempt int) time.Duration {
@@ -291,19 +301,13 @@ type backlog struct {
 	q           []*librato.Batch
 	n           int // measurements in q
 	limit       int
-	failures    int       // consecutive failed resends
-	next        time.Time // no resend before
-	overflowing bool      // dropping since the backlog was last empty
-	wake        chan struct{}
-	once        sync.Once
-}
-
-func (q *backlog) init() {
-	q.once.Do(func() { q.wake = make(chan struct{}, 1) })
+	failures    int           // consecutive failed resends
+	next        time.Time     // no resend before
+	overflowing bool          // dropping since the backlog was last empty
+	wake        chan struct{} // made by New; a push wakes the resender
 }
 
 func (q *backlog) setLimit(n int) {
-	q.init()
 	q.mu.Lock()
 	q.limit = n
 	q.mu.Unlock()
@@ -330,7 +334,6 @@ func (q *backlog) state() (int, time.Time) {
 // dropping. A push to an empty backlog schedules the first resend after
 // wait.
 func (q *backlog) push(b *librato.Batch, wait time.Duration) (dropped int, first bool) {
-	q.init()
 	q.mu.Lock()
 	if len(q.q) == 0 && q.next.Before(time.Now()) {
 		q.next = time.Now().Add(wait)

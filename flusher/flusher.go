@@ -159,6 +159,7 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 		cfg.Now = time.Now
 	}
 	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics}
+	f.backlog.wake = make(chan struct{}, 1)
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
 	}
@@ -316,16 +317,11 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 	// batches at most under way, so a period with a million series never
 	// holds a million measurements at once.
 	var mu sync.Mutex
-	var wg sync.WaitGroup
 	queued, sent, dropped := 0, 0, 0
-	sem := make(chan struct{}, s.cfg.Concurrency)
+	requests := newLimiter(s.cfg.Concurrency)
 	res := f.measurements(s, snap, func(ms []librato.Measurement) {
 		b := s.batch(ms, start)
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		requests.Go(func() {
 			o := f.send(ctx, s, b, true)
 			var q, lost int
 			if o.retry != nil {
@@ -338,9 +334,9 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 			dropped += o.dropped + lost
 			queued += q
 			mu.Unlock()
-		}()
+		})
 	})
-	wg.Wait()
+	requests.Wait()
 	res.Sent += sent
 	res.Dropped += dropped
 	f.m.flushDuration.Observe(time.Since(began).Seconds())
@@ -358,26 +354,27 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 	return res
 }
 
-// each calls fn for every batch, at most Concurrency at once, and returns
-// when all calls have.
-func (f *Flusher) each(s *settings, batches []*librato.Batch, fn func(*librato.Batch)) {
-	if len(batches) == 1 {
-		fn(batches[0])
-		return
-	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, s.cfg.Concurrency)
-	for _, b := range batches {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			fn(b)
-		}()
-	}
-	wg.Wait()
+// limiter runs functions in goroutines, at most n at once.
+type limiter struct {
+	wg  sync.WaitGroup
+	sem chan struct{}
 }
+
+func newLimiter(n int) *limiter { return &limiter{sem: make(chan struct{}, n)} }
+
+// Go runs fn in a goroutine, first waiting while n are running.
+func (l *limiter) Go(fn func()) {
+	l.sem <- struct{}{}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer func() { <-l.sem }()
+		fn()
+	}()
+}
+
+// Wait waits for every function started.
+func (l *limiter) Wait() { l.wg.Wait() }
 
 // batch makes the request for one batch of measurements of the period
 // that starts at start.
