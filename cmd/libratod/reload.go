@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
@@ -147,30 +148,40 @@ func restartKeys() []string {
 	}
 }
 
-// changedRestartKeys lists the keys of restartKeys whose values differ.
-func changedRestartKeys(old, cur *config.Config) []string {
-	get := func(c *config.Config, key string) any {
-		v := reflect.ValueOf(c).Elem()
-		for i := range v.NumField() {
-			sec := v.Type().Field(i)
-			if v.Field(i).Kind() != reflect.Struct {
-				continue
-			}
-			for j := range sec.Type.NumField() {
-				if sec.Tag.Get("toml")+"."+sec.Type.Field(j).Tag.Get("toml") == key {
-					return v.Field(i).Field(j).Interface()
-				}
-			}
-		}
-		return nil
-	}
-	var out []string
+// keepRestartKeys gives cur the running (old) value of every key of
+// restartKeys that differs, and returns those keys.
+func keepRestartKeys(old, cur *config.Config) []string {
+	var changed []string
 	for _, k := range restartKeys() {
-		if !reflect.DeepEqual(get(old, k), get(cur, k)) {
-			out = append(out, k)
+		o, c := configField(old, k), configField(cur, k)
+		if !o.IsValid() || !c.IsValid() {
+			continue // not a key of the file: restartKeys is tested against it
+		}
+		if !reflect.DeepEqual(o.Interface(), c.Interface()) {
+			changed = append(changed, k)
+			c.Set(o)
 		}
 	}
-	return out
+	return changed
+}
+
+// configField returns the settable field of c that holds key
+// ("section.name"), found by the toml tags, or the zero Value.
+func configField(c *config.Config, key string) reflect.Value {
+	section, name, _ := strings.Cut(key, ".")
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		sec := v.Type().Field(i)
+		if sec.Tag.Get("toml") != section || sec.Type.Kind() != reflect.Struct {
+			continue
+		}
+		for j := range sec.Type.NumField() {
+			if sec.Type.Field(j).Tag.Get("toml") == name {
+				return v.Field(i).Field(j)
+			}
+		}
+	}
+	return reflect.Value{}
 }
 
 // reload re-reads the configuration file and applies what can change
@@ -194,14 +205,8 @@ func (d *daemon) reload() {
 			Msg("SIGHUP: the new configuration is invalid; keeping the running one")
 		return
 	}
-	if keys := changedRestartKeys(d.cfg, cur); len(keys) > 0 {
+	if keys := keepRestartKeys(d.cfg, cur); len(keys) > 0 {
 		d.log.Warn().Strs("keys", keys).Msg("SIGHUP: these changes need a restart and are not applied")
-		// Keep the running values of what cannot change.
-		cur.Listen, cur.Metrics, cur.Log.Format = d.cfg.Listen, d.cfg.Metrics, d.cfg.Log.Format
-		cur.Aggregate.Period, cur.Aggregate.Shards = d.cfg.Aggregate.Period, d.cfg.Aggregate.Shards
-		cur.Aggregate.GaugeDeltas, cur.Aggregate.MaxSeries = d.cfg.Aggregate.GaugeDeltas, d.cfg.Aggregate.MaxSeries
-		cur.Aggregate.MaxTimerSamples, cur.Librato.API = d.cfg.Aggregate.MaxTimerSamples, d.cfg.Librato.API
-		cur.Librato.EventsStream, cur.Prometheus = d.cfg.Librato.EventsStream, d.cfg.Prometheus
 	}
 	client, err := newClient(cur, d.opts.dryRun)
 	if err != nil {
