@@ -385,10 +385,6 @@ func (s *Spool) removeFiles(seq uint64) {
 // under ReasonFull). On failure nothing of r is left in the spool and the
 // error wraps ErrWrite and the cause; Append does not retry.
 func (s *Spool) Append(r Record) (ID, error) {
-	if len(r.Payload) > MaxPayload || r.Measurements < 0 || int64(r.Measurements) > 1<<32-1 {
-		return ID{}, fmt.Errorf("spool: append: payload of %d bytes, %d measurements: %w: %w",
-			len(r.Payload), r.Measurements, ErrWrite, ErrTooLarge)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -402,6 +398,10 @@ func (s *Spool) Append(r Record) (ID, error) {
 }
 
 func (s *Spool) append(r *Record) (ID, error) {
+	if len(r.Payload) > MaxPayload || r.Measurements < 0 || int64(r.Measurements) > 1<<32-1 {
+		return ID{}, fmt.Errorf("spool: append: payload of %d bytes, %d measurements: %w: %w",
+			len(r.Payload), r.Measurements, ErrWrite, ErrTooLarge)
+	}
 	frameLen := int64(frameHeader + len(r.Payload))
 	if frameLen+segHeaderLen > s.maxBytes {
 		return ID{}, fmt.Errorf("spool: append: a record of %d bytes cannot fit in max bytes %d: %w: %w",
