@@ -388,7 +388,7 @@ func (s *Spool) Append(r Record) (ID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ID{}, fmt.Errorf("spool: append: %w: %w", ErrWrite, ErrClosed)
+		return ID{}, fmt.Errorf("%w: %w", ErrWrite, ErrClosed)
 	}
 	id, err := s.append(&r)
 	if err != nil {
@@ -399,13 +399,13 @@ func (s *Spool) Append(r Record) (ID, error) {
 
 func (s *Spool) append(r *Record) (ID, error) {
 	if len(r.Payload) > MaxPayload || r.Measurements < 0 || int64(r.Measurements) > 1<<32-1 {
-		return ID{}, fmt.Errorf("spool: append: payload of %d bytes, %d measurements: %w: %w",
-			len(r.Payload), r.Measurements, ErrWrite, ErrTooLarge)
+		return ID{}, fmt.Errorf("%w: payload of %d bytes, %d measurements: %w",
+			ErrWrite, len(r.Payload), r.Measurements, ErrTooLarge)
 	}
 	frameLen := int64(frameHeader + len(r.Payload))
 	if frameLen+segHeaderLen > s.maxBytes {
-		return ID{}, fmt.Errorf("spool: append: a record of %d bytes cannot fit in max bytes %d: %w: %w",
-			frameLen, s.maxBytes, ErrWrite, ErrTooLarge)
+		return ID{}, fmt.Errorf("%w: a record of %d bytes cannot fit in max bytes %d: %w",
+			ErrWrite, frameLen, s.maxBytes, ErrTooLarge)
 	}
 	if a := s.active; a != nil && len(a.recs) > 0 && a.size+frameLen > s.segBytes {
 		s.seal()
@@ -442,7 +442,7 @@ func (s *Spool) append(r *Record) (ID, error) {
 		if created {
 			s.dropActive()
 		}
-		return ID{}, fmt.Errorf("spool: append to %s: %w: %w", segPath(s.dir, a.seq), ErrWrite, err)
+		return ID{}, fmt.Errorf("%w: append to %s: %w", ErrWrite, segPath(s.dir, a.seq), err)
 	}
 	a.recs = append(a.recs, recInfo{
 		off: uint32(a.size), n: uint32(len(r.Payload)), time: r.Time, count: uint32(r.Measurements), kind: r.Kind,
@@ -463,7 +463,7 @@ func (s *Spool) create() error {
 	path := segPath(s.dir, seq)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("spool: create segment: %w: %w", ErrWrite, err)
+		return fmt.Errorf("%w: create segment: %w", ErrWrite, err)
 	}
 	h := segHeader()
 	_, err = f.WriteAt(h[:], 0)
@@ -475,7 +475,7 @@ func (s *Spool) create() error {
 	if err != nil {
 		f.Close()
 		_ = os.Remove(path)
-		return fmt.Errorf("spool: create segment %s: %w: %w", path, ErrWrite, err)
+		return fmt.Errorf("%w: create segment %s: %w", ErrWrite, path, err)
 	}
 	s.nextSeq++
 	seg := &segment{seq: seq, size: segHeaderLen, f: f}
