@@ -127,7 +127,8 @@ type Stats struct {
 	InFlight Count
 	// Appended is what Append stored since Open.
 	Appended Count
-	// Replayed is what Open found unacknowledged in existing segments.
+	// Replayed is what Open found unacknowledged in existing segments (and
+	// kept, within MaxBytes).
 	Replayed Count
 	// Acknowledged is what Ack removed since Open.
 	Acknowledged Count
@@ -275,6 +276,17 @@ func (s *Spool) load(ctx context.Context) error {
 		s.segs = append(s.segs, seg)
 		s.bytes += seg.size + seg.ackSize
 	}
+	// MaxBytes may have been lowered since the files were written.
+	for s.bytes > s.maxBytes && len(s.segs) > 0 {
+		s.evict(s.segs[0])
+	}
+	for _, g := range s.segs {
+		for _, r := range g.recs {
+			if r.state == pending {
+				s.st.Replayed.add(r.count)
+			}
+		}
+	}
 	// Acknowledgements of segments that are gone (removed just before a
 	// crash) serve nothing.
 	for _, seq := range acks {
@@ -357,11 +369,6 @@ func (s *Spool) loadSegment(seq uint64, buf *[]byte) (*segment, error) {
 		return nil, nil
 	}
 	seg.advance()
-	for _, r := range seg.recs {
-		if r.state == pending {
-			s.st.Replayed.add(r.count)
-		}
-	}
 	return seg, nil
 }
 
@@ -573,9 +580,10 @@ func (s *Spool) closeSeg(g *segment) {
 // Take returns up to n records, oldest first, that are neither
 // acknowledged nor already taken. Each must later be acknowledged (Ack,
 // once delivered) or released (Release, to be taken again). A record that
-// can no longer be read back intact is skipped, counted as corrupt and
-// removed. The error reports a failure to read; the records returned
-// before it are valid.
+// cannot be read back intact (damaged since Open, or a read error) is
+// skipped for good and counted as corrupt, so that one bad spot never
+// stops the records behind it; the error then reports the first read
+// error, and the records returned are valid all the same.
 func (s *Spool) Take(n int) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -583,6 +591,7 @@ func (s *Spool) Take(n int) ([]Entry, error) {
 		return nil, ErrClosed
 	}
 	var out []Entry
+	var rerr error
 	for si := 0; si < len(s.segs) && len(out) < n; si++ {
 		g := s.segs[si]
 		if g.open == g.inflight {
@@ -594,11 +603,13 @@ func (s *Spool) Take(n int) ([]Entry, error) {
 				continue
 			}
 			p, err := s.read(g, r)
-			if err != nil {
-				return out, err
+			if err != nil && rerr == nil {
+				rerr = err
 			}
 			if p == nil {
-				s.finish(g, i)
+				s.st.CorruptRecords++
+				s.st.CorruptBytes += frameHeader + int64(r.n)
+				_ = s.finish(g, i) // an acknowledgement lost here only brings the record back
 				continue
 			}
 			r.state = inFlight
@@ -613,11 +624,11 @@ func (s *Spool) Take(n int) ([]Entry, error) {
 			si--
 		}
 	}
-	return out, nil
+	return out, rerr
 }
 
-// read returns the payload of r, or nil if the record on disk is no longer
-// intact (counted as corrupt).
+// read returns the payload of r, or nil if the record cannot be read back
+// intact, with the error if reading failed.
 func (s *Spool) read(g *segment, r *recInfo) ([]byte, error) {
 	if g.f == nil {
 		f, err := os.Open(segPath(s.dir, g.seq))
@@ -632,8 +643,6 @@ func (s *Spool) read(g *segment, r *recInfo) ([]byte, error) {
 	}
 	fr, ok := parseFrame(b, 0)
 	if !ok || fr.n != int(r.n) || fr.time != r.time || fr.count != r.count || fr.kind != r.kind {
-		s.st.CorruptRecords++
-		s.st.CorruptBytes += int64(len(b))
 		return nil, nil
 	}
 	return b[frameHeader:], nil
@@ -761,8 +770,8 @@ func (s *Spool) DropOlderThan(t time.Time) (Count, error) {
 	return c, errs
 }
 
-// Oldest returns the time of the oldest record waiting to be taken, and
-// false when none waits.
+// Oldest returns the time (unix seconds) of the oldest record waiting to
+// be taken, and false when none waits.
 func (s *Spool) Oldest() (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

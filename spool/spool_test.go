@@ -793,3 +793,59 @@ func TestStrayFiles(t *testing.T) {
 		t.Errorf("segments %v, want 000000008.spool (and x.spool)", f)
 	}
 }
+
+// A segment that cannot be read (here: deleted behind the spool's back)
+// does not stop the records behind it.
+func TestUnreadableSegmentSkipped(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, SegmentBytes: 1000, NoSync: true}
+	s := open(t, cfg)
+	var all []Record
+	for i := range 6 {
+		all = append(all, rec(i, 400)) // two a segment
+		mustAppend(t, s, all[i])
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, cfg)
+	f := segFiles(t, dir)
+	if len(f) != 3 {
+		t.Fatalf("segments %v, want 3", f)
+	}
+	if err := os.Remove(f[1]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Take(10)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Take: %v, want the read error", err)
+	}
+	sameRecords(t, got, []Record{all[0], all[1], all[4], all[5]})
+	if st := s.Stats(); st.CorruptRecords != 2 || st.Segments != 2 {
+		t.Errorf("stats %+v", st)
+	}
+	if got, err := s.Take(10); err != nil || len(got) != 0 {
+		t.Errorf("second Take: %d records, %v", len(got), err)
+	}
+}
+
+// MaxBytes lowered between runs: Open drops the oldest segments.
+func TestMaxBytesLoweredAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	segBytes := int64(segHeaderLen + 2*(frameHeader+400))
+	s := open(t, Config{Dir: dir, SegmentBytes: segBytes, NoSync: true})
+	var all []Record
+	for i := range 6 {
+		all = append(all, rec(i, 400))
+		mustAppend(t, s, all[i])
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, Config{Dir: dir, MaxBytes: 2 * segBytes})
+	st := s.Stats()
+	if d := st.Dropped[ReasonFull]; d.Records != 2 || st.Replayed.Records != 4 || st.Bytes != 2*segBytes {
+		t.Errorf("stats %+v", st)
+	}
+	sameRecords(t, takeAll(t, s, 10), all[2:])
+}
