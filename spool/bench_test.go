@@ -38,6 +38,7 @@ func BenchmarkAppend(b *testing.B) {
 	}{
 		{"fsync-each", false, 0},
 		{"fsync-every-10", true, 10},
+		{"fsync-per-period-of-1M", true, 3334}, // one flush of 1,000,000 series, then Sync
 		{"no-fsync", true, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
