@@ -75,10 +75,10 @@ type Config struct {
 	// being killed but not a power loss or kernel crash before the kernel
 	// writes it back (usually within 30 s); Sync forces it. An fsync per
 	// Append costs 0.3-3 ms for a 40 KB request on the development
-	// machine, against 30-80 us without, 80 us with one Sync per 3,334
-	// (BenchmarkAppend): a caller that
-	// appends many requests at once (a whole period's while Librato is
-	// down) should set NoSync and call Sync once after the batch.
+	// machine, against 30-80 us without and 80 us with one Sync per 3,334
+	// appends (BenchmarkAppend): a caller that appends many requests at
+	// once (a whole period's while Librato is down) should set NoSync and
+	// call Sync once after the batch.
 	NoSync bool
 }
 
