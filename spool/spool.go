@@ -176,6 +176,7 @@ type segment struct {
 	first    int // records before first are done
 	open     int // records not done
 	inflight int
+	dirty    bool     // written since the last fsync (NoSync)
 	f        *os.File // read (and, when active, write) handle; nil until needed
 	ack      *os.File // acknowledgement file, opened on the first Ack
 }
@@ -188,6 +189,8 @@ type Spool struct {
 	segBytes int64
 	fsync    bool
 	lock     *os.File
+	// syncFile is (*os.File).Sync; tests observe it.
+	syncFile func(*os.File) error
 
 	mu       sync.Mutex
 	closed   bool
@@ -224,6 +227,7 @@ func Open(ctx context.Context, cfg Config) (*Spool, error) {
 		fsync:    !cfg.NoSync,
 		detached: make(map[ID]uint32),
 		nextSeq:  1,
+		syncFile: (*os.File).Sync,
 	}
 	if s.maxBytes <= 0 {
 		s.maxBytes = DefaultMaxBytes
@@ -445,7 +449,7 @@ func (s *Spool) append(r *Record) (ID, error) {
 	s.buf = appendFrame(s.buf[:0], r)
 	_, err := a.f.WriteAt(s.buf, a.size)
 	if err == nil && s.fsync {
-		err = a.f.Sync()
+		err = s.syncFile(a.f)
 	}
 	if err != nil {
 		// Leave no partial record behind; should this fail too, the next
@@ -460,6 +464,7 @@ func (s *Spool) append(r *Record) (ID, error) {
 		off: uint32(a.size), n: uint32(len(r.Payload)), time: r.Time, count: uint32(r.Measurements), kind: r.Kind,
 	})
 	a.open++
+	a.dirty = !s.fsync
 	a.size += frameLen
 	s.bytes += frameLen
 	s.st.Appended.add(uint32(r.Measurements))
@@ -480,7 +485,7 @@ func (s *Spool) create() error {
 	h := segHeader()
 	_, err = f.WriteAt(h[:], 0)
 	if err == nil && s.fsync {
-		if err = f.Sync(); err == nil {
+		if err = s.syncFile(f); err == nil {
 			err = syncDir(s.dir)
 		}
 	}
@@ -490,7 +495,7 @@ func (s *Spool) create() error {
 		return fmt.Errorf("%w: create segment %s: %w", ErrWrite, path, err)
 	}
 	s.nextSeq++
-	seg := &segment{seq: seq, size: segHeaderLen, f: f}
+	seg := &segment{seq: seq, size: segHeaderLen, f: f, dirty: !s.fsync}
 	s.segs = append(s.segs, seg)
 	s.active = seg
 	s.bytes += segHeaderLen
@@ -818,32 +823,39 @@ func (s *Spool) Stats() Stats {
 	return st
 }
 
-// Sync makes every record appended so far durable (fsync), for a caller
-// that set NoSync and wants one fsync per batch of appends.
+// Sync makes every record appended so far durable (fsync of the segments
+// written since the last Sync, and of the directory), for a caller that
+// set NoSync and wants one fsync per batch of appends.
 func (s *Spool) Sync() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
-	return s.syncActive()
+	return s.syncDirty()
 }
 
-func (s *Spool) syncActive() error {
-	if s.active == nil {
-		return nil
+func (s *Spool) syncDirty() error {
+	synced := false
+	for _, g := range s.segs {
+		if !g.dirty {
+			continue
+		}
+		if err := s.syncFile(g.f); err != nil {
+			return fmt.Errorf("spool: sync %s: %w", segPath(s.dir, g.seq), err)
+		}
+		g.dirty, synced = false, true
 	}
-	if err := s.active.f.Sync(); err != nil {
-		return fmt.Errorf("spool: sync %s: %w", segPath(s.dir, s.active.seq), err)
-	}
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("spool: sync directory: %w", err)
+	if synced {
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("spool: sync directory: %w", err)
+		}
 	}
 	return nil
 }
 
-// Close syncs the active segment, closes the files and releases the
-// directory's lock. Records taken and not acknowledged stay in the spool
+// Close syncs what Append left unsynced (NoSync), closes the files and
+// releases the directory's lock. Records taken and not acknowledged stay in the spool
 // for the next Open. Close is idempotent.
 func (s *Spool) Close() error {
 	s.mu.Lock()
@@ -852,7 +864,7 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true
-	err := s.syncActive()
+	err := s.syncDirty()
 	s.closeFiles()
 	if cerr := s.lock.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("spool: release lock: %w", cerr)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -848,4 +849,57 @@ func TestMaxBytesLoweredAtOpen(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 	sameRecords(t, takeAll(t, s, 10), all[2:])
+}
+
+// Sync, after appends with NoSync, reaches every segment written since the
+// last Sync, not only the one being appended to.
+func TestSyncCoversRotatedSegments(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, Config{Dir: dir, SegmentBytes: 1000, NoSync: true})
+	var synced []string
+	s.syncFile = func(f *os.File) error {
+		synced = append(synced, filepath.Base(f.Name()))
+		return f.Sync()
+	}
+	for i := range 8 {
+		mustAppend(t, s, rec(i, 400)) // two a segment
+	}
+	if len(synced) != 0 {
+		t.Fatalf("NoSync appends synced %v", synced)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"000000001.spool", "000000002.spool", "000000003.spool", "000000004.spool"}
+	if !slices.Equal(synced, want) {
+		t.Errorf("Sync synced %v, want %v", synced, want)
+	}
+	synced = nil
+	if err := s.Sync(); err != nil || len(synced) != 0 {
+		t.Errorf("second Sync: %v, synced %v", err, synced)
+	}
+	mustAppend(t, s, rec(8, 400))
+	if err := s.Close(); err != nil || !slices.Equal(synced, []string{"000000005.spool"}) {
+		t.Errorf("Close: %v, synced %v", err, synced)
+	}
+}
+
+// Without NoSync every Append is synced before it returns.
+func TestSyncEachAppend(t *testing.T) {
+	s := open(t, Config{Dir: t.TempDir(), SegmentBytes: 1000})
+	n := 0
+	s.syncFile = func(f *os.File) error { n++; return f.Sync() }
+	for i := range 4 {
+		mustAppend(t, s, rec(i, 400))
+	}
+	if n != 4+2 { // 4 records, 2 segment headers
+		t.Errorf("%d fsyncs, want 6", n)
+	}
+	s.syncFile = func(*os.File) error { return syscall.EIO }
+	if _, err := s.Append(rec(4, 400)); !errors.Is(err, ErrWrite) || !errors.Is(err, syscall.EIO) {
+		t.Errorf("Append with a failing fsync: %v", err)
+	}
+	if st := s.Stats(); st.Pending.Records != 4 {
+		t.Errorf("a record whose fsync failed is kept: %+v", st)
+	}
 }
