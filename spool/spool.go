@@ -307,14 +307,16 @@ func (s *Spool) load(ctx context.Context) error {
 	return nil
 }
 
-// parseName returns the segment number of a file name with the suffix.
+// parseName returns the segment number of a file name with the suffix,
+// written as segPath and ackPath write it; other names are not the
+// spool's.
 func parseName(name, suffix string) (uint64, bool) {
 	num, ok := strings.CutSuffix(name, suffix)
 	if !ok || num == "" || strings.Trim(num, "0123456789") != "" {
 		return 0, false
 	}
 	seq, err := strconv.ParseUint(num, 10, 64)
-	return seq, err == nil && seq > 0
+	return seq, err == nil && seq > 0 && fmt.Sprintf("%09d", seq) == num
 }
 
 // loadSegment indexes one segment file and its acknowledgements. It

@@ -770,9 +770,10 @@ func TestOpenCancelled(t *testing.T) {
 func TestStrayFiles(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"000000007.ack": "12345678",
-		"notes.txt":     "keep me",
-		"x.spool":       "keep me",
+		"000000007.ack":    "12345678",
+		"notes.txt":        "keep me",
+		"x.spool":          "keep me",
+		"0000000001.spool": "keep me", // not a name the spool writes
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			t.Fatal(err)
@@ -782,7 +783,7 @@ func TestStrayFiles(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "000000007.ack")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("orphan acknowledgement file kept: %v", err)
 	}
-	for _, n := range []string{"notes.txt", "x.spool"} {
+	for _, n := range []string{"notes.txt", "x.spool", "0000000001.spool"} {
 		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
 			t.Errorf("foreign file %s: %v", n, err)
 		}
@@ -790,7 +791,7 @@ func TestStrayFiles(t *testing.T) {
 	// Numbering continues past the orphan, so an old acknowledgement can
 	// never apply to a new segment.
 	mustAppend(t, s, rec(0, 10))
-	if f := segFiles(t, dir); len(f) != 2 || filepath.Base(f[0]) != "000000008.spool" {
+	if f := segFiles(t, dir); len(f) != 3 || filepath.Base(f[1]) != "000000008.spool" {
 		t.Errorf("segments %v, want 000000008.spool (and x.spool)", f)
 	}
 }
