@@ -55,6 +55,12 @@
 // request Librato took but whose Ack did not happen (a crash between the
 // answer and Ack, a lost answer, a power loss after Ack) is sent again.
 //
+// Nothing inside the spool retries or waits: Append costs one write(2)
+// and, unless NoSync, one fsync(2) (0.3-3 ms for a 40 KB request on the
+// development machine; a stalled disk can make an fsync, which cannot be
+// interrupted, take much longer). All methods share one mutex.
+//
 // The index of the records (about 24 bytes each) is kept in memory;
-// payloads stay on disk until Take. Open reads every segment once.
+// payloads stay on disk until Take. Open reads every segment once (about
+// 0.15-0.5 s for 1,000,000 measurements in 134 MB, BenchmarkReplay).
 package spool

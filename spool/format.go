@@ -31,6 +31,11 @@ import (
 // (uint32) and the CRC32-C of the segment number (uint64) followed by that
 // offset, so an entry that is torn, damaged or copied beside another segment
 // is ignored.
+//
+// Resynchronising after damage trusts the first magic followed by a frame
+// with a valid checksum: a payload that itself held a whole valid frame
+// could, were its own header damaged, yield that inner frame as a record.
+// JSON payloads cannot: the magic is not UTF-8.
 const (
 	segHeaderLen = 16
 	frameHeader  = 28
