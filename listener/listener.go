@@ -121,6 +121,9 @@ type Listener struct {
 	errLog    zerolog.Logger // cfg.Logger sampled, for errors that may repeat at packet rate
 	// afterAccept, when set (by tests), runs after each successful Accept: a slow accept loop.
 	afterAccept func()
+	// afterUnixgramBind, when set (by tests), runs once the unixgram socket is bound, before its mode and owner are
+	// set: what another process could do in that window happens there.
+	afterUnixgramBind func()
 	// acceptDrain bounds Stop's drain of the accept queue: acceptDrainMax but in tests.
 	acceptDrain time.Duration
 
@@ -279,7 +282,8 @@ func (l *Listener) UnixgramAddr() net.Addr {
 	if l.unix == nil {
 		return nil
 	}
-	return l.unix.conn.LocalAddr()
+	// Not the socket's LocalAddr: it was bound under another name (see bindUnixgram).
+	return &net.UnixAddr{Name: l.unix.path, Net: "unixgram"}
 }
 
 // Stop stops accepting new connections, drains the data the sockets already hold (UDP and unixgram datagrams, the
