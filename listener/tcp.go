@@ -112,7 +112,7 @@ func (l *Listener) drainAccept(ln *net.TCPListener) {
 	}
 	// The time ran out. The kernel's queue holds at most somaxconn connections: take them to count them.
 	for range acceptShedMax {
-		if err := ln.SetDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		if err := ln.SetDeadline(time.Now().Add(10 * time.Millisecond)); err != nil {
 			return
 		}
 		c, err := ln.Accept()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -221,5 +222,47 @@ func TestBinarySIGINTSkipsLinger(t *testing.T) {
 	}
 	if got := units(fake.requests())["int.udp"]; got != 3 {
 		t.Errorf("delivered int.udp=%v, want 3", got)
+	}
+}
+
+// TestBinaryTCPClientsBeforeSIGTERM is issue 9's case end to end: 300
+// clients connect, write one line and close just before SIGTERM (no
+// linger); every line is delivered and nothing is counted as lost.
+func TestBinaryTCPClientsBeforeSIGTERM(t *testing.T) {
+	const clients = 300
+	bin := buildBinary(t)
+	fake := newFakeLibrato(t)
+	cmd, _, tcp, _, stderr := startBinary(t, bin, lingerConfig(t, fake.URL, "0s", "10s"))
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", tcp)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = io.WriteString(c, "queued.tcp:1|c\n")
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if got := units(fake.requests())["queued.tcp"]; got != clients {
+		t.Errorf("delivered queued.tcp=%v, want %d", got, clients)
 	}
 }
