@@ -74,7 +74,8 @@ type Config struct {
 	Logger            zerolog.Logger
 
 	// Unixgram is the file system path of a Unix datagram socket to read datagrams from; "" disables it. Its parent
-	// directory must exist. A socket file already there that no process reads (left by a crashed run) is replaced;
+	// directory must exist, and let the process create a private directory in it for a moment (Start binds there
+	// and moves the socket into place with its mode and owner set). A socket file already there that no process reads (left by a crashed run) is replaced;
 	// any other file there is an error. Stop removes the socket file. UDPReaders goroutines read it, and
 	// MaxPacketBytes bounds its datagrams as UDP's. Not supported on Windows.
 	Unixgram string
