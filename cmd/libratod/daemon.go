@@ -249,13 +249,17 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopFlush()
 	res := <-final
+	// The self-metrics end with the process: what the shutdown lost is in
+	// the last log line too.
+	reset := d.lst.Stats().TCPResetAtShutdown
 	ev = d.log.Info()
-	if res.Pending > 0 || res.Dropped > 0 {
+	if res.Pending > 0 || res.Dropped > 0 || reset > 0 {
 		ev = d.log.Warn()
 	}
 	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("sent", res.Sent).
 		Int("dropped", res.Dropped).Int("undelivered", res.Pending).
-		Uint64("lines_after_sigterm", d.ingest.linesTotal()-linesAtStop).Msg("libratod stopped")
+		Uint64("lines_after_sigterm", d.ingest.linesTotal()-linesAtStop).
+		Uint64("tcp_connections_reset", reset).Msg("libratod stopped")
 	return nil
 }
 

@@ -265,4 +265,7 @@ func TestBinaryTCPClientsBeforeSIGTERM(t *testing.T) {
 	if got := units(fake.requests())["queued.tcp"]; got != clients {
 		t.Errorf("delivered queued.tcp=%v, want %d", got, clients)
 	}
+	if n, ok := stoppedLine(t, stderr)["tcp_connections_reset"].(float64); !ok || n != 0 {
+		t.Errorf("tcp_connections_reset %v (logged: %t), want 0", n, ok)
+	}
 }
