@@ -226,10 +226,11 @@ listen = "127.0.0.1:0"
 		t.Errorf("delivered %v, want sigterm.udp=100 sigterm.tcp=5", got)
 	}
 	// shutdown_linger is 0 by default: the daemon stops reading at once.
+	stopped := stoppedLine(t, stderr) // the last line: all are copied
 	if strings.Contains(stderr.String(), "still receiving") {
 		t.Errorf("the daemon lingered with shutdown_linger unset; stderr:\n%s", stderr.String())
 	}
-	if n, ok := stoppedLine(t, stderr)["lines_after_sigterm"].(float64); !ok || n != 0 {
+	if n, ok := stopped["lines_after_sigterm"].(float64); !ok || n != 0 {
 		t.Errorf("lines_after_sigterm %v (logged: %t), want 0: every line came before the signal", n, ok)
 	}
 	if strings.Contains(stderr.String(), testToken) {

@@ -79,13 +79,18 @@ func waitLog(t *testing.T, stderr *safeBuffer, message string) {
 }
 
 // stoppedLine returns the fields of the daemon's "libratod stopped" line.
+// The daemon has exited, but the goroutine copying its stderr may not have
+// copied the last lines yet: it waits for them, 5 s at most.
 func stoppedLine(t *testing.T, stderr *safeBuffer) map[string]any {
 	t.Helper()
-	for line := range strings.SplitSeq(stderr.String(), "\n") {
-		var e map[string]any
-		if json.Unmarshal([]byte(line), &e) == nil && e["message"] == "libratod stopped" {
-			return e
+	for range 500 {
+		for line := range strings.SplitSeq(stderr.String(), "\n") {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) == nil && e["message"] == "libratod stopped" {
+				return e
+			}
 		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("no \"libratod stopped\" line; stderr:\n%s", stderr.String())
 	return nil
@@ -197,6 +202,7 @@ func TestBinaryLingerCutShort(t *testing.T) {
 			if got := units(fake.requests())["cut.udp"]; got != 10 {
 				t.Errorf("delivered cut.udp=%v, want 10", got)
 			}
+			stoppedLine(t, stderr) // the last line: all are copied
 			if !strings.Contains(stderr.String(), "shutdown_linger cut short by a second signal") {
 				t.Errorf("the cut was not logged; stderr:\n%s", stderr.String())
 			}
@@ -217,6 +223,7 @@ func TestBinarySIGINTSkipsLinger(t *testing.T) {
 	if code := waitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
+	stoppedLine(t, stderr) // the last line: all are copied
 	if strings.Contains(stderr.String(), "still receiving") {
 		t.Errorf("SIGINT lingered; stderr:\n%s", stderr.String())
 	}
