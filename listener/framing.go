@@ -77,3 +77,8 @@ func (f *framer) readOnce(r io.Reader) (int, error) {
 	}
 	return n, err
 }
+
+// pending reports whether a partial line waits for its '\n' (a too-long line being skipped does not count).
+func (f *framer) pending() bool {
+	return !f.discarding && f.end > f.start
+}

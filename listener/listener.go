@@ -74,7 +74,8 @@ type Config struct {
 	Logger            zerolog.Logger
 
 	// Unixgram is the file system path of a Unix datagram socket to read datagrams from; "" disables it. Its parent
-	// directory must exist. A socket file already there that no process reads (left by a crashed run) is replaced;
+	// directory must exist, and let the process create a private directory in it for a moment (Start binds there
+	// and moves the socket into place with its mode and owner set). A socket file already there that no process reads (left by a crashed run) is replaced;
 	// any other file there is an error. Stop removes the socket file. UDPReaders goroutines read it, and
 	// MaxPacketBytes bounds its datagrams as UDP's. Not supported on Windows.
 	Unixgram string
@@ -99,6 +100,10 @@ type Stats struct {
 	TCPRefused    uint64 // connections closed at once because TCPMaxConnections were open
 	TCPIdleClosed uint64 // connections closed after TCPIdleTimeout without data
 	LinesTooLong  uint64 // TCP lines longer than MaxLineBytes, dropped
+	// TCPResetAtShutdown counts the connections Stop closed before it had read them to the end: still queued
+	// for Accept when the accept drain's time ran out, still sending when their drain's budget or time ran
+	// out (or Stop's ctx ended), or ending in a partial line. Their unread bytes are lost.
+	TCPResetAtShutdown uint64
 
 	UnixgramPackets   uint64 // unixgram datagrams handed to the Handler
 	UnixgramBytes     uint64 // bytes of those datagrams
@@ -115,6 +120,13 @@ type Listener struct {
 	reusePort bool           // one SO_REUSEPORT socket per UDP reader
 	udpBatch  int            // datagrams one UDP read takes at most (1: no batched reads)
 	errLog    zerolog.Logger // cfg.Logger sampled, for errors that may repeat at packet rate
+	// afterAccept, when set (by tests), runs after each successful Accept: a slow accept loop.
+	afterAccept func()
+	// afterUnixgramBind, when set (by tests), runs once the unixgram socket is bound, before its mode and owner are
+	// set: what another process could do in that window happens there.
+	afterUnixgramBind func()
+	// acceptDrain bounds Stop's drain of the accept queue: acceptDrainMax but in tests.
+	acceptDrain time.Duration
 
 	started  bool // Start was called
 	stopping atomic.Bool
@@ -125,13 +137,14 @@ type Listener struct {
 	udpConns   []*net.UDPConn
 	udpReaders []*datagramReader
 	rcvBuf     int
-	tcpLn      net.Listener
+	tcpLn      *net.TCPListener
 	tcpConns   map[net.Conn]struct{}
 	unix       *unixgramSocket // nil when unixgram is disabled
 
 	tcpPackets, tcpBytes    atomic.Uint64
 	tcpAccepted, tcpRefused atomic.Uint64
 	tcpIdle, tooLong        atomic.Uint64
+	tcpReset                atomic.Uint64
 	readErrors              atomic.Uint64
 }
 
@@ -159,13 +172,14 @@ func New(cfg Config, h Handler) *Listener {
 		cfg.UnixgramMode = DefaultUnixgramMode
 	}
 	return &Listener{
-		cfg:       cfg,
-		h:         h,
-		reusePort: reusePortSupported,
-		udpBatch:  udpBatchDefault,
-		errLog:    cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
-		quit:      make(chan struct{}),
-		tcpConns:  make(map[net.Conn]struct{}),
+		cfg:         cfg,
+		h:           h,
+		reusePort:   reusePortSupported,
+		udpBatch:    udpBatchDefault,
+		acceptDrain: acceptDrainMax,
+		errLog:      cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 5, Period: 10 * time.Second}),
+		quit:        make(chan struct{}),
+		tcpConns:    make(map[net.Conn]struct{}),
 	}
 }
 
@@ -181,7 +195,7 @@ func (l *Listener) Start() error {
 		conns   []*net.UDPConn
 		readers []*datagramReader
 		rcvBuf  int
-		ln      net.Listener
+		ln      *net.TCPListener
 		unix    *unixgramSocket
 	)
 	// fail closes what was bound before err.
@@ -202,7 +216,11 @@ func (l *Listener) Start() error {
 	}
 	if l.cfg.TCP != "" {
 		var err error
-		if ln, err = net.Listen("tcp", l.cfg.TCP); err != nil {
+		addr, err := net.ResolveTCPAddr("tcp", l.cfg.TCP)
+		if err != nil {
+			return fail(fmt.Errorf("listener: listen on tcp %s: %w", l.cfg.TCP, err))
+		}
+		if ln, err = net.ListenTCP("tcp", addr); err != nil {
 			return fail(fmt.Errorf("listener: listen on tcp %s: %w", l.cfg.TCP, err))
 		}
 		l.cfg.Logger.Info().Str("addr", ln.Addr().String()).Msg("listening on tcp")
@@ -265,22 +283,26 @@ func (l *Listener) UnixgramAddr() net.Addr {
 	if l.unix == nil {
 		return nil
 	}
-	return l.unix.conn.LocalAddr()
+	// Not the socket's LocalAddr: it was bound under another name (see bindUnixgram).
+	return &net.UnixAddr{Name: l.unix.path, Net: "unixgram"}
 }
 
-// Stop stops accepting new connections, drains the data the sockets already hold (UDP and unixgram datagrams, and
-// the complete lines of each TCP connection, reading each socket until it stays empty for a moment), closes
-// everything, removes the unixgram socket file and waits for every goroutine. If ctx ends first it closes
+// Stop stops accepting new connections, drains the data the sockets already hold (UDP and unixgram datagrams, the
+// TCP connections queued in the kernel and not accepted yet, and the complete lines of each TCP connection, reading
+// each socket until it stays empty for a moment), closes everything, removes the unixgram socket file and waits for
+// every goroutine. If ctx ends first it closes
 // everything at once and returns ctx's error without waiting.
 func (l *Listener) Stop(ctx context.Context) error {
 	if !l.stopping.Swap(true) {
 		close(l.quit)
 		l.mu.Lock()
+		now := time.Now()
 		if l.tcpLn != nil {
-			_ = l.tcpLn.Close() // Accept returns; its error is the expected one
+			// Accept returns at once and the accept loop drains the queue before it closes the listener: closing
+			// it now would reset the connections the kernel completed but Accept has not taken.
+			_ = l.tcpLn.SetDeadline(now)
 		}
 		// Unblock every Read; each reader then drains its socket with short deadlines of its own.
-		now := time.Now()
 		for _, c := range l.udpConns {
 			_ = c.SetReadDeadline(now)
 		}
@@ -330,13 +352,14 @@ func (l *Listener) closeAll() {
 // Stats returns a snapshot of the counters.
 func (l *Listener) Stats() Stats {
 	s := Stats{
-		TCPPackets:    l.tcpPackets.Load(),
-		TCPBytes:      l.tcpBytes.Load(),
-		TCPAccepted:   l.tcpAccepted.Load(),
-		TCPRefused:    l.tcpRefused.Load(),
-		TCPIdleClosed: l.tcpIdle.Load(),
-		LinesTooLong:  l.tooLong.Load(),
-		ReadErrors:    l.readErrors.Load(),
+		TCPPackets:         l.tcpPackets.Load(),
+		TCPBytes:           l.tcpBytes.Load(),
+		TCPAccepted:        l.tcpAccepted.Load(),
+		TCPRefused:         l.tcpRefused.Load(),
+		TCPIdleClosed:      l.tcpIdle.Load(),
+		LinesTooLong:       l.tooLong.Load(),
+		TCPResetAtShutdown: l.tcpReset.Load(),
+		ReadErrors:         l.readErrors.Load(),
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -703,3 +703,83 @@ func (c *counter) Handle(Transport, []byte) {
 	default:
 	}
 }
+
+// TestTCPStopAcceptsQueued checks that Stop takes the connections the kernel completed but Accept had not taken yet:
+// many clients connect, write a line and close just before Stop, and every line arrives. The accept loop is slowed
+// a little so that it falls behind, as it does on a busy machine.
+func TestTCPStopAcceptsQueued(t *testing.T) {
+	const clients = 300
+	rec := newRecorder()
+	base := runtime.NumGoroutine()
+	l := New(Config{TCP: "127.0.0.1:0"}, rec)
+	l.afterAccept = func() { time.Sleep(time.Millisecond) }
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Stop(context.Background()) })
+	addr := l.TCPAddr().String()
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Go(func() {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			_, err = fmt.Fprintf(c, "c%d:1|c\n", i)
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	stop(t, l, base)
+	if got := len(rec.lines(TCP)); got != clients {
+		t.Errorf("%d lines arrived, want %d; stats %+v", got, clients, l.Stats())
+	}
+	if s := l.Stats(); s.TCPResetAtShutdown != 0 {
+		t.Errorf("%d connections reset at shutdown, want 0", s.TCPResetAtShutdown)
+	}
+}
+
+// TestTCPStopCountsLost checks that what Stop cannot read is counted: the connections still queued when the accept
+// drain's time runs out, and a connection that ends in a partial line.
+func TestTCPStopCountsLost(t *testing.T) {
+	const clients = 50
+	rec := newRecorder()
+	base := runtime.NumGoroutine()
+	l := New(Config{TCP: "127.0.0.1:0"}, rec)
+	l.afterAccept = func() { time.Sleep(5 * time.Millisecond) }
+	l.acceptDrain = time.Millisecond // past it, the queue is only counted
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Stop(context.Background()) })
+	partial := dialTCP(t, l)
+	if _, err := partial.Write([]byte("whole:1|c\npartial:1")); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitPackets(t, TCP, 1)
+	for i := range clients {
+		c := dialTCP(t, l)
+		if _, err := fmt.Fprintf(c, "c%d:1|c\n", i); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+	}
+	stop(t, l, base)
+	s := l.Stats()
+	arrived := len(rec.lines(TCP)) - 1 // but "whole"
+	if s.TCPResetAtShutdown == 0 || uint64(arrived)+s.TCPResetAtShutdown != clients+1 {
+		t.Errorf("%d lines arrived and %d connections reset at shutdown, want %d in all, some reset",
+			arrived, s.TCPResetAtShutdown, clients+1)
+	}
+}

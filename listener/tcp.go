@@ -12,14 +12,26 @@ import (
 // tcpDrainDefault bounds Stop's drain of a TCP connection when its receive buffer size is unknown.
 const tcpDrainDefault = 8 << 20
 
-// acceptTCP accepts connections until the listener is closed, serving each in its own goroutine, or closing it at
-// once when TCPMaxConnections are open.
-func (l *Listener) acceptTCP(ln net.Listener) {
+// acceptDrainMax bounds how long Stop keeps accepting the connections queued in the kernel; acceptShedMax bounds
+// how many are then taken only to be counted and closed (Linux's somaxconn is 4096 by default).
+const (
+	acceptDrainMax = time.Second
+	acceptShedMax  = 65536
+)
+
+// acceptTCP accepts connections until Stop, serving each in its own goroutine, or closing it at once when
+// TCPMaxConnections are open. At Stop it drains the accept queue (see drainAccept) and closes ln.
+func (l *Listener) acceptTCP(ln *net.TCPListener) {
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || l.stopping.Load() {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if l.stopping.Load() {
+				// Stop moved the deadline to the past to end this Accept.
+				l.drainAccept(ln)
 				return
 			}
 			// Typically out of file descriptors: wait a little rather than spin.
@@ -31,22 +43,87 @@ func (l *Listener) acceptTCP(ln net.Listener) {
 			case <-t.C:
 			case <-l.quit:
 				t.Stop()
+				l.drainAccept(ln)
 				return
 			}
 			continue
 		}
 		backoff = 0
-		if !l.addConn(c) {
-			l.tcpRefused.Add(1)
-			_ = c.Close() // refused: nothing to report
-			continue
+		if l.afterAccept != nil {
+			l.afterAccept()
 		}
-		l.tcpAccepted.Add(1)
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			l.serveTCP(c)
-		}()
+		l.serveNew(c)
+	}
+}
+
+// serveNew serves c in a goroutine of its own, or closes it at once when TCPMaxConnections are open.
+func (l *Listener) serveNew(c net.Conn) {
+	if !l.addConn(c) {
+		l.tcpRefused.Add(1)
+		_ = c.Close() // refused: nothing to report
+		return
+	}
+	l.tcpAccepted.Add(1)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.serveTCP(c)
+	}()
+}
+
+// drainAccept takes the connections the kernel has completed but Accept has not taken yet, which closing the
+// listening socket would reset with the bytes their clients sent, and serves them (each is then drained as the
+// connections open before Stop). It accepts until the queue stays empty for drainIdle, for acceptDrainMax (1 s) at most
+// (clients that keep connecting cannot hold Stop up). Past that time it takes what is still queued only to count
+// it as lost (TCPResetAtShutdown) and close it, then closes ln: a client that connects after that is refused.
+func (l *Listener) drainAccept(ln *net.TCPListener) {
+	defer func() { _ = ln.Close() }()
+	end := time.Now().Add(l.acceptDrain)
+	for {
+		now := time.Now()
+		if !now.Before(end) {
+			break
+		}
+		deadline := now.Add(drainIdle)
+		if deadline.After(end) {
+			deadline = end
+		}
+		if err := ln.SetDeadline(deadline); err != nil {
+			return
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(end) {
+				return // the queue is empty
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return // Stop's ctx ended
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				l.readErrors.Add(1)
+				l.errLog.Warn().Err(err).Msg("tcp: accept at shutdown")
+			}
+			break
+		}
+		if l.afterAccept != nil {
+			l.afterAccept()
+		}
+		l.serveNew(c)
+	}
+	// The time ran out. The kernel's queue holds at most somaxconn connections: take them to count them.
+	for range acceptShedMax {
+		if err := ln.SetDeadline(time.Now().Add(10 * time.Millisecond)); err != nil {
+			return
+		}
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		l.tcpReset.Add(1)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // what it sent is not read: say so to the client with a reset
+		}
+		_ = c.Close()
 	}
 }
 
@@ -109,7 +186,8 @@ func (l *Listener) serveTCP(c net.Conn) {
 
 // drainTCP delivers the complete lines c already holds: it reads with a short deadline per read until a read finds
 // nothing, EOF, or as many bytes as the socket's receive buffer holds at most (so a peer that keeps sending cannot
-// hold Stop up). A final partial line is dropped, unless the peer closed the connection after it.
+// hold Stop up). A final partial line is dropped, unless the peer closed the connection after it. A connection left
+// with something unread (the budget ran out, a partial line, Stop's ctx ended) is counted in TCPResetAtShutdown.
 func (l *Listener) drainTCP(c net.Conn, f *framer) {
 	budget := tcpDrainDefault
 	if sc, ok := c.(syscall.Conn); ok {
@@ -119,13 +197,24 @@ func (l *Listener) drainTCP(c net.Conn, f *framer) {
 	}
 	for budget > 0 {
 		if err := c.SetReadDeadline(time.Now().Add(drainIdle)); err != nil {
+			l.tcpReset.Add(1)
 			return
 		}
 		n, err := f.readOnce(c)
 		l.tcpBytes.Add(uint64(n))
-		if err != nil {
-			return
+		switch {
+		case err == nil:
+			budget -= max(n, 1)
+			continue
+		case err == io.EOF:
+			// Read to the end.
+		case errors.Is(err, os.ErrDeadlineExceeded) && !f.pending():
+			// Nothing more came: a client keeping its connection open, with nothing unread.
+		default:
+			// A partial line, Stop's ctx closed the connection, or a read error.
+			l.tcpReset.Add(1)
 		}
-		budget -= max(n, 1)
+		return
 	}
+	l.tcpReset.Add(1) // still sending after the budget: the rest is not read
 }

@@ -22,22 +22,50 @@ type unixgramSocket struct {
 	readers []*datagramReader
 }
 
-// bindUnixgram binds the Unix datagram socket at cfg.Unixgram (replacing a stale socket file there), sets the
-// file's owner and mode and makes its readers, all sharing the one socket. On failure it closes the socket and
-// removes its file.
+// sunPathMax is the longest socket path bind takes (sockaddr_un's sun_path holds 108 bytes with the final NUL on
+// Linux, 104 on the BSDs and macOS, which Go's own check applies).
+const sunPathMax = 107
+
+// bindUnixgram binds the Unix datagram socket at cfg.Unixgram (replacing a stale socket file there), with the
+// file's owner and mode set before it appears at that path, and makes its readers, all sharing the one socket. On
+// failure it closes the socket and removes its file.
+//
+// The socket file is created by bind with a mode that only the process-wide umask controls, and setting the mode
+// afterwards through the path would leave a window in which the file has the wrong mode, and in which another
+// process with write access to the directory could put a symbolic link there that chmod and chown would follow.
+// So bindUnixgram binds in a private directory it creates beside the path (mode 0700, so no other user can reach
+// or swap the file in it), sets the owner (not following links) and the mode there, and then gives the socket its
+// name with link(2), which fails rather than follows or replaces anything found at the path. The private directory
+// is removed at once; the socket, an inode, answers at its new name.
 func (l *Listener) bindUnixgram() (*unixgramSocket, error) {
 	path := l.cfg.Unixgram
 	if !unixgramSupported {
 		return nil, fmt.Errorf("listener: unixgram %s: Unix datagram sockets are not supported on %s", path, runtime.GOOS)
 	}
+	if len(path) > sunPathMax {
+		return nil, fmt.Errorf("listener: listen on unixgram %s: the path is %d bytes long, more than the %d a socket address holds",
+			path, len(path), sunPathMax)
+	}
 	if err := removeStaleSocket(path); err != nil {
 		return nil, err
 	}
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	dir := filepath.Dir(path)
+	private, err := os.MkdirTemp(dir, ".") // ".<digits>", mode 0700
 	if err != nil {
-		if dir := filepath.Dir(path); !dirExists(dir) {
+		if !dirExists(dir) {
 			return nil, fmt.Errorf("listener: listen on unixgram %s: the directory %s does not exist", path, dir)
 		}
+		return nil, fmt.Errorf("listener: listen on unixgram %s: make a private directory to bind in: %w", path, err)
+	}
+	defer func() { _ = os.RemoveAll(private) }() // holds at most the socket's first name
+	tmp := filepath.Join(private, "s")
+	if len(tmp) > sunPathMax {
+		return nil, fmt.Errorf("listener: listen on unixgram %s: libratod binds the socket in a private directory "+
+			"beside it first (%s), a path %d bytes too long for a socket: choose a shorter path or a longer file name",
+			path, tmp, len(tmp)-sunPathMax)
+	}
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: tmp, Net: "unixgram"})
+	if err != nil {
 		return nil, fmt.Errorf("listener: listen on unixgram %s: %w", path, err)
 	}
 	s := &unixgramSocket{conn: c, path: path}
@@ -45,19 +73,33 @@ func (l *Listener) bindUnixgram() (*unixgramSocket, error) {
 		s.close(l.cfg.Logger)
 		return nil, err
 	}
-	if s.file, err = os.Lstat(path); err != nil {
-		return fail(fmt.Errorf("listener: unixgram %s: %w", path, err))
+	if l.afterUnixgramBind != nil {
+		l.afterUnixgramBind()
 	}
 	uid, gid := max(l.cfg.UnixgramUID, -1), max(l.cfg.UnixgramGID, -1)
 	if uid >= 0 || gid >= 0 {
-		if err := os.Lchown(path, uid, gid); err != nil {
-			return fail(fmt.Errorf("listener: unixgram %s: set the owner to %d:%d (-1: unchanged): %w", path, uid, gid, err))
+		// Lchown is fchownat(AT_SYMLINK_NOFOLLOW).
+		if err := os.Lchown(tmp, uid, gid); err != nil {
+			return fail(fmt.Errorf("listener: unixgram %s: set the owner to %d:%d (-1: unchanged): %w", path, uid, gid, withoutPath(err)))
 		}
 	}
 	mode := l.cfg.UnixgramMode.Perm()
-	if err := os.Chmod(path, mode); err != nil {
-		return fail(fmt.Errorf("listener: unixgram %s: set the mode to %#o: %w", path, uint32(mode), err))
+	// chmod follows links, but tmp is the socket just bound, in a directory no other user can write to.
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fail(fmt.Errorf("listener: unixgram %s: set the mode to %#o: %w", path, uint32(mode), withoutPath(err)))
 	}
+	file, err := os.Lstat(tmp)
+	if err != nil {
+		return fail(fmt.Errorf("listener: unixgram %s: %w", path, err))
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fail(fmt.Errorf("listener: unixgram %s: a file appeared at the path while libratod bound the socket; "+
+				"it is left as it is", path))
+		}
+		return fail(fmt.Errorf("listener: unixgram %s: give the socket its name: %w", path, err))
+	}
+	s.file = file // close removes the file at path only if it is still this one
 
 	// The kernel bounds what a Unix datagram socket holds by a number of datagrams (net.unix.max_dgram_qlen) rather
 	// than by its receive buffer: the drain takes what UDP's would when the buffer size is unknown.
@@ -116,6 +158,15 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("listener: unixgram %s: remove the stale socket: %w", path, err)
 	}
 	return nil
+}
+
+// withoutPath returns the error inside a *fs.PathError, whose path would be the socket's temporary name, else err.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // fileKind names the type of a file mode for people: "a regular file", "a directory", ...

@@ -506,3 +506,78 @@ func BenchmarkUnixgram(b *testing.B) {
 		}
 	}
 }
+
+// TestUnixgramNoWindow checks that the socket file never appears at its path with another mode than the one asked
+// for, and that a symbolic link planted at the path while Start binds is neither followed (its target keeps its
+// mode) nor replaced.
+func TestUnixgramNoWindow(t *testing.T) {
+	t.Run("mode from the start", func(t *testing.T) {
+		cfg := unixgramConfig(t, 1)
+		cfg.UnixgramMode = 0o602 // no umask gives this
+		l := New(cfg, newRecorder())
+		var seen []string
+		l.afterUnixgramBind = func() {
+			if fi, err := os.Lstat(cfg.Unixgram); err == nil && fi.Mode().Perm() != 0o602 {
+				seen = append(seen, fi.Mode().String())
+			}
+		}
+		if err := l.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer l.Stop(context.Background())
+		if len(seen) > 0 {
+			t.Errorf("the socket file was visible at its path as %v before its mode was set", seen)
+		}
+		fi, err := os.Lstat(cfg.Unixgram)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Type() != fs.ModeSocket || fi.Mode().Perm() != 0o602 {
+			t.Errorf("socket file %v, want a socket of mode 0602", fi.Mode())
+		}
+		if entries, err := os.ReadDir(filepath.Dir(cfg.Unixgram)); err != nil || len(entries) != 1 {
+			t.Errorf("the directory holds %v (%v), want only the socket", entries, err)
+		}
+		c := dialUnixgram(t, cfg.Unixgram)
+		if _, err := c.Write([]byte("a:1|c")); err != nil {
+			t.Errorf("send to the socket at its path: %v", err)
+		}
+		if a := l.UnixgramAddr(); a == nil || a.String() != cfg.Unixgram {
+			t.Errorf("UnixgramAddr %v, want %s", a, cfg.Unixgram)
+		}
+	})
+	t.Run("symlink planted", func(t *testing.T) {
+		cfg := unixgramConfig(t, 1)
+		cfg.UnixgramMode = 0o666
+		cfg.UnixgramUID, cfg.UnixgramGID = os.Getuid(), os.Getgid()
+		target := filepath.Join(t.TempDir(), "precious")
+		if err := os.WriteFile(target, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		l := New(cfg, newRecorder())
+		l.afterUnixgramBind = func() {
+			// An attacker with write access to the directory swaps the socket for a link to a file of its choice.
+			_ = os.Remove(cfg.Unixgram)
+			if err := os.Symlink(target, cfg.Unixgram); err != nil {
+				t.Error(err)
+			}
+		}
+		err := l.Start()
+		if err == nil {
+			defer l.Stop(context.Background())
+		}
+		fi, serr := os.Stat(target)
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("the link's target got mode %v: the link was followed", fi.Mode().Perm())
+		}
+		if err == nil || !strings.Contains(err.Error(), cfg.Unixgram) {
+			t.Errorf("Start: %v, want an error naming %s", err, cfg.Unixgram)
+		}
+		if lfi, err := os.Lstat(cfg.Unixgram); err != nil || lfi.Mode().Type() != fs.ModeSymlink {
+			t.Errorf("the link at the path was replaced or removed: %v %v", lfi, err)
+		}
+	})
+}

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -180,9 +182,10 @@ period = "1h"
 url = %q
 token = %q
 [metrics]
-listen = ""
+listen = "127.0.0.1:0"
 `, fake.URL, testToken))
 	cmd, udp, tcp, _, stderr := startBinary(t, bin, cfgPath)
+	metricsAddr := startedField(t, stderr, "metrics")
 	if udp == "" || tcp == "" {
 		t.Fatalf("addresses not logged: udp %q tcp %q", udp, tcp)
 	}
@@ -202,7 +205,10 @@ listen = ""
 	}
 	fmt.Fprint(tc, "sigterm.tcp:2|c\nsigterm.tcp:3|c\n")
 	tc.Close()
-	time.Sleep(100 * time.Millisecond) // let the TCP reader take the lines; UDP needs no wait: Stop drains the socket
+	// The lines are in the daemon before the signal: this test is about the final flush (the listener's tests
+	// check that Stop drains what the sockets hold, TCP connections not yet accepted included).
+	waitSelfMetric(t, metricsAddr, `libratod_lines_received_total{transport="tcp"}`, 2)
+	waitSelfMetric(t, metricsAddr, `libratod_lines_received_total{transport="udp"}`, 100)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +224,14 @@ listen = ""
 	}
 	if got["sigterm.udp"] != 100 || got["sigterm.tcp"] != 5 {
 		t.Errorf("delivered %v, want sigterm.udp=100 sigterm.tcp=5", got)
+	}
+	// shutdown_linger is 0 by default: the daemon stops reading at once.
+	stopped := stoppedLine(t, stderr) // the last line: all are copied
+	if strings.Contains(stderr.String(), "still receiving") {
+		t.Errorf("the daemon lingered with shutdown_linger unset; stderr:\n%s", stderr.String())
+	}
+	if n, ok := stopped["lines_after_sigterm"].(float64); !ok || n != 0 {
+		t.Errorf("lines_after_sigterm %v (logged: %t), want 0: every line came before the signal", n, ok)
 	}
 	if strings.Contains(stderr.String(), testToken) {
 		t.Error("the token appears in the logs")
@@ -250,4 +264,55 @@ listen = ""
 	if !strings.HasPrefix(out, "POST https://metrics-api.librato.com/v1/measurements\n") || !strings.Contains(out, `{"name":"dry.hits","value":1}`) {
 		t.Errorf("dry-run output:\n%s", out)
 	}
+}
+
+// startedField returns the field key of the "libratod started" line the daemon logged to stderr.
+func startedField(t *testing.T, stderr *safeBuffer, key string) string {
+	t.Helper()
+	for line := range strings.SplitSeq(stderr.String(), "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) == nil && e["message"] == "libratod started" {
+			if v, ok := e[key].(string); ok {
+				return v
+			}
+		}
+	}
+	t.Fatalf("no %q in the start line; stderr:\n%s", key, stderr.String())
+	return ""
+}
+
+// selfMetric returns the value of series (name{labels} as the text format writes it) on the daemon's /metrics at
+// addr, and whether it is there.
+func selfMetric(t *testing.T, addr, series string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", series, err)
+			}
+			return f, true
+		}
+	}
+	return 0, false
+}
+
+// waitSelfMetric waits until series on the daemon's /metrics at addr is at least want, polling for 10 s at most.
+func waitSelfMetric(t *testing.T, addr, series string, want float64) {
+	t.Helper()
+	var got float64
+	for range 1000 {
+		if got, _ = selfMetric(t, addr, series); got >= want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s is %v after 10s, want %v", series, got, want)
 }

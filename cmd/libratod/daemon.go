@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/aggregator"
@@ -35,6 +36,11 @@ type options struct {
 	configPath string
 	getenv     func(string) string
 	notify     notifier // systemd notifications; the zero value sends none
+	// signals delivers the stop signals (SIGINT, SIGTERM). The first one
+	// stops the daemon as the end of run's ctx does; during the linger
+	// ([listen] shutdown_linger) another one ends the linger. nil: only
+	// ctx stops the daemon.
+	signals <-chan os.Signal
 }
 
 // daemon is one running libratod: every stage wired together.
@@ -219,9 +225,12 @@ func (d *daemon) run(ctx context.Context) error {
 
 	signal.Notify(d.hup, syscall.SIGHUP)
 	defer signal.Stop(d.hup)
+	var stopSignal os.Signal // nil when ctx ended
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
+			done = true
+		case stopSignal = <-d.opts.signals:
 			done = true
 		case <-d.hup:
 			d.reload()
@@ -229,6 +238,8 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 
 	d.notifyStopping()
+	linesAtStop := d.ingest.linesTotal()
+	d.linger(stopSignal)
 	d.log.Info().Msg("stopping: draining sockets and flushing the open period")
 	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.Librato.ShutdownTimeout)
 	err := d.lst.Stop(sctx)
@@ -238,13 +249,38 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopFlush()
 	res := <-final
+	// The self-metrics end with the process: what the shutdown lost is in
+	// the last log line too.
+	reset := d.lst.Stats().TCPResetAtShutdown
 	ev = d.log.Info()
-	if res.Pending > 0 || res.Dropped > 0 {
+	if res.Pending > 0 || res.Dropped > 0 || reset > 0 {
 		ev = d.log.Warn()
 	}
 	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("sent", res.Sent).
-		Int("dropped", res.Dropped).Int("undelivered", res.Pending).Msg("libratod stopped")
+		Int("dropped", res.Dropped).Int("undelivered", res.Pending).
+		Uint64("lines_after_sigterm", d.ingest.linesTotal()-linesAtStop).
+		Uint64("tcp_connections_reset", reset).Msg("libratod stopped")
 	return nil
+}
+
+// linger keeps the listeners receiving for [listen] shutdown_linger after
+// the stop signal sig (nil: run's ctx ended, taken as a SIGTERM), so that
+// an application stopped at the same time is still heard. SIGINT skips it
+// (someone at a terminal wants the daemon to stop), and another stop
+// signal during it ends it at once. /readyz already fails.
+func (d *daemon) linger(sig os.Signal) {
+	linger := d.cfg.Listen.ShutdownLinger
+	if linger <= 0 || sig == os.Interrupt {
+		return
+	}
+	d.log.Info().Dur("shutdown_linger", linger).Msg("stopping: still receiving for shutdown_linger")
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case sig := <-d.opts.signals:
+		d.log.Info().Str("signal", sig.String()).Msg("stopping: shutdown_linger cut short by a second signal")
+	}
 }
 
 // registerListenerMetrics exports the listener's counters.
@@ -270,6 +306,9 @@ func registerListenerMetrics(reg prometheus.Registerer, l *listener.Listener) er
 			func(s listener.Stats) uint64 { return s.TCPIdleClosed }),
 		counter("libratod_tcp_lines_too_long_total", "TCP lines longer than max_line_bytes, dropped.",
 			func(s listener.Stats) uint64 { return s.LinesTooLong }),
+		counter("libratod_tcp_connections_reset_at_shutdown_total",
+			"TCP connections closed at shutdown before they were read to the end (still queued for accept when the drain's time ran out, still sending, or ending in a partial line): what they held is lost.",
+			func(s listener.Stats) uint64 { return s.TCPResetAtShutdown }),
 		counter("libratod_read_errors_total", "Failed socket reads and accepts.",
 			func(s listener.Stats) uint64 { return s.ReadErrors }),
 		gauge("libratod_tcp_connections", "TCP connections open now.",
@@ -356,4 +395,20 @@ func keepTags(cfg *config.Config) []string {
 		return []string{"source"}
 	}
 	return nil
+}
+
+// linesTotal returns libratod_lines_received_total summed over the
+// transports.
+func (in *ingest) linesTotal() uint64 {
+	var total float64
+	for _, c := range in.lines {
+		if c == nil {
+			continue
+		}
+		var m dto.Metric
+		if c.Write(&m) == nil {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return uint64(total)
 }

@@ -7,7 +7,8 @@
 //
 // It listens for StatsD lines on UDP and TCP, aggregates them per period
 // and posts the result to Librato. SIGINT and SIGTERM stop it after a
-// final flush; see README.md for the configuration.
+// final flush (SIGTERM after [listen] shutdown_linger, if set); see
+// README.md for the configuration.
 package main
 
 import (
@@ -89,9 +90,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return exitOK
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	opts := options{stderr: stderr, notify: newNotifier(getenv), configPath: *path, getenv: getenv}
+	// The daemon reads the signals itself rather than through a context: a
+	// second one ends [listen] shutdown_linger.
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	opts := options{stderr: stderr, notify: newNotifier(getenv), configPath: *path, getenv: getenv, signals: signals}
 	if *dryRun {
 		opts.dryRun = stdout
 	}
@@ -100,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		fmt.Fprintf(stderr, "libratod: %v\n", err)
 		return exitFail
 	}
-	if err := d.run(ctx); err != nil {
+	if err := d.run(context.Background()); err != nil {
 		d.log.Error().Err(err).Msg("libratod stopped on an error")
 		return exitFail
 	}

@@ -12,7 +12,9 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,6 +28,8 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/flusher"
 )
@@ -38,6 +42,7 @@ const (
 	dockerignore    = "../../.dockerignore"
 	containerConfig = "../../deploy/container.toml"
 	sidecarPath     = "../../deploy/kubernetes/sidecar.yaml"
+	legacyPath      = "../../deploy/kubernetes/sidecar-legacy.yaml"
 	readmePath      = "../../README.md"
 )
 
@@ -126,8 +131,13 @@ func TestSystemdUnit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if flush := config.Default().Librato.ShutdownTimeout; stop <= flush {
-			t.Errorf("TimeoutStopSec %v leaves no room for shutdown_timeout %v", stop, flush)
+		// Stopping takes shutdown_linger, then the listeners' drain (bounded
+		// by shutdown_timeout, about 1s in practice), then the final flush
+		// (shutdown_timeout).
+		d := config.Default()
+		if need := d.Listen.ShutdownLinger + 2*d.Librato.ShutdownTimeout; stop <= need {
+			t.Errorf("TimeoutStopSec %v leaves no room for shutdown_linger %v + 2 × shutdown_timeout %v",
+				stop, d.Listen.ShutdownLinger, d.Librato.ShutdownTimeout)
 		}
 	})
 	t.Run("the watchdog outlasts a keep-alive", func(t *testing.T) {
@@ -458,6 +468,8 @@ func TestContainerConfig(t *testing.T) {
 		{"listen.udp", cfg.Listen.UDP, "0.0.0.0:8125"},
 		{"listen.tcp", cfg.Listen.TCP, "0.0.0.0:8125"},
 		{"metrics.listen", cfg.Metrics.Listen, "0.0.0.0:9125"},
+		// A container is stopped together with what sends to it.
+		{"listen.shutdown_linger", cfg.Listen.ShutdownLinger.String(), "2s"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %q, want %q", tc.key, tc.got, tc.want)
@@ -665,6 +677,12 @@ func probePath(t *testing.T, text, probe string) string {
 }
 
 func TestKubernetesSidecar(t *testing.T) {
+	for _, path := range []string{sidecarPath, legacyPath} {
+		t.Run(filepath.Base(path), func(t *testing.T) { testKubernetesSidecar(t, path) })
+	}
+}
+
+func testKubernetesSidecar(t *testing.T, sidecarPath string) {
 	text := readFile(t, sidecarPath)
 	if strings.Contains(text, "\t") {
 		t.Error("a tab in YAML")
@@ -773,5 +791,150 @@ func TestReadmeOperations(t *testing.T) {
 		if name := fmt.Sprintf("LIBRATOD_%s_%s", strings.ToUpper(m[1]), strings.ToUpper(m[2])); !l.asked[name] {
 			t.Errorf("README Operations names %s.%s, which is not a key", m[1], m[2])
 		}
+	}
+}
+
+// k8sDeployment is the part of a Deployment the examples are checked for.
+type k8sDeployment struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Spec       struct {
+		Template struct {
+			Spec struct {
+				TerminationGracePeriodSeconds int            `yaml:"terminationGracePeriodSeconds"`
+				InitContainers                []k8sContainer `yaml:"initContainers"`
+				Containers                    []k8sContainer `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+// k8sContainer is the part of a container the examples are checked for.
+type k8sContainer struct {
+	Name          string `yaml:"name"`
+	Image         string `yaml:"image"`
+	RestartPolicy string `yaml:"restartPolicy"`
+	Env           []struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			SecretKeyRef *struct {
+				Name string `yaml:"name"`
+				Key  string `yaml:"key"`
+			} `yaml:"secretKeyRef"`
+		} `yaml:"valueFrom"`
+	} `yaml:"env"`
+	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
+	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
+	StartupProbe   *k8sProbe `yaml:"startupProbe"`
+}
+
+// k8sProbe is an HTTP probe.
+type k8sProbe struct {
+	HTTPGet struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+// parseDeployment parses the Kubernetes example at path as YAML: one
+// document, a Deployment.
+func parseDeployment(t *testing.T, path string) k8sDeployment {
+	t.Helper()
+	dec := yaml.NewDecoder(strings.NewReader(readFile(t, path)))
+	var d k8sDeployment
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("%s is not YAML of a Deployment: %v", path, err)
+	}
+	var more any
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		t.Fatalf("%s holds more than one document (%v)", path, err)
+	}
+	if d.APIVersion != "apps/v1" || d.Kind != "Deployment" {
+		t.Fatalf("%s: %s %s, want apps/v1 Deployment", path, d.APIVersion, d.Kind)
+	}
+	return d
+}
+
+// libratodContainer returns the container named libratod among cs.
+func libratodContainer(cs []k8sContainer) *k8sContainer {
+	for i := range cs {
+		if cs[i].Name == "libratod" {
+			return &cs[i]
+		}
+	}
+	return nil
+}
+
+// TestKubernetesSidecarYAML parses both Kubernetes examples: the native
+// sidecar (an init container with restartPolicy: Always, started before the
+// application and stopped after it) and the variant for older clusters
+// (an ordinary container that lingers after SIGTERM), and checks that the
+// grace period covers libratod's stop.
+func TestKubernetesSidecarYAML(t *testing.T) {
+	for _, tc := range []struct {
+		path       string
+		native     bool
+		wantLinger time.Duration
+	}{
+		{sidecarPath, true, 0},
+		{legacyPath, false, 2 * time.Second},
+	} {
+		t.Run(filepath.Base(tc.path), func(t *testing.T) {
+			d := parseDeployment(t, tc.path)
+			pod := d.Spec.Template.Spec
+			lib, inInit := libratodContainer(pod.Containers), false
+			if tc.native {
+				lib, inInit = libratodContainer(pod.InitContainers), true
+			}
+			if lib == nil {
+				t.Fatalf("no libratod container (native sidecar: %t)", tc.native)
+			}
+			if libratodContainer(pod.InitContainers) != nil && libratodContainer(pod.Containers) != nil {
+				t.Error("libratod is both an init container and a container")
+			}
+			if inInit && lib.RestartPolicy != "Always" {
+				t.Errorf("the libratod init container has restartPolicy %q: without Always it is an init container that must exit before the application starts", lib.RestartPolicy)
+			}
+			if !inInit && lib.RestartPolicy != "" {
+				t.Errorf("restartPolicy %q on an ordinary container", lib.RestartPolicy)
+			}
+			if tc.native && (lib.StartupProbe == nil || !strings.HasPrefix(lib.StartupProbe.HTTPGet.Path, "/readyz")) {
+				t.Error("the native sidecar has no startupProbe on /readyz: the application could start before the sockets are bound")
+			}
+			if lib.ReadinessProbe == nil || lib.LivenessProbe == nil {
+				t.Error("libratod lacks a readiness or liveness probe")
+			}
+			if !slices.ContainsFunc(pod.Containers, func(c k8sContainer) bool { return c.Name != "libratod" }) {
+				t.Error("no application container")
+			}
+			env := map[string]string{}
+			for _, e := range lib.Env {
+				if _, dup := env[e.Name]; dup {
+					t.Errorf("%s set twice", e.Name)
+				}
+				env[e.Name] = e.Value
+				if e.ValueFrom != nil {
+					if e.ValueFrom.SecretKeyRef == nil || e.Name != "LIBRATO_TOKEN" {
+						t.Errorf("%s from %+v, want only LIBRATO_TOKEN from a secret", e.Name, e.ValueFrom)
+					}
+					env[e.Name] = "from-the-secret"
+				}
+			}
+			cfg := parseWithEnv(t, containerConfig, env)
+			if err := cfg.Validate(false); err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Listen.ShutdownLinger != tc.wantLinger {
+				t.Errorf("listen.shutdown_linger %v, want %v", cfg.Listen.ShutdownLinger, tc.wantLinger)
+			}
+			// libratod's stop: the linger, about 1s of draining, the final
+			// flush; for a native sidecar the application's own stop comes
+			// first, out of the same grace period.
+			grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second
+			if need := cfg.Listen.ShutdownLinger + time.Second + cfg.Librato.ShutdownTimeout; grace < need+5*time.Second {
+				t.Errorf("terminationGracePeriodSeconds %v: libratod alone needs up to %v", grace, need)
+			}
+		})
 	}
 }

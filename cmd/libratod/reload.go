@@ -140,7 +140,7 @@ func restartKeys() []string {
 	return []string{
 		"listen.udp", "listen.tcp", "listen.udp_readers", "listen.read_buffer", "listen.max_line_bytes",
 		"listen.tcp_idle_timeout", "listen.tcp_max_connections",
-		"listen.unixgram", "listen.unixgram_mode", "listen.unixgram_owner",
+		"listen.unixgram", "listen.unixgram_mode", "listen.unixgram_owner", "listen.shutdown_linger",
 		"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
 		"aggregate.max_timer_samples", "aggregate.max_set_members", "aggregate.gauge_base_ttl", "librato.api", "librato.events_stream", "log.format", "metrics.listen", "metrics.to_librato",
 		"prometheus.listen", "prometheus.max_series", "prometheus.expire", "prometheus.timer_as",

@@ -75,6 +75,11 @@ type Listen struct {
 	// numeric ids, either part optional (see [Listen.UnixgramOwnerIDs]); ""
 	// leaves the process's.
 	UnixgramOwner string `toml:"unixgram_owner"`
+	// ShutdownLinger is how long libratod keeps receiving on every listener
+	// after SIGTERM, before it drains, flushes and exits: an application
+	// stopped at the same time still has its last lines counted. 0 stops
+	// reading at once.
+	ShutdownLinger time.Duration `toml:"shutdown_linger"`
 }
 
 // Aggregate configures aggregation.

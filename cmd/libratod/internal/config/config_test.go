@@ -82,6 +82,7 @@ func TestParseFull(t *testing.T) {
 			UDP: "0.0.0.0:9000", TCP: "", UDPReaders: 3, ReadBuffer: MiB, MaxLineBytes: KiB,
 			TCPIdleTimeout: 2 * time.Minute, TCPMaxConnections: 10,
 			Unixgram: "/run/libratod/statsd.sock", UnixgramMode: "0620", UnixgramOwner: "65534:1000",
+			ShutdownLinger: 3 * time.Second,
 		},
 		Aggregate: Aggregate{
 			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60,
@@ -198,6 +199,8 @@ func TestParseProblems(t *testing.T) {
 		{"max line zero", "[listen]\nmax_line_bytes = 0\n", nil, []string{"listen.max_line_bytes"}, []string{"between 1 and"}},
 		{"idle timeout zero", "[listen]\ntcp_idle_timeout = \"0s\"\n", nil, []string{"listen.tcp_idle_timeout"}, []string{"more than 0"}},
 		{"max connections zero", "[listen]\ntcp_max_connections = 0\n", nil, []string{"listen.tcp_max_connections"}, []string{"between 1 and"}},
+		{"linger negative", "[listen]\nshutdown_linger = \"-1s\"\n", nil, []string{"listen.shutdown_linger"}, []string{"between 0 and 5m0s"}},
+		{"linger too long", "[listen]\nshutdown_linger = \"1h\"\n", nil, []string{"listen.shutdown_linger"}, []string{"between 0 and 5m0s"}},
 		{"period sub-second", "[aggregate]\nperiod = \"500ms\"\n", nil, []string{"aggregate.period"}, []string{"at least 1s"}},
 		{"period fractional", "[aggregate]\nperiod = \"1500ms\"\n", nil, []string{"aggregate.period"}, []string{"whole seconds", "1.5s"}},
 		{"period negative", "[aggregate]\nperiod = \"-10s\"\n", nil, []string{"aggregate.period"}, []string{"at least 1s"}},

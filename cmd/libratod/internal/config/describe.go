@@ -44,6 +44,11 @@ func (c *Config) Describe(w io.Writer) {
 	} else {
 		line("unixgram", "%s (mode: %s, owner: %s)", l.Unixgram, l.UnixgramMode, orDefault(l.UnixgramOwner, "libratod's user and group"))
 	}
+	if l.ShutdownLinger == 0 {
+		line("shutdown linger", "none: stop reading at SIGTERM")
+	} else {
+		line("shutdown linger", "%s: keep receiving this long after SIGTERM", l.ShutdownLinger)
+	}
 
 	a := &c.Aggregate
 	line("period", "%s", a.Period)

@@ -62,6 +62,9 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("listen.max_line_bytes", int(l.MaxLineBytes), 1, int(maxLineBytes), " bytes")
 	p.positive("listen.tcp_idle_timeout", l.TCPIdleTimeout)
 	p.between("listen.tcp_max_connections", l.TCPMaxConnections, 1, maxCount, "")
+	if l.ShutdownLinger < 0 || l.ShutdownLinger > maxShutdownLinger {
+		p.add("listen.shutdown_linger", fmt.Sprintf(`must be between 0 and %s, like "2s", got %s`, maxShutdownLinger, l.ShutdownLinger))
+	}
 
 	a := &c.Aggregate
 	switch {
@@ -201,6 +204,10 @@ func (c *Config) problems(dryRun bool) []error {
 	}
 	return p
 }
+
+// maxShutdownLinger bounds listen.shutdown_linger: longer, a stop would wait
+// for minutes (and outlast any orchestrator's grace period).
+const maxShutdownLinger = 5 * time.Minute
 
 // maxCount bounds the counts that have no natural limit.
 const maxCount = 1<<31 - 1
