@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
@@ -37,11 +36,6 @@ const (
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
-}
-
-// versionString is what -version prints and what the User-Agent carries.
-func versionString() string {
-	return fmt.Sprintf("%s (%s; %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // run is main without the process: it parses args, loads the config and
