@@ -542,3 +542,34 @@ func installDeb(t *testing.T, deb string) {
 		}
 	}
 }
+
+// TestREADMEFirstScreen checks the README's first screen tells an operator
+// how to install from the package, check the credentials and find the
+// alerts and the dashboard, with paths that exist.
+func TestREADMEFirstScreen(t *testing.T) {
+	lines := strings.Split(readFile(t, readmePath), "\n")
+	first := strings.Join(lines[:min(len(lines), 30)], "\n")
+	for _, want := range []string{
+		"scripts/package 1.2.3",
+		"apt install ./dist/libratod_1.2.3-1_amd64.deb",
+		"dnf install ./dist/libratod-1.2.3-1.x86_64.rpm",
+		"/usr/share/libratod/libratod.env.example /etc/libratod/env",
+		"libratod -check -online",
+		"systemctl enable --now libratod",
+		"(deploy/prometheus/libratod.rules.yml)",
+		"(deploy/grafana/libratod.json)",
+		"(#alerts-and-dashboard)",
+	} {
+		if !strings.Contains(first, want) {
+			t.Errorf("the README's first 30 lines lack %q", want)
+		}
+	}
+	for _, p := range []string{rulesPath, dashboardPath, envExamplePath} {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, ok := wantFiles["/usr/share/libratod/libratod.env.example"]; !ok {
+		t.Error("the package does not hold the env example the README installs")
+	}
+}
