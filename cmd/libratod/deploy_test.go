@@ -62,7 +62,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		add(names, mf.GetName(), mf.GetType())
+		addMetricName(names, mf.GetName(), mf.GetType())
 	}
 	if !names["process_resident_memory_bytes"] || !names["libratod_flush_duration_seconds_bucket"] {
 		t.Fatalf("the registry lacks process or histogram series: %v", names)
@@ -93,7 +93,9 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	return names
 }
 
-func add(names map[string]bool, name string, typ dto.MetricType) {
+// addMetricName adds name to names, with the lines a histogram or summary of
+// that name is exposed as.
+func addMetricName(names map[string]bool, name string, typ dto.MetricType) {
 	names[name] = true
 	switch typ {
 	case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
