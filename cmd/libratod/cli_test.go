@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ func TestRunFlags(t *testing.T) {
 		stderr     []string
 		notInOuput string
 	}{
-		"version":             {args: []string{"-version"}, code: 0, stdout: []string{"libratod dev (go"}},
+		"version":             {args: []string{"-version"}, code: 0, stdout: []string{"libratod dev (commit ", "; go1.", runtime.GOOS + "/" + runtime.GOARCH + ")"}},
 		"check":               {args: []string{"-config", good, "-check"}, code: 0, stdout: []string{"127.0.0.1:8125", "tagged", "metrics-api.librato.com"}, notInOuput: testToken},
 		"check without token": {args: []string{"-config", noToken, "-check"}, code: 2, stderr: []string{"librato.token"}},
 		"check dry run":       {args: []string{"-config", noToken, "-check", "-dry-run"}, code: 0, stdout: []string{"dry run"}},

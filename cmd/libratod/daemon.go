@@ -100,6 +100,9 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
 		return nil, err
 	}
+	if err := registerBuildInfo(reg); err != nil {
+		return nil, err
+	}
 	fm, err := flusher.NewMetrics(reg)
 	if err != nil {
 		return nil, err

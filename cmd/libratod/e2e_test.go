@@ -319,7 +319,7 @@ func TestEndToEndTagged(t *testing.T) {
 	}
 	r := reqs[0]
 	if r.Method != "POST" || r.Path != "/v1/measurements" || r.User != testEmail || r.Password != testToken ||
-		r.ContentType != "application/json" || !strings.HasPrefix(r.UserAgent, "libratod/") {
+		r.ContentType != "application/json" || r.UserAgent != "libratod/"+versionString() {
 		t.Errorf("request %s %s user %q ct %q ua %q", r.Method, r.Path, r.User, r.ContentType, r.UserAgent)
 	}
 	want := `{

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	libratod [-config /etc/libratod.toml] [-check] [-dry-run] [-version] [-health]
+//	libratod [-config /etc/libratod.toml] [-check [-online]] [-dry-run] [-version] [-health]
 //
 // It listens for StatsD lines on UDP and TCP, aggregates them per period
 // and posts the result to Librato. SIGINT and SIGTERM stop it after a
@@ -19,7 +19,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
@@ -40,11 +39,6 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
 }
 
-// versionString is what -version prints and what the User-Agent carries.
-func versionString() string {
-	return fmt.Sprintf("%s (%s; %s/%s)", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
-
 // run is main without the process: it parses args, loads the config and
 // runs the daemon until SIGINT or SIGTERM, returning the exit code.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -52,6 +46,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/libratod.toml", "path of the TOML configuration `file`")
 	check := fs.Bool("check", false, "validate the configuration, print what libratod would do, and exit")
+	online := fs.Bool("online", false, "with -check: also send one read-only, authenticated request to librato.url and report reachability, credentials and rate-limit headers (exit 1 unless all pass)")
 	dryRun := fs.Bool("dry-run", false, "write each Librato request to standard output instead of sending it (no token needed)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	health := fs.Bool("health", false, "ask the running daemon's /healthz (at metrics.listen in the config); exit 0 if it answers 200, else 1")
@@ -63,6 +58,10 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "libratod: unexpected arguments %q\n", fs.Args())
+		return exitConfig
+	}
+	if *online && (!*check || *dryRun) {
+		fmt.Fprintln(stderr, "libratod: -online goes with -check, and not with -dry-run")
 		return exitConfig
 	}
 	if *showVersion {
@@ -86,6 +85,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		cfg.Describe(stdout)
 		if *dryRun {
 			fmt.Fprintln(stdout, "dry run: requests are written to standard output, not sent")
+		}
+		if *online {
+			return runOnlineCheck(context.Background(), cfg, stdout)
 		}
 		return exitOK
 	}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestCheckOnline runs -check -online against a fake Librato that accepts,
+// refuses the credentials, forgets the rate-limit headers, and against a
+// closed port.
+func TestCheckOnline(t *testing.T) {
+	accept := func(w http.ResponseWriter, r *http.Request) {
+		if u, p, _ := r.BasicAuth(); u != testEmail || p != testToken || r.URL.Path != "/v1/metrics" {
+			http.Error(w, "wrong request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("X-Librato-RateLimit-Agg", "limit=100000,remaining=99990,reset=3540")
+		w.Header().Set("X-Librato-RateLimit-Std", "limit=300,remaining=299,reset=60")
+		io.WriteString(w, `{"query":{"length":1},"metrics":[]}`)
+	}
+	tests := map[string]struct {
+		handler http.HandlerFunc // nil: a closed port
+		code    int
+		lines   []string
+	}{
+		"accepted": {accept, exitOK, []string{
+			"reach: ok (DNS and TCP; plain http to a loopback host, no TLS)",
+			"credentials: accepted (HTTP 200)",
+			"rate limits: seen: X-Librato-RateLimit-Agg 99990 left of 100000, reset in 3540s; X-Librato-RateLimit-Std 299 left of 300, reset in 60s",
+			"online check: passed"}},
+		"rejected": {func(w http.ResponseWriter, r *http.Request) {
+			// A server that echoes what it got must not make the check print it.
+			u, p, _ := r.BasicAuth()
+			http.Error(w, fmt.Sprintf(`{"errors":{"request":["bad credentials %s %s"]}}`, u, p), http.StatusUnauthorized)
+		}, exitFail, []string{
+			"reach: ok",
+			"credentials: REJECTED (HTTP 401)",
+			"rate limits: NOT SEEN",
+			"online check: FAILED"}},
+		"no rate-limit headers": {func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"query":{"length":1},"metrics":[]}`)
+		}, exitFail, []string{
+			"credentials: accepted (HTTP 200)",
+			"rate limits: NOT SEEN",
+			"online check: FAILED"}},
+		"server error": {func(w http.ResponseWriter, r *http.Request) {
+			u, p, _ := r.BasicAuth()
+			http.Error(w, fmt.Sprintf(`{"errors":{"system":["down for maintenance %s %s"]}}`, u, p), http.StatusServiceUnavailable)
+		}, exitFail, []string{
+			"reach: ok",
+			"credentials: UNKNOWN: librato: check: GET /v1/metrics?length=1: HTTP 503: system: down for maintenance [redacted] [redacted]",
+			"online check: FAILED"}},
+		"refused": {nil, exitFail, []string{
+			"reach: FAILED at TCP: ",
+			"connection refused",
+			"credentials: not checked",
+			"rate limits: not seen",
+			"online check: FAILED"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var url string
+			if tc.handler != nil {
+				srv := httptest.NewServer(tc.handler)
+				t.Cleanup(srv.Close)
+				url = srv.URL
+			} else {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				url = "http://" + ln.Addr().String()
+				ln.Close()
+			}
+			cfg := writeConfig(t, fmt.Sprintf("[librato]\nurl = %q\nemail = %q\ntoken = %q\n", url, testEmail, testToken))
+			var out, errb bytes.Buffer
+			code := run([]string{"-config", cfg, "-check", "-online"}, &out, &errb, noEnv)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			if !strings.Contains(out.String(), "online check: GET "+url+"/v1/metrics?length=1\n") ||
+				!strings.Contains(out.String(), "api: tagged\n") { // what -check prints comes first
+				t.Errorf("stdout lacks the check's description or the request")
+			}
+			for _, l := range tc.lines {
+				if !strings.Contains(out.String(), l) {
+					t.Errorf("stdout lacks %q", l)
+				}
+			}
+			if all := out.String() + errb.String(); strings.Contains(all, testToken) || strings.Contains(all, testEmail) {
+				t.Errorf("output shows a credential")
+			}
+			if t.Failed() {
+				t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+			}
+		})
+	}
+}
+
+func TestCheckOnlineFlags(t *testing.T) {
+	good := writeConfig(t, fmt.Sprintf("[librato]\nurl = \"http://127.0.0.1:1\"\ntoken = %q\n", testToken))
+	noToken := writeConfig(t, "[librato]\nurl = \"http://127.0.0.1:1\"\n")
+	for name, args := range map[string][]string{
+		"without -check": {"-config", good, "-online"},
+		"with -dry-run":  {"-config", good, "-check", "-online", "-dry-run"},
+		"no token":       {"-config", noToken, "-check", "-online"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(args, &out, &errb, noEnv); code != exitConfig {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitConfig, errb.String())
+			}
+			if strings.Contains(out.String(), "online check") {
+				t.Errorf("checked online:\n%s", out.String())
+			}
+		})
+	}
+}
