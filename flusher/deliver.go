@@ -25,18 +25,20 @@ type outcome struct {
 // retried in place up to MaxAttempts while ctx allows and nothing older
 // waits in the backlog; a backlog resend makes one attempt. What is still
 // worth sending is returned in outcome.retry.
-func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool) outcome {
+func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool) (o outcome) {
 	log := s.cfg.Logger
-	var o outcome
-	// An attempt under way is never cancelled by the period's deadline:
-	// Librato may already have taken it, and resending it later would
-	// count it twice. Only the client's own timeout ends it, and, once the
-	// flusher is stopping (nothing will be resent), the shutdown deadline.
-	actx := ctx
-	if !f.stopping.Load() {
-		actx = context.WithoutCancel(ctx)
-	}
+	defer func() {
+		f.sent.Add(int64(o.sent))
+		f.dropped.Add(int64(o.dropped))
+	}()
+	actx, cancel := f.attemptCtx(ctx)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
+		if f.stopping.Load() && ctx.Err() != nil {
+			// The shutdown deadline has passed: no new attempt.
+			o.retry = b
+			return o
+		}
 		began := time.Now()
 		res, err := s.dst.Send(actx, b)
 		f.m.requestDuration.Observe(time.Since(began).Seconds())
@@ -94,6 +96,24 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 			Int("attempt", attempt).Msg("retrying a request")
 		f.m.retries.Inc()
 		sleep(ctx, wait)
+	}
+}
+
+// attemptCtx returns the context of the attempts at a request. An attempt
+// under way is never cancelled by its period's deadline: Librato may
+// already have taken it, and resending it later would count it twice.
+// Only the client's own timeout ends it, and the end of the shutdown
+// (haltNow), or, once the flusher is stopping (nothing will be resent),
+// the shutdown deadline.
+func (f *Flusher) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if f.stopping.Load() {
+		return ctx, func() {}
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(f.halt, cancel)
+	return actx, func() {
+		stop()
+		cancel()
 	}
 }
 
@@ -161,10 +181,12 @@ func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration) 
 	if s.cfg.Backlog == 0 {
 		s.cfg.Logger.Warn().Int("measurements", n).Msg("could not deliver a request and the backlog is off; dropping it")
 		f.m.dropped.WithLabelValues("retries_exhausted").Add(float64(n))
+		f.dropped.Add(int64(n))
 		return 0, n
 	}
 	dropped, first := f.backlog.push(b, f.backoff(s, 1, retryAfter))
 	if dropped > 0 {
+		f.dropped.Add(int64(dropped))
 		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
 		if first {
 			s.cfg.Logger.Warn().Int("backlog", s.cfg.Backlog).
@@ -247,6 +269,7 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 		live = append(live, b)
 	}
 	if tooOld > 0 {
+		f.dropped.Add(int64(tooOld))
 		f.m.dropped.WithLabelValues("too_old").Add(float64(tooOld))
 		s.cfg.Logger.Warn().Int("measurements", tooOld).Dur("max_age", s.cfg.MaxAge).
 			Msg("dropping undelivered measurements older than max_age")
@@ -276,6 +299,7 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 			return f.backoff(s, attempt, time.Duration(retryAfter.Load()))
 		})
 		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
+		f.dropped.Add(int64(dropped))
 	} else {
 		f.backlog.succeeded()
 	}
