@@ -35,6 +35,8 @@ type options struct {
 	configPath string
 	getenv     func(string) string
 	notify     notifier // systemd notifications; the zero value sends none
+	// now is the flusher's clock, which places periods; nil means time.Now.
+	now func() time.Time
 }
 
 // daemon is one running libratod: every stage wired together.
@@ -242,8 +244,8 @@ func (d *daemon) run(ctx context.Context) error {
 	if res.Pending > 0 || res.Dropped > 0 {
 		ev = d.log.Warn()
 	}
-	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("sent", res.Sent).
-		Int("dropped", res.Dropped).Int("undelivered", res.Pending).Msg("libratod stopped")
+	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("carried", res.Carried).
+		Int("sent", res.Sent).Int("dropped", res.Dropped).Int("undelivered", res.Pending).Msg("libratod stopped")
 	return nil
 }
 

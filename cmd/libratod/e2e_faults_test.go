@@ -84,7 +84,7 @@ func TestOutageEndToEnd(t *testing.T) {
 	d, stop := startDaemon(t, cfg)
 	sent := 0
 	seenPeriods := map[int64]bool{}
-	for i := 0; len(seenPeriods) < 4 && i < 100; i++ {
+	for i := 0; len(seenPeriods) < 5 && i < 100; i++ {
 		seenPeriods[time.Now().Unix()] = true
 		sendUDP(t, d.lst.UDPAddr(), "outage:1|c\n")
 		sent++

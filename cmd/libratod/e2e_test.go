@@ -158,6 +158,9 @@ func startDaemonWith(t *testing.T, cfg *config.Config, opts options, logs *safeB
 		logs = &safeBuffer{}
 	}
 	opts.stderr, opts.hostname = logs, "test-host"
+	if opts.now == nil {
+		opts.now = testClock()
+	}
 	d, err := newDaemon(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +189,16 @@ func startDaemonWith(t *testing.T, cfg *config.Config, opts options, logs *safeB
 		}
 		return logs.String()
 	}
+}
+
+// testClock returns a clock that runs with the wall clock, a whole number
+// of seconds from it, but reads one minute past an hour (and a fraction of
+// a second) when it is made, so that a test with the 1 h period of
+// testConfig sees no period boundary unless it runs for 59 minutes.
+func testClock() func() time.Time {
+	real := time.Now()
+	shift := real.Truncate(time.Hour).Add(time.Minute).Sub(real.Truncate(time.Second))
+	return func() time.Time { return time.Now().Add(shift) }
 }
 
 type safeBuffer struct {
@@ -258,12 +271,15 @@ func linesReceived(t *testing.T, d *daemon) float64 {
 }
 
 // canonical re-encodes a payload with its measurements in a stable order
-// and its time cleared, after checking the time is a period boundary.
-func canonical(t *testing.T, body map[string]any, timeKey string, period int64) string {
+// and its time cleared, after checking the time is that of the first
+// period of d, whose clock read a minute past an hour when it started
+// (testClock): the start rounded up to a second.
+func canonical(t *testing.T, d *daemon, body map[string]any, timeKey string) string {
 	t.Helper()
 	ts, ok := body[timeKey].(float64)
-	if !ok || int64(ts)%period != 0 || int64(ts) > time.Now().Unix() {
-		t.Errorf("%s = %v: want a past multiple of the period %d", timeKey, body[timeKey], period)
+	now := d.opts.now()
+	if min := now.Truncate(time.Hour).Add(time.Minute).Unix(); !ok || int64(ts) < min || int64(ts) > now.Unix() {
+		t.Errorf("%s = %v: want the daemon's start rounded up to a second, in [%d, %d]", timeKey, body[timeKey], min, now.Unix())
 	}
 	delete(body, timeKey)
 	for _, list := range []string{"measurements", "gauges"} {
@@ -340,7 +356,7 @@ func TestEndToEndTagged(t *testing.T) {
 	  {"name": "multi.99.5", "count": 2, "sum": 3, "min": 1, "max": 2, "stddev": 0.5}
 	 ]
 	}`
-	if got, want := canonical(t, r.Body, "time", 3600), reindent(t, want); got != want {
+	if got, want := canonical(t, d, r.Body, "time"), reindent(t, want); got != want {
 		t.Errorf("payload:\n%s\nwant:\n%s", got, want)
 	}
 	if strings.Contains(logs, testToken) {
@@ -373,7 +389,7 @@ func TestEndToEndLegacy(t *testing.T) {
 	  {"name": "app.db", "value": 5, "source": "db-1"}
 	 ]
 	}`
-	if got, want := canonical(t, reqs[0].Body, "measure_time", 3600), reindent(t, want); got != want {
+	if got, want := canonical(t, d, reqs[0].Body, "measure_time"), reindent(t, want); got != want {
 		t.Errorf("payload:\n%s\nwant:\n%s", got, want)
 	}
 }
