@@ -134,6 +134,9 @@ type Flusher struct {
 
 	statusMu sync.Mutex
 	status   Status
+
+	logs    logLimit // rate limits the warnings of delivery problems
+	episode episode  // the failure under way, if any
 }
 
 // Status is the flusher's delivery state, for health checks.
@@ -412,7 +415,7 @@ func (f *Flusher) deliver(ctx context.Context, s *settings, snap *aggregator.Sna
 			o := f.send(ctx, s, b, true)
 			var q, lost int
 			if o.retry != nil {
-				q, lost = f.keep(s, o.retry, o.retryAfter)
+				q, lost = f.keep(s, o.retry, o.retryAfter, o.reason)
 			} else if o.sent > 0 {
 				f.backlog.retryNow() // the API is up: resend what waits
 			}
