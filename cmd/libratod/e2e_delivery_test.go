@@ -3,8 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // points returns every plain or summary point the fake received, keyed by
@@ -61,5 +66,110 @@ func TestRestartWithinPeriod(t *testing.T) {
 	sums, _ := delivered(reqs)
 	if sums["restart.hits"] != float64(sent) {
 		t.Errorf("delivered %v hits, want %d", sums["restart.hits"], sent)
+	}
+}
+
+// names returns the names of a request body's measurements.
+func names(body map[string]any) []string {
+	var out []string
+	for _, list := range []string{"measurements", "gauges", "counters"} {
+		ms, _ := body[list].([]any)
+		for _, m := range ms {
+			out = append(out, m.(map[string]any)["name"].(string))
+		}
+	}
+	return out
+}
+
+// TestBadMeasurementDoesNotSinkItsBatch has Librato refuse (400) every
+// request that holds one bad measurement: all the others arrive.
+func TestBadMeasurementDoesNotSinkItsBatch(t *testing.T) {
+	fake := newFakeLibrato(t)
+	var refused atomic.Int64
+	fake.handle = func(w http.ResponseWriter, _ *http.Request, body map[string]any) bool {
+		if slices.Contains(names(body), "bad.one") {
+			refused.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"errors":{"params":{"name":["is not valid here"]}}}`)
+			return true
+		}
+		return false
+	}
+	cfg := testConfig(fake.URL, "tagged")
+	cfg.Aggregate.Percentiles = nil
+	d, stop := startDaemon(t, cfg)
+	var b strings.Builder
+	for i := range 299 {
+		fmt.Fprintf(&b, "good.%d:%d|c\n", i, i+1)
+	}
+	b.WriteString("bad.one:1|c\n")
+	sendTCP(t, d.lst.TCPAddr(), b.String())
+	waitSeen(t, d, 300)
+	stop()
+	sums, _ := delivered(fake.requests())
+	for i := range 299 {
+		if n := fmt.Sprintf("good.%d", i); sums[n] != float64(i+1) {
+			t.Errorf("%s = %v, want %d", n, sums[n], i+1)
+		}
+	}
+	if _, ok := sums["bad.one"]; ok {
+		t.Error("bad.one delivered")
+	}
+	if n := counterValue(t, d, "libratod_measurements_dropped_total", "rejected"); n != 1 {
+		t.Errorf("dropped{rejected} = %v, want 1", n)
+	}
+	if n := refused.Load(); n > 20 {
+		t.Errorf("%d requests refused while finding one bad measurement in 300, want at most 20", n)
+	}
+}
+
+// TestShutdownAccountsForEverything stops the daemon while a request of an
+// earlier period hangs and others wait behind it: the last log line must
+// account for every measurement, and its sent count be what Librato took.
+func TestShutdownAccountsForEverything(t *testing.T) {
+	fake := newFakeLibrato(t)
+	hung := make(chan struct{}, 10)
+	var accepted atomic.Int64
+	fake.handle = func(w http.ResponseWriter, r *http.Request, body map[string]any) bool {
+		if slices.Contains(names(body), "hang") {
+			hung <- struct{}{}
+			<-r.Context().Done() // the client gives up: no answer
+			return true
+		}
+		accepted.Add(int64(len(names(body))))
+		return false
+	}
+	cfg := testConfig(fake.URL, "tagged")
+	cfg.Aggregate.Period = time.Second
+	cfg.Aggregate.Percentiles = nil
+	cfg.Librato.BatchSize = 1
+	cfg.Librato.Concurrency = 1
+	cfg.Librato.ShutdownTimeout = time.Second
+	cfg.Log.Level = "info"
+	d, stop := startDaemon(t, cfg)
+	sendUDP(t, d.lst.UDPAddr(), "hang:1|c\nw1:1|c\nw2:1|c\nw3:1|c\n")
+	waitSeen(t, d, 4)
+	select {
+	case <-hung:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first period sent nothing within 5s")
+	}
+	sendUDP(t, d.lst.UDPAddr(), "f1:1|c\nf2:1|c\n")
+	waitSeen(t, d, 6)
+	logs := stop()
+	var last map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) == nil && e["message"] == "libratod stopped" {
+			last = e
+		}
+	}
+	if last == nil {
+		t.Fatalf("no stop line in:\n%s", logs)
+	}
+	n := func(k string) int64 { v, _ := last[k].(float64); return int64(v) }
+	if n("measurements") < 6 || n("measurements") != n("sent")+n("dropped")+n("undelivered") ||
+		n("sent") != accepted.Load() || n("undelivered") == 0 {
+		t.Errorf("stop line %v with %d accepted: want at least the 6 measurements, each sent, dropped or undelivered", last, accepted.Load())
 	}
 }

@@ -43,6 +43,9 @@ type fakeLibrato struct {
 	faults []fault
 	down   atomic.Bool
 	got    chan struct{}
+	// handle, when set, sees each request first (with its decoded body)
+	// and may answer it itself, returning true.
+	handle func(w http.ResponseWriter, r *http.Request, body map[string]any) bool
 }
 
 // fault answers a request in some broken way.
@@ -90,6 +93,9 @@ func newFakeLibrato(t *testing.T) *fakeLibrato {
 		}
 		if f.down.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if f.handle != nil && f.handle(w, r, body) {
 			return
 		}
 		f.mu.Lock()
