@@ -34,7 +34,7 @@ type request struct {
 // fakeLibrato is an httptest server that records every request and
 // answers 200, or: 503 while down is set, then the faults queued in
 // faults, then the statuses queued in fail, in order. Only requests
-// answered 200 are recorded.
+// answered 200, or taken by a fault (slow), are recorded.
 type fakeLibrato struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -48,11 +48,12 @@ type fakeLibrato struct {
 	handle func(w http.ResponseWriter, r *http.Request, body map[string]any) bool
 }
 
-// fault answers a request in some broken way.
-type fault func(w http.ResponseWriter)
+// fault answers a request in some broken way; take records the request
+// as accepted, for a fault in which Librato took it.
+type fault func(w http.ResponseWriter, take func())
 
 // hangUp closes the connection without an answer.
-func hangUp(w http.ResponseWriter) {
+func hangUp(w http.ResponseWriter, _ func()) {
 	conn, _, err := w.(http.Hijacker).Hijack()
 	if err == nil {
 		conn.Close()
@@ -61,7 +62,7 @@ func hangUp(w http.ResponseWriter) {
 
 // status answers with code, the headers given as name, value pairs, and body.
 func status(code int, body string, headers ...string) fault {
-	return func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter, _ func()) {
 		for i := 0; i+1 < len(headers); i += 2 {
 			w.Header().Set(headers[i], headers[i+1])
 		}
@@ -70,11 +71,13 @@ func status(code int, body string, headers ...string) fault {
 	}
 }
 
-// slow answers 200 only after d, by which time the client has given up.
+// slow takes the request at once but answers 200 only after d, by which
+// time a client with a shorter timeout has given up.
 func slow(d time.Duration) fault {
-	return func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter, take func()) {
+		take()
 		time.Sleep(d)
-		w.WriteHeader(http.StatusServiceUnavailable)
+		w.WriteHeader(http.StatusOK)
 	}
 }
 
@@ -103,7 +106,11 @@ func newFakeLibrato(t *testing.T) *fakeLibrato {
 			ft := f.faults[0]
 			f.faults = f.faults[1:]
 			f.mu.Unlock()
-			ft(w)
+			ft(w, func() {
+				f.mu.Lock()
+				f.reqs = append(f.reqs, request{r.Method, r.URL.Path, user, pass, r.Header.Get("Content-Type"), r.Header.Get("User-Agent"), body})
+				f.mu.Unlock()
+			})
 			return
 		}
 		status := http.StatusOK

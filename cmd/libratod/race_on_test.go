@@ -2,6 +2,6 @@
 
 package main
 
-// raceEnabled reports a -race build, where sync.Pool drops items at
-// random, so allocation counts mean nothing.
+// raceEnabled reports a -race build, whose instrumentation changes
+// allocation counts, so allocation tests skip themselves.
 const raceEnabled = true
