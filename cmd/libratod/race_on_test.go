@@ -2,6 +2,7 @@
 
 package main
 
-// raceEnabled reports a -race build, whose instrumentation changes
-// allocation counts, so allocation tests skip themselves.
+// raceEnabled reports a -race build, in which allocation tests skip
+// themselves: they measure the ordinary runtime (scripts/test runs them
+// without -race).
 const raceEnabled = true
