@@ -64,7 +64,7 @@ func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, in
 	for attempt := 1; ; attempt++ {
 		if f.stopping.Load() && ctx.Err() != nil {
 			// The shutdown deadline has passed: no new attempt.
-			o.retry = b
+			o.retry, o.reason = b, "the shutdown deadline passed"
 			return o
 		}
 		began := time.Now()
