@@ -120,6 +120,12 @@ func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, in
 			reason := "rejected"
 			if len(le.TypeConflicts) > 0 {
 				reason = "type_conflict" // on a name it does not hold, or the stop list is full
+				if n == 1 {
+					// Found alone: its own name is the one in conflict
+					// (Librato may spell it otherwise), so that later
+					// periods do not search for it again.
+					f.stopName(s, b.Measurements[0].Name)
+				}
 			}
 			if ok, held := f.logs.allow("rejected", time.Minute); ok {
 				ev := log.Warn()
@@ -243,11 +249,7 @@ func (f *Flusher) failed(err error) *librato.Error {
 // another type on the stop list and returns b without them.
 func (f *Flusher) stripConflicts(s *settings, b *librato.Batch, names []string) (*librato.Batch, int) {
 	for _, n := range names {
-		if f.stops.add(n) {
-			f.m.stopList.Set(float64(f.stops.len()))
-			s.cfg.Logger.Error().Str("name", n).
-				Msg("Librato has this metric with another type; it is no longer sent (rename it or delete it in Librato, then restart)")
-		}
+		f.stopName(s, n)
 	}
 	rest := *b
 	rest.Measurements = make([]librato.Measurement, 0, len(b.Measurements))
@@ -259,6 +261,16 @@ func (f *Flusher) stripConflicts(s *settings, b *librato.Batch, names []string) 
 	removed := len(b.Measurements) - len(rest.Measurements)
 	f.m.dropped.WithLabelValues("type_conflict").Add(float64(removed))
 	return &rest, removed
+}
+
+// stopName puts a name Librato has with another type on the stop list,
+// logging it the first time.
+func (f *Flusher) stopName(s *settings, n string) {
+	if f.stops.add(n) {
+		f.m.stopList.Set(float64(f.stops.len()))
+		s.cfg.Logger.Error().Str("name", n).
+			Msg("Librato has this metric with another type; it is no longer sent (rename it or delete it in Librato, then restart)")
+	}
 }
 
 // keep puts a batch that could not be delivered in the backlog and

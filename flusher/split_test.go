@@ -209,3 +209,35 @@ func TestUnsendableIsLogged(t *testing.T) {
 		t.Errorf("not_sendable = %v, want 3", n)
 	}
 }
+
+// TestConflictFoundBySplittingIsStopped has Librato report a type
+// conflict under another spelling of the name: splitting finds the
+// measurement, whose name then goes on the stop list, so that the next
+// period costs one request, not another search.
+func TestConflictFoundBySplittingIsStopped(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	s := &scripted{answer: func(_ int, b *librato.Batch) error {
+		for _, m := range b.Measurements {
+			if m.Name == "clash" {
+				return &librato.Error{StatusCode: 400, TypeConflicts: []string{"CLASH"}}
+			}
+		}
+		return nil
+	}}
+	cfg := fastConfig(newMetrics(t))
+	cfg.API = librato.Legacy
+	f := New(cfg, a, s)
+	var lines []string
+	for i := range 20 {
+		lines = append(lines, fmt.Sprintf("c%d:1|c", i))
+	}
+	feed(t, a, append(lines, "clash:1|c")...)
+	if res := f.Flush(context.Background(), t0); res.Sent != 20 || res.Dropped != 1 {
+		t.Fatalf("first period %+v, want 20 sent and the conflict dropped", res)
+	}
+	calls := s.calls
+	feed(t, a, append(lines, "clash:1|c")...)
+	if res := f.Flush(context.Background(), t0.Add(10*time.Second)); res.Sent != 20 || res.Dropped != 1 || s.calls != calls+1 {
+		t.Errorf("second period %+v in %d requests, want 20 sent, the stopped name dropped, one request", res, s.calls-calls)
+	}
+}
