@@ -5,11 +5,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/cmd/libratod/internal/config"
 )
 
 // points returns every plain or summary point the fake received, keyed by
@@ -175,5 +180,37 @@ func TestShutdownAccountsForEverything(t *testing.T) {
 	if n("measurements") != 6 || n("measurements") != n("sent")+n("dropped")+n("undelivered") ||
 		n("sent") != accepted.Load() || n("undelivered") < 4 {
 		t.Errorf("stop line %v with %d accepted: want the 6 measurements, each sent, dropped or undelivered", last, accepted.Load())
+	}
+}
+
+// TestReloadDoesNotLogToken reloads a file whose token is not quoted: the
+// logged problem must not show any part of it.
+func TestReloadDoesNotLogToken(t *testing.T) {
+	fake := newFakeLibrato(t)
+	path := filepath.Join(t.TempDir(), "libratod.toml")
+	good := fmt.Sprintf("[listen]\nudp = \"127.0.0.1:0\"\ntcp = \"\"\n[librato]\nurl = %q\ntoken = %q\n[metrics]\nlisten = \"\"\n", fake.URL, testToken)
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &safeBuffer{}
+	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: noEnv}, logs)
+	bad := strings.Replace(good, fmt.Sprintf("token = %q", testToken), "token = abcdefsecret123", 1)
+	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.hup <- syscall.SIGHUP
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "invalid") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := stop()
+	if !strings.Contains(out, "line 6") {
+		t.Errorf("the reload problem was not logged with its line:\n%s", out)
+	}
+	if strings.Contains(out, "abcdef") || strings.Contains(out, testToken) {
+		t.Errorf("the log shows part of the token:\n%s", out)
 	}
 }
