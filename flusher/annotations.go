@@ -76,7 +76,8 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 	var mu sync.Mutex
 	var again []librato.Annotation
 	requests := newLimiter(s.cfg.Concurrency)
-	actx := context.WithoutCancel(ctx) // as for measurements: never cancel a request under way
+	actx, cancel := f.attemptCtx(ctx) // as for measurements: never cancel a request under way
+	defer cancel()
 	for i := range as {
 		a := &as[i]
 		requests.Go(func() {

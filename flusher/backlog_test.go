@@ -400,3 +400,66 @@ func histogramCount(t *testing.T, m *Metrics) uint64 {
 	}
 	return mfs[0].GetMetric()[0].GetHistogram().GetSampleCount()
 }
+
+// TestShutdownAccountsForEveryMeasurement stops while an earlier period
+// still holds requests (one hangs in flight, the rest wait their turn):
+// the result of Run must account for each of them, and what it calls
+// pending must be what the backlog holds.
+func TestShutdownAccountsForEveryMeasurement(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	started := make(chan struct{}, 100)
+	s := &scripted{answer: func(_ int, b *librato.Batch) error {
+		if b.Measurements[0].Name == "ok" {
+			return nil
+		}
+		started <- struct{}{}
+		return nil // held below, by hang
+	}}
+	h := &hanging{scripted: s}
+	cfg := fastConfig(newMetrics(t))
+	cfg.Period = time.Second
+	cfg.BatchSize = 1
+	cfg.Concurrency = 1
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	f := New(cfg, a, h)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	go func() { done <- f.Run(ctx) }()
+	feed(t, a, "e1:1|c", "e2:1|c", "e3:1|c", "e4:1|c", "e5:1|c")
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first period sent nothing within 5s")
+	}
+	feed(t, a, "ok:1|c", "f1:1|c", "f2:1|c")
+	cancel()
+	var res Result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	accepted := 0
+	for _, names := range s.totals() {
+		accepted += len(names)
+	}
+	backlog, _ := f.backlog.state()
+	if res.Measurements != 8 || res.Carried < 1 || res.Sent != accepted ||
+		res.Sent+res.Dropped+res.Pending != 8 || res.Pending != backlog {
+		t.Errorf("result %+v, with %d accepted and %d in the backlog; want 8 measurements (some carried) all accounted for",
+			res, accepted, backlog)
+	}
+}
+
+// hanging holds every request but those named "ok" until its context
+// ends, as a Librato that never answers.
+type hanging struct{ *scripted }
+
+func (h *hanging) Send(ctx context.Context, b *librato.Batch) (librato.Result, error) {
+	if b.Measurements[0].Name != "ok" {
+		_ = h.answer(0, b)
+		<-ctx.Done()
+		return librato.Result{}, &librato.Error{Retryable: true, Err: ctx.Err(), Message: ctx.Err().Error()}
+	}
+	return h.scripted.Send(ctx, b)
+}

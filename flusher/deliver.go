@@ -3,6 +3,8 @@ package flusher
 import (
 	"context"
 	"errors"
+	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -19,41 +21,80 @@ type outcome struct {
 	// retry, when set, is what is left of the batch to resend later.
 	retry      *librato.Batch
 	retryAfter time.Duration
+	reason     string // why the last attempt failed, for the logs
+}
+
+// splitBudget returns the most requests spent finding the measurements a
+// refused request of n holds, by halves: enough for two bad measurements
+// (one costs about 2·log2(n) requests: 18 for 300).
+func splitBudget(n int) int {
+	return 4*bits.Len(uint(n)) + 2
+}
+
+// splittable reports whether a refusal with this status may be due to
+// some of a request's measurements rather than to the request itself (its
+// credentials, URL or content type): 400, 413, 422.
+func splittable(status int) bool {
+	return status == 400 || status == 413 || status == 422
 }
 
 // send delivers b. Within its own period (inPeriod) a retryable failure is
 // retried in place up to MaxAttempts while ctx allows and nothing older
 // waits in the backlog; a backlog resend makes one attempt. What is still
 // worth sending is returned in outcome.retry.
+//
+// A request refused for what it holds (400, 413, 422, or a type conflict
+// on no name it holds) is split in halves, each sent on its own, down to
+// the measurements refused alone, within splitBudget requests; the rest
+// is delivered.
 func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool) outcome {
+	budget := splitBudget(len(b.Measurements))
+	o := f.attempt(ctx, s, b, inPeriod, &budget)
+	f.sent.Add(int64(o.sent))
+	f.dropped.Add(int64(o.dropped))
+	return o
+}
+
+// attempt is send without the accounting; budget is what is left of the
+// requests it may spend splitting refused requests.
+func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool, budget *int) (o outcome) {
 	log := s.cfg.Logger
-	var o outcome
-	// An attempt under way is never cancelled by the period's deadline:
-	// Librato may already have taken it, and resending it later would
-	// count it twice. Only the client's own timeout ends it, and, once the
-	// flusher is stopping (nothing will be resent), the shutdown deadline.
-	actx := ctx
-	if !f.stopping.Load() {
-		actx = context.WithoutCancel(ctx)
-	}
+	actx, cancel := f.attemptCtx(ctx)
+	defer cancel()
 	for attempt := 1; ; attempt++ {
+		if f.stopping.Load() && ctx.Err() != nil {
+			// The shutdown deadline has passed: no new attempt.
+			o.retry, o.reason = b, "the shutdown deadline passed"
+			return o
+		}
 		began := time.Now()
 		res, err := s.dst.Send(actx, b)
 		f.m.requestDuration.Observe(time.Since(began).Seconds())
 		if err == nil {
 			f.rateLimit(res.RateLimit)
 			f.m.requests.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
-			f.m.sent.Add(float64(res.Sent))
 			if res.Skipped > 0 {
 				f.m.dropped.WithLabelValues("not_sendable").Add(float64(res.Skipped))
+				if ok, held := f.logs.allow("not_sendable", time.Minute); ok {
+					log.Warn().Int("measurements", res.Skipped).Str("first", unsendable(b)).Int("held_back", held).
+						Msg("dropping measurements that cannot be sent: a NaN, infinite or too large (|x| > 1e126) number, an empty name, or too many tags (logged at most once a minute)")
+				}
 			}
+			failed := min(res.Failed, res.Sent)
 			if len(res.Errors) > 0 {
 				f.m.partial.Inc()
-				log.Warn().Strs("errors", res.Errors).Int("measurements", len(b.Measurements)).
-					Msg("Librato accepted the request but reported errors")
+				if failed > 0 {
+					f.m.dropped.WithLabelValues("partial").Add(float64(failed))
+				}
+				if ok, held := f.logs.allow("partial", time.Minute); ok {
+					log.Warn().Strs("errors", res.Errors).Int("measurements", len(b.Measurements)).
+						Int("failed", failed).Bool("failed_known", failed > 0).Int("held_back", held).
+						Msg("Librato accepted the request but reported errors (logged at most once a minute)")
+				}
 			}
-			o.sent += res.Sent
-			o.dropped += res.Skipped
+			f.m.sent.Add(float64(res.Sent - failed))
+			o.sent += res.Sent - failed
+			o.dropped += res.Skipped + failed
 			return o
 		}
 		le := f.failed(err)
@@ -72,13 +113,32 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 			}
 		}
 		if !le.Retryable {
-			ev := log.Warn()
-			if le.StatusCode == 401 || le.StatusCode == 403 {
-				ev = log.Error().Str("hint", "check librato.email and librato.token")
+			if n > 1 && *budget >= 2 && (splittable(le.StatusCode) || len(le.TypeConflicts) > 0) {
+				*budget -= 2
+				return f.split(ctx, s, b, inPeriod, budget)
 			}
-			ev.Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).
-				Msg("Librato refused the request; not resending it")
-			f.m.dropped.WithLabelValues("rejected").Add(float64(n))
+			reason := "rejected"
+			if len(le.TypeConflicts) > 0 {
+				reason = "type_conflict" // on a name it does not hold, or the stop list is full
+				if n == 1 {
+					// Found alone: its own name is the one in conflict
+					// (Librato may spell it otherwise), so that later
+					// periods do not search for it again.
+					f.stopName(s, b.Measurements[0].Name)
+				}
+			}
+			if ok, held := f.logs.allow("rejected", time.Minute); ok {
+				ev := log.Warn()
+				if le.StatusCode == 401 || le.StatusCode == 403 {
+					ev = log.Error().Str("hint", "check librato.email and librato.token")
+				}
+				if n == 1 {
+					ev = ev.Str("name", b.Measurements[0].Name)
+				}
+				ev.Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).Int("held_back", held).
+					Msg("Librato refused the request; not resending it (logged at most once a minute)")
+			}
+			f.m.dropped.WithLabelValues(reason).Add(float64(n))
 			o.dropped += n
 			return o
 		}
@@ -87,13 +147,68 @@ func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPer
 			wait > f.period || !roomFor(ctx, wait) {
 			log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).
 				Msg("request failed; keeping it for a later attempt")
-			o.retry, o.retryAfter = b, le.RetryAfter
+			o.retry, o.retryAfter, o.reason = b, le.RetryAfter, le.Error()
 			return o
 		}
 		log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Dur("wait", wait).
 			Int("attempt", attempt).Msg("retrying a request")
 		f.m.retries.Inc()
 		sleep(ctx, wait)
+	}
+}
+
+// split sends the halves of a refused request apart and merges what
+// became of them.
+func (f *Flusher) split(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool, budget *int) outcome {
+	h := len(b.Measurements) / 2
+	lo, hi := *b, *b
+	lo.Measurements, hi.Measurements = b.Measurements[:h:h], b.Measurements[h:]
+	o := f.attempt(ctx, s, &lo, inPeriod, budget)
+	o2 := f.attempt(ctx, s, &hi, inPeriod, budget)
+	o.sent += o2.sent
+	o.dropped += o2.dropped
+	switch {
+	case o.retry == nil:
+		o.retry, o.retryAfter, o.reason = o2.retry, o2.retryAfter, o2.reason
+	case o2.retry != nil:
+		r := *o.retry
+		r.Measurements = append(slices.Clip(o.retry.Measurements), o2.retry.Measurements...)
+		o.retry, o.retryAfter, o.reason = &r, max(o.retryAfter, o2.retryAfter), o2.reason
+	}
+	return o
+}
+
+// unsendable returns the name of the first measurement of b that the
+// client cannot encode, as far as can be told here, or "".
+func unsendable(b *librato.Batch) string {
+	bad := func(v float64) bool { return !(math.Abs(v) <= 1e126) }
+	for _, m := range b.Measurements {
+		if m.Name == "" {
+			return "(empty name)"
+		}
+		if len(m.Tags) > librato.MaxTags || bad(m.Value) || bad(m.Sum) || bad(m.Min) || bad(m.Max) ||
+			bad(m.SumSquares) || bad(m.Last) {
+			return m.Name
+		}
+	}
+	return ""
+}
+
+// attemptCtx returns the context of the attempts at a request. An attempt
+// under way is never cancelled by its period's deadline: Librato may
+// already have taken it, and resending it later would count it twice.
+// Only the client's own timeout ends it, and the end of the shutdown
+// (haltNow), or, once the flusher is stopping (nothing will be resent),
+// the shutdown deadline.
+func (f *Flusher) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if f.stopping.Load() {
+		return ctx, func() {}
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(f.halt, cancel)
+	return actx, func() {
+		stop()
+		cancel()
 	}
 }
 
@@ -134,11 +249,7 @@ func (f *Flusher) failed(err error) *librato.Error {
 // another type on the stop list and returns b without them.
 func (f *Flusher) stripConflicts(s *settings, b *librato.Batch, names []string) (*librato.Batch, int) {
 	for _, n := range names {
-		if f.stops.add(n) {
-			f.m.stopList.Set(float64(f.stops.len()))
-			s.cfg.Logger.Error().Str("name", n).
-				Msg("Librato has this metric with another type; it is no longer sent (rename it or delete it in Librato, then restart)")
-		}
+		f.stopName(s, n)
 	}
 	rest := *b
 	rest.Measurements = make([]librato.Measurement, 0, len(b.Measurements))
@@ -152,19 +263,34 @@ func (f *Flusher) stripConflicts(s *settings, b *librato.Batch, names []string) 
 	return &rest, removed
 }
 
+// stopName puts a name Librato has with another type on the stop list,
+// logging it the first time.
+func (f *Flusher) stopName(s *settings, n string) {
+	if f.stops.add(n) {
+		f.m.stopList.Set(float64(f.stops.len()))
+		s.cfg.Logger.Error().Str("name", n).
+			Msg("Librato has this metric with another type; it is no longer sent (rename it or delete it in Librato, then restart)")
+	}
+}
+
 // keep puts a batch that could not be delivered in the backlog and
 // returns how many measurements it queued, or dropped when the backlog is
 // off. Older measurements it pushes out of a full backlog are counted in
 // the metrics only: they belong to earlier periods.
-func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration) (queued, lost int) {
+func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration, reason string) (queued, lost int) {
 	n := len(b.Measurements)
 	if s.cfg.Backlog == 0 {
-		s.cfg.Logger.Warn().Int("measurements", n).Msg("could not deliver a request and the backlog is off; dropping it")
+		if ok, held := f.logs.allow("backlog_off", time.Minute); ok {
+			s.cfg.Logger.Warn().Int("measurements", n).Str("reason", reason).Int("held_back", held).
+				Msg("could not deliver a request and the backlog is off; dropping it (logged at most once a minute)")
+		}
 		f.m.dropped.WithLabelValues("retries_exhausted").Add(float64(n))
+		f.dropped.Add(int64(n))
 		return 0, n
 	}
 	dropped, first := f.backlog.push(b, f.backoff(s, 1, retryAfter))
 	if dropped > 0 {
+		f.dropped.Add(int64(dropped))
 		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
 		if first {
 			s.cfg.Logger.Warn().Int("backlog", s.cfg.Backlog).
@@ -172,6 +298,7 @@ func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration) 
 		}
 	}
 	f.updateBacklogGauge()
+	f.failing(s, reason)
 	return n, 0
 }
 
@@ -247,12 +374,14 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 		live = append(live, b)
 	}
 	if tooOld > 0 {
+		f.dropped.Add(int64(tooOld))
 		f.m.dropped.WithLabelValues("too_old").Add(float64(tooOld))
 		s.cfg.Logger.Warn().Int("measurements", tooOld).Dur("max_age", s.cfg.MaxAge).
 			Msg("dropping undelivered measurements older than max_age")
 	}
 	failed := make([]*librato.Batch, len(live)) // in the order taken
 	var retryAfter atomic.Int64
+	var reason atomic.Value
 	requests := newLimiter(s.cfg.Concurrency)
 	for i, b := range live {
 		requests.Go(func() {
@@ -260,6 +389,7 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 			o := f.send(ctx, s, b, false)
 			if o.retry != nil {
 				failed[i] = o.retry
+				reason.Store(o.reason)
 				for {
 					cur := retryAfter.Load()
 					if int64(o.retryAfter) <= cur || retryAfter.CompareAndSwap(cur, int64(o.retryAfter)) {
@@ -276,10 +406,107 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 			return f.backoff(s, attempt, time.Duration(retryAfter.Load()))
 		})
 		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
+		f.dropped.Add(int64(dropped))
 	} else {
 		f.backlog.succeeded()
 	}
 	f.updateBacklogGauge()
+	if r, ok := reason.Load().(string); ok {
+		f.failing(s, r)
+	} else {
+		f.endEpisode(s)
+	}
+}
+
+// episode is a delivery failure that lasts: from the first request kept
+// in the backlog to the moment the backlog is empty again.
+type episode struct {
+	mu      sync.Mutex
+	active  bool
+	logged  bool      // its start was logged (not held back by the rate limit)
+	began   time.Time // when it started
+	lastLog time.Time
+	reason  string
+	// sent and dropped are the flusher's counts when it started.
+	sent, dropped int64
+}
+
+// Reminders of an episode under way are logged this often.
+const episodeReminder = 10 * time.Minute
+
+// failing records a request that failed and was kept for later, for
+// reason: it starts an episode, logged at warn (at most one start a
+// minute), or, every episodeReminder, reminds of the one under way.
+func (f *Flusher) failing(s *settings, reason string) {
+	e := &f.episode
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := time.Now()
+	waiting, _ := f.backlog.state()
+	if !e.active {
+		e.active, e.began, e.reason = true, now, reason
+		e.sent, e.dropped = f.sent.Load(), f.dropped.Load()
+		ok, held := f.logs.allow("episode", time.Minute)
+		e.logged = ok
+		if ok {
+			e.lastLog = now
+			s.cfg.Logger.Warn().Str("reason", reason).Int("waiting", waiting).Int("episodes_held_back", held).
+				Msg("cannot deliver to Librato: keeping measurements in the backlog and resending them")
+		}
+		return
+	}
+	e.reason = reason
+	if now.Sub(e.lastLog) >= episodeReminder {
+		e.lastLog = now
+		s.cfg.Logger.Warn().Str("reason", reason).Int("waiting", waiting).Dur("for", now.Sub(e.began)).
+			Int64("delivered", f.sent.Load()-e.sent).Int64("dropped", f.dropped.Load()-e.dropped).
+			Msg("still cannot deliver to Librato")
+	}
+}
+
+// endEpisode ends the episode under way, if any, once the backlog is
+// empty, logging how long it lasted and what became of the measurements
+// meanwhile.
+func (f *Flusher) endEpisode(s *settings) {
+	e := &f.episode
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.active || !f.backlog.empty() {
+		return
+	}
+	e.active = false
+	if e.logged || time.Since(e.began) >= episodeReminder {
+		s.cfg.Logger.Warn().Str("reason", e.reason).Dur("lasted", time.Since(e.began)).
+			Int64("delivered", f.sent.Load()-e.sent).Int64("dropped", f.dropped.Load()-e.dropped).
+			Msg("delivering to Librato again: the backlog is empty")
+	}
+}
+
+// logLimit lets through one log entry a key per interval, counting those
+// it holds back.
+type logLimit struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	held map[string]int
+}
+
+// allow reports whether an entry for key may be logged now, and how many
+// were held back since the last one.
+func (l *logLimit) allow(key string, every time.Duration) (ok bool, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil {
+		l.last, l.held = map[string]time.Time{}, map[string]int{}
+	}
+	now := time.Now()
+	if last, seen := l.last[key]; seen && now.Sub(last) < every {
+		l.held[key]++
+		return false, 0
+	}
+	l.last[key] = now
+	held = l.held[key]
+	l.held[key] = 0
+	return true, held
 }
 
 // backoff returns the wait before attempt+1: MinBackoff doubled per

@@ -122,9 +122,21 @@ type Flusher struct {
 	totals   runningTotals
 	inflight sync.WaitGroup
 	stopping atomic.Bool // the final flush has begun: deadlines may cancel requests
+	// halt, once cancelled by haltNow at the end of the shutdown, ends
+	// the requests still under way.
+	halt    context.Context
+	haltNow context.CancelFunc
+
+	// built counts the measurements built for delivery (including those
+	// dropped before a request was made), sent and dropped what became of
+	// them; the difference is in flight or in the backlog.
+	built, sent, dropped atomic.Int64
 
 	statusMu sync.Mutex
 	status   Status
+
+	logs    logLimit // rate limits the warnings of delivery problems
+	episode episode  // the failure under way, if any
 }
 
 // Status is the flusher's delivery state, for health checks.
@@ -159,6 +171,7 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 		cfg.Now = time.Now
 	}
 	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics}
+	f.halt, f.haltNow = context.WithCancel(context.Background())
 	f.backlog.wake = make(chan struct{}, 1)
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
@@ -219,20 +232,51 @@ func (f *Flusher) PeriodStart(t time.Time) time.Time {
 type Result struct {
 	// Series is the number of series in the period.
 	Series int
-	// Measurements is the number of measurements built from them.
+	// Measurements is the number of measurements built from them,
+	// including those dropped before a request was made (a name on the
+	// stop list, a name that sanitizes to nothing). In the result of Run,
+	// it also counts Carried.
 	Measurements int
+	// Carried, in the result of Run only, is the number of measurements of
+	// earlier periods that were still in flight or waiting in the backlog
+	// when the shutdown began.
+	Carried int
 	// Sent is the number of measurements Librato accepted.
 	Sent int
 	// Dropped is the number of measurements given up on.
 	Dropped int
-	// Pending is the number of measurements left in the backlog.
+	// Pending is the number of measurements left in the backlog. In the
+	// result of Run, Measurements = Sent + Dropped + Pending.
 	Pending int
 }
 
+// FirstTime returns the time the first period of a flusher started at
+// started is sent with: started rounded up to a whole second. A process
+// that starts within a period (a restart, say) thus never sends a point
+// with the time the process before it used for its own final flush,
+// which is at most the time it stopped.
+func FirstTime(started time.Time) time.Time {
+	t := started.Truncate(time.Second)
+	if t.Before(started) {
+		t = t.Add(time.Second)
+	}
+	return t
+}
+
 // Run flushes at every period boundary until ctx ends, resending the
-// backlog in between. Then it flushes the open period and as much of the
-// backlog as Config.ShutdownTimeout allows, and returns the result of that
-// last flush, with Pending giving what is left undelivered.
+// backlog in between. Each period is sent with the time of its start,
+// but for the first, the partial period Run starts in, which is sent with
+// FirstTime(now); when that is the next boundary (Run starts in the last
+// second of a period), the first period runs on to the boundary after.
+//
+// When ctx ends, Run flushes the open period and as much of the backlog
+// as Config.ShutdownTimeout allows, ends the requests still under way,
+// and returns what became of everything it still had to deliver: the
+// open period (Series, Measurements) and what earlier periods left in
+// flight or in the backlog (Carried); Pending is what is left undelivered.
+// If it is stopped less than a second after it started, it returns only
+// once the clock has passed its first period's time, so that a process
+// started after it cannot use that time again.
 func (f *Flusher) Run(ctx context.Context) Result {
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	var drainer sync.WaitGroup
@@ -242,37 +286,75 @@ func (f *Flusher) Run(ctx context.Context) Result {
 		f.drainLoop(drainCtx)
 	}()
 
-	start := f.PeriodStart(f.now())
+	started := f.now()
+	first := FirstTime(started)
+	label := first // the time the open period is sent with
+	next := f.PeriodStart(started).Add(f.period)
+	if !first.Before(next) {
+		next = next.Add(f.period)
+	}
 	for {
-		next := start.Add(f.period)
 		timer := time.NewTimer(next.Sub(f.now()))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			stopDrain()
-			drainer.Wait()
-			f.stopping.Store(true)
-			final, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.set.Load().cfg.ShutdownTimeout)
-			defer cancel()
-			res := f.Flush(final, start)
-			f.wait(final)
-			f.drainAll(final)
-			res.Pending, _ = f.backlog.state()
+			res := f.shutdown(ctx, &drainer, stopDrain, label)
+			if d := first.Sub(f.now()); d >= 0 {
+				sleep(context.Background(), d+time.Millisecond)
+			}
 			return res
 		case <-timer.C:
 		}
 		snap := f.src.Snapshot()
+		s := f.set.Load()
+		totals := f.closePeriod(s, snap, label)
 		// A period's own delivery may take until the next boundary after
 		// this one; what is left then waits in the backlog.
 		dctx, cancel := context.WithDeadline(ctx, next.Add(f.period))
 		f.inflight.Add(1)
-		go func(start time.Time) {
+		go func(label time.Time) {
 			defer f.inflight.Done()
 			defer cancel()
-			f.deliver(dctx, snap, start)
-		}(start)
-		start = next
+			f.deliver(dctx, s, snap, label, totals)
+		}(label)
+		label = next
+		next = next.Add(f.period)
 	}
+}
+
+// shutdown is the end of Run: it flushes the open period, labelled
+// label, waits for the earlier periods' deliveries and resends the
+// backlog until it is empty or the shutdown timeout passes, then ends
+// what is still under way and accounts for every measurement.
+func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDrain context.CancelFunc, label time.Time) Result {
+	stopDrain()
+	drainer.Wait()
+	f.stopping.Store(true)
+	sent0, dropped0 := f.sent.Load(), f.dropped.Load()
+	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.set.Load().cfg.ShutdownTimeout)
+	defer cancel()
+	res := f.Flush(final, label)
+	f.wait(final)
+	f.drainAll(final)
+	// Past the deadline: requests under way are ended (what they carried
+	// goes back to the backlog) and the deliveries of earlier periods,
+	// which now fail at once, are waited for, so that every measurement
+	// is counted below.
+	cancel()
+	f.haltNow()
+	f.inflight.Wait()
+	built, sent, dropped := f.built.Load(), f.sent.Load(), f.dropped.Load()
+	total := int(built - sent0 - dropped0)
+	res.Carried = total - res.Measurements
+	res.Measurements = total
+	res.Sent = int(sent - sent0)
+	res.Dropped = int(dropped - dropped0)
+	res.Pending = int(built - sent - dropped)
+	if n, _ := f.backlog.state(); n != res.Pending {
+		f.set.Load().cfg.Logger.Error().Int("backlog", n).Int("unaccounted", res.Pending).
+			Msg("measurement accounting is off: please report this")
+	}
+	return res
 }
 
 // wait waits for the periods still being delivered, or for ctx to end.
@@ -292,20 +374,27 @@ func (f *Flusher) wait(ctx context.Context) {
 // it, returning when every request has succeeded, given up or been put in
 // the backlog.
 func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
-	return f.deliver(ctx, f.src.Snapshot(), start)
+	snap := f.src.Snapshot()
+	s := f.set.Load()
+	return f.deliver(ctx, s, snap, start, f.closePeriod(s, snap, start))
 }
 
-// deliver sends one period.
-func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start time.Time) Result {
-	s := f.set.Load()
-	began := time.Now()
+// closePeriod does what must happen to each period in period order,
+// before it is handed to a delivery goroutine: the observers see it, and
+// the running totals advance (see advanceTotals, whose result it returns).
+func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start time.Time) map[*aggregator.Series]float64 {
 	f.statusMu.Lock()
-	f.status.LastFlush = began
+	f.status.LastFlush = time.Now()
 	f.statusMu.Unlock()
-
 	for _, o := range s.cfg.Observers {
 		o.ObservePeriod(start, snap)
 	}
+	return f.advanceTotals(s, snap)
+}
+
+// deliver sends one period, closed by closePeriod, which gave totals.
+func (f *Flusher) deliver(ctx context.Context, s *settings, snap *aggregator.Snapshot, start time.Time, totals map[*aggregator.Series]float64) Result {
+	began := time.Now()
 	var annotations sync.WaitGroup
 	annotations.Add(1)
 	go func() {
@@ -319,13 +408,14 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 	var mu sync.Mutex
 	queued, sent, dropped := 0, 0, 0
 	requests := newLimiter(s.cfg.Concurrency)
-	res := f.measurements(s, snap, func(ms []librato.Measurement) {
+	res := f.measurements(s, snap, totals, func(ms []librato.Measurement) {
 		b := s.batch(ms, start)
+		f.built.Add(int64(len(ms)))
 		requests.Go(func() {
 			o := f.send(ctx, s, b, true)
 			var q, lost int
 			if o.retry != nil {
-				q, lost = f.keep(s, o.retry, o.retryAfter)
+				q, lost = f.keep(s, o.retry, o.retryAfter, o.reason)
 			} else if o.sent > 0 {
 				f.backlog.retryNow() // the API is up: resend what waits
 			}
@@ -336,6 +426,10 @@ func (f *Flusher) deliver(ctx context.Context, snap *aggregator.Snapshot, start 
 			mu.Unlock()
 		})
 	})
+	// Those dropped while building (stop list, bad names) count as built.
+	f.built.Add(int64(res.Dropped))
+	f.dropped.Add(int64(res.Dropped))
+	res.Measurements += res.Dropped
 	requests.Wait()
 	res.Sent += sent
 	res.Dropped += dropped

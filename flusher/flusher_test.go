@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -404,5 +405,131 @@ func TestCountersAsCounters(t *testing.T) {
 	want := []string{"c@=10/true", "c@=2/true", "c@=5/true", "c@db=1/true", "g@=1/false"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, want running totals per name and source %v", got, want)
+	}
+}
+
+// gate is a Sender that holds every request until it is opened, telling
+// of each request's period time as it arrives.
+type gate struct {
+	open   chan struct{}
+	times  chan int64
+	mu     sync.Mutex
+	batchs []librato.Batch
+}
+
+func (g *gate) Send(ctx context.Context, b *librato.Batch) (librato.Result, error) {
+	select {
+	case g.times <- b.Time:
+	default:
+	}
+	<-g.open
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cp := *b
+	cp.Measurements = slices.Clone(b.Measurements)
+	g.batchs = append(g.batchs, cp)
+	return librato.Result{StatusCode: 200, Sent: len(b.Measurements)}, nil
+}
+
+// TestRunningTotalsAdvanceInPeriodOrder holds the first period's requests
+// until the second period has begun its own: with counters_as = "counter"
+// every running total must still grow from one period to the next.
+func TestRunningTotalsAdvanceInPeriodOrder(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	g := &gate{open: make(chan struct{}), times: make(chan int64, 100)}
+	f := New(Config{API: librato.Legacy, Source: "h", CountersAsCounters: true, Period: time.Second,
+		BatchSize: 1, Concurrency: 1, Backlog: 1000}, a, g)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	go func() { done <- f.Run(ctx) }()
+	var names []string
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("c%d:1|c", i))
+	}
+	feed(t, a, names...)
+	var first int64
+	select {
+	case first = <-g.times:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no request within 5s of a 1s period")
+	}
+	names = names[:0]
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("c%d:2|c", i))
+	}
+	feed(t, a, names...)
+	for deadline := time.After(5 * time.Second); ; {
+		var tm int64
+		select {
+		case tm = <-g.times:
+		case <-deadline:
+			t.Fatal("the second period sent nothing within 5s")
+		}
+		if tm > first {
+			break
+		}
+	}
+	close(g.open)
+	cancel()
+	var res Result
+	select {
+	case res = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	byName := map[string]map[int64]float64{}
+	for _, b := range g.batchs {
+		for _, m := range b.Measurements {
+			if byName[m.Name] == nil {
+				byName[m.Name] = map[int64]float64{}
+			}
+			byName[m.Name][b.Time] = m.Value
+		}
+	}
+	for name, points := range byName {
+		times := slices.Sorted(maps.Keys(points))
+		if len(times) != 2 || points[times[0]] != 1 || points[times[1]] != 3 {
+			t.Errorf("%s: totals %v, want 1 then 3 (result %+v)", name, points, res)
+		}
+	}
+}
+
+func TestFirstTime(t *testing.T) {
+	for in, want := range map[time.Duration]int64{0: 1_800_000_000, 1: 1_800_000_001, 999 * time.Millisecond: 1_800_000_001, time.Second: 1_800_000_001} {
+		if got := FirstTime(t0.Add(in)).Unix(); got != want {
+			t.Errorf("FirstTime(t0+%v) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// TestFirstPeriodTime stops Run at once: its only period is sent with the
+// time it started, rounded up to a second (not the period start, which
+// the process before it may have used), and Run returns only once the
+// clock has passed that time.
+func TestFirstPeriodTime(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	s := &fakeSender{}
+	f := New(Config{API: librato.Tagged, Period: time.Hour}, a, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Result)
+	before := time.Now()
+	go func() { done <- f.Run(ctx) }()
+	feed(t, a, "x:1|c")
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	after := time.Now()
+	if len(s.batches) != 1 {
+		t.Fatalf("%d batches, want 1", len(s.batches))
+	}
+	got := s.batches[0].Time
+	if got < FirstTime(before).Unix() || got > FirstTime(after).Unix() {
+		t.Errorf("time %d, want the start rounded up to a second, in [%d, %d]", got, FirstTime(before).Unix(), FirstTime(after).Unix())
+	}
+	if !after.After(time.Unix(got, 0)) {
+		t.Errorf("Run returned at %v, before the time %d it sent", after, got)
 	}
 }

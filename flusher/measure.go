@@ -12,8 +12,9 @@ import (
 
 // measurements turns a snapshot into Librato measurements, handing them
 // to emit BatchSize at a time (the last batch may be smaller). emit owns
-// each slice it is given.
-func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func([]librato.Measurement)) Result {
+// each slice it is given. totals, when not nil, holds the running total
+// to send for each counter series (see advanceTotals).
+func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals map[*aggregator.Series]float64, emit func([]librato.Measurement)) Result {
 	var res Result
 	size := min(s.cfg.BatchSize, max(snap.Len(), 1))
 	ms := make([]librato.Measurement, 0, size)
@@ -23,10 +24,7 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 	stopped := 0
 	var arena []librato.Tag // the batch's merged tag sets, one allocation for many
 	var tags []aggregator.Tag
-	counters := s.cfg.CountersAsCounters && s.cfg.API == librato.Legacy
-	if counters {
-		f.totals.beginPeriod()
-	}
+	counters := totals != nil
 	add := func(m librato.Measurement) {
 		if f.stops.has(m.Name) {
 			stopped++
@@ -43,21 +41,14 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 	snap.Each(func(sr *aggregator.Series) {
 		res.Series++
 		perKind[sr.Kind%5]++
-		name := sr.Name
-		if !s.wanted(name) {
-			f.m.dropped.WithLabelValues("excluded").Inc()
+		name, source, drop := s.identity(sr)
+		switch drop {
+		case "":
+		case "excluded":
+			f.m.dropped.WithLabelValues(drop).Inc()
 			return
-		}
-		var source string
-		if s.cfg.SourceRegex != nil {
-			name, source = takeSource(s.cfg.SourceRegex, name)
-		}
-		if s.cfg.Prefix != "" {
-			name = s.cfg.Prefix + "." + name
-		}
-		name = librato.SanitizeName(name)
-		if name == "" {
-			f.m.dropped.WithLabelValues("bad_name").Inc()
+		default:
+			f.m.dropped.WithLabelValues(drop).Inc()
 			res.Dropped++
 			return
 		}
@@ -78,11 +69,7 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 		case aggregator.Counter:
 			m.Value = sr.Value
 			if counters {
-				src := m.Source
-				if src == "" {
-					src = s.source
-				}
-				m.Value, m.Counter = f.totals.add(m.Name+"\x00"+src, sr.Value), true
+				m.Value, m.Counter = totals[sr], true
 			}
 		case aggregator.Gauge:
 			m.Value = sr.Value
@@ -242,6 +229,69 @@ func takeSource(re *regexp.Regexp, name string) (string, string) {
 		return name, "" // nothing would be left of the name
 	}
 	return rest, strings.Join(parts, ".")
+}
+
+// identity returns the name a series is sent under and the source its
+// name gives through SourceRegex (unsanitized), or the reason it is not
+// sent: "excluded" (Include, Exclude) or "bad_name" (nothing is left of
+// the name once sanitized).
+func (s *settings) identity(sr *aggregator.Series) (name, source, drop string) {
+	name = sr.Name
+	if !s.wanted(name) {
+		return "", "", "excluded"
+	}
+	if s.cfg.SourceRegex != nil {
+		name, source = takeSource(s.cfg.SourceRegex, name)
+	}
+	if s.cfg.Prefix != "" {
+		name = s.cfg.Prefix + "." + name
+	}
+	name = librato.SanitizeName(name)
+	if name == "" {
+		return "", "", "bad_name"
+	}
+	return name, source, ""
+}
+
+// advanceTotals adds a period's counters to the running totals of
+// counters_as = "counter" and returns the total to send for each counter
+// series of snap; nil when counters are not sent as counters. It must be
+// called for each period in period order, before the period is handed to
+// a delivery goroutine: deliveries of successive periods overlap when
+// Librato is slow, and a total that went down would read as a reset.
+func (f *Flusher) advanceTotals(s *settings, snap *aggregator.Snapshot) map[*aggregator.Series]float64 {
+	if !s.cfg.CountersAsCounters || s.cfg.API != librato.Legacy {
+		return nil
+	}
+	f.totals.beginPeriod()
+	out := make(map[*aggregator.Series]float64)
+	var tags []aggregator.Tag
+	snap.Each(func(sr *aggregator.Series) {
+		if sr.Kind != aggregator.Counter {
+			return
+		}
+		name, source, drop := s.identity(sr)
+		if drop != "" {
+			return
+		}
+		// The source the measurement will carry: the name's, else the
+		// last "source" tag, else the default (as dimensions does).
+		src := ""
+		tags = sr.AppendTags(tags[:0])
+		for _, t := range tags {
+			if t.Name == "source" {
+				src = librato.SanitizeSource(t.Value)
+			}
+		}
+		if v := librato.SanitizeSource(source); v != "" {
+			src = v
+		}
+		if src == "" {
+			src = s.source
+		}
+		out[sr] = f.totals.add(name+"\x00"+src, sr.Value)
+	})
+	return out
 }
 
 // totalTTL is how many periods a running total of counters_as = "counter"

@@ -209,6 +209,11 @@ type Result struct {
 	// Errors holds the "errors" a 2xx body still reported (a partial failure), flattened as
 	// "param: message".
 	Errors []string
+	// Failed is the number of distinct measurements Errors names by their place in the request
+	// ("measurements.3.value: ..."; legacy "gauges.N" and "counters.N"): measurements the service
+	// reported as not taken although it answered 2xx. 0 when Errors names none, in which case how many
+	// were not taken, if any, is unknown.
+	Failed int
 	// RateLimit is the rate-limit state reported by the response headers.
 	RateLimit RateLimit
 }
@@ -260,6 +265,7 @@ func (c *Client) Send(ctx context.Context, b *Batch) (Result, error) {
 	res.StatusCode = code
 	res.RateLimit = rl
 	res.Errors = bodyErrors(respBody, false)
+	res.Failed = failedMeasurements(res.Errors, sent)
 	return res, nil
 }
 

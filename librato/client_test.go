@@ -744,3 +744,44 @@ func BenchmarkSend(b *testing.B) {
 		})
 	}
 }
+
+func TestPartialFailureCount(t *testing.T) {
+	tests := map[string]struct {
+		body string
+		want int
+	}{
+		"indexed":        {`{"errors":{"params":{"measurements":{"1":{"value":["is not a number"]},"3":{"name":["is invalid"],"value":["bad"]}}}}}`, 2},
+		"out of range":   {`{"errors":{"params":{"measurements":{"7":{"value":["bad"]}}}}}`, 0},
+		"not indexed":    {`{"errors":{"request":["something went wrong"]}}`, 0},
+		"flat list":      {`{"errors":{"params":{"measurements":[{"value":["bad"]}]}}}`, 0},
+		"legacy gauges":  {`{"errors":{"params":{"gauges":{"0":{"value":["bad"]}},"counters":{"0":{"value":["bad"]}}}}}`, 2},
+		"no errors":      {`{}`, 0},
+		"not json":       {`ok`, 0},
+		"index not int":  {`{"errors":{"params":{"measurements":{"x":{"value":["bad"]}}}}}`, 0},
+		"negative index": {`{"errors":{"params":{"measurements":{"-1":{"value":["bad"]}}}}}`, 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusAccepted)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			c, err := New(Config{API: Tagged, URL: srv.URL, Token: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms := make([]Measurement, 5)
+			for i := range ms {
+				ms[i] = Measurement{Name: "m", Value: float64(i)}
+			}
+			res, err := c.Send(context.Background(), &Batch{Measurements: ms})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Failed != tc.want || res.Sent != 5 {
+				t.Errorf("Failed = %d, Sent = %d; want %d of 5", res.Failed, res.Sent, tc.want)
+			}
+		})
+	}
+}

@@ -167,6 +167,34 @@ func flatten(out []string, prefix string, v any, top bool) []string {
 	return out
 }
 
+// failedMeasurements counts the distinct measurements that flattened error messages name by their
+// place in a request of sent measurements: a path "measurements.N..." (tagged) or "gauges.N..." or
+// "counters.N..." (legacy), N in [0, sent).
+func failedMeasurements(msgs []string, sent int) int {
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		path, _, ok := strings.Cut(m, ": ")
+		if !ok {
+			continue
+		}
+		parts := strings.SplitN(path, ".", 3)
+		if len(parts) < 2 {
+			continue
+		}
+		switch parts[0] {
+		case "measurements", "gauges", "counters":
+		default:
+			continue
+		}
+		i, err := strconv.Atoi(parts[1])
+		if err != nil || i < 0 || i >= sent {
+			continue
+		}
+		seen[parts[0]+"."+parts[1]] = true
+	}
+	return min(len(seen), sent)
+}
+
 // typeConflicts returns the metric names of messages like
 // "type: 'x' is a counter, but was submitted as different type".
 func typeConflicts(msgs []string) []string {

@@ -34,6 +34,7 @@ func TestRunFlags(t *testing.T) {
 	good := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\n", testToken))
 	noToken := writeConfig(t, "")
 	bad := writeConfig(t, "[listen]\nudp = \"\"\ntcp = \"\"\n[aggregate]\nperiod = \"ten\"\n[librato]\nbatch_size = 0\n")
+	unquoted := writeConfig(t, "[librato]\ntoken = abcdefsecret123\n")
 	tests := map[string]struct {
 		args       []string
 		code       int
@@ -47,6 +48,7 @@ func TestRunFlags(t *testing.T) {
 		"check dry run":       {args: []string{"-config", noToken, "-check", "-dry-run"}, code: 0, stdout: []string{"dry run"}},
 		"bad config":          {args: []string{"-config", bad, "-check", "-dry-run"}, code: 2, stderr: []string{"aggregate.period", "librato.batch_size"}},
 		"missing file":        {args: []string{"-config", "/nonexistent/libratod.toml", "-check"}, code: 2, stderr: []string{"/nonexistent/libratod.toml"}},
+		"unquoted token":      {args: []string{"-config", unquoted, "-check"}, code: 2, stderr: []string{"line 2, column 9"}, notInOuput: "abcdef"},
 		"unknown flag":        {args: []string{"-frobnicate"}, code: 2, stderr: []string{"frobnicate"}},
 		"stray argument":      {args: []string{"-check", "extra"}, code: 2, stderr: []string{"extra"}},
 	}

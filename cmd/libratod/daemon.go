@@ -41,6 +41,8 @@ type options struct {
 	// ([listen] shutdown_linger) another one ends the linger. nil: only
 	// ctx stops the daemon.
 	signals <-chan os.Signal
+	// now is the flusher's clock, which places periods; nil means time.Now.
+	now func() time.Time
 }
 
 // daemon is one running libratod: every stage wired together.
@@ -137,6 +139,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	in := newIngest(d.agg, im, fm.Dropped, log)
 	in.tagsDropped = fm.TagsDropped("legacy_api")
 	in.setMinLevel(cfg.Aggregate.MinLevel)
+	in.period = cfg.Aggregate.Period
 	if cfg.Librato.EventsStream != "" {
 		in.events = &eventSink{stream: cfg.Librato.EventsStream, host: host, queue: d.annotations,
 			dropped: fm.Annotation("dropped"), now: time.Now}
@@ -259,8 +262,8 @@ func (d *daemon) run(ctx context.Context) error {
 	if res.Pending > 0 || res.Dropped > 0 || reset > 0 {
 		ev = d.log.Warn()
 	}
-	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("sent", res.Sent).
-		Int("dropped", res.Dropped).Int("undelivered", res.Pending).
+	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("carried", res.Carried).
+		Int("sent", res.Sent).Int("dropped", res.Dropped).Int("undelivered", res.Pending).
 		Uint64("lines_after_sigterm", d.ingest.linesTotal()-linesAtStop).
 		Uint64("tcp_connections_reset", reset).Msg("libratod stopped")
 	return nil

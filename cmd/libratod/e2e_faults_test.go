@@ -47,7 +47,6 @@ func TestFaultsDeliverExactlyOnce(t *testing.T) {
 		hangUp,
 		status(http.StatusTooManyRequests, `{"error":"You have hit the API limit for measurements [measure:raw_rate]."}`, "Retry-After", "0"),
 		status(http.StatusForbidden, `{"error":"You have hit the API limit"}`, "X-Librato-RateLimit-Std", "limit=300,remaining=0,reset=1"),
-		slow(500 * time.Millisecond),
 		status(http.StatusBadGateway, "<html>bad gateway</html>"),
 		status(http.StatusInternalServerError, `{"errors":{"system":["oops"]}}`),
 	}
@@ -70,6 +69,28 @@ func TestFaultsDeliverExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestSlowAnswerIsSentAgain has Librato take a request but answer only
+// after the client's timeout: libratod cannot tell this from a lost
+// request, so it sends it again, and Librato gets the same point (name,
+// tags, time) twice. This is the one case the README says a point may be
+// doubled; the test pins it down.
+func TestSlowAnswerIsSentAgain(t *testing.T) {
+	fake := newFakeLibrato(t)
+	fake.faults = []fault{slow(500 * time.Millisecond)}
+	cfg := testConfig(fake.URL, "tagged")
+	cfg.Librato.Timeout = 100 * time.Millisecond
+	cfg.Librato.ShutdownTimeout = 30 * time.Second
+	d, stop := startDaemon(t, cfg)
+	sendUDP(t, d.lst.UDPAddr(), "units:7|c\n")
+	waitSeen(t, d, 1)
+	logs := stop()
+	sums, times := delivered(fake.requests())
+	if len(times["units"]) != 2 || times["units"][0] != times["units"][1] || sums["units"] != 14 {
+		t.Fatalf("units delivered %v in %d requests at %v; want the same point twice (taken, answered late, sent again); logs:\n%s",
+			sums["units"], len(times["units"]), times["units"], logs)
+	}
+}
+
 // TestOutageEndToEnd keeps Librato down for several periods while sending,
 // then brings it back: every period arrives once with its own time, and
 // the counter total equals what was sent.
@@ -84,7 +105,7 @@ func TestOutageEndToEnd(t *testing.T) {
 	d, stop := startDaemon(t, cfg)
 	sent := 0
 	seenPeriods := map[int64]bool{}
-	for i := 0; len(seenPeriods) < 4 && i < 100; i++ {
+	for i := 0; len(seenPeriods) < 5 && i < 100; i++ {
 		seenPeriods[time.Now().Unix()] = true
 		sendUDP(t, d.lst.UDPAddr(), "outage:1|c\n")
 		sent++

@@ -34,7 +34,7 @@ type request struct {
 // fakeLibrato is an httptest server that records every request and
 // answers 200, or: 503 while down is set, then the faults queued in
 // faults, then the statuses queued in fail, in order. Only requests
-// answered 200 are recorded.
+// answered 200, or taken by a fault (slow), are recorded.
 type fakeLibrato struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -43,13 +43,17 @@ type fakeLibrato struct {
 	faults []fault
 	down   atomic.Bool
 	got    chan struct{}
+	// handle, when set, sees each request first (with its decoded body)
+	// and may answer it itself, returning true.
+	handle func(w http.ResponseWriter, r *http.Request, body map[string]any) bool
 }
 
-// fault answers a request in some broken way.
-type fault func(w http.ResponseWriter)
+// fault answers a request in some broken way; take records the request
+// as accepted, for a fault in which Librato took it.
+type fault func(w http.ResponseWriter, take func())
 
 // hangUp closes the connection without an answer.
-func hangUp(w http.ResponseWriter) {
+func hangUp(w http.ResponseWriter, _ func()) {
 	conn, _, err := w.(http.Hijacker).Hijack()
 	if err == nil {
 		conn.Close()
@@ -58,7 +62,7 @@ func hangUp(w http.ResponseWriter) {
 
 // status answers with code, the headers given as name, value pairs, and body.
 func status(code int, body string, headers ...string) fault {
-	return func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter, _ func()) {
 		for i := 0; i+1 < len(headers); i += 2 {
 			w.Header().Set(headers[i], headers[i+1])
 		}
@@ -67,11 +71,13 @@ func status(code int, body string, headers ...string) fault {
 	}
 }
 
-// slow answers 200 only after d, by which time the client has given up.
+// slow takes the request at once but answers 200 only after d, by which
+// time a client with a shorter timeout has given up.
 func slow(d time.Duration) fault {
-	return func(w http.ResponseWriter) {
+	return func(w http.ResponseWriter, take func()) {
+		take()
 		time.Sleep(d)
-		w.WriteHeader(http.StatusServiceUnavailable)
+		w.WriteHeader(http.StatusOK)
 	}
 }
 
@@ -92,12 +98,19 @@ func newFakeLibrato(t *testing.T) *fakeLibrato {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
+		if f.handle != nil && f.handle(w, r, body) {
+			return
+		}
 		f.mu.Lock()
 		if len(f.faults) > 0 {
 			ft := f.faults[0]
 			f.faults = f.faults[1:]
 			f.mu.Unlock()
-			ft(w)
+			ft(w, func() {
+				f.mu.Lock()
+				f.reqs = append(f.reqs, request{r.Method, r.URL.Path, user, pass, r.Header.Get("Content-Type"), r.Header.Get("User-Agent"), body})
+				f.mu.Unlock()
+			})
 			return
 		}
 		status := http.StatusOK
@@ -158,6 +171,9 @@ func startDaemonWith(t *testing.T, cfg *config.Config, opts options, logs *safeB
 		logs = &safeBuffer{}
 	}
 	opts.stderr, opts.hostname = logs, "test-host"
+	if opts.now == nil {
+		opts.now = testClock()
+	}
 	d, err := newDaemon(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +202,16 @@ func startDaemonWith(t *testing.T, cfg *config.Config, opts options, logs *safeB
 		}
 		return logs.String()
 	}
+}
+
+// testClock returns a clock that runs with the wall clock, a whole number
+// of seconds from it, but reads one minute past an hour (and a fraction of
+// a second) when it is made, so that a test with the 1 h period of
+// testConfig sees no period boundary unless it runs for 59 minutes.
+func testClock() func() time.Time {
+	real := time.Now()
+	shift := real.Truncate(time.Hour).Add(time.Minute).Sub(real.Truncate(time.Second))
+	return func() time.Time { return time.Now().Add(shift) }
 }
 
 type safeBuffer struct {
@@ -258,12 +284,15 @@ func linesReceived(t *testing.T, d *daemon) float64 {
 }
 
 // canonical re-encodes a payload with its measurements in a stable order
-// and its time cleared, after checking the time is a period boundary.
-func canonical(t *testing.T, body map[string]any, timeKey string, period int64) string {
+// and its time cleared, after checking the time is that of the first
+// period of d, whose clock read a minute past an hour when it started
+// (testClock): the start rounded up to a second.
+func canonical(t *testing.T, d *daemon, body map[string]any, timeKey string) string {
 	t.Helper()
 	ts, ok := body[timeKey].(float64)
-	if !ok || int64(ts)%period != 0 || int64(ts) > time.Now().Unix() {
-		t.Errorf("%s = %v: want a past multiple of the period %d", timeKey, body[timeKey], period)
+	now := d.opts.now()
+	if min := now.Truncate(time.Hour).Add(time.Minute).Unix(); !ok || int64(ts) < min || int64(ts) > now.Unix() {
+		t.Errorf("%s = %v: want the daemon's start rounded up to a second, in [%d, %d]", timeKey, body[timeKey], min, now.Unix())
 	}
 	delete(body, timeKey)
 	for _, list := range []string{"measurements", "gauges"} {
@@ -340,7 +369,7 @@ func TestEndToEndTagged(t *testing.T) {
 	  {"name": "multi.99.5", "count": 2, "sum": 3, "min": 1, "max": 2, "stddev": 0.5}
 	 ]
 	}`
-	if got, want := canonical(t, r.Body, "time", 3600), reindent(t, want); got != want {
+	if got, want := canonical(t, d, r.Body, "time"), reindent(t, want); got != want {
 		t.Errorf("payload:\n%s\nwant:\n%s", got, want)
 	}
 	if strings.Contains(logs, testToken) {
@@ -373,7 +402,7 @@ func TestEndToEndLegacy(t *testing.T) {
 	  {"name": "app.db", "value": 5, "source": "db-1"}
 	 ]
 	}`
-	if got, want := canonical(t, reqs[0].Body, "measure_time", 3600), reindent(t, want); got != want {
+	if got, want := canonical(t, d, reqs[0].Body, "measure_time"), reindent(t, want); got != want {
 		t.Errorf("payload:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -47,6 +47,12 @@ type ingest struct {
 	minLevel atomic.Int32
 	// events turns DogStatsD events into annotations; nil ignores them.
 	events *eventSink
+	// period is the aggregation period and now the clock, by which lines
+	// whose "|T" timestamp lies outside the open period are counted in
+	// tsLate and tsFuture; period 0 counts none.
+	period           time.Duration
+	now              func() time.Time
+	tsLate, tsFuture prometheus.Counter
 
 	badLog *rateLog
 }
@@ -58,7 +64,7 @@ type ingestWork struct {
 
 // ingestMetrics are the counters ingest updates; newIngestMetrics registers them.
 type ingestMetrics struct {
-	packets, lines, invalid, unsupported *prometheus.CounterVec
+	packets, lines, invalid, unsupported, timestamps *prometheus.CounterVec
 }
 
 func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
@@ -79,8 +85,12 @@ func newIngestMetrics(reg prometheus.Registerer) (*ingestMetrics, error) {
 			Name: "libratod_lines_unsupported_total",
 			Help: "Well-formed lines of a kind libratod does not handle yet (DogStatsD events, service checks).",
 		}, []string{"kind"}),
+		timestamps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "libratod_lines_timestamp_outside_period_total",
+			Help: "Lines whose DogStatsD |T timestamp is before (late) or after (future) the open period; they are aggregated into the open period all the same.",
+		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.packets, m.lines, m.invalid, m.unsupported} {
+	for _, c := range []prometheus.Collector{m.packets, m.lines, m.invalid, m.unsupported, m.timestamps} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -94,6 +104,9 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 		maxSeries:  dropped("max_series"),
 		belowLevel: dropped("below_min_level"),
 		badLog:     &rateLog{every: time.Second, log: log},
+		now:        time.Now,
+		tsLate:     m.timestamps.WithLabelValues("late"),
+		tsFuture:   m.timestamps.WithLabelValues("future"),
 	}
 	in.minLevel.Store(levelOff)
 	in.free = make([]*ingestWork, 0, maxIdleWork)
@@ -141,6 +154,9 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 			in.reject(line, err)
 			continue
 		}
+		if ms[0].Timestamp != 0 && in.period > 0 {
+			in.checkTimestamp(ms[0].Timestamp)
+		}
 		for i := range ms {
 			if min := in.minLevel.Load(); min != levelOff && lineLevel(&ms[i]) < min {
 				in.belowLevel.Inc()
@@ -168,6 +184,21 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 		in.free = append(in.free, wk)
 	}
 	in.freeMu.Unlock()
+}
+
+// checkTimestamp counts a line whose "|T" timestamp (unix seconds) is
+// outside the open period. The line is aggregated into the open period
+// all the same: sending it with the time of its own period would give
+// Librato a second point for a series and time that may already hold one,
+// and Librato keeps one of them, losing the other's units.
+func (in *ingest) checkTimestamp(ts int64) {
+	start := in.now().Truncate(in.period).Unix()
+	switch {
+	case ts < start:
+		in.tsLate.Inc()
+	case ts >= start+int64(in.period/time.Second):
+		in.tsFuture.Inc()
+	}
 }
 
 func (in *ingest) reject(line []byte, err error) {

@@ -2,6 +2,7 @@
 
 package main
 
-// raceEnabled reports a -race build, where sync.Pool drops items at
-// random, so allocation counts mean nothing.
+// raceEnabled reports a -race build, in which allocation tests skip
+// themselves: they measure the ordinary runtime (scripts/test runs them
+// without -race).
 const raceEnabled = false

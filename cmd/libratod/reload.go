@@ -131,6 +131,7 @@ func (d *daemon) flusherConfig(cfg *config.Config) flusher.Config {
 		Logger:             d.log,
 		Metrics:            d.fm,
 		Observers:          d.observers,
+		Now:                d.opts.now,
 	}
 }
 

@@ -310,7 +310,7 @@ func decode(c *Config, data []byte) (problems []error, ok bool) {
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
-		return []error{syntaxError(err)}, false
+		return []error{syntaxError(err, data)}, false
 	}
 
 	sections := map[string][]setting{} // section name -> its settings
@@ -447,6 +447,16 @@ func expected(t reflect.Type) string {
 // *FieldError saying what was expected, with the line when known.
 func decodeError(key toml.Key, want string, err error) error {
 	var pe toml.ParseError
+	if isSecretKey(key) {
+		// The library's words may quote the value.
+		line := 0
+		if errors.As(err, &pe) {
+			line = pe.Position.Line
+		} else if rest, ok := strings.CutPrefix(err.Error(), "toml: "); ok {
+			_, _ = fmt.Sscanf(rest, "line %d", &line)
+		}
+		return &FieldError{Key: key.String(), Problem: atLine(line) + "expected " + want + " (the value is not shown)"}
+	}
 	if errors.As(err, &pe) {
 		// From UnmarshalText (durations, byte sizes: the message says
 		// what is expected) or a number out of range.
@@ -467,16 +477,19 @@ func decodeError(key toml.Key, want string, err error) error {
 	return &FieldError{Key: key.String(), Problem: atLine(line) + "expected " + want + " (" + msg + ")"}
 }
 
-// syntaxError reports a file that is not valid TOML.
-func syntaxError(err error) error {
+// syntaxError reports a file, data, that is not valid TOML. The parser's
+// message is left out when it could show any part of the token or the
+// email (see redactParseMessage).
+func syntaxError(err error, data []byte) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		return &FieldError{
-			Key:     pe.LastKey,
-			Problem: fmt.Sprintf("invalid TOML at line %d, column %d: %s", pe.Position.Line, pe.Position.Col, pe.Message),
+			Key: pe.LastKey,
+			Problem: fmt.Sprintf("invalid TOML at line %d, column %d: %s", pe.Position.Line, pe.Position.Col,
+				redactParseMessage(pe.Message, pe.Position.Line, data)),
 		}
 	}
-	return &FieldError{Problem: "invalid TOML: " + err.Error()}
+	return &FieldError{Problem: "invalid TOML: " + redactParseMessage(err.Error(), 0, data)}
 }
 
 // atLine returns "line n: ", or "" when n is unknown.
