@@ -128,6 +128,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	in := newIngest(d.agg, im, fm.Dropped, log)
 	in.tagsDropped = fm.TagsDropped("legacy_api")
 	in.setMinLevel(cfg.Aggregate.MinLevel)
+	in.setTagSyntaxes(cfg.Listen.TagSyntaxes)
 	if cfg.Librato.EventsStream != "" {
 		in.events = &eventSink{stream: cfg.Librato.EventsStream, host: host, queue: d.annotations,
 			dropped: fm.Annotation("dropped"), now: time.Now}

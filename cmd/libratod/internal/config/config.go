@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/libratod/libratod/parser"
 )
 
 // The values of Librato.API.
@@ -75,6 +77,12 @@ type Listen struct {
 	// numeric ids, either part optional (see [Listen.UnixgramOwnerIDs]); ""
 	// leaves the process's.
 	UnixgramOwner string `toml:"unixgram_owner"`
+	// TagSyntaxes names the tag syntaxes read in StatsD lines (see
+	// [parser.TagSyntaxNames]): "dogstatsd" ("|#k:v"), "librato"
+	// ("name#k=v"), "influxdb" ("name,k=v") and "graphite" ("name;k=v"). A
+	// syntax left out keeps its bytes in the name (sanitized later), or
+	// ignores the "|#" field. It can change on reload.
+	TagSyntaxes []string `toml:"tag_syntaxes"`
 }
 
 // Aggregate configures aggregation.
@@ -169,6 +177,7 @@ func Default() Config {
 			TCPIdleTimeout:    60 * time.Second,
 			TCPMaxConnections: 1024,
 			UnixgramMode:      "0660",
+			TagSyntaxes:       parser.TagSyntaxNames(),
 		},
 		Aggregate: Aggregate{
 			Period:          10 * time.Second,

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/libratod/libratod/parser"
 )
 
 // Describe writes what the daemon would do with c, one "what: how" line
@@ -43,6 +45,9 @@ func (c *Config) Describe(w io.Writer) {
 		line("unixgram", "disabled")
 	} else {
 		line("unixgram", "%s (mode: %s, owner: %s)", l.Unixgram, l.UnixgramMode, orDefault(l.UnixgramOwner, "libratod's user and group"))
+	}
+	if syntaxes, err := parser.ParseTagSyntaxes(l.TagSyntaxes); err == nil {
+		line("tag syntaxes", "%s", syntaxes)
 	}
 
 	a := &c.Aggregate

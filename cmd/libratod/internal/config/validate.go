@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/libratod/libratod/parser"
 )
 
 // Limits checked by Validate.
@@ -62,6 +64,9 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("listen.max_line_bytes", int(l.MaxLineBytes), 1, int(maxLineBytes), " bytes")
 	p.positive("listen.tcp_idle_timeout", l.TCPIdleTimeout)
 	p.between("listen.tcp_max_connections", l.TCPMaxConnections, 1, maxCount, "")
+	if _, err := parser.ParseTagSyntaxes(l.TagSyntaxes); err != nil {
+		p.add("listen.tag_syntaxes", err.Error())
+	}
 
 	a := &c.Aggregate
 	switch {
