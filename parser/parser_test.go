@@ -244,6 +244,7 @@ func TestParse(t *testing.T) {
 		"influxdb trailing comma":   {line: "a,k=v,:1|c", wantErr: ErrBadInfluxDBTags},
 		"influxdb empty item":       {line: "a,k=v,,k2=w:1|c", wantErr: ErrBadInfluxDBTags},
 		"influxdb second key empty": {line: "a,k=v,=w:1|c", wantErr: ErrBadInfluxDBTags},
+		"influxdb value with ':'":   {line: "a,url=http://x:1|c", wantErr: ErrBadValue}, // as hot-shots in telegraf mode writes it
 		"graphite tag without =":    {line: "a;k:1|c", wantErr: ErrBadGraphiteTags},
 		"graphite empty value":      {line: "a;k=:1|c", wantErr: ErrBadGraphiteTags},
 		"graphite empty key":        {line: "a;=v:1|c", wantErr: ErrBadGraphiteTags},
