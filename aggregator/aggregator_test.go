@@ -678,3 +678,60 @@ func TestKeyCache(t *testing.T) {
 		t.Errorf("DroppedTags = %d, want %d (one a line, cached or not)", d, 3*n)
 	}
 }
+
+// TestTagSyntaxes checks that a line's tags make the same series whatever
+// syntax, order or mix of syntaxes they are written in.
+func TestTagSyntaxes(t *testing.T) {
+	lines := []string{
+		"a,env=prod,code=200:1|c",              // InfluxDB / Telegraf
+		"a;code=200;env=prod:1|c",              // Graphite 1.1
+		"a#env=prod,code=200:1|c",              // Librato
+		"a:1|c|#code:200,env:prod",             // DogStatsD
+		"a:1|c|#code:200,#env:prod",            // DogStatsD, '#' before each tag
+		"a,code=200:1|c|#env:prod",             // InfluxDB and DogStatsD
+		"a;env=staging;code=200:1|c|#env:prod", // the DogStatsD tag wins
+	}
+	a := New(Config{})
+	w := a.NewWriter()
+	var ms []parser.Metric
+	for _, line := range lines {
+		var err error
+		if ms, err = parser.Parse([]byte(line), ms[:0]); err != nil {
+			t.Fatalf("Parse(%q): %v", line, err)
+		}
+		if err := w.Add(&ms[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := collect(t, a.Snapshot())
+	if s := got["counter a code=200,env=prod"]; len(got) != 1 || s == nil || s.Value != float64(len(lines)) {
+		t.Errorf("series %v, want one, counter a code=200,env=prod = %d", keys(got), len(lines))
+	}
+}
+
+// TestKeyCacheNameTagSep checks that the key cache tells apart name tags
+// that differ only in their separator: "a#k=v;x=y" (tag k "v;x=y") and
+// "a;k=v;x=y" (tags k and x).
+func TestKeyCacheNameTagSep(t *testing.T) {
+	a := New(Config{})
+	w := a.NewWriter()
+	for range 2 {
+		for _, sep := range []byte{',', ';', 0} {
+			m := tagged(counter("a", 1, 1), "k=v;x=y", "")
+			m.NameTagSep = sep
+			if err := w.Add(&m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := collect(t, a.Snapshot())
+	value := func(id string) float64 {
+		if s := got[id]; s != nil {
+			return s.Value
+		}
+		return 0
+	}
+	if len(got) != 2 || value("counter a k=v;x=y") != 4 || value("counter a k=v,x=y") != 2 {
+		t.Errorf("series %v, want a k=v;x=y = 4 (',' and 0) and a k=v,x=y = 2 (';')", keys(got))
+	}
+}

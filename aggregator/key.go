@@ -25,8 +25,8 @@ type tagRef struct {
 func (w *Writer) buildKey(kind Kind, m *parser.Metric) {
 	w.key = append(w.key[:0], byte(kind))
 	w.key = appendClean(w.key, m.Name)
-	w.tags = splitTags(w.tags[:0], m.NameTags, '=')
-	w.tags = splitTags(w.tags, m.Tags, ':')
+	w.tags = splitTags(w.tags[:0], m.NameTags, nameTagSep(m), '=')
+	w.tags = splitTags(w.tags, m.Tags, ',', ':')
 	if len(w.tags) > 1 {
 		cmp := func(a, b tagRef) int { return bytes.Compare(a.k, b.k) }
 		// Clients mostly send a name's tags in one order, often sorted.
@@ -50,18 +50,23 @@ func (w *Writer) buildKey(kind Kind, m *parser.Metric) {
 	}
 }
 
-// splitTags appends the comma-separated tags of raw, each split at its
-// first sep, to dst. Items with an empty name are skipped.
-func splitTags(dst []tagRef, raw []byte, sep byte) []tagRef {
+// splitTags appends the tags of raw, separated by sep, each split at its
+// first kv, to dst. A '#' in front of a tag is dropped (an old PHP client
+// writes DogStatsD tags as "#k:v,#k2:v2"). Items with an empty name are
+// skipped.
+func splitTags(dst []tagRef, raw []byte, sep, kv byte) []tagRef {
 	for len(raw) > 0 {
 		item := raw
-		if i := bytes.IndexByte(raw, ','); i >= 0 {
+		if i := bytes.IndexByte(raw, sep); i >= 0 {
 			item, raw = raw[:i], raw[i+1:]
 		} else {
 			raw = nil
 		}
+		if len(item) > 0 && item[0] == '#' {
+			item = item[1:]
+		}
 		k, v := item, []byte(nil)
-		if i := bytes.IndexByte(item, sep); i >= 0 {
+		if i := bytes.IndexByte(item, kv); i >= 0 {
 			k, v = item[:i], item[i+1:]
 		}
 		if len(k) == 0 {
@@ -70,6 +75,14 @@ func splitTags(dst []tagRef, raw []byte, sep byte) []tagRef {
 		dst = append(dst, tagRef{k: k, v: v})
 	}
 	return dst
+}
+
+// nameTagSep returns the byte between m's name tags.
+func nameTagSep(m *parser.Metric) byte {
+	if m.NameTagSep == 0 {
+		return ','
+	}
+	return m.NameTagSep
 }
 
 func appendClean(dst, b []byte) []byte {
@@ -120,6 +133,7 @@ func sortFloats(v []float64) { slices.Sort(v) }
 func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	w.raw.Reset()
 	w.raw.WriteByte(byte(kind))
+	w.raw.WriteByte(m.NameTagSep)
 	w.raw.Write(m.Name)
 	w.raw.WriteByte(0)
 	w.raw.Write(m.NameTags)
@@ -137,18 +151,20 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	// Names and name tags hold no zero byte (the parser refuses control
 	// bytes), so the two separators make raw unambiguous.
 	e.rawHash, e.hash, e.dropped = rh, h, w.dropped-before
-	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind)), m.Name...), 0), m.NameTags...), 0), m.Tags...)
+	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind), m.NameTagSep), m.Name...), 0), m.NameTags...), 0), m.Tags...)
 	e.key = append(e.key[:0], w.key...)
 	return e.key, h
 }
 
 // rawEqual reports whether raw was made from kind and m's name and tags.
+// The separator of the name tags is part of it: "a#k=v;x=y" and
+// "a;k=v;x=y" have the same name and name tags, but not the same tags.
 func rawEqual(raw []byte, kind Kind, m *parser.Metric) bool {
 	n, nt := len(m.Name), len(m.NameTags)
-	if len(raw) != 3+n+nt+len(m.Tags) || raw[0] != byte(kind) {
+	if len(raw) != 4+n+nt+len(m.Tags) || raw[0] != byte(kind) || raw[1] != m.NameTagSep {
 		return false
 	}
-	return bytes.Equal(raw[1:1+n], m.Name) && raw[1+n] == 0 &&
-		bytes.Equal(raw[2+n:2+n+nt], m.NameTags) && raw[2+n+nt] == 0 &&
-		bytes.Equal(raw[3+n+nt:], m.Tags)
+	return bytes.Equal(raw[2:2+n], m.Name) && raw[2+n] == 0 &&
+		bytes.Equal(raw[3+n:3+n+nt], m.NameTags) && raw[3+n+nt] == 0 &&
+		bytes.Equal(raw[4+n+nt:], m.Tags)
 }

@@ -15,6 +15,8 @@ func BenchmarkParse(b *testing.B) {
 		"datadog_extended": "a.b.c:1|c|#env:prod,env:test|c:0123abc|e:it-false,cn-web,pu-1|T1795266106|card:low",
 		"etsy_multi":       "a#host=web1:1|c:2|ms|@0.1",
 		"long_value":       "a:0.1234567890123456789012345678901234567890|g",
+		"influxdb_tags":    "rcn.requests,app=rcnode,env=test,service=web,code=200:3|c",
+		"graphite_tags":    "rcn.latency;app=rcnode;env=test:12.5|ms|@0.5",
 	}
 	for name, line := range benchmarks {
 		b.Run(name, func(b *testing.B) {

@@ -11,7 +11,7 @@ type Error uint8
 // service checks ("_sc|..."), which ParseEvent and ParseServiceCheck decode.
 // ErrBadEvent and ErrBadServiceCheck come only from those two.
 const (
-	ErrEmptyName       Error = iota + 1 // nothing before the ':' (or before the name's '#')
+	ErrEmptyName       Error = iota + 1 // nothing before the ':' (or before the name's tags)
 	ErrBadName                          // the name holds a control byte (< 0x20 or 0x7f) or '|'
 	ErrBadTags                          // the Librato-style tags after the name's '#' are not "k=v,k2=v2"
 	ErrNoValue                          // no ':' or nothing between the ':' and the '|'
@@ -25,6 +25,8 @@ const (
 	ErrServiceCheck                     // a DogStatsD service check ("_sc|"), not a metric: see ParseServiceCheck
 	ErrBadEvent                         // ParseEvent: not an event, or an unusable header, title or timestamp
 	ErrBadServiceCheck                  // ParseServiceCheck: not a service check, or an unusable name, status or timestamp
+	ErrBadInfluxDBTags                  // the InfluxDB-style tags after the name's ',' hold an empty item or key
+	ErrBadGraphiteTags                  // the Graphite-style tags after the name's ';' are not "k=v;k2=v2" with non-empty keys and values
 )
 
 // reasons holds the Prometheus label value of each Error, indexed by Error.
@@ -43,6 +45,8 @@ var reasons = [...]string{
 	ErrServiceCheck:    "service_check",
 	ErrBadEvent:        "bad_event",
 	ErrBadServiceCheck: "bad_service_check",
+	ErrBadInfluxDBTags: "bad_influxdb_tags",
+	ErrBadGraphiteTags: "bad_graphite_tags",
 }
 
 // messages holds the Error() text of each Error, indexed by Error.
@@ -61,6 +65,8 @@ var messages = [...]string{
 	ErrServiceCheck:    "statsd: a DogStatsD service check, not a metric",
 	ErrBadEvent:        "statsd: malformed DogStatsD event",
 	ErrBadServiceCheck: "statsd: malformed DogStatsD service check",
+	ErrBadInfluxDBTags: "statsd: malformed InfluxDB-style tags in metric name",
+	ErrBadGraphiteTags: "statsd: malformed Graphite-style tags in metric name",
 }
 
 // Reasons returns every Error that Parse, ParseEvent and ParseServiceCheck

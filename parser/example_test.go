@@ -28,6 +28,19 @@ func ExampleParse() {
 	// rejected: bad_value
 }
 
+func ExampleParseWith() {
+	line := []byte("rcn.requests,app=web,code=200:3|c|#tier:gold")
+	ms, _ := parser.ParseWith(line, nil, parser.AllTagSyntaxes)
+	fmt.Printf("%s name tags %q (separated by %q), DogStatsD tags %q\n", ms[0].Name, ms[0].NameTags, ms[0].NameTagSep, ms[0].Tags)
+
+	// Without the InfluxDB syntax, the ',' and what follows stay in the name.
+	ms, _ = parser.ParseWith(line, ms[:0], parser.AllTagSyntaxes&^parser.InfluxDBTags)
+	fmt.Printf("%s\n", ms[0].Name)
+	// Output:
+	// rcn.requests name tags "app=web,code=200" (separated by ','), DogStatsD tags "tier:gold"
+	// rcn.requests,app=web,code=200
+}
+
 func ExampleNextLine() {
 	packet := []byte("hits:1|c\r\nusers:alice|s\n\nload:+0.5|g\n")
 	var ms []parser.Metric

@@ -16,63 +16,123 @@ var fuzzSeeds = []string{
 	"a:0x1p3|g", "a:1_0|c", "a:NaN|g", "a:1|c|@0", "a:1|g|T-1", ":1|c", "a#:1|c", "a", "a:", "a:1",
 	"a:1|", "a:1|x", "_e{1,1}:a|b", "_sc|a|0", " a:1|c\r", "", "\r",
 	"a:0.1234567890123456789012345678901234567890|ms", "a:9007199254740993|c",
+	"rcn.requests,app=rcnode,env=test,service=web,code=200:3|c", "rcn.users,app=rcnode:user-0|s",
+	"a,canary,k=:1:2|h|#tier:gold", "a,=v:1|c", "a,:1|c", "a;k=v;k2=w:1|d", "a;k:1|c", "a;k=:1|c",
+	"a#k=v;x=y,z=1:1|c", "a;k=v,x=y#z:1|c", "a:1|c|#tag1:a,#tag2:b", "a:1::2:|ms", "a::|ms",
 }
 
 func FuzzParse(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
 	}
-	sentinel := Metric{Name: []byte("sentinel"), Type: Gauge, Value: -1, Rate: 1}
 	f.Fuzz(func(t *testing.T, line []byte) {
-		orig := bytes.Clone(line)
-		got, err := Parse(line, []Metric{sentinel})
-		if !bytes.Equal(line, orig) {
-			t.Fatalf("Parse(%q) changed its input", orig)
-		}
-		if len(got) == 0 || !reflect.DeepEqual(got[0], sentinel) {
-			t.Fatalf("Parse(%q) changed the metrics it was given", line)
-		}
-		if err != nil {
-			e, ok := err.(Error)
-			if !ok || e.Reason() == "unknown" {
-				t.Fatalf("Parse(%q) error %#v is not a known Error", line, err)
-			}
-			if len(got) != 1 {
-				t.Fatalf("Parse(%q) = %d metrics and error %v, want none", line, len(got)-1, err)
-			}
-			return
-		}
-		ms := got[1:]
-		if len(ms) > MaxValues {
-			t.Fatalf("Parse(%q) = %d metrics, more than MaxValues", line, len(ms))
-		}
+		checkParse(t, line, AllTagSyntaxes, func(line []byte, out []Metric) ([]Metric, error) { return Parse(line, out) })
+	})
+}
+
+// FuzzParseWith is FuzzParse for any set of tag syntaxes. A line that
+// uses no syntax left out parses as it does with every syntax.
+func FuzzParseWith(f *testing.F) {
+	for i, s := range fuzzSeeds {
+		f.Add([]byte(s), uint8(i)&uint8(AllTagSyntaxes))
+	}
+	f.Fuzz(func(t *testing.T, line []byte, syn uint8) {
+		syntaxes := TagSyntaxes(syn) & AllTagSyntaxes
+		ms := checkParse(t, line, syntaxes, func(line []byte, out []Metric) ([]Metric, error) {
+			return ParseWith(line, out, syntaxes)
+		})
 		for i, m := range ms {
-			if len(m.Name) == 0 || bytes.ContainsAny(m.Name, ":|\n\r") {
-				t.Fatalf("Parse(%q)[%d].Name = %q", line, i, m.Name)
+			if syntaxes&DogStatsDTags == 0 && m.Tags != nil {
+				t.Fatalf("ParseWith(%q, %v)[%d] has DogStatsD tags %q", line, syntaxes, i, m.Tags)
 			}
-			if !bytes.Contains(line, m.Name) || !bytes.Contains(line, m.Tags) || !bytes.Contains(line, m.NameTags) {
-				t.Fatalf("Parse(%q)[%d] = %+v holds bytes not in the line", line, i, m)
+			if m.NameTags == nil {
+				continue
 			}
-			if m.Type < Counter || m.Type > Set {
-				t.Fatalf("Parse(%q)[%d].Type = %d", line, i, m.Type)
+			// The byte before the name tags starts a syntax asked for.
+			lead := len(line) - len(bytes.TrimLeft(line, " \t\r\n"))
+			start := line[lead+len(m.Name)]
+			ok := start == '#' && syntaxes&LibratoTags != 0 && m.NameTagSep == ',' ||
+				start == ',' && syntaxes&InfluxDBTags != 0 && m.NameTagSep == ',' ||
+				start == ';' && syntaxes&GraphiteTags != 0 && m.NameTagSep == ';'
+			if !ok {
+				t.Fatalf("ParseWith(%q, %v)[%d]: name tags %q after %q, separated by %q", line, syntaxes, i, m.NameTags, start, m.NameTagSep)
 			}
-			if !(m.Rate > 0 && m.Rate <= 1) {
-				t.Fatalf("Parse(%q)[%d].Rate = %v, not in (0,1]", line, i, m.Rate)
-			}
-			if math.IsNaN(m.Value) || math.Abs(m.Value) > maxMagnitude {
-				t.Fatalf("Parse(%q)[%d].Value = %v", line, i, m.Value)
-			}
-			if m.Delta && m.Type != Gauge {
-				t.Fatalf("Parse(%q)[%d] is a %v with Delta set", line, i, m.Type)
-			}
-			if m.Timestamp < 0 {
-				t.Fatalf("Parse(%q)[%d].Timestamp = %d", line, i, m.Timestamp)
-			}
-			if (m.Type == Set) != (len(m.Member) > 0) || (m.Type == Set && m.Value != 0) {
-				t.Fatalf("Parse(%q)[%d] = %v with Member %q and Value %v", line, i, m.Type, m.Member, m.Value)
+		}
+		if !bytes.ContainsAny(line, "#,;") {
+			all, errAll := Parse(line, nil)
+			got, err := ParseWith(line, nil, syntaxes|DogStatsDTags)
+			if err != errAll || !reflect.DeepEqual(got, all) {
+				t.Fatalf("ParseWith(%q, %v) = %v, %v; Parse = %v, %v", line, syntaxes|DogStatsDTags, got, err, all, errAll)
 			}
 		}
 	})
+}
+
+// checkParse runs parse (Parse or ParseWith with syntaxes) on line and
+// checks what every result must satisfy; it returns the metrics.
+func checkParse(t *testing.T, line []byte, syntaxes TagSyntaxes, parse func([]byte, []Metric) ([]Metric, error)) []Metric {
+	t.Helper()
+	sentinel := Metric{Name: []byte("sentinel"), Type: Gauge, Value: -1, Rate: 1}
+	orig := bytes.Clone(line)
+	got, err := parse(line, []Metric{sentinel})
+	if !bytes.Equal(line, orig) {
+		t.Fatalf("Parse(%q) changed its input", orig)
+	}
+	if len(got) == 0 || !reflect.DeepEqual(got[0], sentinel) {
+		t.Fatalf("Parse(%q) changed the metrics it was given", line)
+	}
+	if err != nil {
+		e, ok := err.(Error)
+		if !ok || e.Reason() == "unknown" {
+			t.Fatalf("Parse(%q) error %#v is not a known Error", line, err)
+		}
+		if len(got) != 1 {
+			t.Fatalf("Parse(%q) = %d metrics and error %v, want none", line, len(got)-1, err)
+		}
+		return nil
+	}
+	ms := got[1:]
+	if len(ms) > MaxValues {
+		t.Fatalf("Parse(%q) = %d metrics, more than MaxValues", line, len(ms))
+	}
+	for i, m := range ms {
+		if len(m.Name) == 0 || bytes.ContainsAny(m.Name, ":|\n\r") {
+			t.Fatalf("Parse(%q)[%d].Name = %q", line, i, m.Name)
+		}
+		if !bytes.Contains(line, m.Name) || !bytes.Contains(line, m.Tags) || !bytes.Contains(line, m.NameTags) {
+			t.Fatalf("Parse(%q)[%d] = %+v holds bytes not in the line", line, i, m)
+		}
+		if (m.NameTags == nil) != (m.NameTagSep == 0) {
+			t.Fatalf("Parse(%q)[%d] has name tags %q separated by %q", line, i, m.NameTags, m.NameTagSep)
+		}
+		if m.NameTags != nil && syntaxes&(LibratoTags|InfluxDBTags|GraphiteTags) == 0 {
+			t.Fatalf("Parse(%q)[%d] has name tags %q with syntaxes %v", line, i, m.NameTags, syntaxes)
+		}
+		for item := range bytes.SplitSeq(m.NameTags, []byte{m.NameTagSep}) {
+			if m.NameTags != nil && (len(item) == 0 || item[0] == '=') {
+				t.Fatalf("Parse(%q)[%d] has a name tag with no name in %q", line, i, m.NameTags)
+			}
+		}
+		if m.Type < Counter || m.Type > Set {
+			t.Fatalf("Parse(%q)[%d].Type = %d", line, i, m.Type)
+		}
+		if !(m.Rate > 0 && m.Rate <= 1) {
+			t.Fatalf("Parse(%q)[%d].Rate = %v, not in (0,1]", line, i, m.Rate)
+		}
+		if math.IsNaN(m.Value) || math.Abs(m.Value) > maxMagnitude {
+			t.Fatalf("Parse(%q)[%d].Value = %v", line, i, m.Value)
+		}
+		if m.Delta && m.Type != Gauge {
+			t.Fatalf("Parse(%q)[%d] is a %v with Delta set", line, i, m.Type)
+		}
+		if m.Timestamp < 0 {
+			t.Fatalf("Parse(%q)[%d].Timestamp = %d", line, i, m.Timestamp)
+		}
+		if (m.Type == Set) != (len(m.Member) > 0) || (m.Type == Set && m.Value != 0) {
+			t.Fatalf("Parse(%q)[%d] = %v with Member %q and Value %v", line, i, m.Type, m.Member, m.Value)
+		}
+	}
+	return ms
 }
 
 func FuzzNextLine(f *testing.F) {

@@ -32,11 +32,18 @@ func (t Type) String() string {
 // Metric is one sample parsed from a line. Its byte slices point into the
 // line that was parsed: they are valid only as long as that buffer is.
 type Metric struct {
-	// Name is the metric name without any Librato-style tags ("name#k=v").
+	// Name is the metric name without any tags written in it ("name" of
+	// "name#k=v", "name,k=v" or "name;k=v").
 	Name []byte
-	// NameTags holds the tags written in the name after '#' ("k=v,k2=v2"),
-	// or nil.
+	// NameTags holds the tags written in the name, after the '#', ',' or
+	// ';' that starts them ("k=v,k2=v2" or "k=v;k2=v2"), or nil. Each item
+	// is split at its first '='; an item without '=' (InfluxDB syntax
+	// only) is a bare tag.
 	NameTags []byte
+	// NameTagSep is the byte between the items of NameTags: ',' (Librato
+	// and InfluxDB syntaxes) or ';' (Graphite syntax). Zero, as in a Metric
+	// that Parse did not make, means ','.
+	NameTagSep byte
 	// Tags holds the raw DogStatsD tag field after "|#" ("k:v,k2:v2,bare"),
 	// or nil.
 	Tags []byte

@@ -24,8 +24,16 @@ const maxFastDigits = 15
 var pow10 = [maxFastDigits + 1]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // Parse parses one StatsD line and appends its metrics to out, returning the
-// extended slice. The Metrics point into line. No allocation happens when
-// cap(out) has room for them.
+// extended slice. It reads every tag syntax: it is ParseWith(line, out,
+// AllTagSyntaxes).
+func Parse(line []byte, out []Metric) ([]Metric, error) {
+	return ParseWith(line, out, AllTagSyntaxes)
+}
+
+// ParseWith parses one StatsD line, reading the tag syntaxes in syntaxes,
+// and appends its metrics to out, returning the extended slice. The
+// Metrics point into line. No allocation happens when cap(out) has room
+// for them.
 //
 // The line has no '\n'. Spaces, tabs, '\r' and '\n' at either end are
 // ignored, so a trailing '\r' is fine. A line that is empty after that yields
@@ -33,31 +41,46 @@ var pow10 = [maxFastDigits + 1]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8
 //
 // The line format is
 //
-//	name[#k=v,...]:value[:value...]|type[|field...]
+//	name[tags]:value[:value...]|type[|field...]
 //
 // The name is everything before the first ':'. It must not be empty nor hold
 // control bytes or '|'; it is otherwise kept as written (sanitizing is the
-// caller's job). A '#' in it starts Librato-style tags, returned in NameTags:
-// a non-empty comma-separated list of "key=value" items, each with a
-// non-empty key. As the name ends at the first ':', such a tag value cannot
-// contain ':' (nor could it in Etsy statsd).
+// caller's job). The first byte of the name that starts the tags of a
+// syntax in syntaxes ends the name; what follows, up to the ':', is
+// returned in NameTags, with NameTagSep the byte between its items:
+//   - '#' (LibratoTags): "name#k=v,k2=v2", a non-empty comma-separated list
+//     of "key=value" items, each with a non-empty key (ErrBadTags);
+//   - ',' (InfluxDBTags): "name,k=v,k2=v2", comma-separated items, each
+//     with a non-empty key; an item without '=' is a bare tag, and the
+//     value may be empty, as hot-shots writes tags given without a value
+//     (ErrBadInfluxDBTags: an empty item or key);
+//   - ';' (GraphiteTags): "name;k=v;k2=v2", semicolon-separated items, each
+//     "key=value" with a non-empty key and value, as Graphite requires
+//     (ErrBadGraphiteTags).
+//
+// As the name ends at the first ':', a name tag cannot contain ':' (nor
+// could it in Etsy statsd). A value may hold '=' ("k=a=b" is k "a=b").
 //
 // The type is c (Counter), g (Gauge), ms, h or d (Timer), or s (Set). The
 // fields after the type come in any order: "@rate" (a number in (0,1],
-// kept for every type; 1 when absent), "#tags" (the raw DogStatsD tags,
-// "k:v,k2:v2,bare", not split here; nil when empty), "T<unix seconds>"
-// (Timestamp). Any other field ("c:<container>", "e:...", "card:...") and
-// empty fields are ignored. When a field repeats, the last one wins.
+// kept for every type; 1 when absent), "#tags" (with DogStatsDTags: the raw
+// DogStatsD tags, "k:v,k2:v2,bare", not split here; nil when empty),
+// "T<unix seconds>" (Timestamp). Any other field ("c:<container>",
+// "e:...", "card:...") and empty fields are ignored, as is "#tags" without
+// DogStatsDTags. When a field repeats, the last one wins.
 //
 // Values of counters, gauges and timers are finite decimal numbers with a
-// magnitude of at most 1e126 (no hex, underscores, NaN or Inf). A gauge value
-// written with a sign ("+3", "-3") has Delta set. A set's value is its Member,
-// taken as written, ':' included.
+// magnitude of at most 1e126 (no hex, underscores, NaN or Inf); negative
+// values are kept for every type. A gauge value written with a sign ("+3",
+// "-3") has Delta set. A set's value is its Member, taken as written, ':'
+// included.
 //
 // One line may yield several metrics, up to MaxValues:
 //   - DogStatsD packed values: a value part holding ':' (except for sets) is
 //     several values sharing the type and fields: "a:1:2:3|ms|#k:v" yields
-//     three timers tagged "k:v".
+//     three timers tagged "k:v". Empty values ("a:1::2:|ms") are skipped,
+//     as the Datadog agent does; a part with no value at all is
+//     ErrNoValue.
 //   - Etsy multi-value lines: a ':' inside the type field or a rate field
 //     ends that field and starts another value of the same name, with its own
 //     type and fields: "a:1|c:2|ms|#k:v" yields counter 1 (untagged) and
@@ -70,10 +93,10 @@ var pow10 = [maxFastDigits + 1]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8
 // ErrEvent or ErrServiceCheck: they are not malformed, just not metrics.
 // ParseEvent and ParseServiceCheck decode them.
 //
-// On error Parse returns out unchanged (its length as given) and an Error:
-// a bad line yields no metric at all. Elements past len(out) may have been
-// overwritten.
-func Parse(line []byte, out []Metric) ([]Metric, error) {
+// On error ParseWith returns out unchanged (its length as given) and an
+// Error: a bad line yields no metric at all. Elements past len(out) may
+// have been overwritten.
+func ParseWith(line []byte, out []Metric, syntaxes TagSyntaxes) ([]Metric, error) {
 	line = trimSpace(line)
 	if len(line) == 0 {
 		return out, nil
@@ -86,17 +109,19 @@ func Parse(line []byte, out []Metric) ([]Metric, error) {
 			return out, ErrServiceCheck
 		}
 	}
-	name, nameTags, rest, e := splitName(line)
+	var nt nameTags
+	rest, e := nt.split(line, syntaxes)
 	if e != 0 {
 		return out, e
 	}
+	dogTags := syntaxes&DogStatsDTags != 0
 	n0 := len(out)
 	for {
 		var s segment
 		var more bool
-		rest, more, e = s.parse(rest)
+		rest, more, e = s.parse(rest, dogTags)
 		if e == 0 {
-			out, e = s.appendTo(out, n0, name, nameTags)
+			out, e = s.appendTo(out, n0, &nt)
 		}
 		if e != 0 {
 			return out[:n0], e
@@ -138,7 +163,7 @@ type segment struct {
 
 // parse parses the segment at the start of p into s. When more is true, an
 // Etsy multi-value ':' ended it and next holds the following segment.
-func (s *segment) parse(p []byte) (next []byte, more bool, e Error) {
+func (s *segment) parse(p []byte, dogTags bool) (next []byte, more bool, e Error) {
 	bar := index(p, '|')
 	switch {
 	case len(p) == 0 || bar == 0:
@@ -180,6 +205,9 @@ func (s *segment) parse(p []byte) (next []byte, more bool, e Error) {
 			}
 			s.rate, e = parseRate(f[1:])
 		case '#':
+			if !dogTags {
+				continue
+			}
 			s.tags = nil
 			if len(f) > 1 {
 				s.tags = f[1:]
@@ -196,99 +224,149 @@ func (s *segment) parse(p []byte) (next []byte, more bool, e Error) {
 
 // appendTo appends the metrics of s to out, of which out[n0:] are already
 // from the same line.
-func (s *segment) appendTo(out []Metric, n0 int, name, nameTags []byte) ([]Metric, Error) {
+func (s *segment) appendTo(out []Metric, n0 int, nt *nameTags) ([]Metric, Error) {
 	if s.typ == Set {
 		if len(out)-n0 >= MaxValues {
 			return out, ErrTooManyValues
 		}
 		return append(out, Metric{
-			Name:      name,
-			NameTags:  nameTags,
-			Tags:      s.tags,
-			Type:      Set,
-			Member:    s.values,
-			Rate:      s.rate,
-			Timestamp: s.ts,
+			Name:       nt.name,
+			NameTags:   nt.tags,
+			NameTagSep: nt.sep,
+			Tags:       s.tags,
+			Type:       Set,
+			Member:     s.values,
+			Rate:       s.rate,
+			Timestamp:  s.ts,
 		}), 0
 	}
 	v := s.values
+	n := len(out)
 	for {
 		num := v
 		c := index(v, ':')
 		if c >= 0 {
 			num = v[:c]
 		}
-		f, ok := parseNumber(num)
-		if !ok {
-			return out, ErrBadValue
+		if len(num) > 0 { // an empty packed value is skipped
+			f, ok := parseNumber(num)
+			if !ok {
+				return out, ErrBadValue
+			}
+			if len(out)-n0 >= MaxValues {
+				return out, ErrTooManyValues
+			}
+			out = append(out, Metric{
+				Name:       nt.name,
+				NameTags:   nt.tags,
+				NameTagSep: nt.sep,
+				Tags:       s.tags,
+				Type:       s.typ,
+				Value:      f,
+				Delta:      s.typ == Gauge && (num[0] == '+' || num[0] == '-'),
+				Rate:       s.rate,
+				Timestamp:  s.ts,
+			})
 		}
-		if len(out)-n0 >= MaxValues {
-			return out, ErrTooManyValues
-		}
-		out = append(out, Metric{
-			Name:      name,
-			NameTags:  nameTags,
-			Tags:      s.tags,
-			Type:      s.typ,
-			Value:     f,
-			Delta:     s.typ == Gauge && (num[0] == '+' || num[0] == '-'),
-			Rate:      s.rate,
-			Timestamp: s.ts,
-		})
 		if c < 0 {
+			if len(out) == n {
+				return out, ErrNoValue
+			}
 			return out, 0
 		}
 		v = v[c+1:]
 	}
 }
 
-// splitName splits the name part off a line: everything before the first
-// ':', which must not be empty nor hold control bytes or '|'. It splits the
-// name at its first '#' into the name and its Librato-style tags. rest is
-// what follows the ':'.
-func splitName(line []byte) (name, tags, rest []byte, e Error) {
-	colon, hash, bad := -1, -1, false
+// nameTags is the name part of a line: the name and its tags.
+type nameTags struct {
+	name, tags []byte
+	sep        byte // between the items of tags; 0 when tags is nil
+}
+
+// split splits the name part off a line into nt: everything before the
+// first ':', which must not be empty nor hold control bytes or '|'. The
+// first '#', ',' or ';' that starts the tags of a syntax in syntaxes ends
+// the name; the tags run to the ':' and are checked by the rules of that
+// syntax. rest is what follows the ':'.
+func (nt *nameTags) split(line []byte, syntaxes TagSyntaxes) (rest []byte, e Error) {
+	colon, start, bad := -1, -1, false
 	for i, c := range line {
-		if c == ':' {
-			colon = i
-			break
+		if c > ';' && c != '|' && c != 0x7f {
+			continue // letters, '_' and UTF-8: most of a name
 		}
 		switch {
+		case c == ':':
+			colon = i
 		case c < 0x20 || c == 0x7f || c == '|':
 			bad = true
-		case c == '#' && hash < 0:
-			hash = i
+		case start < 0 && (c == '#' && syntaxes&LibratoTags != 0 ||
+			c == ',' && syntaxes&InfluxDBTags != 0 ||
+			c == ';' && syntaxes&GraphiteTags != 0):
+			start = i
+		}
+		if colon >= 0 {
+			break
 		}
 	}
 	switch {
 	case colon < 0:
-		return nil, nil, nil, ErrNoValue
+		return nil, ErrNoValue
 	case bad:
-		return nil, nil, nil, ErrBadName
+		return nil, ErrBadName
 	}
-	name = line[:colon]
-	if hash >= 0 {
-		name, tags = line[:hash], line[hash+1:colon]
+	nt.name = line[:colon]
+	if start >= 0 {
+		nt.name, nt.tags = line[:start], line[start+1:colon]
 	}
-	if len(name) == 0 {
-		return nil, nil, nil, ErrEmptyName
+	if len(nt.name) == 0 {
+		return nil, ErrEmptyName
 	}
-	if hash >= 0 && !validNameTags(tags) {
-		return nil, nil, nil, ErrBadTags
+	if start >= 0 {
+		switch line[start] {
+		case '#':
+			nt.sep = ','
+			if !validTags(nt.tags, ',', librato) {
+				return nil, ErrBadTags
+			}
+		case ',':
+			nt.sep = ','
+			if !validTags(nt.tags, ',', influxDB) {
+				return nil, ErrBadInfluxDBTags
+			}
+		default:
+			nt.sep = ';'
+			if !validTags(nt.tags, ';', graphite) {
+				return nil, ErrBadGraphiteTags
+			}
+		}
 	}
-	return name, tags, line[colon+1:], 0
+	return line[colon+1:], 0
 }
 
-// validNameTags reports whether t is a non-empty comma-separated list of
-// "key=value" items with non-empty keys.
-func validNameTags(t []byte) bool {
+// The rules validTags applies to each item of a name-tag list.
+const (
+	librato  = iota // "k=v" with a non-empty key; the value may be empty
+	influxDB        // a non-empty key; "k", "k=" and "k=v"
+	graphite        // "k=v" with a non-empty key and value
+)
+
+// validTags reports whether t is a non-empty list of items separated by
+// sep, each valid by rule.
+func validTags(t []byte, sep byte, rule int) bool {
 	for {
 		item := t
-		c := bytes.IndexByte(t, ',')
+		c := bytes.IndexByte(t, sep)
 		if c >= 0 {
 			item = t[:c]
 		}
-		if bytes.IndexByte(item, '=') <= 0 {
+		eq := bytes.IndexByte(item, '=')
+		switch {
+		case len(item) == 0 || eq == 0:
+			return false
+		case eq < 0 && rule != influxDB:
+			return false
+		case eq == len(item)-1 && rule == graphite:
 			return false
 		}
 		if c < 0 {

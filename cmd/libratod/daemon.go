@@ -140,6 +140,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	in.tagsDropped = fm.TagsDropped("legacy_api")
 	in.setMinLevel(cfg.Aggregate.MinLevel)
 	in.period = cfg.Aggregate.Period
+	in.setTagSyntaxes(cfg.Listen.TagSyntaxes)
 	if cfg.Librato.EventsStream != "" {
 		in.events = &eventSink{stream: cfg.Librato.EventsStream, host: host, queue: d.annotations,
 			dropped: fm.Annotation("dropped"), now: time.Now}

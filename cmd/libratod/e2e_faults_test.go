@@ -264,8 +264,8 @@ level = "info"
 	}
 	logs := &safeBuffer{}
 	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: noEnv}, logs)
-	sendUDP(t, d.lst.UDPAddr(), "before:1|c\n")
-	waitSeen(t, d, 1)
+	sendUDP(t, d.lst.UDPAddr(), "before:1|c\nbefore,k=v:1|c\n")
+	waitSeen(t, d, 2)
 
 	waitLog := func(msg string) {
 		t.Helper()
@@ -282,17 +282,17 @@ level = "info"
 	d.hup <- syscall.SIGHUP
 	waitLog("the new configuration is invalid")
 
-	// A good one applies: new prefix and tags; the listener change waits
-	// for a restart.
+	// A good one applies: new prefix, tags and tag syntaxes; the listener
+	// change waits for a restart.
 	write(strings.Replace(strings.Replace(base, "[aggregate]", "[aggregate]\nprefix = \"v2\"", 1),
-		`udp = "127.0.0.1:0"`, `udp = "127.0.0.1:1"`, 1) + "[tags]\nteam = \"core\"\n")
+		`udp = "127.0.0.1:0"`, `udp = "127.0.0.1:1"`+"\ntag_syntaxes = [\"dogstatsd\"]", 1) + "[tags]\nteam = \"core\"\n")
 	d.hup <- syscall.SIGHUP
 	waitLog("configuration reloaded")
 	if !strings.Contains(logs.String(), "listen.udp") {
 		t.Errorf("the restart-only change was not reported:\n%s", logs.String())
 	}
-	sendUDP(t, d.lst.UDPAddr(), "after:2|c\n") // the old socket still works
-	waitSeen(t, d, 2)
+	sendUDP(t, d.lst.UDPAddr(), "after:2|c\nafter,k=v:2|c\n") // the old socket still works
+	waitSeen(t, d, 4)
 	stop()
 
 	reqs := fake.requests()
@@ -300,8 +300,11 @@ level = "info"
 		t.Fatalf("%d requests, want 1", len(reqs))
 	}
 	sums, _ := delivered(reqs)
-	if sums["v2.before"] != 1 || sums["v2.after"] != 2 {
+	if sums["v2.before"] != 2 || sums["v2.after"] != 2 {
 		t.Errorf("delivered %v: the data from before the reload must survive it, under the new prefix", sums)
+	}
+	if sums["v2.after_k_v"] != 2 {
+		t.Errorf("delivered %v: after the reload, without the influxdb syntax, \"after,k=v\" is a name", sums)
 	}
 	tags, _ := reqs[0].Body["tags"].(map[string]any)
 	if tags["team"] != "core" {

@@ -45,6 +45,8 @@ type ingest struct {
 	tagsDropped prometheus.Counter // tags the aggregator left out (legacy API)
 	// minLevel drops lines whose level tag is below it; levelOff keeps all.
 	minLevel atomic.Int32
+	// syntaxes holds the parser.TagSyntaxes read (listen.tag_syntaxes).
+	syntaxes atomic.Uint32
 	// events turns DogStatsD events into annotations; nil ignores them.
 	events *eventSink
 	// period is the aggregation period and now the clock, by which lines
@@ -109,6 +111,7 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 		tsFuture:   m.timestamps.WithLabelValues("future"),
 	}
 	in.minLevel.Store(levelOff)
+	in.syntaxes.Store(uint32(parser.AllTagSyntaxes))
 	in.free = make([]*ingestWork, 0, maxIdleWork)
 	for _, t := range []listener.Transport{listener.UDP, listener.TCP, listener.Unixgram} {
 		in.packets[t] = m.packets.WithLabelValues(t.String())
@@ -138,13 +141,14 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 		wk = &ingestWork{w: in.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
 	}
 	lines := 0
+	syntaxes := parser.TagSyntaxes(in.syntaxes.Load())
 	for len(p) > 0 {
 		var line []byte
 		line, p = parser.NextLine(p)
 		if len(line) == 0 {
 			continue
 		}
-		ms, err := parser.Parse(line, wk.ms[:0])
+		ms, err := parser.ParseWith(line, wk.ms[:0], syntaxes)
 		wk.ms = ms
 		if len(ms) == 0 && err == nil {
 			continue // blank
@@ -286,28 +290,43 @@ func parseLevel(b []byte) int32 {
 }
 
 // lineLevel returns the level of a metric's "level" tag (DogStatsD
-// "level:x" or Librato-style "level=x"); a metric without one, or with an
-// unknown one, is above every level and so always kept.
+// "level:x", or "level=x" among the name's tags); a metric without one, or
+// with an unknown one, is above every level and so always kept.
 func lineLevel(m *parser.Metric) int32 {
+	nameSep := m.NameTagSep
+	if nameSep == 0 {
+		nameSep = ','
+	}
 	lvl := int32(levelNone)
 	for _, src := range [2]struct {
-		raw []byte
-		sep byte
-	}{{m.NameTags, '='}, {m.Tags, ':'}} {
+		raw     []byte
+		sep, kv byte
+	}{{m.NameTags, nameSep, '='}, {m.Tags, ',', ':'}} {
 		raw := src.raw
 		for len(raw) > 0 {
 			item := raw
-			if i := bytes.IndexByte(raw, ','); i >= 0 {
+			if i := bytes.IndexByte(raw, src.sep); i >= 0 {
 				item, raw = raw[:i], raw[i+1:]
 			} else {
 				raw = nil
 			}
-			if len(item) > 6 && string(item[:5]) == "level" && item[5] == src.sep {
+			if len(item) > 0 && item[0] == '#' {
+				item = item[1:] // "|#a:1,#level:x", as the aggregator reads it
+			}
+			if len(item) > 6 && string(item[:5]) == "level" && item[5] == src.kv {
 				lvl = parseLevel(item[6:]) // the last one wins, as for every tag
 			}
 		}
 	}
 	return lvl
+}
+
+// setTagSyntaxes sets listen.tag_syntaxes, names the config has
+// validated; an unknown name keeps the syntaxes read so far.
+func (in *ingest) setTagSyntaxes(names []string) {
+	if s, err := parser.ParseTagSyntaxes(names); err == nil {
+		in.syntaxes.Store(uint32(s))
+	}
 }
 
 // setMinLevel sets aggregate.min_level: "" keeps every line.

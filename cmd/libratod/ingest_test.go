@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +45,10 @@ func TestLineLevel(t *testing.T) {
 		"x:1|c|#level:info,level:error":      levelError,
 		"x:1|c|#level:ERROR":                 levelNone, // levels are lower case, like Librato's tag values
 		"x#level=warning,team=a:1|c|#k:v,kk": levelWarning,
+		"x,team=a,level=error:1|c":           levelError,
+		"x;team=a;level=info:1|c":            levelInfo,
+		"x;level=info,team=a:1|c":            levelNone, // one tag: level "info,team=a"
+		"x:1|c|#team:a,#level:warning":       levelWarning,
 	}
 	for line, want := range tests {
 		ms, err := parser.Parse([]byte(line), nil)
@@ -97,6 +102,39 @@ func TestIngestCounts(t *testing.T) {
 	}
 }
 
+// TestTagSyntaxesSetting checks that listen.tag_syntaxes reaches the
+// parser and can change while running.
+func TestTagSyntaxesSetting(t *testing.T) {
+	in, agg, _ := newTestIngest(t)
+	packet := []byte("a,env=prod:1|c\nb;env=prod:1|c\nc#env=prod:1|c\nd:1|c|#env:prod\n")
+	series := func() []string {
+		var ids []string
+		agg.Snapshot().Each(func(s *aggregator.Series) {
+			id := s.Name
+			for _, tg := range s.Tags() {
+				id += " " + tg.Name + "=" + tg.Value
+			}
+			ids = append(ids, id)
+		})
+		slices.Sort(ids)
+		return ids
+	}
+	in.Handle(listener.UDP, packet)
+	if got, want := series(), []string{"a env=prod", "b env=prod", "c env=prod", "d env=prod"}; !slices.Equal(got, want) {
+		t.Errorf("every syntax: series %q, want %q", got, want)
+	}
+	in.setTagSyntaxes([]string{"librato"})
+	in.Handle(listener.UDP, packet)
+	if got, want := series(), []string{"a,env=prod", "b;env=prod", "c env=prod", "d"}; !slices.Equal(got, want) {
+		t.Errorf("librato only: series %q, want %q", got, want)
+	}
+	in.setTagSyntaxes([]string{"nonsense"}) // refused by the config: kept as it was
+	in.Handle(listener.UDP, packet)
+	if got, want := series(), []string{"a,env=prod", "b;env=prod", "c env=prod", "d"}; !slices.Equal(got, want) {
+		t.Errorf("after an unknown name: series %q, want %q", got, want)
+	}
+}
+
 // TestHandleDoesNotAllocate proves the whole hot path, from a packet to
 // the aggregator's series, allocation-free once the series exist.
 func TestHandleDoesNotAllocate(t *testing.T) {
@@ -107,6 +145,8 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 	packet := []byte(strings.Join([]string{
 		"app.hits:1|c", "app.hits:1|c|@0.5|#env:prod,host:web-1", "app.temp:21.5|g", "app.temp:+1|g",
 		"app.lat:12.5|ms|#route:/x", "app.lat:3:4:5|ms", "app.users:alice|s", "api#region=eu:1|c",
+		"rcn.requests,app=rcnode,env=test,code=200:3|c", "rcn.latency;app=rcnode;env=test:12.5|ms|#tier:gold",
+		"app.hits:1|c|#env:prod,#host:web-1",
 	}, "\n") + "\n")
 	in.Handle(listener.UDP, packet) // create the series
 	if n := testing.AllocsPerRun(500, func() { in.Handle(listener.UDP, packet) }); n != 0 {

@@ -187,7 +187,7 @@ func configField(c *config.Config, key string) reflect.Value {
 
 // reload re-reads the configuration file and applies what can change
 // while running: delivery settings, credentials, tags, prefix,
-// percentiles, min_level and the log level. A configuration that does not load or
+// percentiles, min_level, tag_syntaxes and the log level. A configuration that does not load or
 // validate is logged and the running one kept. Aggregated data is never
 // touched.
 func (d *daemon) reload() {
@@ -217,6 +217,7 @@ func (d *daemon) reload() {
 	level, _ := zerolog.ParseLevel(cur.Log.Level) // validated
 	d.levels.set(level)
 	d.ingest.setMinLevel(cur.Aggregate.MinLevel)
+	d.ingest.setTagSyntaxes(cur.Listen.TagSyntaxes)
 	d.flusher.Reconfigure(d.flusherConfig(cur), client)
 	d.cfg = cur
 	d.log.Info().Str("config", d.opts.configPath).Msg("SIGHUP: configuration reloaded")

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/libratod/libratod/parser"
 )
 
 // The values of Librato.API.
@@ -80,6 +82,12 @@ type Listen struct {
 	// stopped at the same time still has its last lines counted. 0 stops
 	// reading at once.
 	ShutdownLinger time.Duration `toml:"shutdown_linger"`
+	// TagSyntaxes names the tag syntaxes read in StatsD lines (see
+	// [parser.TagSyntaxNames]): "dogstatsd" ("|#k:v"), "librato"
+	// ("name#k=v"), "influxdb" ("name,k=v") and "graphite" ("name;k=v"). A
+	// syntax left out keeps its bytes in the name (sanitized later), or
+	// ignores the "|#" field. It can change on reload.
+	TagSyntaxes []string `toml:"tag_syntaxes"`
 }
 
 // Aggregate configures aggregation.
@@ -174,6 +182,7 @@ func Default() Config {
 			TCPIdleTimeout:    60 * time.Second,
 			TCPMaxConnections: 1024,
 			UnixgramMode:      "0660",
+			TagSyntaxes:       parser.TagSyntaxNames(),
 		},
 		Aggregate: Aggregate{
 			Period:          10 * time.Second,

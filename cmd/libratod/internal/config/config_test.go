@@ -83,6 +83,7 @@ func TestParseFull(t *testing.T) {
 			TCPIdleTimeout: 2 * time.Minute, TCPMaxConnections: 10,
 			Unixgram: "/run/libratod/statsd.sock", UnixgramMode: "0620", UnixgramOwner: "65534:1000",
 			ShutdownLinger: 3 * time.Second,
+			TagSyntaxes:    []string{"dogstatsd", "graphite"},
 		},
 		Aggregate: Aggregate{
 			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60,
@@ -209,6 +210,10 @@ func TestParseProblems(t *testing.T) {
 		{"counters_as counter on tagged", "[librato]\ncounters_as = \"counter\"\n", nil, []string{"librato.counters_as"}, []string{"legacy"}},
 		{"counters_as unknown", "[librato]\ncounters_as = \"rate\"\n", nil, []string{"librato.counters_as"}, []string{`got "rate"`}},
 		{"min_level unknown", "[aggregate]\nmin_level = \"loud\"\n", nil, []string{"aggregate.min_level"}, []string{`got "loud"`}},
+		{"tag_syntaxes unknown", "[listen]\ntag_syntaxes = [\"influxdb\", \"telegraf\"]\n", nil, []string{"listen.tag_syntaxes"},
+			[]string{`unknown tag syntax "telegraf"`, `"dogstatsd", "librato", "influxdb", "graphite"`}},
+		{"tag_syntaxes not a list", "[listen]\ntag_syntaxes = \"influxdb\"\n", nil, []string{"listen.tag_syntaxes"}, []string{"expected a list of strings"}},
+		{"tag_syntaxes env", "", map[string]string{"LIBRATOD_LISTEN_TAG_SYNTAXES": "dogstatsd, librato"}, []string{"listen.tag_syntaxes"}, []string{`unknown tag syntax " librato"`}},
 		{"source_regex bad", "[librato]\nsource_regex = \"(\"\n", nil, []string{"librato.source_regex"}, []string{"not a regular expression"}},
 		{"source_regex without group", "[librato]\nsource_regex = \"^web\"\n", nil, []string{"librato.source_regex"}, []string{"capture group"}},
 		{"include bad", "[librato]\ninclude = [\"ok\", \"[\"]\n", nil, []string{"librato.include"}, []string{"not a regular expression"}},
@@ -353,7 +358,7 @@ func TestManyProblemsReportedTogether(t *testing.T) {
 		"aggregate.percentiles", "aggregate.period", "aggregate.prefix",
 		"extra",
 		"librato.api", "librato.batch_size", "librato.url",
-		"listen", "listen.read_buffer", "listen.tcp_idle_timeout", "listen.tcp_max_connections", "listen.udpp",
+		"listen", "listen.read_buffer", "listen.tag_syntaxes", "listen.tcp_idle_timeout", "listen.tcp_max_connections", "listen.udpp",
 		"log.level", "metrics.listen",
 	}
 	if got := keys(errs); !slices.Equal(got, want) {
@@ -455,6 +460,8 @@ func TestEnv(t *testing.T) {
 		{"byte size", "", map[string]string{"LIBRATOD_LISTEN_READ_BUFFER": "16MiB"}, func(c *Config) bool { return c.Listen.ReadBuffer == 16*MiB }},
 		{"list", "", map[string]string{"LIBRATOD_AGGREGATE_PERCENTILES": "50, 99.9"},
 			func(c *Config) bool { return slices.Equal(c.Aggregate.Percentiles, []float64{50, 99.9}) }},
+		{"string list", "", map[string]string{"LIBRATOD_LISTEN_TAG_SYNTAXES": "dogstatsd,graphite"},
+			func(c *Config) bool { return slices.Equal(c.Listen.TagSyntaxes, []string{"dogstatsd", "graphite"}) }},
 		{"tags merge with the file's", "[tags]\na = \"file\"\nb = \"file\"\n",
 			map[string]string{"LIBRATOD_TAGS": "b=env,c=env"},
 			func(c *Config) bool {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/libratod/libratod/parser"
 )
 
 // Describe writes what the daemon would do with c, one "what: how" line
@@ -48,6 +50,9 @@ func (c *Config) Describe(w io.Writer) {
 		line("shutdown linger", "none: stop reading at SIGTERM")
 	} else {
 		line("shutdown linger", "%s: keep receiving this long after SIGTERM", l.ShutdownLinger)
+	}
+	if syntaxes, err := parser.ParseTagSyntaxes(l.TagSyntaxes); err == nil {
+		line("tag syntaxes", "%s", syntaxes)
 	}
 
 	a := &c.Aggregate

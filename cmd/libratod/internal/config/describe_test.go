@@ -22,6 +22,7 @@ func TestDescribe(t *testing.T) {
 				"udp: 127.0.0.1:8125 (readers: one per CPU, read buffer: 8MiB)\n",
 				"tcp: 127.0.0.1:8125 (max line: 64KiB, idle timeout: 1m0s, max connections: 1024)\n",
 				"unixgram: disabled\n",
+				"tag syntaxes: dogstatsd,librato,influxdb,graphite\n",
 				"api: tagged\n",
 				"url: https://metrics-api.librato.com\n",
 				"period: 10s\n",
@@ -35,6 +36,16 @@ func TestDescribe(t *testing.T) {
 				"token: set\n",
 			},
 			notWant: []string{"source:"},
+		},
+		{
+			name: "tag syntaxes",
+			toml: "[listen]\ntag_syntaxes = [\"graphite\", \"dogstatsd\"]\n",
+			want: []string{"tag syntaxes: dogstatsd,graphite\n"},
+		},
+		{
+			name: "no tag syntaxes",
+			toml: "[listen]\ntag_syntaxes = []\n",
+			want: []string{"tag syntaxes: none\n"},
 		},
 		{
 			name: "no token",

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/libratod/libratod/parser"
 )
 
 // Limits checked by Validate.
@@ -64,6 +66,9 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("listen.tcp_max_connections", l.TCPMaxConnections, 1, maxCount, "")
 	if l.ShutdownLinger < 0 || l.ShutdownLinger > maxShutdownLinger {
 		p.add("listen.shutdown_linger", fmt.Sprintf(`must be between 0 and %s, like "2s", got %s`, maxShutdownLinger, l.ShutdownLinger))
+	}
+	if _, err := parser.ParseTagSyntaxes(l.TagSyntaxes); err != nil {
+		p.add("listen.tag_syntaxes", err.Error())
 	}
 
 	a := &c.Aggregate
