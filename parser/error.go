@@ -25,6 +25,7 @@ const (
 	ErrServiceCheck                     // a DogStatsD service check ("_sc|"), not a metric: see ParseServiceCheck
 	ErrBadEvent                         // ParseEvent: not an event, or an unusable header, title or timestamp
 	ErrBadServiceCheck                  // ParseServiceCheck: not a service check, or an unusable name, status or timestamp
+	ErrRateTooLow                       // the "|@rate" is a number in (0,MinRate): it would scale one line by more than 1/MinRate
 )
 
 // reasons holds the Prometheus label value of each Error, indexed by Error.
@@ -43,6 +44,7 @@ var reasons = [...]string{
 	ErrServiceCheck:    "service_check",
 	ErrBadEvent:        "bad_event",
 	ErrBadServiceCheck: "bad_service_check",
+	ErrRateTooLow:      "rate_too_low",
 }
 
 // messages holds the Error() text of each Error, indexed by Error.
@@ -61,6 +63,7 @@ var messages = [...]string{
 	ErrServiceCheck:    "statsd: a DogStatsD service check, not a metric",
 	ErrBadEvent:        "statsd: malformed DogStatsD event",
 	ErrBadServiceCheck: "statsd: malformed DogStatsD service check",
+	ErrRateTooLow:      "statsd: sample rate below 1e-6",
 }
 
 // Reasons returns every Error that Parse, ParseEvent and ParseServiceCheck
