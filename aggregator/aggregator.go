@@ -62,6 +62,11 @@ func Kinds() []Kind { return kinds[:] }
 // ErrMaxSeries is returned by Add when a new series would exceed Config.MaxSeries.
 var ErrMaxSeries = errors.New("aggregator: too many series")
 
+// ErrOverflow is returned by Add for a metric that would make a sum of
+// its series infinite (a huge value at a tiny sample rate): the metric is
+// left out and the series keeps its values.
+var ErrOverflow = errors.New("aggregator: value overflows its series")
+
 // ErrBadType is returned by Add for a metric whose type is not one of parser's.
 var ErrBadType = errors.New("aggregator: unknown metric type")
 
@@ -262,6 +267,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 	default:
 		return ErrBadType
 	}
+	if !weighable(m) {
+		return ErrOverflow
+	}
 	key, h := w.seriesKey(kind, m)
 	a := w.a
 	sh := a.shardOf(h)
@@ -288,32 +296,63 @@ func (w *Writer) Add(m *parser.Metric) error {
 			sh.baseMu.Unlock()
 		}
 	}
-	a.update(s, m)
+	err := a.update(s, m)
 	sh.mu.Unlock()
-	return nil
+	return err
 }
 
-func (a *Aggregator) update(s *Series, m *parser.Metric) {
+// finite reports whether x is neither infinite nor NaN.
+func finite(x float64) bool { return math.Abs(x) <= math.MaxFloat64 }
+
+// weighable reports whether m's value weighted by 1/rate is finite, as
+// every series it could start needs.
+func weighable(m *parser.Metric) bool {
+	w := 1 / m.Rate
+	return finite(w) && (m.Type == parser.Set || finite(m.Value*w))
+}
+
+// update adds m to s. It returns ErrOverflow, leaving s as it was, when a
+// sum would no longer be finite.
+func (a *Aggregator) update(s *Series, m *parser.Metric) error {
 	switch s.Kind {
 	case Counter:
-		s.Value += m.Value / m.Rate
+		v := s.Value + m.Value/m.Rate
+		if !finite(v) {
+			return ErrOverflow
+		}
+		s.Value = v
 	case Gauge:
 		if m.Delta && a.gaugeDeltas {
-			s.Value += m.Value
+			v := s.Value + m.Value
+			if !finite(v) {
+				return ErrOverflow
+			}
+			s.Value = v
 		} else {
 			s.Value = m.Value
 		}
 	case Timer:
 		v, wgt := m.Value, 1/m.Rate
-		if s.Count == 0 || v < s.Min {
-			s.Min = v
+		// West's weighted form of Welford's method: the mean and the sum
+		// of squared deviations stay accurate where a sum of squares
+		// would cancel (1e9 and 1e9+1 have a variance of 0.25, not 0).
+		count := s.Count + wgt
+		sum := s.Sum + v*wgt
+		delta := v - s.mean
+		mean := s.mean + delta*(wgt/count)
+		m2 := s.m2 + wgt*delta*(v-mean)
+		if !finite(count) || !finite(sum) || !finite(m2) {
+			return ErrOverflow
 		}
-		if s.Count == 0 || v > s.Max {
-			s.Max = v
+		if s.Count == 0 {
+			s.Min, s.Max, s.w0 = v, v, wgt
+		} else {
+			s.Min, s.Max = min(s.Min, v), max(s.Max, v)
+			if wgt != s.w0 {
+				s.mixed = true
+			}
 		}
-		s.Count += wgt
-		s.Sum += v * wgt
-		s.SumSquares += v * v * wgt
+		s.Count, s.Sum, s.mean, s.m2 = count, sum, mean, m2
 		s.Last = v
 		switch {
 		case s.x != nil: // a timer's x is its sketch
@@ -337,7 +376,7 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) {
 		x := s.x
 		if x.hll != nil {
 			x.hll.add(h)
-			return
+			return nil
 		}
 		if len(x.members) >= a.maxSetMembers {
 			if _, seen := x.members[h]; !seen { // one member past the bound
@@ -347,11 +386,12 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) {
 				}
 				x.hll.add(h)
 				x.members = nil
-				return
+				return nil
 			}
 		}
 		x.members[h] = struct{}{}
 	}
+	return nil
 }
 
 // appendBounded appends v to vals, growing the slice by doubling but never
@@ -517,13 +557,14 @@ type Series struct {
 	next *Series
 }
 
-// TimerStats are the statistics of a timer series over one period.
+// TimerStats are the statistics of a timer series over one period. Each
+// value counts 1/rate times (its weight); see also Series.Mean and
+// Series.Variance.
 type TimerStats struct {
 	// Count is the number of timer values, each weighted by 1/rate.
 	Count float64
-	// Sum and SumSquares are the weighted sum and sum of squares of the
-	// timer values.
-	Sum, SumSquares float64
+	// Sum is the weighted sum of the timer values.
+	Sum float64
 	// Min, Max and Last are the smallest, largest and last timer values.
 	Min, Max, Last float64
 	// Values are the timer values as received, unweighted, in arrival
@@ -531,6 +572,53 @@ type TimerStats struct {
 	// that bound the values are in a sketch and Values is nil (see
 	// PercentilesExact).
 	Values []float64
+
+	mean, m2 float64 // running weighted mean and sum of squared deviations
+	w0       float64 // the weight of the first value
+	mixed    bool    // some value had a weight other than w0
+}
+
+// Mean returns the weighted mean of a timer's values, Sum/Count kept
+// within [Min, Max] against rounding; 0 for other kinds or no values.
+func (s *Series) Mean() float64 {
+	if s.TimerStats == nil || s.Count == 0 {
+		return 0
+	}
+	return min(max(s.Sum/s.Count, s.Min), s.Max)
+}
+
+// Variance returns the population variance of a timer's values, each
+// weighted by 1/rate: sum(w*(v-mean)^2)/sum(w). While every value is kept
+// (PercentilesExact) and all came with the same rate it is computed
+// exactly from them, in two passes; otherwise it comes from a running
+// (West's weighted Welford) update, which does not lose precision to
+// cancellation as sum(w*v^2)/sum(w)-mean^2 does. 0 for other kinds.
+func (s *Series) Variance() float64 {
+	if s.TimerStats == nil || s.Count == 0 {
+		return 0
+	}
+	if s.PercentilesExact() && !s.mixed && len(s.Values) > 0 {
+		return variance(s.Values)
+	}
+	return max(s.m2/s.Count, 0)
+}
+
+// variance returns the population variance of vals (not empty), by the
+// corrected two-pass algorithm.
+func variance(vals []float64) float64 {
+	n := float64(len(vals))
+	var sum float64
+	for _, v := range vals {
+		sum += v
+	}
+	mean := sum / n
+	var sq, dev float64
+	for _, v := range vals {
+		d := v - mean
+		sq += d * d
+		dev += d
+	}
+	return max((sq-dev*dev/n)/n, 0)
 }
 
 // Tags returns the series' tags, sorted by name, one per name (the last
@@ -580,11 +668,14 @@ func (s *Series) samples() int {
 	return len(s.Values)
 }
 
-// Percentile describes the lowest k = round(p/100*n) of a timer's n values,
-// as Etsy StatsD computes its upper_p, sum_p and count_p.
+// Percentile describes the lowest k = round(p/100*n) of a timer's n values
+// (unweighted), as Etsy StatsD computes its upper_p, sum_p and count_p:
+// their number, sum, sum of squares, population variance, smallest and
+// largest.
 type Percentile struct {
 	Count           int
 	Sum, SumSquares float64
+	Variance        float64
 	Min, Max        float64
 }
 
@@ -627,7 +718,7 @@ func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Perce
 			sum += v
 			sq += v * v
 		}
-		out = append(out, Percentile{Count: k, Sum: sum, SumSquares: sq, Min: vals[0], Max: vals[k-1]})
+		out = append(out, Percentile{Count: k, Sum: sum, SumSquares: sq, Variance: variance(vals[:k]), Min: vals[0], Max: vals[k-1]})
 		ok = append(ok, true)
 	}
 	return out, ok
@@ -653,7 +744,9 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 		if r == n {
 			kth = s.Max
 		}
-		out = append(out, Percentile{Count: int(r), Sum: sum, SumSquares: sq, Min: s.Min, Max: kth})
+		mean := sum / float64(r)
+		out = append(out, Percentile{Count: int(r), Sum: sum, SumSquares: sq,
+			Variance: max(sq/float64(r)-mean*mean, 0), Min: s.Min, Max: kth})
 		ok = append(ok, true)
 	}
 	return out, ok

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -102,9 +103,9 @@ func TestMeasurements(t *testing.T) {
 			want: []librato.Measurement{
 				{Name: "flag", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "dev"}, {Name: "canary", Value: "true"}}},
 				{Name: "hits", Value: 5},
-				{Name: "lat", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40, Last: 40, HasLast: true},
-				{Name: "lat.50", Count: 2, Sum: 30, SumSquares: 500, Min: 10, Max: 20},
-				{Name: "lat.90", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40},
+				{Name: "lat", Count: 4, Sum: 100, SumSquares: 3000, StdDev: math.Sqrt(125), HasStdDev: true, Min: 10, Max: 40, Last: 40, HasLast: true},
+				{Name: "lat.50", Count: 2, Sum: 30, SumSquares: 500, StdDev: 5, HasStdDev: true, Min: 10, Max: 20},
+				{Name: "lat.90", Count: 4, Sum: 100, SumSquares: 3000, StdDev: math.Sqrt(125), HasStdDev: true, Min: 10, Max: 40},
 				{Name: "req", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "prod"}, {Name: "region", Value: "eu"}}},
 				{Name: "req", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "override"}, {Name: "env", Value: "dev"}}},
 				{Name: "temp", Value: 21.5},
@@ -116,7 +117,7 @@ func TestMeasurements(t *testing.T) {
 			want: []librato.Measurement{
 				{Name: "app.flag", Value: 1},
 				{Name: "app.hits", Value: 5},
-				{Name: "app.lat", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40, Last: 40, HasLast: true},
+				{Name: "app.lat", Count: 4, Sum: 100, SumSquares: 3000, StdDev: math.Sqrt(125), HasStdDev: true, Min: 10, Max: 40, Last: 40, HasLast: true},
 				{Name: "app.req", Value: 1},
 				{Name: "app.req", Value: 1},
 				{Name: "app.temp", Value: 21.5},

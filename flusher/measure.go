@@ -89,8 +89,8 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 		case aggregator.Set:
 			m.Value = float64(sr.Cardinality())
 		case aggregator.Timer:
-			m.Count = max(1, int64(math.Round(sr.Count)))
-			m.Sum, m.SumSquares, m.Min, m.Max = sr.Sum, sr.SumSquares, sr.Min, sr.Max
+			m.Min, m.Max = sr.Min, sr.Max
+			setSummary(&m, sr.Count, sr.Mean(), sr.Variance())
 			m.Last, m.HasLast = sr.Last, true
 			add(m)
 			if len(s.suffixes) == 0 {
@@ -103,7 +103,8 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 				}
 				pm := m
 				pm.Name = librato.SanitizeName(name + s.suffixes[i])
-				pm.Count, pm.Sum, pm.SumSquares, pm.Min, pm.Max = int64(p.Count), p.Sum, p.SumSquares, p.Min, p.Max
+				pm.Min, pm.Max = p.Min, p.Max
+				setSummary(&pm, float64(p.Count), p.Sum/float64(p.Count), p.Variance)
 				pm.HasLast, pm.Last = false, 0
 				add(pm)
 			}
@@ -137,6 +138,42 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, emit func
 		emit(ms)
 	}
 	return res
+}
+
+// maxCount bounds the count sent, far below where an int64 conversion
+// would go wrong.
+const maxCount = 1 << 53
+
+// setSummary sets the count, sum, sum of squares and standard deviation
+// of m (whose Min and Max are set) from a summary of values of total
+// weight w (> 0), mean mean and population variance variance, so that
+// Librato derives the same mean and spread from what it is sent.
+// Librato's count is an integer: the count sent is round(w), at least 1;
+// the sum is mean*count, so that sum/count stays within [Min, Max] (to
+// the last bit of a float64); the
+// sum of squares is count*(variance+mean^2), consistent with both; and
+// StdDev is sqrt(variance), computed without the cancellation that
+// deriving it from the sum of squares suffers.
+func setSummary(m *librato.Measurement, w, mean, variance float64) {
+	n := min(max(1, math.Round(w)), maxCount)
+	mean = min(max(mean, m.Min), m.Max)
+	sum := mean * n
+	// Keep the product's rounding from putting sum/n past a bound, where a
+	// float64 allows (when Min == Max it may not: then sum/n is within an
+	// ulp or two of them).
+	for range 4 {
+		if q := sum / n; q > m.Max {
+			sum = math.Nextafter(sum, math.Inf(-1))
+		} else if q < m.Min {
+			sum = math.Nextafter(sum, math.Inf(1))
+		} else {
+			break
+		}
+	}
+	variance = max(variance, 0)
+	m.Count, m.Sum = int64(n), sum
+	m.SumSquares = n * (variance + mean*mean)
+	m.StdDev, m.HasStdDev = math.Sqrt(variance), true
 }
 
 // dimensions sets m's tags (Tagged API) or source (Legacy API) from the

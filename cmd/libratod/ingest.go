@@ -41,6 +41,7 @@ type ingest struct {
 	invalid     [256]prometheus.Counter // by parser.Error
 	unsupported [256]prometheus.Counter // events and service checks, by parser.Error
 	maxSeries   prometheus.Counter
+	overflow    prometheus.Counter // metrics whose weighted value would overflow their series
 	belowLevel  prometheus.Counter
 	tagsDropped prometheus.Counter // tags the aggregator left out (legacy API)
 	// minLevel drops lines whose level tag is below it; levelOff keeps all.
@@ -92,6 +93,7 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 	in := &ingest{
 		agg:        agg,
 		maxSeries:  dropped("max_series"),
+		overflow:   dropped("overflow"),
 		belowLevel: dropped("below_min_level"),
 		badLog:     &rateLog{every: time.Second, log: log},
 	}
@@ -150,6 +152,11 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 				if errors.Is(err, aggregator.ErrMaxSeries) {
 					in.maxSeries.Inc()
 					in.badLog.log0("series limit reached; new series are dropped", line, "max_series")
+					continue
+				}
+				if errors.Is(err, aggregator.ErrOverflow) {
+					in.overflow.Inc()
+					in.badLog.log0("metric dropped: its weighted value would overflow", line, "overflow")
 					continue
 				}
 				in.badLog.log0("metric refused", line, err.Error())
