@@ -333,26 +333,35 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) error {
 		}
 	case Timer:
 		v, wgt := m.Value, 1/m.Rate
-		// West's weighted form of Welford's method: the mean and the sum
-		// of squared deviations stay accurate where a sum of squares
-		// would cancel (1e9 and 1e9+1 have a variance of 0.25, not 0).
-		count := s.Count + wgt
-		sum := s.Sum + v*wgt
-		delta := v - s.mean
-		mean := s.mean + delta*(wgt/count)
-		m2 := s.m2 + wgt*delta*(v-mean)
-		if !finite(count) || !finite(sum) || !finite(m2) {
+		count, sum := s.Count+wgt, s.Sum+v*wgt
+		if !finite(count) || !finite(sum) || !finite(v*v*wgt) {
 			return ErrOverflow
 		}
-		if s.Count == 0 {
+		switch {
+		case s.Count == 0:
 			s.Min, s.Max, s.w0 = v, v, wgt
-		} else {
+		default:
 			s.Min, s.Max = min(s.Min, v), max(s.Max, v)
-			if wgt != s.w0 {
-				s.mixed = true
-			}
 		}
-		s.Count, s.Sum, s.mean, s.m2 = count, sum, mean, m2
+		if !s.running && (wgt != s.w0 || s.x != nil || len(s.Values) >= a.maxTimerSamples) {
+			// The values can no longer give the variance exactly (two
+			// weights, or some only in the sketch): from now on keep it
+			// running, starting from the values so far.
+			s.startRunning()
+		}
+		if s.running {
+			// West's weighted form of Welford's method: the mean and the
+			// sum of squared deviations stay accurate where a sum of
+			// squares would cancel.
+			delta := v - s.mean
+			mean := s.mean + delta*(wgt/count)
+			m2 := s.m2 + wgt*delta*(v-mean)
+			if !finite(m2) {
+				return ErrOverflow
+			}
+			s.mean, s.m2 = mean, m2
+		}
+		s.Count, s.Sum = count, sum
 		s.Last = v
 		switch {
 		case s.x != nil: // a timer's x is its sketch
@@ -573,9 +582,24 @@ type TimerStats struct {
 	// PercentilesExact).
 	Values []float64
 
-	mean, m2 float64 // running weighted mean and sum of squared deviations
-	w0       float64 // the weight of the first value
-	mixed    bool    // some value had a weight other than w0
+	// While every value is in Values with the same weight w0, the
+	// variance comes from them; once not (running), from mean and m2, the
+	// running weighted mean and sum of squared deviations.
+	w0       float64
+	running  bool
+	mean, m2 float64
+}
+
+// startRunning sets the running mean and sum of squared deviations from
+// Values, all of weight w0, exactly.
+func (t *TimerStats) startRunning() {
+	t.running = true
+	if len(t.Values) == 0 {
+		return
+	}
+	var v float64
+	t.mean, v = meanVariance(t.Values)
+	t.m2 = v * t.Count
 }
 
 // Mean returns the weighted mean of a timer's values, Sum/Count kept
@@ -597,28 +621,29 @@ func (s *Series) Variance() float64 {
 	if s.TimerStats == nil || s.Count == 0 {
 		return 0
 	}
-	if s.PercentilesExact() && !s.mixed && len(s.Values) > 0 {
-		return variance(s.Values)
+	if !s.running {
+		_, v := meanVariance(s.Values)
+		return v
 	}
 	return max(s.m2/s.Count, 0)
 }
 
-// variance returns the population variance of vals (not empty), by the
-// corrected two-pass algorithm.
-func variance(vals []float64) float64 {
+// meanVariance returns the mean and population variance of vals (not
+// empty), by the corrected two-pass algorithm.
+func meanVariance(vals []float64) (mean, variance float64) {
 	n := float64(len(vals))
 	var sum float64
 	for _, v := range vals {
 		sum += v
 	}
-	mean := sum / n
+	mean = sum / n
 	var sq, dev float64
 	for _, v := range vals {
 		d := v - mean
 		sq += d * d
 		dev += d
 	}
-	return max((sq-dev*dev/n)/n, 0)
+	return mean, max((sq-dev*dev/n)/n, 0)
 }
 
 // Tags returns the series' tags, sorted by name, one per name (the last
@@ -770,4 +795,10 @@ func keepTags(names []string) [][]byte {
 		out = append(out, []byte(n))
 	}
 	return out
+}
+
+// variance returns the population variance of vals (not empty).
+func variance(vals []float64) float64 {
+	_, v := meanVariance(vals)
+	return v
 }

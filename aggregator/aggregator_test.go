@@ -696,7 +696,10 @@ func TestTimerVariance(t *testing.T) {
 		// 1 weighs 1, 3 weighs 3: mean 2.5, variance (1*2.25+3*0.25)/4.
 		"mixed rates":        {in: []parser.Metric{timer("t", 1, 1), timer("t", 3, 1.0/3)}, mean: 2.5, varnce: 0.75},
 		"mixed rates, large": {in: []parser.Metric{timer("t", 1e9+1, 1), timer("t", 1e9+3, 1.0/3)}, mean: 1e9 + 2.5, varnce: 0.75},
-		"one value":          {in: []parser.Metric{timer("t", 100, 0.3)}, mean: 100, varnce: 0},
+		// Two values of weight 1, then one of weight 2: the running form
+		// starts from the first two.
+		"rate changes": {in: []parser.Metric{timer("t", 1e9+1, 1), timer("t", 1e9+2, 1), timer("t", 1e9+3, 0.5)}, mean: 1e9 + 2.25, varnce: 0.6875},
+		"one value":    {in: []parser.Metric{timer("t", 100, 0.3)}, mean: 100, varnce: 0},
 	}
 	for name, tc := range tests {
 		for _, bound := range []int{1 << 20, 1} { // exact values, then the running form
@@ -739,8 +742,8 @@ func TestOverflow(t *testing.T) {
 		"counter sum":        {first: counter("c", 1e308, 1), over: counter("c", 1e308, 1)},
 		"counter zero rate":  {first: counter("c", 1, 1), over: counter("c", 1, 0)},
 		"timer weight":       {first: timer("t", 1, 1), over: timer("t", 1e126, 1e-300)},
-		"timer sum":          {first: timer("t", 1e308, 1), over: timer("t", 1e308, 1)},
-		"timer squares":      {first: timer("t", 1, 1), over: timer("t", 1e200, 1)},
+		"timer sum":          {first: timer("t", 1, 1e-308), over: timer("t", 1, 1e-308)},
+		"timer square":       {first: timer("t", 1, 1), over: timer("t", 1e155, 1)},
 		"gauge delta":        {first: gauge("g", 1e308, false), over: gauge("g", 1e308, true)},
 		"new series refused": {first: counter("other", 1, 1), over: counter("c", 1e126, 1e-300)},
 	}
@@ -752,17 +755,21 @@ func TestOverflow(t *testing.T) {
 			if err := w.Add(&tc.over); !errors.Is(err, ErrOverflow) {
 				t.Fatalf("Add = %v, want ErrOverflow", err)
 			}
-			got := collect(t, a.Snapshot())
+			ref := New(Config{GaugeDeltas: true})
+			addAll(t, ref, tc.first)
+			got, want := collect(t, a.Snapshot()), collect(t, ref.Snapshot())
 			if len(got) != 1 {
 				t.Fatalf("series %v, want only the first", keys(got))
 			}
-			for _, s := range got {
-				v, n := s.Value, 1.0
-				if s.TimerStats != nil {
-					v, n = s.Sum, s.Count
+			for id, s := range got {
+				r := want[id]
+				if r == nil {
+					t.Fatalf("series %s, want %v", id, keys(want))
 				}
-				if v != tc.first.Value || n != 1 || !finite(s.Variance()) {
-					t.Errorf("series %s = %v (count %v), want %v unchanged", s.Name, v, n, tc.first.Value)
+				g := [...]float64{s.Value, s.Mean(), s.Variance()}
+				w := [...]float64{r.Value, r.Mean(), r.Variance()}
+				if s.TimerStats != nil && (s.Count != r.Count || s.Sum != r.Sum) || g != w {
+					t.Errorf("series %s changed: value, mean, variance %v, want %v", id, g, w)
 				}
 			}
 		})
