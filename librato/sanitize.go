@@ -63,38 +63,90 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// sanitize replaces every byte of s that allowed rejects with '_' (one '_' per UTF-8 character or per
-// invalid byte), cuts the result to limit bytes and returns "" if it holds no letter or digit. A valid
-// s within the limit is returned without allocating.
+// sanitize returns s cleaned by appendSanitized. A valid s within the limit is returned without allocating.
 func sanitize(s string, limit int, allowed func(byte) bool) string {
 	clean := 0
 	for clean < len(s) && clean < limit && allowed(s[clean]) {
 		clean++
 	}
-	out := s[:clean]
-	if clean < len(s) && clean < limit {
-		b := make([]byte, clean, min(len(s), limit))
-		copy(b, s[:clean])
-		for i := clean; i < len(s) && len(b) < limit; {
-			c := s[i]
-			if c < utf8.RuneSelf {
-				if !allowed(c) {
-					c = '_'
-				}
-				b = append(b, c)
-				i++
-				continue
+	if clean == len(s) {
+		if hasAlnum(s) {
+			return s
+		}
+		return ""
+	}
+	return string(appendSanitized(make([]byte, 0, min(len(s), limit)), s, limit, allowed))
+}
+
+// appendSanitized appends s to dst with every byte that allowed rejects replaced by '_' (one '_' per UTF-8
+// character or per invalid byte), cut to limit bytes. When the result holds no letter or digit it appends
+// nothing. It writes at most min(len(s), limit) bytes and allocates only to grow dst.
+func appendSanitized[S ~string | ~[]byte](dst []byte, s S, limit int, allowed func(byte) bool) []byte {
+	start := len(dst)
+	for i := 0; i < len(s) && len(dst)-start < limit; {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if !allowed(c) {
+				c = '_'
 			}
-			_, size := utf8.DecodeRuneInString(s[i:])
-			b = append(b, '_')
-			i += size
+			dst = append(dst, c)
+			i++
+			continue
 		}
-		out = string(b)
+		dst = append(dst, '_')
+		i += runeSize(s, i)
 	}
-	for i := 0; i < len(out); i++ {
-		if isAlnum(out[i]) {
-			return out
+	if !hasAlnum(dst[start:]) {
+		return dst[:start]
+	}
+	return dst
+}
+
+// runeSize returns the length of the UTF-8 character at s[i], 1 for an invalid byte, as
+// utf8.DecodeRuneInString does.
+func runeSize[S ~string | ~[]byte](s S, i int) int {
+	var b [utf8.UTFMax]byte
+	n := copy(b[:], s[i:])
+	_, size := utf8.DecodeRune(b[:n])
+	return size
+}
+
+// hasAlnum reports whether s holds an ASCII letter or digit.
+func hasAlnum[S ~string | ~[]byte](s S) bool {
+	for i := 0; i < len(s); i++ {
+		if isAlnum(s[i]) {
+			return true
 		}
 	}
-	return ""
+	return false
+}
+
+// AppendName appends name, cleaned as SanitizeName does, to dst and returns the extended slice; it appends
+// nothing when SanitizeName would return "". It appends at most len(name) bytes and allocates only to grow
+// dst.
+func AppendName[S ~string | ~[]byte](dst []byte, name S) []byte {
+	return appendSanitized(dst, name, maxNameLen, isNameByte)
+}
+
+// AppendSource appends s, cleaned as SanitizeSource does, to dst; nothing when SanitizeSource would return
+// "". It appends at most len(s)+1 bytes (the reserved "all" becomes "all_") and allocates only to grow dst.
+func AppendSource[S ~string | ~[]byte](dst []byte, s S) []byte {
+	start := len(dst)
+	dst = appendSanitized(dst, s, maxNameLen, isNameByte)
+	if len(dst)-start == len(reservedSource) && strings.EqualFold(string(dst[start:]), reservedSource) {
+		dst = append(dst, '_')
+	}
+	return dst
+}
+
+// AppendTagName appends name, cleaned as SanitizeTagName does, to dst; nothing when SanitizeTagName would
+// return "". It appends at most len(name) bytes and allocates only to grow dst.
+func AppendTagName[S ~string | ~[]byte](dst []byte, name S) []byte {
+	return appendSanitized(dst, name, maxTagNameLen, isNameByte)
+}
+
+// AppendTagValue appends v, cleaned as SanitizeTagValue does, to dst; nothing when SanitizeTagValue would
+// return "". It appends at most len(v) bytes and allocates only to grow dst.
+func AppendTagValue[S ~string | ~[]byte](dst []byte, v S) []byte {
+	return appendSanitized(dst, v, maxTagValueLen, isTagValueByte)
 }
