@@ -67,6 +67,29 @@ var ErrMaxSeries = errors.New("aggregator: too many series")
 // left out and the series keeps its values.
 var ErrOverflow = errors.New("aggregator: value overflows its series")
 
+// ErrBadName is returned by Add for a metric whose name Config.Sanitizer
+// leaves empty.
+var ErrBadName = errors.New("aggregator: nothing usable in the metric name")
+
+// Sanitizer rewrites series names and tags into the forms the backend
+// accepts (see Config.Sanitizer). Each Append method appends the clean form
+// of its input to dst and returns the extended slice, appending nothing
+// when nothing usable is left; it must not keep dst or the input, and
+// should not allocate but to grow dst. It is called only when a Writer
+// builds a key it has not seen recently, never for every line.
+type Sanitizer interface {
+	// AppendName appends the clean form of a metric name.
+	AppendName(dst, name []byte) []byte
+	// AppendTagName appends the clean form of a tag name.
+	AppendTagName(dst, name []byte) []byte
+	// AppendTagValue appends the clean form of value, the value of the
+	// tag whose clean name is name (a bare tag has an empty value).
+	AppendTagValue(dst, name, value []byte) []byte
+	// MaxTags is the most tags a series keeps (those first by clean
+	// name); 0 or less means no limit.
+	MaxTags() int
+}
+
 // ErrBadType is returned by Add for a metric whose type is not one of parser's.
 var ErrBadType = errors.New("aggregator: unknown metric type")
 
@@ -100,6 +123,16 @@ type Config struct {
 	// merge) and counted by the Writer (see Writer.DroppedTags). The legacy
 	// Librato API, which can express only a "source", keeps just that.
 	KeepTags []string
+	// Sanitizer, when not nil, makes each series' name and tags what the
+	// backend will receive before the series key is built, so that lines
+	// the backend would see as one series (names or tags that differ only
+	// in characters it replaces, or only past its length or tag-count
+	// limits) add up to one series. Series.Name and Series.Tags are then
+	// the clean forms. A line whose name has nothing usable left is
+	// refused with ErrBadName; a tag whose name or value has nothing
+	// usable left, or past Sanitizer.MaxTags, is left out and counted by
+	// the Writer (see Writer.DroppedTags).
+	Sanitizer Sanitizer
 	// GaugeBaseTTL is the number of periods (Snapshots) for which a
 	// gauge's last flushed value is kept, for a delta ("+3") on a gauge
 	// not yet seen in the current period to start from. A gauge absent
@@ -127,6 +160,7 @@ type Aggregator struct {
 	shift           uint // 64 - log2(len(shards))
 	gaugeDeltas     bool
 	keepTags        [][]byte // nil: every tag
+	san             Sanitizer
 	maxSeries       int64
 	maxTimerSamples int
 	maxSetMembers   int
@@ -179,6 +213,7 @@ func New(cfg Config) *Aggregator {
 		shift:           uint(64 - bits.TrailingZeros(uint(n))),
 		gaugeDeltas:     cfg.GaugeDeltas,
 		keepTags:        keepTags(cfg.KeepTags),
+		san:             cfg.Sanitizer,
 		maxSeries:       int64(max(cfg.MaxSeries, 0)),
 		maxTimerSamples: orDefault(cfg.MaxTimerSamples, defaultMaxTimerSamples),
 		maxSetMembers:   orDefault(cfg.MaxSetMembers, defaultMaxSetMembers),
@@ -218,9 +253,27 @@ type Writer struct {
 	a       *Aggregator
 	key     []byte
 	tags    []tagRef
-	dropped int // tags left out by Config.KeepTags since the last DroppedTags
+	clean   []byte      // the clean tag names tags point to
+	dropped DroppedTags // since the last DroppedTags
 	raw     maphash.Hash
 	cache   *[keyCacheSize]keyCacheEntry
+}
+
+// DroppedTags counts the tags a Writer left out of series, by reason.
+type DroppedTags struct {
+	// NotKept counts the tags Config.KeepTags does not name.
+	NotKept int
+	// Invalid counts the tags whose name or value Config.Sanitizer left
+	// empty.
+	Invalid int
+	// TooMany counts the tags past Config.Sanitizer's MaxTags.
+	TooMany int
+}
+
+func (d *DroppedTags) add(o DroppedTags) {
+	d.NotKept += o.NotKept
+	d.Invalid += o.Invalid
+	d.TooMany += o.TooMany
 }
 
 // keyCacheSize is the number of recent lines whose series key a Writer
@@ -232,17 +285,19 @@ const keyCacheSize = 4096
 type keyCacheEntry struct {
 	rawHash uint64
 	raw     []byte // kind, name, 0, name tags, 0, tags: what key was built from
-	key     []byte
+	key     []byte // nil when the entry is empty or the name unusable
 	hash    uint64 // of key
-	dropped int    // tags Config.KeepTags left out of key
+	dropped DroppedTags
+	badName bool // Config.Sanitizer left the name empty
 }
 
-// DroppedTags returns how many tags Config.KeepTags left out since the
-// last call, and starts counting again.
-func (w *Writer) DroppedTags() int {
-	n := w.dropped
-	w.dropped = 0
-	return n
+// DroppedTags returns the tags left out of series since the last call, and
+// starts counting again. A line counts its dropped tags each time it is
+// added.
+func (w *Writer) DroppedTags() DroppedTags {
+	d := w.dropped
+	w.dropped = DroppedTags{}
+	return d
 }
 
 // NewWriter returns a Writer that adds to a.
@@ -271,6 +326,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 		return ErrOverflow
 	}
 	key, h := w.seriesKey(kind, m)
+	if key == nil {
+		return ErrBadName
+	}
 	a := w.a
 	sh := a.shardOf(h)
 

@@ -642,11 +642,11 @@ func TestKeepTags(t *testing.T) {
 	if len(got) != 2 || got["counter hits"].Value != 3 || got["counter hits source=db-1"].Value != 4 {
 		t.Errorf("series %v: tags other than source must merge into one series", keys(got))
 	}
-	if n := w.DroppedTags(); n != 3 {
-		t.Errorf("DroppedTags = %d, want 3", n)
+	if n := w.DroppedTags(); n != (DroppedTags{NotKept: 3}) {
+		t.Errorf("DroppedTags = %+v, want 3 not kept", n)
 	}
-	if n := w.DroppedTags(); n != 0 {
-		t.Errorf("DroppedTags after reading = %d, want 0", n)
+	if n := w.DroppedTags(); n != (DroppedTags{}) {
+		t.Errorf("DroppedTags after reading = %+v, want none", n)
 	}
 }
 
@@ -678,8 +678,8 @@ func TestKeyCache(t *testing.T) {
 			t.Errorf("%s = %v, want 3", id, s.Value)
 		}
 	}
-	if d := w.DroppedTags(); d != 3*n {
-		t.Errorf("DroppedTags = %d, want %d (one a line, cached or not)", d, 3*n)
+	if d := w.DroppedTags(); d != (DroppedTags{NotKept: 3 * n}) {
+		t.Errorf("DroppedTags = %+v, want %d not kept (one a line, cached or not)", d, 3*n)
 	}
 }
 

@@ -206,7 +206,7 @@ func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggrega
 		n := librato.SanitizeTagName(t.Name)
 		v := t.Value
 		if v == "" {
-			v = "true" // a bare DogStatsD tag
+			v = bareTagValue // a bare DogStatsD tag
 		}
 		v = librato.SanitizeTagValue(v)
 		if n == "" || v == "" {
