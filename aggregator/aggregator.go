@@ -111,7 +111,8 @@ type Config struct {
 	// period for exact percentiles; 0 or less means 10,000 (80 kB). Past
 	// it, the series moves its values into a sketch of at most 32 KiB and
 	// its percentiles become estimates (see Series.Percentiles); count,
-	// sum, sum of squares, min, max and last stay exact.
+	// sum, min, max and last stay exact, and the variance is kept by a
+	// stable running update (see Series.Variance).
 	MaxTimerSamples int
 	// MaxSetMembers bounds the distinct members a set series keeps in one
 	// period; 0 or less means 10,000 (a hash map of about 300 kB). Past
@@ -771,8 +772,10 @@ type Percentile struct {
 // value, Max (the p-th percentile) is within ±1% of the true k-th value,
 // and Sum is within 1% of the true sum of the lowest k values (1% of the
 // sum of their absolute values when signs are mixed), SumSquares within
-// 2.01%. Values more than 17.8 decades below the largest of their sign
-// lose that bound (see the sketch).
+// 2.01%; Variance is derived from those two (an estimate, which can lose
+// precision to cancellation when the values are large and close). Values
+// more than 17.8 decades below the largest of their sign lose that bound
+// (see the sketch).
 func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
 	if s.TimerStats == nil {
 		for range ps {
