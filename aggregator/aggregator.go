@@ -364,10 +364,14 @@ func (w *Writer) Add(m *parser.Metric) error {
 func finite(x float64) bool { return math.Abs(x) <= math.MaxFloat64 }
 
 // weighable reports whether m's value weighted by 1/rate is finite, as
-// every series it could start needs.
+// every counter or timer it could start needs (gauges and sets ignore the
+// rate).
 func weighable(m *parser.Metric) bool {
+	if m.Type != parser.Counter && m.Type != parser.Timer {
+		return true
+	}
 	w := 1 / m.Rate
-	return finite(w) && (m.Type == parser.Set || finite(m.Value*w))
+	return finite(w) && finite(m.Value*w)
 }
 
 // update adds m to s. It returns ErrOverflow, leaving s as it was, when a

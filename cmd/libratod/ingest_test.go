@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
 	"github.com/libratod/libratod/parser"
 )
@@ -131,4 +134,41 @@ func BenchmarkHandle(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "ns/line")
+}
+
+// TestIngestCountsSanitizing checks what ingest counts when the aggregator
+// sanitizes: a name with nothing usable is a dropped metric, tags left out
+// are counted by reason.
+func TestIngestCountsSanitizing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	im, err := newIngestMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm, err := flusher.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := aggregator.New(aggregator.Config{Sanitizer: flusher.Names{API: librato.Tagged}})
+	in := newIngest(agg, im, fm.Dropped, zerolog.Nop())
+	in.tagsNotKept, in.tagsInvalid, in.tagsTooMany = fm.TagsDropped("legacy_api"), fm.TagsDropped("invalid"), fm.TagsDropped("too_many")
+	var many []string
+	for i := range 52 {
+		many = append(many, fmt.Sprintf("t%02d:v", i))
+	}
+	in.Handle(listener.UDP, []byte("...:1|c\nx:1|c|#!!:v,k:??\ny:1|c|#"+strings.Join(many, ",")+"\nz b:1|c\n"))
+	for reason, want := range map[string]float64{"invalid": 2, "too_many": 2, "legacy_api": 0} {
+		if got := testutil.ToFloat64(fm.TagsDropped(reason)); got != want {
+			t.Errorf("tags dropped %s = %v, want %v", reason, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(fm.Dropped("bad_name")); got != 1 {
+		t.Errorf("dropped bad_name = %v, want 1", got)
+	}
+	var names []string
+	agg.Snapshot().Each(func(s *aggregator.Series) { names = append(names, s.Name) })
+	sort.Strings(names)
+	if strings.Join(names, ",") != "x,y,z_b" {
+		t.Errorf("series %v, want x, y, z_b", names)
+	}
 }
