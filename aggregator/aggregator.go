@@ -611,7 +611,8 @@ type Tag struct {
 
 // Series is one metric name with one tag set over one period.
 type Series struct {
-	// Name is the metric name as received.
+	// Name is the metric name as received, or as Config.Sanitizer
+	// cleaned it.
 	Name string
 	// Kind is the series kind.
 	Kind Kind
