@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"regexp"
 	"strings"
 	"sync"
@@ -172,12 +173,15 @@ type identities struct {
 	seed   maphash.Seed
 	h, th  maphash.Hash
 	buf    []byte
-	seen   map[uint64]struct{}
+	// seen is an open-addressed set of the identities (0 for a free
+	// slot), at most half full: 16 bytes a point, less than a map.
+	seen []uint64
+	n    int
 }
 
 func newIdentities(s *settings, n int) *identities {
 	ids := &identities{api: s.cfg.API, source: s.source, tags: s.tags, seed: maphash.MakeSeed(),
-		seen: make(map[uint64]struct{}, n)}
+		seen: make([]uint64, max(16, 1<<bits.Len(uint(2*n))))}
 	ids.h.SetSeed(ids.seed)
 	ids.th.SetSeed(ids.seed)
 	return ids
@@ -212,12 +216,41 @@ func (ids *identities) first(m *librato.Measurement) bool {
 		binary.LittleEndian.PutUint64(b[:], sum)
 		ids.h.Write(b[:])
 	}
-	id := ids.h.Sum64()
-	if _, dup := ids.seen[id]; dup {
+	id := max(ids.h.Sum64(), 1) // 0 marks a free slot
+	if 2*(ids.n+1) > len(ids.seen) {
+		ids.grow()
+	}
+	if !ids.insert(id) {
 		return false
 	}
-	ids.seen[id] = struct{}{}
+	ids.n++
 	return true
+}
+
+// insert adds id to the set; false if it was there.
+func (ids *identities) insert(id uint64) bool {
+	mask := uint64(len(ids.seen) - 1)
+	for i := id & mask; ; i = (i + 1) & mask {
+		switch ids.seen[i] {
+		case 0:
+			ids.seen[i] = id
+			return true
+		case id:
+			return false
+		}
+	}
+}
+
+// grow doubles the set (more points than the snapshot had series: the
+// percentiles and the extra measurements).
+func (ids *identities) grow() {
+	old := ids.seen
+	ids.seen = make([]uint64, 2*len(old))
+	for _, id := range old {
+		if id != 0 {
+			ids.insert(id)
+		}
+	}
 }
 
 // write writes s to h with ASCII letters lower-cased.

@@ -184,3 +184,21 @@ func TestNoDuplicatePoints(t *testing.T) {
 		})
 	}
 }
+
+// TestIdentitiesGrow checks the set of identities past the size it was
+// made for (percentiles and extra measurements add points).
+func TestIdentitiesGrow(t *testing.T) {
+	ids := newIdentities(&settings{cfg: Config{API: librato.Tagged}}, 1)
+	const n = 5000
+	for round, want := range []bool{true, false} {
+		for i := range n {
+			m := librato.Measurement{Name: fmt.Sprint("m", i%100), Tags: []librato.Tag{{Name: "k", Value: fmt.Sprint(i / 100)}}}
+			if got := ids.first(&m); got != want {
+				t.Fatalf("round %d, point %d: first = %v, want %v", round, i, got, want)
+			}
+		}
+	}
+	if ids.n != n || 2*ids.n > len(ids.seen) {
+		t.Errorf("%d identities in %d slots", ids.n, len(ids.seen))
+	}
+}
