@@ -10,6 +10,7 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/parser"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -200,5 +201,36 @@ func TestIdentitiesGrow(t *testing.T) {
 	}
 	if ids.n != n || 2*ids.n > len(ids.seen) {
 		t.Errorf("%d identities in %d slots", ids.n, len(ids.seen))
+	}
+}
+
+// BenchmarkNamesKeyMiss measures aggregator Adds that miss the Writer's
+// key cache (more distinct lines than it holds, cycled), so each builds
+// its key: without a Sanitizer, and with Names on clean and on dirty
+// names and tags.
+func BenchmarkNamesKeyMiss(b *testing.B) {
+	for _, c := range []struct {
+		name, format, tags string
+		san                aggregator.Sanitizer
+	}{
+		{"none", "app.requests.%d", "env:prod,host:web-1", nil},
+		{"names-clean", "app.requests.%d", "env:prod,host:web-1", Names{API: librato.Tagged}},
+		{"names-dirty", "app requests!%d", "env:prod!,h st:web 1", Names{API: librato.Tagged}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			a := aggregator.New(aggregator.Config{Sanitizer: c.san})
+			w := a.NewWriter()
+			ms := make([]parser.Metric, 16384)
+			for i := range ms {
+				ms[i] = parser.Metric{Name: fmt.Appendf(nil, c.format, i), Tags: []byte(c.tags), Type: parser.Counter, Value: 1, Rate: 1}
+				_ = w.Add(&ms[i])
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_ = w.Add(&ms[i%len(ms)])
+				i++
+			}
+		})
 	}
 }

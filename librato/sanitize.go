@@ -21,13 +21,13 @@ const reservedSource = "all"
 // (for example "", "...", or a name written only in non-Latin script), since such a name is unusable.
 // Librato treats names case-insensitively; the case is kept.
 func SanitizeName(s string) string {
-	return sanitize(s, maxNameLen, isNameByte)
+	return sanitize(s, maxNameLen, nameChars)
 }
 
 // SanitizeSource returns s as a valid Librato source, by the rules of SanitizeName. The reserved source
 // "all" (in any case) becomes "all_" (keeping the case of s).
 func SanitizeSource(s string) string {
-	s = sanitize(s, maxNameLen, isNameByte)
+	s = sanitize(s, maxNameLen, nameChars)
 	if strings.EqualFold(s, reservedSource) {
 		s += "_"
 	}
@@ -37,7 +37,7 @@ func SanitizeSource(s string) string {
 // SanitizeTagName returns s as a valid tag name: by the rules of SanitizeName ([-.:_A-Za-z0-9]) but cut
 // to 64 bytes. The service lower-cases tag names; the case is kept here.
 func SanitizeTagName(s string) string {
-	return sanitize(s, maxTagNameLen, isNameByte)
+	return sanitize(s, maxTagNameLen, nameChars)
 }
 
 // SanitizeTagValue returns s as a valid tag value: each byte outside [-.:_?/A-Za-z0-9 ] (space allowed)
@@ -45,7 +45,7 @@ func SanitizeTagName(s string) string {
 // holds no ASCII letter or digit. The backslash is replaced too: the published pattern is ambiguous
 // about it, and a refused value fails the whole request.
 func SanitizeTagValue(s string) string {
-	return sanitize(s, maxTagValueLen, isTagValueByte)
+	return sanitize(s, maxTagValueLen, tagValueChars)
 }
 
 // isNameByte reports whether c may appear in a metric name, a source or a tag name.
@@ -63,30 +63,63 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// sanitize returns s cleaned by appendSanitized. A valid s within the limit is returned without allocating.
-func sanitize(s string, limit int, allowed func(byte) bool) string {
-	clean := 0
-	for clean < len(s) && clean < limit && allowed(s[clean]) {
-		clean++
+// charset is the set of bytes a kind of string may hold.
+type charset bool
+
+// The charsets.
+const (
+	nameChars     charset = false // isNameByte: names, sources, tag names
+	tagValueChars charset = true  // isTagValueByte: tag values
+)
+
+// allows reports whether c is in the charset.
+func (cs charset) allows(c byte) bool {
+	if cs == tagValueChars {
+		return isTagValueByte(c)
 	}
+	return isNameByte(c)
+}
+
+// sanitize returns s cleaned by appendSanitized. A valid s within the limit is returned without allocating.
+func sanitize(s string, limit int, cs charset) string {
+	clean, alnum := cleanPrefix(s, limit, cs)
 	if clean == len(s) {
-		if hasAlnum(s) {
+		if alnum {
 			return s
 		}
 		return ""
 	}
-	return string(appendSanitized(make([]byte, 0, min(len(s), limit)), s, limit, allowed))
+	return string(appendSanitized(make([]byte, 0, min(len(s), limit)), s, limit, cs))
 }
 
-// appendSanitized appends s to dst with every byte that allowed rejects replaced by '_' (one '_' per UTF-8
-// character or per invalid byte), cut to limit bytes. When the result holds no letter or digit it appends
-// nothing. It writes at most min(len(s), limit) bytes and allocates only to grow dst.
-func appendSanitized[S ~string | ~[]byte](dst []byte, s S, limit int, allowed func(byte) bool) []byte {
+// cleanPrefix returns the length of the longest prefix of s, at most limit bytes, that cs allows, and
+// whether it holds an ASCII letter or digit.
+func cleanPrefix[S ~string | ~[]byte](s S, limit int, cs charset) (n int, alnum bool) {
+	for n < len(s) && n < limit {
+		c := s[n]
+		if isAlnum(c) {
+			alnum = true
+		} else if !cs.allows(c) {
+			break
+		}
+		n++
+	}
+	return n, alnum
+}
+
+// appendSanitized appends s to dst with every byte that cs does not allow replaced by '_' (one '_' per
+// UTF-8 character or per invalid byte), cut to limit bytes. When the result holds no letter or digit it
+// appends nothing. It writes at most min(len(s), limit) bytes and allocates only to grow dst.
+func appendSanitized[S ~string | ~[]byte](dst []byte, s S, limit int, cs charset) []byte {
+	clean, alnum := cleanPrefix(s, limit, cs)
 	start := len(dst)
-	for i := 0; i < len(s) && len(dst)-start < limit; {
+	dst = append(dst, s[:clean]...)
+	for i := clean; i < len(s) && len(dst)-start < limit; {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if !allowed(c) {
+			if isAlnum(c) {
+				alnum = true
+			} else if !cs.allows(c) {
 				c = '_'
 			}
 			dst = append(dst, c)
@@ -96,7 +129,7 @@ func appendSanitized[S ~string | ~[]byte](dst []byte, s S, limit int, allowed fu
 		dst = append(dst, '_')
 		i += runeSize(s, i)
 	}
-	if !hasAlnum(dst[start:]) {
+	if !alnum {
 		return dst[:start]
 	}
 	return dst
@@ -111,28 +144,18 @@ func runeSize[S ~string | ~[]byte](s S, i int) int {
 	return size
 }
 
-// hasAlnum reports whether s holds an ASCII letter or digit.
-func hasAlnum[S ~string | ~[]byte](s S) bool {
-	for i := 0; i < len(s); i++ {
-		if isAlnum(s[i]) {
-			return true
-		}
-	}
-	return false
-}
-
 // AppendName appends name, cleaned as SanitizeName does, to dst and returns the extended slice; it appends
 // nothing when SanitizeName would return "". It appends at most len(name) bytes and allocates only to grow
 // dst.
 func AppendName[S ~string | ~[]byte](dst []byte, name S) []byte {
-	return appendSanitized(dst, name, maxNameLen, isNameByte)
+	return appendSanitized(dst, name, maxNameLen, nameChars)
 }
 
 // AppendSource appends s, cleaned as SanitizeSource does, to dst; nothing when SanitizeSource would return
 // "". It appends at most len(s)+1 bytes (the reserved "all" becomes "all_") and allocates only to grow dst.
 func AppendSource[S ~string | ~[]byte](dst []byte, s S) []byte {
 	start := len(dst)
-	dst = appendSanitized(dst, s, maxNameLen, isNameByte)
+	dst = appendSanitized(dst, s, maxNameLen, nameChars)
 	if len(dst)-start == len(reservedSource) && strings.EqualFold(string(dst[start:]), reservedSource) {
 		dst = append(dst, '_')
 	}
@@ -142,11 +165,11 @@ func AppendSource[S ~string | ~[]byte](dst []byte, s S) []byte {
 // AppendTagName appends name, cleaned as SanitizeTagName does, to dst; nothing when SanitizeTagName would
 // return "". It appends at most len(name) bytes and allocates only to grow dst.
 func AppendTagName[S ~string | ~[]byte](dst []byte, name S) []byte {
-	return appendSanitized(dst, name, maxTagNameLen, isNameByte)
+	return appendSanitized(dst, name, maxTagNameLen, nameChars)
 }
 
 // AppendTagValue appends v, cleaned as SanitizeTagValue does, to dst; nothing when SanitizeTagValue would
 // return "". It appends at most len(v) bytes and allocates only to grow dst.
 func AppendTagValue[S ~string | ~[]byte](dst []byte, v S) []byte {
-	return appendSanitized(dst, v, maxTagValueLen, isTagValueByte)
+	return appendSanitized(dst, v, maxTagValueLen, tagValueChars)
 }
