@@ -400,13 +400,9 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) error {
 		if !finite(count) || !finite(sum) || !finite(v*v*wgt) {
 			return ErrOverflow
 		}
-		switch {
-		case s.Count == 0:
-			s.Min, s.Max, s.w0 = v, v, wgt
-		default:
-			s.Min, s.Max = min(s.Min, v), max(s.Max, v)
-		}
-		if !s.running && (wgt != s.w0 || s.x != nil || len(s.Values) >= a.maxTimerSamples) {
+		if s.Count == 0 {
+			s.w0 = wgt
+		} else if !s.running && (wgt != s.w0 || s.x != nil || len(s.Values) >= a.maxTimerSamples) {
 			// The values can no longer give the variance exactly (two
 			// weights, or some only in the sketch): from now on keep it
 			// running, starting from the values so far.
@@ -423,6 +419,11 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) error {
 				return ErrOverflow
 			}
 			s.mean, s.m2 = mean, m2
+		}
+		if s.Count == 0 {
+			s.Min, s.Max = v, v
+		} else {
+			s.Min, s.Max = min(s.Min, v), max(s.Max, v)
 		}
 		s.Count, s.Sum = count, sum
 		s.Last = v

@@ -744,6 +744,7 @@ func TestOverflow(t *testing.T) {
 		"timer weight":       {first: timer("t", 1, 1), over: timer("t", 1e126, 1e-300)},
 		"timer sum":          {first: timer("t", 1, 1e-308), over: timer("t", 1, 1e-308)},
 		"timer square":       {first: timer("t", 1, 1), over: timer("t", 1e155, 1)},
+		"timer deviations":   {first: timer("t", -9e153, 1), over: timer("t", 9e153, 0.5)},
 		"gauge delta":        {first: gauge("g", 1e308, false), over: gauge("g", 1e308, true)},
 		"new series refused": {first: counter("other", 1, 1), over: counter("c", 1e126, 1e-300)},
 	}
@@ -768,7 +769,7 @@ func TestOverflow(t *testing.T) {
 				}
 				g := [...]float64{s.Value, s.Mean(), s.Variance()}
 				w := [...]float64{r.Value, r.Mean(), r.Variance()}
-				if s.TimerStats != nil && (s.Count != r.Count || s.Sum != r.Sum) || g != w {
+				if s.TimerStats != nil && (s.Count != r.Count || s.Sum != r.Sum || s.Min != r.Min || s.Max != r.Max) || g != w {
 					t.Errorf("series %s changed: value, mean, variance %v, want %v", id, g, w)
 				}
 			}
