@@ -323,9 +323,6 @@ func (w *Writer) Add(m *parser.Metric) error {
 	default:
 		return ErrBadType
 	}
-	if !weighable(m) {
-		return ErrOverflow
-	}
 	key, h := w.seriesKey(kind, m)
 	if key == nil {
 		return ErrBadName
@@ -339,6 +336,10 @@ func (w *Writer) Add(m *parser.Metric) error {
 		s = s.next
 	}
 	if s == nil {
+		if !weighable(m) { // an existing series checks in update
+			sh.mu.Unlock()
+			return ErrOverflow
+		}
 		// Reserve a place first: a check and a later increment would let
 		// Adds on other shards pass the bound together.
 		if n := a.live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
