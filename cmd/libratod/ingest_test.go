@@ -28,7 +28,7 @@ func newTestIngest(t testing.TB) (*ingest, *aggregator.Aggregator, *flusher.Metr
 	if err != nil {
 		t.Fatal(err)
 	}
-	agg := aggregator.New(aggregator.Config{})
+	agg := aggregator.New(aggregator.Config{Sanitizer: flusher.Names{API: librato.Tagged}}) // as the daemon
 	return newIngest(agg, im, fm.Dropped, zerolog.Nop()), agg, fm
 }
 
