@@ -713,7 +713,8 @@ func meanVariance(vals []float64) (mean, variance float64) {
 }
 
 // Tags returns the series' tags, sorted by name, one per name (the last
-// one written on the line wins). A bare DogStatsD tag has Value "".
+// one written on the line wins). A bare DogStatsD tag has Value "" (with
+// Config.Sanitizer, the value it makes of an empty one).
 func (s *Series) Tags() []Tag { return s.AppendTags(nil) }
 
 // AppendTags appends the series' tags (see Tags) to dst. The strings share
