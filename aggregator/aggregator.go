@@ -62,6 +62,34 @@ func Kinds() []Kind { return kinds[:] }
 // ErrMaxSeries is returned by Add when a new series would exceed Config.MaxSeries.
 var ErrMaxSeries = errors.New("aggregator: too many series")
 
+// ErrOverflow is returned by Add for a metric that would make a sum of
+// its series infinite (a huge value at a tiny sample rate): the metric is
+// left out and the series keeps its values.
+var ErrOverflow = errors.New("aggregator: value overflows its series")
+
+// ErrBadName is returned by Add for a metric whose name Config.Sanitizer
+// leaves empty.
+var ErrBadName = errors.New("aggregator: nothing usable in the metric name")
+
+// Sanitizer rewrites series names and tags into the forms the backend
+// accepts (see Config.Sanitizer). Each Append method appends the clean form
+// of its input to dst and returns the extended slice, appending nothing
+// when nothing usable is left; it must not keep dst or the input, and
+// should not allocate but to grow dst. It is called only when a Writer
+// builds a key it has not seen recently, never for every line.
+type Sanitizer interface {
+	// AppendName appends the clean form of a metric name.
+	AppendName(dst, name []byte) []byte
+	// AppendTagName appends the clean form of a tag name.
+	AppendTagName(dst, name []byte) []byte
+	// AppendTagValue appends the clean form of value, the value of the
+	// tag whose clean name is name (a bare tag has an empty value).
+	AppendTagValue(dst, name, value []byte) []byte
+	// MaxTags is the most tags a series keeps (those first by clean
+	// name); 0 or less means no limit.
+	MaxTags() int
+}
+
 // ErrBadType is returned by Add for a metric whose type is not one of parser's.
 var ErrBadType = errors.New("aggregator: unknown metric type")
 
@@ -83,7 +111,8 @@ type Config struct {
 	// period for exact percentiles; 0 or less means 10,000 (80 kB). Past
 	// it, the series moves its values into a sketch of at most 32 KiB and
 	// its percentiles become estimates (see Series.Percentiles); count,
-	// sum, sum of squares, min, max and last stay exact.
+	// sum, min, max and last stay exact, and the variance is kept by a
+	// stable running update (see Series.Variance).
 	MaxTimerSamples int
 	// MaxSetMembers bounds the distinct members a set series keeps in one
 	// period; 0 or less means 10,000 (a hash map of about 300 kB). Past
@@ -95,6 +124,16 @@ type Config struct {
 	// merge) and counted by the Writer (see Writer.DroppedTags). The legacy
 	// Librato API, which can express only a "source", keeps just that.
 	KeepTags []string
+	// Sanitizer, when not nil, makes each series' name and tags what the
+	// backend will receive before the series key is built, so that lines
+	// the backend would see as one series (names or tags that differ only
+	// in characters it replaces, or only past its length or tag-count
+	// limits) add up to one series. Series.Name and Series.Tags are then
+	// the clean forms. A line whose name has nothing usable left is
+	// refused with ErrBadName; a tag whose name or value has nothing
+	// usable left, or past Sanitizer.MaxTags, is left out and counted by
+	// the Writer (see Writer.DroppedTags).
+	Sanitizer Sanitizer
 	// GaugeBaseTTL is the number of periods (Snapshots) for which a
 	// gauge's last flushed value is kept, for a delta ("+3") on a gauge
 	// not yet seen in the current period to start from. A gauge absent
@@ -122,6 +161,7 @@ type Aggregator struct {
 	shift           uint // 64 - log2(len(shards))
 	gaugeDeltas     bool
 	keepTags        [][]byte // nil: every tag
+	san             Sanitizer
 	maxSeries       int64
 	maxTimerSamples int
 	maxSetMembers   int
@@ -174,6 +214,7 @@ func New(cfg Config) *Aggregator {
 		shift:           uint(64 - bits.TrailingZeros(uint(n))),
 		gaugeDeltas:     cfg.GaugeDeltas,
 		keepTags:        keepTags(cfg.KeepTags),
+		san:             cfg.Sanitizer,
 		maxSeries:       int64(max(cfg.MaxSeries, 0)),
 		maxTimerSamples: orDefault(cfg.MaxTimerSamples, defaultMaxTimerSamples),
 		maxSetMembers:   orDefault(cfg.MaxSetMembers, defaultMaxSetMembers),
@@ -213,9 +254,27 @@ type Writer struct {
 	a       *Aggregator
 	key     []byte
 	tags    []tagRef
-	dropped int // tags left out by Config.KeepTags since the last DroppedTags
+	clean   []byte      // the clean tag names tags point to
+	dropped DroppedTags // since the last DroppedTags
 	raw     maphash.Hash
 	cache   *[keyCacheSize]keyCacheEntry
+}
+
+// DroppedTags counts the tags a Writer left out of series, by reason.
+type DroppedTags struct {
+	// NotKept counts the tags Config.KeepTags does not name.
+	NotKept int
+	// Invalid counts the tags whose name or value Config.Sanitizer left
+	// empty.
+	Invalid int
+	// TooMany counts the tags past Config.Sanitizer's MaxTags.
+	TooMany int
+}
+
+func (d *DroppedTags) add(o DroppedTags) {
+	d.NotKept += o.NotKept
+	d.Invalid += o.Invalid
+	d.TooMany += o.TooMany
 }
 
 // keyCacheSize is the number of recent lines whose series key a Writer
@@ -227,17 +286,19 @@ const keyCacheSize = 4096
 type keyCacheEntry struct {
 	rawHash uint64
 	raw     []byte // kind, name, 0, name tags, 0, tags: what key was built from
-	key     []byte
+	key     []byte // nil when the entry is empty or the name unusable
 	hash    uint64 // of key
-	dropped int    // tags Config.KeepTags left out of key
+	dropped DroppedTags
+	badName bool // Config.Sanitizer left the name empty
 }
 
-// DroppedTags returns how many tags Config.KeepTags left out since the
-// last call, and starts counting again.
-func (w *Writer) DroppedTags() int {
-	n := w.dropped
-	w.dropped = 0
-	return n
+// DroppedTags returns the tags left out of series since the last call, and
+// starts counting again. A line counts its dropped tags each time it is
+// added.
+func (w *Writer) DroppedTags() DroppedTags {
+	d := w.dropped
+	w.dropped = DroppedTags{}
+	return d
 }
 
 // NewWriter returns a Writer that adds to a.
@@ -263,6 +324,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 		return ErrBadType
 	}
 	key, h := w.seriesKey(kind, m)
+	if key == nil {
+		return ErrBadName
+	}
 	a := w.a
 	sh := a.shardOf(h)
 
@@ -272,6 +336,10 @@ func (w *Writer) Add(m *parser.Metric) error {
 		s = s.next
 	}
 	if s == nil {
+		if !weighable(m) { // an existing series checks in update
+			sh.mu.Unlock()
+			return ErrOverflow
+		}
 		// Reserve a place first: a check and a later increment would let
 		// Adds on other shards pass the bound together.
 		if n := a.live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
@@ -288,32 +356,77 @@ func (w *Writer) Add(m *parser.Metric) error {
 			sh.baseMu.Unlock()
 		}
 	}
-	a.update(s, m)
+	err := a.update(s, m)
 	sh.mu.Unlock()
-	return nil
+	return err
 }
 
-func (a *Aggregator) update(s *Series, m *parser.Metric) {
+// finite reports whether x is neither infinite nor NaN.
+func finite(x float64) bool { return math.Abs(x) <= math.MaxFloat64 }
+
+// weighable reports whether m's value weighted by 1/rate is finite, as
+// every counter or timer it could start needs (gauges and sets ignore the
+// rate).
+func weighable(m *parser.Metric) bool {
+	if m.Type != parser.Counter && m.Type != parser.Timer {
+		return true
+	}
+	w := 1 / m.Rate
+	return finite(w) && finite(m.Value*w)
+}
+
+// update adds m to s. It returns ErrOverflow, leaving s as it was, when a
+// sum would no longer be finite.
+func (a *Aggregator) update(s *Series, m *parser.Metric) error {
 	switch s.Kind {
 	case Counter:
-		s.Value += m.Value / m.Rate
+		v := s.Value + m.Value/m.Rate
+		if !finite(v) {
+			return ErrOverflow
+		}
+		s.Value = v
 	case Gauge:
 		if m.Delta && a.gaugeDeltas {
-			s.Value += m.Value
+			v := s.Value + m.Value
+			if !finite(v) {
+				return ErrOverflow
+			}
+			s.Value = v
 		} else {
 			s.Value = m.Value
 		}
 	case Timer:
 		v, wgt := m.Value, 1/m.Rate
-		if s.Count == 0 || v < s.Min {
-			s.Min = v
+		count, sum := s.Count+wgt, s.Sum+v*wgt
+		if !finite(count) || !finite(sum) || !finite(v*v*wgt) {
+			return ErrOverflow
 		}
-		if s.Count == 0 || v > s.Max {
-			s.Max = v
+		if s.Count == 0 {
+			s.w0 = wgt
+		} else if !s.running && (wgt != s.w0 || s.x != nil || len(s.Values) >= a.maxTimerSamples) {
+			// The values can no longer give the variance exactly (two
+			// weights, or some only in the sketch): from now on keep it
+			// running, starting from the values so far.
+			s.startRunning()
 		}
-		s.Count += wgt
-		s.Sum += v * wgt
-		s.SumSquares += v * v * wgt
+		if s.running {
+			// West's weighted form of Welford's method: the mean and the
+			// sum of squared deviations stay accurate where a sum of
+			// squares would cancel.
+			delta := v - s.mean
+			mean := s.mean + delta*(wgt/count)
+			m2 := s.m2 + wgt*delta*(v-mean)
+			if !finite(m2) {
+				return ErrOverflow
+			}
+			s.mean, s.m2 = mean, m2
+		}
+		if s.Count == 0 {
+			s.Min, s.Max = v, v
+		} else {
+			s.Min, s.Max = min(s.Min, v), max(s.Max, v)
+		}
+		s.Count, s.Sum = count, sum
 		s.Last = v
 		switch {
 		case s.x != nil: // a timer's x is its sketch
@@ -337,7 +450,7 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) {
 		x := s.x
 		if x.hll != nil {
 			x.hll.add(h)
-			return
+			return nil
 		}
 		if len(x.members) >= a.maxSetMembers {
 			if _, seen := x.members[h]; !seen { // one member past the bound
@@ -347,11 +460,12 @@ func (a *Aggregator) update(s *Series, m *parser.Metric) {
 				}
 				x.hll.add(h)
 				x.members = nil
-				return
+				return nil
 			}
 		}
 		x.members[h] = struct{}{}
 	}
+	return nil
 }
 
 // appendBounded appends v to vals, growing the slice by doubling but never
@@ -499,7 +613,8 @@ type Tag struct {
 
 // Series is one metric name with one tag set over one period.
 type Series struct {
-	// Name is the metric name as received.
+	// Name is the metric name as received, or as Config.Sanitizer
+	// cleaned it.
 	Name string
 	// Kind is the series kind.
 	Kind Kind
@@ -517,13 +632,14 @@ type Series struct {
 	next *Series
 }
 
-// TimerStats are the statistics of a timer series over one period.
+// TimerStats are the statistics of a timer series over one period. Each
+// value counts 1/rate times (its weight); see also Series.Mean and
+// Series.Variance.
 type TimerStats struct {
 	// Count is the number of timer values, each weighted by 1/rate.
 	Count float64
-	// Sum and SumSquares are the weighted sum and sum of squares of the
-	// timer values.
-	Sum, SumSquares float64
+	// Sum is the weighted sum of the timer values.
+	Sum float64
 	// Min, Max and Last are the smallest, largest and last timer values.
 	Min, Max, Last float64
 	// Values are the timer values as received, unweighted, in arrival
@@ -531,10 +647,74 @@ type TimerStats struct {
 	// that bound the values are in a sketch and Values is nil (see
 	// PercentilesExact).
 	Values []float64
+
+	// While every value is in Values with the same weight w0, the
+	// variance comes from them; once not (running), from mean and m2, the
+	// running weighted mean and sum of squared deviations.
+	w0       float64
+	running  bool
+	mean, m2 float64
+}
+
+// startRunning sets the running mean and sum of squared deviations from
+// Values, all of weight w0, exactly.
+func (t *TimerStats) startRunning() {
+	t.running = true
+	if len(t.Values) == 0 {
+		return
+	}
+	var v float64
+	t.mean, v = meanVariance(t.Values)
+	t.m2 = v * t.Count
+}
+
+// Mean returns the weighted mean of a timer's values, Sum/Count kept
+// within [Min, Max] against rounding; 0 for other kinds or no values.
+func (s *Series) Mean() float64 {
+	if s.TimerStats == nil || s.Count == 0 {
+		return 0
+	}
+	return min(max(s.Sum/s.Count, s.Min), s.Max)
+}
+
+// Variance returns the population variance of a timer's values, each
+// weighted by 1/rate: sum(w*(v-mean)^2)/sum(w). While every value is kept
+// (PercentilesExact) and all came with the same rate it is computed
+// exactly from them, in two passes; otherwise it comes from a running
+// (West's weighted Welford) update, which does not lose precision to
+// cancellation as sum(w*v^2)/sum(w)-mean^2 does. 0 for other kinds.
+func (s *Series) Variance() float64 {
+	if s.TimerStats == nil || s.Count == 0 {
+		return 0
+	}
+	if !s.running {
+		_, v := meanVariance(s.Values)
+		return v
+	}
+	return max(s.m2/s.Count, 0)
+}
+
+// meanVariance returns the mean and population variance of vals (not
+// empty), by the corrected two-pass algorithm.
+func meanVariance(vals []float64) (mean, variance float64) {
+	n := float64(len(vals))
+	var sum float64
+	for _, v := range vals {
+		sum += v
+	}
+	mean = sum / n
+	var sq, dev float64
+	for _, v := range vals {
+		d := v - mean
+		sq += d * d
+		dev += d
+	}
+	return mean, max((sq-dev*dev/n)/n, 0)
 }
 
 // Tags returns the series' tags, sorted by name, one per name (the last
-// one written on the line wins). A bare DogStatsD tag has Value "".
+// one written on the line wins). A bare DogStatsD tag has Value "" (with
+// Config.Sanitizer, the value it makes of an empty one).
 func (s *Series) Tags() []Tag { return s.AppendTags(nil) }
 
 // AppendTags appends the series' tags (see Tags) to dst. The strings share
@@ -580,11 +760,14 @@ func (s *Series) samples() int {
 	return len(s.Values)
 }
 
-// Percentile describes the lowest k = round(p/100*n) of a timer's n values,
-// as Etsy StatsD computes its upper_p, sum_p and count_p.
+// Percentile describes the lowest k = round(p/100*n) of a timer's n values
+// (unweighted), as Etsy StatsD computes its upper_p, sum_p and count_p:
+// their number, sum, sum of squares, population variance, smallest and
+// largest.
 type Percentile struct {
 	Count           int
 	Sum, SumSquares float64
+	Variance        float64
 	Min, Max        float64
 }
 
@@ -597,8 +780,10 @@ type Percentile struct {
 // value, Max (the p-th percentile) is within ±1% of the true k-th value,
 // and Sum is within 1% of the true sum of the lowest k values (1% of the
 // sum of their absolute values when signs are mixed), SumSquares within
-// 2.01%. Values more than 17.8 decades below the largest of their sign
-// lose that bound (see the sketch).
+// 2.01%; Variance is derived from those two (an estimate, which can lose
+// precision to cancellation when the values are large and close). Values
+// more than 17.8 decades below the largest of their sign lose that bound
+// (see the sketch).
 func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
 	if s.TimerStats == nil {
 		for range ps {
@@ -627,7 +812,7 @@ func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Perce
 			sum += v
 			sq += v * v
 		}
-		out = append(out, Percentile{Count: k, Sum: sum, SumSquares: sq, Min: vals[0], Max: vals[k-1]})
+		out = append(out, Percentile{Count: k, Sum: sum, SumSquares: sq, Variance: variance(vals[:k]), Min: vals[0], Max: vals[k-1]})
 		ok = append(ok, true)
 	}
 	return out, ok
@@ -653,7 +838,9 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 		if r == n {
 			kth = s.Max
 		}
-		out = append(out, Percentile{Count: int(r), Sum: sum, SumSquares: sq, Min: s.Min, Max: kth})
+		mean := sum / float64(r)
+		out = append(out, Percentile{Count: int(r), Sum: sum, SumSquares: sq,
+			Variance: max(sq/float64(r)-mean*mean, 0), Min: s.Min, Max: kth})
 		ok = append(ok, true)
 	}
 	return out, ok
@@ -677,4 +864,10 @@ func keepTags(names []string) [][]byte {
 		out = append(out, []byte(n))
 	}
 	return out
+}
+
+// variance returns the population variance of vals (not empty).
+func variance(vals []float64) float64 {
+	_, v := meanVariance(vals)
+	return v
 }

@@ -72,8 +72,8 @@ func addAll(t *testing.T, a *Aggregator, ms ...parser.Metric) {
 
 func TestValues(t *testing.T) {
 	type want struct {
-		value, count, sum, sumsq, min, max, last float64
-		card                                     int
+		value, count, sum, variance, min, max, last float64
+		card                                        int
 	}
 	tests := map[string]struct {
 		deltas bool
@@ -114,19 +114,19 @@ func TestValues(t *testing.T) {
 		"timer": {
 			in: []parser.Metric{timer("t", 3, 1), timer("t", 1, 1), timer("t", 2, 1)},
 			want: map[string]want{"timer t": {
-				count: 3, sum: 6, sumsq: 14, min: 1, max: 3, last: 2,
+				count: 3, sum: 6, variance: 2.0 / 3, min: 1, max: 3, last: 2,
 			}},
 		},
 		"timer sample rate": {
 			in: []parser.Metric{timer("t", 10, 0.5), timer("t", 20, 0.25)},
 			want: map[string]want{"timer t": {
-				count: 6, sum: 10*2 + 20*4, sumsq: 100*2 + 400*4, min: 10, max: 20, last: 20,
+				count: 6, sum: 10*2 + 20*4, variance: 200.0 / 9, min: 10, max: 20, last: 20,
 			}},
 		},
 		"timer negative": {
 			in: []parser.Metric{timer("t", -3, 1), timer("t", -1, 1)},
 			want: map[string]want{"timer t": {
-				count: 2, sum: -4, sumsq: 10, min: -3, max: -1, last: -1,
+				count: 2, sum: -4, variance: 1, min: -3, max: -1, last: -1,
 			}},
 		},
 		"set": {
@@ -188,9 +188,12 @@ func TestValues(t *testing.T) {
 				}
 				g := want{value: s.Value, card: s.Cardinality()}
 				if s.TimerStats != nil {
-					g.count, g.sum, g.sumsq, g.min, g.max, g.last = s.Count, s.Sum, s.SumSquares, s.Min, s.Max, s.Last
+					g.count, g.sum, g.variance, g.min, g.max, g.last = s.Count, s.Sum, s.Variance(), s.Min, s.Max, s.Last
 				} else if s.Kind == Timer {
 					t.Fatalf("%s: a timer without TimerStats", id)
+				}
+				if math.Abs(g.variance-w.variance) <= 1e-12*w.variance {
+					g.variance = w.variance
 				}
 				if g != w {
 					t.Errorf("%s = %+v, want %+v", id, g, w)
@@ -289,6 +292,7 @@ func refPercentile(vals []float64, p float64) (Percentile, bool) {
 		r.Sum += v
 		r.SumSquares += v * v
 	}
+	r.Variance = variance(s[:k])
 	return r, true
 }
 
@@ -638,11 +642,11 @@ func TestKeepTags(t *testing.T) {
 	if len(got) != 2 || got["counter hits"].Value != 3 || got["counter hits source=db-1"].Value != 4 {
 		t.Errorf("series %v: tags other than source must merge into one series", keys(got))
 	}
-	if n := w.DroppedTags(); n != 3 {
-		t.Errorf("DroppedTags = %d, want 3", n)
+	if n := w.DroppedTags(); n != (DroppedTags{NotKept: 3}) {
+		t.Errorf("DroppedTags = %+v, want 3 not kept", n)
 	}
-	if n := w.DroppedTags(); n != 0 {
-		t.Errorf("DroppedTags after reading = %d, want 0", n)
+	if n := w.DroppedTags(); n != (DroppedTags{}) {
+		t.Errorf("DroppedTags after reading = %+v, want none", n)
 	}
 }
 
@@ -674,8 +678,102 @@ func TestKeyCache(t *testing.T) {
 			t.Errorf("%s = %v, want 3", id, s.Value)
 		}
 	}
-	if d := w.DroppedTags(); d != 3*n {
-		t.Errorf("DroppedTags = %d, want %d (one a line, cached or not)", d, 3*n)
+	if d := w.DroppedTags(); d != (DroppedTags{NotKept: 3 * n}) {
+		t.Errorf("DroppedTags = %+v, want %d not kept (one a line, cached or not)", d, 3*n)
+	}
+}
+
+// TestTimerVariance checks the weighted population variance where a sum of
+// squares loses it: values far from zero, and sampled values.
+func TestTimerVariance(t *testing.T) {
+	tests := map[string]struct {
+		in           []parser.Metric
+		mean, varnce float64
+	}{
+		"large values":         {in: []parser.Metric{timer("t", 1e9, 1), timer("t", 1e9+1, 1)}, mean: 1e9 + 0.5, varnce: 0.25},
+		"large values sampled": {in: []parser.Metric{timer("t", 1e9, 0.1), timer("t", 1e9+1, 0.1)}, mean: 1e9 + 0.5, varnce: 0.25},
+		"same rate":            {in: []parser.Metric{timer("t", 1, 0.3), timer("t", 2, 0.3)}, mean: 1.5, varnce: 0.25},
+		// 1 weighs 1, 3 weighs 3: mean 2.5, variance (1*2.25+3*0.25)/4.
+		"mixed rates":        {in: []parser.Metric{timer("t", 1, 1), timer("t", 3, 1.0/3)}, mean: 2.5, varnce: 0.75},
+		"mixed rates, large": {in: []parser.Metric{timer("t", 1e9+1, 1), timer("t", 1e9+3, 1.0/3)}, mean: 1e9 + 2.5, varnce: 0.75},
+		// Two values of weight 1, then one of weight 2: the running form
+		// starts from the first two.
+		"rate changes": {in: []parser.Metric{timer("t", 1e9+1, 1), timer("t", 1e9+2, 1), timer("t", 1e9+3, 0.5)}, mean: 1e9 + 2.25, varnce: 0.6875},
+		"one value":    {in: []parser.Metric{timer("t", 100, 0.3)}, mean: 100, varnce: 0},
+	}
+	for name, tc := range tests {
+		for _, bound := range []int{1 << 20, 1} { // exact values, then the running form
+			t.Run(fmt.Sprintf("%s/bound=%d", name, bound), func(t *testing.T) {
+				a := New(Config{MaxTimerSamples: bound})
+				addAll(t, a, tc.in...)
+				var s *Series
+				a.Snapshot().Each(func(x *Series) { s = x })
+				if got := s.Mean(); math.Abs(got-tc.mean) > 1e-9*math.Abs(tc.mean) {
+					t.Errorf("Mean = %v, want %v", got, tc.mean)
+				}
+				if got := s.Variance(); math.Abs(got-tc.varnce) > 1e-9 {
+					t.Errorf("Variance = %v, want %v", got, tc.varnce)
+				}
+			})
+		}
+	}
+}
+
+// TestPercentileVariance checks each percentile's variance where a sum of
+// squares loses it.
+func TestPercentileVariance(t *testing.T) {
+	a := New(Config{})
+	addAll(t, a, timer("t", 1e9, 1), timer("t", 1e9+1, 1), timer("t", 1e9+2, 1), timer("t", 1e9+3, 1))
+	var s *Series
+	a.Snapshot().Each(func(x *Series) { s = x })
+	got, _ := s.Percentiles([]float64{50, 100}, nil, nil)
+	if got[0].Variance != 0.25 || got[1].Variance != 1.25 {
+		t.Errorf("variances of p50, p100 = %v, %v; want 0.25, 1.25", got[0].Variance, got[1].Variance)
+	}
+}
+
+// TestOverflow checks that a metric that would make a sum infinite is
+// refused with ErrOverflow and leaves its series as it was.
+func TestOverflow(t *testing.T) {
+	tests := map[string]struct {
+		first, over parser.Metric
+	}{
+		"counter weight":     {first: counter("c", 1, 1), over: counter("c", 1e126, 1e-300)},
+		"counter sum":        {first: counter("c", 1e308, 1), over: counter("c", 1e308, 1)},
+		"counter zero rate":  {first: counter("c", 1, 1), over: counter("c", 1, 0)},
+		"timer weight":       {first: timer("t", 1, 1), over: timer("t", 1e126, 1e-300)},
+		"timer sum":          {first: timer("t", 1, 1e-308), over: timer("t", 1, 1e-308)},
+		"timer square":       {first: timer("t", 1, 1), over: timer("t", 1e155, 1)},
+		"timer deviations":   {first: timer("t", -9e153, 1), over: timer("t", 9e153, 0.5)},
+		"gauge delta":        {first: gauge("g", 1e308, false), over: gauge("g", 1e308, true)},
+		"new series refused": {first: counter("other", 1, 1), over: counter("c", 1e126, 1e-300)},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := New(Config{GaugeDeltas: true})
+			addAll(t, a, tc.first)
+			w := a.NewWriter()
+			if err := w.Add(&tc.over); !errors.Is(err, ErrOverflow) {
+				t.Fatalf("Add = %v, want ErrOverflow", err)
+			}
+			ref := New(Config{GaugeDeltas: true})
+			addAll(t, ref, tc.first)
+			got, want := collect(t, a.Snapshot()), collect(t, ref.Snapshot())
+			if len(got) != 1 {
+				t.Fatalf("series %v, want only the first", keys(got))
+			}
+			for id, s := range got {
+				r := want[id]
+				if r == nil {
+					t.Fatalf("series %s, want %v", id, keys(want))
+				}
+				g := [...]float64{s.Value, s.Mean(), s.Variance()}
+				w := [...]float64{r.Value, r.Mean(), r.Variance()}
+				if s.TimerStats != nil && (s.Count != r.Count || s.Sum != r.Sum || s.Min != r.Min || s.Max != r.Max) || g != w {
+					t.Errorf("series %s changed: value, mean, variance %v, want %v", id, g, w)
+				}
+			}
+		})
 	}
 }
 

@@ -151,3 +151,34 @@ func BenchmarkSeriesMemory(b *testing.B) {
 	b.ReportMetric(perSeries, "B/series")
 	b.ReportMetric(keyLen, "key-B/series")
 }
+
+// BenchmarkAddKeyMiss measures Adds that miss the Writer's key cache (more
+// distinct lines than it holds, cycled), so that each builds its key:
+// without a Sanitizer, and with one on names and tags already clean and
+// on names and tags that need cleaning.
+func BenchmarkAddKeyMiss(b *testing.B) {
+	for _, c := range []struct {
+		name, format string
+		san          Sanitizer
+	}{
+		{"plain", "app.requests.%d", nil},
+		{"sanitized-clean", "app.requests.%d", testSanitizer{limit: 255, maxTags: 50}},
+		{"sanitized-dirty", "app requests!%d", testSanitizer{limit: 255, maxTags: 50}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			a := New(Config{Sanitizer: c.san})
+			w := a.NewWriter()
+			ms := make([]parser.Metric, 4*keyCacheSize)
+			for i := range ms {
+				ms[i] = tagged(counter(fmt.Sprintf(c.format, i), 1, 1), "", "env:prod,host:web-1")
+				_ = w.Add(&ms[i])
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				_ = w.Add(&ms[i%len(ms)])
+				i++
+			}
+		})
+	}
+}

@@ -21,12 +21,25 @@ type tagRef struct {
 	k, v []byte
 }
 
-// buildKey writes m's series key into w.key.
-func (w *Writer) buildKey(kind Kind, m *parser.Metric) {
+// buildKey writes m's series key into w.key. With a Sanitizer it returns
+// false, and w.key is not a key, when the name has nothing usable.
+func (w *Writer) buildKey(kind Kind, m *parser.Metric) bool {
+	san := w.a.san
 	w.key = append(w.key[:0], byte(kind))
-	w.key = appendClean(w.key, m.Name)
+	if san != nil {
+		w.key = san.AppendName(w.key, m.Name)
+		if len(w.key) == 1 {
+			return false
+		}
+		cleanSeps(w.key[1:])
+	} else {
+		w.key = appendClean(w.key, m.Name)
+	}
 	w.tags = splitTags(w.tags[:0], m.NameTags, nameTagSep(m), '=')
 	w.tags = splitTags(w.tags, m.Tags, ',', ':')
+	if san != nil {
+		w.cleanTagNames(san)
+	}
 	if len(w.tags) > 1 {
 		cmp := func(a, b tagRef) int { return bytes.Compare(a.k, b.k) }
 		// Clients mostly send a name's tags in one order, often sorted.
@@ -35,19 +48,62 @@ func (w *Writer) buildKey(kind Kind, m *parser.Metric) {
 		}
 	}
 	keep := w.a.keepTags
+	maxTags, kept := 0, 0
+	if san != nil {
+		maxTags = san.MaxTags()
+	}
 	for i, t := range w.tags {
 		if i+1 < len(w.tags) && bytes.Equal(t.k, w.tags[i+1].k) {
 			continue // a later tag of the same name wins
 		}
 		if keep != nil && !slices.ContainsFunc(keep, func(k []byte) bool { return bytes.Equal(k, t.k) }) {
-			w.dropped++
+			w.dropped.NotKept++
 			continue
 		}
+		if maxTags > 0 && kept == maxTags {
+			w.dropped.TooMany++
+			continue
+		}
+		start := len(w.key)
 		w.key = append(w.key, keySep)
 		w.key = appendClean(w.key, t.k)
 		w.key = append(w.key, valSep)
-		w.key = appendClean(w.key, t.v)
+		if san != nil {
+			v := len(w.key)
+			w.key = san.AppendTagValue(w.key, t.k, t.v)
+			if len(w.key) == v {
+				w.key = w.key[:start]
+				w.dropped.Invalid++
+				continue
+			}
+			cleanSeps(w.key[v:])
+		} else {
+			w.key = appendClean(w.key, t.v)
+		}
+		kept++
 	}
+	return true
+}
+
+// cleanTagNames replaces the name of each of w.tags by its clean form,
+// held in w.clean, and leaves out (counting them) those with nothing
+// usable.
+func (w *Writer) cleanTagNames(san Sanitizer) {
+	w.clean = w.clean[:0]
+	n := 0
+	for _, t := range w.tags {
+		// Earlier names stay valid if w.clean grows: append copies.
+		start := len(w.clean)
+		w.clean = san.AppendTagName(w.clean, t.k)
+		if len(w.clean) == start {
+			w.dropped.Invalid++
+			continue
+		}
+		t.k = w.clean[start:len(w.clean):len(w.clean)]
+		w.tags[n] = t
+		n++
+	}
+	w.tags = w.tags[:n]
 }
 
 // splitTags appends the tags of raw, separated by sep, each split at its
@@ -83,6 +139,15 @@ func nameTagSep(m *parser.Metric) byte {
 		return ','
 	}
 	return m.NameTagSep
+}
+
+// cleanSeps replaces the key separators in b with '_'.
+func cleanSeps(b []byte) {
+	for i, c := range b {
+		if c == keySep || c == valSep {
+			b[i] = '_'
+		}
+	}
 }
 
 func appendClean(dst, b []byte) []byte {
@@ -129,7 +194,8 @@ func appendKeyTags(dst []Tag, key string) []Tag {
 func sortFloats(v []float64) { slices.Sort(v) }
 
 // seriesKey returns m's series key and its hash, from the Writer's cache
-// when the same raw name and tags were seen recently.
+// when the same raw name and tags were seen recently; a nil key when the
+// Sanitizer leaves the name empty.
 func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	w.raw.Reset()
 	w.raw.WriteByte(byte(kind))
@@ -141,17 +207,26 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	w.raw.Write(m.Tags)
 	rh := w.raw.Sum64()
 	e := &w.cache[rh%keyCacheSize]
-	if e.rawHash == rh && e.key != nil && rawEqual(e.raw, kind, m) {
-		w.dropped += e.dropped
+	if e.rawHash == rh && (e.key != nil || e.badName) && rawEqual(e.raw, kind, m) {
+		w.dropped.add(e.dropped)
 		return e.key, e.hash
 	}
 	before := w.dropped
-	w.buildKey(kind, m)
+	ok := w.buildKey(kind, m)
 	h := maphash.Bytes(w.a.seed, w.key)
 	// Names and name tags hold no zero byte (the parser refuses control
 	// bytes), so the two separators make raw unambiguous.
-	e.rawHash, e.hash, e.dropped = rh, h, w.dropped-before
+	e.rawHash, e.hash, e.badName = rh, h, !ok
+	e.dropped = DroppedTags{
+		NotKept: w.dropped.NotKept - before.NotKept,
+		Invalid: w.dropped.Invalid - before.Invalid,
+		TooMany: w.dropped.TooMany - before.TooMany,
+	}
 	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind), m.NameTagSep), m.Name...), 0), m.NameTags...), 0), m.Tags...)
+	if !ok {
+		e.key = nil
+		return nil, 0
+	}
 	e.key = append(e.key[:0], w.key...)
 	return e.key, h
 }

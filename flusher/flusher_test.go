@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -95,17 +96,19 @@ func TestMeasurements(t *testing.T) {
 		"flag:1|c|#canary",
 	}
 	tests := map[string]struct {
+		agg  aggregator.Config
 		cfg  Config
 		want []librato.Measurement
 	}{
 		"tagged": {
+			agg: aggregator.Config{Sanitizer: Names{API: librato.Tagged}},
 			cfg: Config{API: librato.Tagged, Percentiles: []float64{50, 90}, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "dev"}}},
 			want: []librato.Measurement{
 				{Name: "flag", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "dev"}, {Name: "canary", Value: "true"}}},
 				{Name: "hits", Value: 5},
-				{Name: "lat", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40, Last: 40, HasLast: true},
-				{Name: "lat.50", Count: 2, Sum: 30, SumSquares: 500, Min: 10, Max: 20},
-				{Name: "lat.90", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40},
+				{Name: "lat", Count: 4, Sum: 100, SumSquares: 3000, StdDev: math.Sqrt(125), HasStdDev: true, Min: 10, Max: 40, Last: 40, HasLast: true},
+				{Name: "lat.50", Count: 2, Sum: 30, SumSquares: 500, StdDev: 5, HasStdDev: true, Min: 10, Max: 20},
+				{Name: "lat.90", Count: 4, Sum: 100, SumSquares: 3000, StdDev: math.Sqrt(125), HasStdDev: true, Min: 10, Max: 40},
 				{Name: "req", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "web-1"}, {Name: "env", Value: "prod"}, {Name: "region", Value: "eu"}}},
 				{Name: "req", Value: 1, Tags: []librato.Tag{{Name: "host", Value: "override"}, {Name: "env", Value: "dev"}}},
 				{Name: "temp", Value: 21.5},
@@ -113,13 +116,13 @@ func TestMeasurements(t *testing.T) {
 			},
 		},
 		"legacy with prefix": {
+			agg: aggregator.Config{Sanitizer: Names{API: librato.Legacy}, KeepTags: []string{"source"}},
 			cfg: Config{API: librato.Legacy, Prefix: "app", Source: "web-1"},
 			want: []librato.Measurement{
 				{Name: "app.flag", Value: 1},
 				{Name: "app.hits", Value: 5},
-				{Name: "app.lat", Count: 4, Sum: 100, SumSquares: 3000, Min: 10, Max: 40, Last: 40, HasLast: true},
-				{Name: "app.req", Value: 1},
-				{Name: "app.req", Value: 1},
+				{Name: "app.lat", Count: 4, Sum: 100, SumSquares: 3000, StdDev: math.Sqrt(125), HasStdDev: true, Min: 10, Max: 40, Last: 40, HasLast: true},
+				{Name: "app.req", Value: 2},
 				{Name: "app.temp", Value: 21.5},
 				{Name: "app.users", Value: 2},
 			},
@@ -127,7 +130,7 @@ func TestMeasurements(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			a := aggregator.New(aggregator.Config{})
+			a := aggregator.New(tc.agg)
 			feed(t, a, lines...)
 			s := &fakeSender{}
 			f := New(tc.cfg, a, s)

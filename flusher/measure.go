@@ -1,7 +1,10 @@
 package flusher
 
 import (
+	"encoding/binary"
+	"hash/maphash"
 	"math"
+	"math/bits"
 	"regexp"
 	"strings"
 	"sync"
@@ -25,9 +28,15 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals ma
 	var arena []librato.Tag // the batch's merged tag sets, one allocation for many
 	var tags []aggregator.Tag
 	counters := totals != nil
+	ids := newIdentities(s, snap.Len())
+	duplicates := 0
 	add := func(m librato.Measurement) {
 		if f.stops.has(m.Name) {
 			stopped++
+			return
+		}
+		if !ids.first(&m) {
+			duplicates++
 			return
 		}
 		ms = append(ms, m)
@@ -76,8 +85,8 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals ma
 		case aggregator.Set:
 			m.Value = float64(sr.Cardinality())
 		case aggregator.Timer:
-			m.Count = max(1, int64(math.Round(sr.Count)))
-			m.Sum, m.SumSquares, m.Min, m.Max = sr.Sum, sr.SumSquares, sr.Min, sr.Max
+			m.Min, m.Max = sr.Min, sr.Max
+			setSummary(&m, sr.Count, sr.Mean(), sr.Variance())
 			m.Last, m.HasLast = sr.Last, true
 			add(m)
 			if len(s.suffixes) == 0 {
@@ -90,7 +99,8 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals ma
 				}
 				pm := m
 				pm.Name = librato.SanitizeName(name + s.suffixes[i])
-				pm.Count, pm.Sum, pm.SumSquares, pm.Min, pm.Max = int64(p.Count), p.Sum, p.SumSquares, p.Min, p.Max
+				pm.Min, pm.Max = p.Min, p.Max
+				setSummary(&pm, float64(p.Count), p.Sum/float64(p.Count), p.Variance)
 				pm.HasLast, pm.Last = false, 0
 				add(pm)
 			}
@@ -104,6 +114,10 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals ma
 	if stopped > 0 {
 		f.m.dropped.WithLabelValues("type_conflict").Add(float64(stopped))
 		res.Dropped += stopped
+	}
+	if duplicates > 0 {
+		f.m.dropped.WithLabelValues("duplicate").Add(float64(duplicates))
+		res.Dropped += duplicates
 	}
 	if s.cfg.Extra != nil {
 		for _, m := range s.cfg.Extra() {
@@ -124,6 +138,155 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals ma
 		emit(ms)
 	}
 	return res
+}
+
+// identities remembers the points of one flush by what identifies them at
+// Librato, so that no two points of a flush share a name and tags (or
+// source): Librato would keep one and silently drop the other. The
+// aggregator already merges series that sanitize alike; what is left are
+// series that meet only at the flush: a counter and a gauge of one name, a
+// percentile name (x.90) that is also a timer's, a name that source_regex
+// or a long prefix's cut turns into another's, a line tag equal to a
+// global tag, tags past the 50-tag cut after the global tags.
+//
+// Points are told apart by a 64-bit hash of the name and tags (or
+// source), ASCII case folded as Librato folds names and tags, the tags
+// taken as a set: two distinct points collide with a probability of about
+// n²/2⁶⁵ (3·10⁻⁸ a flush of a million points), then the second is dropped.
+type identities struct {
+	api    librato.API
+	source string        // the batch's source (legacy)
+	tags   []librato.Tag // the batch's tags (tagged)
+	seed   maphash.Seed
+	h, th  maphash.Hash
+	buf    []byte
+	// seen is an open-addressed set of the identities (0 for a free
+	// slot), at most half full: 16 bytes a point, less than a map.
+	seen []uint64
+	n    int
+}
+
+func newIdentities(s *settings, n int) *identities {
+	ids := &identities{api: s.cfg.API, source: s.source, tags: s.tags, seed: maphash.MakeSeed(),
+		seen: make([]uint64, max(16, 1<<bits.Len(uint(2*n))))}
+	ids.h.SetSeed(ids.seed)
+	ids.th.SetSeed(ids.seed)
+	return ids
+}
+
+// first reports whether m is the first point of the flush with its
+// identity, and remembers it.
+func (ids *identities) first(m *librato.Measurement) bool {
+	ids.h.Reset()
+	ids.write(&ids.h, m.Name)
+	ids.h.WriteByte(0)
+	if ids.api == librato.Legacy {
+		src := m.Source
+		if src == "" {
+			src = ids.source
+		}
+		ids.write(&ids.h, src)
+	} else {
+		tags := m.Tags
+		if len(tags) == 0 {
+			tags = ids.tags
+		}
+		var sum uint64 // order does not matter, and names are unique
+		for _, t := range tags {
+			ids.th.Reset()
+			ids.write(&ids.th, t.Name)
+			ids.th.WriteByte(0)
+			ids.write(&ids.th, t.Value)
+			sum += ids.th.Sum64()
+		}
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], sum)
+		ids.h.Write(b[:])
+	}
+	id := max(ids.h.Sum64(), 1) // 0 marks a free slot
+	if 2*(ids.n+1) > len(ids.seen) {
+		ids.grow()
+	}
+	if !ids.insert(id) {
+		return false
+	}
+	ids.n++
+	return true
+}
+
+// insert adds id to the set; false if it was there.
+func (ids *identities) insert(id uint64) bool {
+	mask := uint64(len(ids.seen) - 1)
+	for i := id & mask; ; i = (i + 1) & mask {
+		switch ids.seen[i] {
+		case 0:
+			ids.seen[i] = id
+			return true
+		case id:
+			return false
+		}
+	}
+}
+
+// grow doubles the set (more points than the snapshot had series: the
+// percentiles and the extra measurements).
+func (ids *identities) grow() {
+	old := ids.seen
+	ids.seen = make([]uint64, 2*len(old))
+	for _, id := range old {
+		if id != 0 {
+			ids.insert(id)
+		}
+	}
+}
+
+// write writes s to h with ASCII letters lower-cased.
+func (ids *identities) write(h *maphash.Hash, s string) {
+	ids.buf = ids.buf[:0]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		ids.buf = append(ids.buf, c)
+	}
+	h.Write(ids.buf)
+}
+
+// maxCount bounds the count sent, far below where an int64 conversion
+// would go wrong.
+const maxCount = 1 << 53
+
+// setSummary sets the count, sum, sum of squares and standard deviation
+// of m (whose Min and Max are set) from a summary of values of total
+// weight w (> 0), mean mean and population variance variance, so that
+// Librato derives the same mean and spread from what it is sent.
+// Librato's count is an integer: the count sent is round(w), at least 1;
+// the sum is mean*count, so that sum/count stays within [Min, Max] (to
+// the last bit of a float64); the
+// sum of squares is count*(variance+mean^2), consistent with both; and
+// StdDev is sqrt(variance), computed without the cancellation that
+// deriving it from the sum of squares suffers.
+func setSummary(m *librato.Measurement, w, mean, variance float64) {
+	n := min(max(1, math.Round(w)), maxCount)
+	mean = min(max(mean, m.Min), m.Max)
+	sum := mean * n
+	// Keep the product's rounding from putting sum/n past a bound, where a
+	// float64 allows (when Min == Max it may not: then sum/n is within an
+	// ulp or two of them).
+	for range 4 {
+		if q := sum / n; q > m.Max {
+			sum = math.Nextafter(sum, math.Inf(-1))
+		} else if q < m.Min {
+			sum = math.Nextafter(sum, math.Inf(1))
+		} else {
+			break
+		}
+	}
+	variance = max(variance, 0)
+	m.Count, m.Sum = int64(n), sum
+	m.SumSquares = n * (variance + mean*mean)
+	m.StdDev, m.HasStdDev = math.Sqrt(variance), true
 }
 
 // dimensions sets m's tags (Tagged API) or source (Legacy API) from the
@@ -156,7 +319,7 @@ func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggrega
 		n := librato.SanitizeTagName(t.Name)
 		v := t.Value
 		if v == "" {
-			v = "true" // a bare DogStatsD tag
+			v = bareTagValue // a bare DogStatsD tag
 		}
 		v = librato.SanitizeTagValue(v)
 		if n == "" || v == "" {

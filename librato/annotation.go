@@ -54,7 +54,7 @@ type Link struct {
 // UTF-8), the result is cut to 255 bytes, and it is "" when it would hold no ASCII letter or digit. As
 // those bytes are all safe in a URL path, the result can be put in the path as it is.
 func SanitizeStream(s string) string {
-	return sanitize(s, maxNameLen, isNameByte)
+	return sanitize(s, maxNameLen, nameChars)
 }
 
 // SendAnnotation POSTs a to {URL}/v1/annotations/{stream}, with the authentication, headers, gzip

@@ -76,9 +76,16 @@ type Measurement struct {
 	// Count is the number of samples of a summary; a summary when > 0.
 	Count int64
 	// Sum, Min, Max and SumSquares describe the samples of a summary. The tagged API receives the
-	// population standard deviation derived from Count, Sum and SumSquares; the legacy API receives
-	// SumSquares as sum_squares.
+	// population standard deviation, StdDev when HasStdDev is set, else derived from Count, Sum and
+	// SumSquares; the legacy API receives SumSquares as sum_squares.
 	Sum, Min, Max, SumSquares float64
+	// StdDev is the population standard deviation of a summary's samples, sent by the tagged API
+	// when HasStdDev is set. Deriving it from SumSquares loses it to cancellation when the samples
+	// are large and close (1e9 and 1e9+1 have a standard deviation of 0.5, their sum of squares and
+	// squared mean agree to 17 digits), so callers that know it should set it.
+	StdDev float64
+	// HasStdDev says whether StdDev is set.
+	HasStdDev bool
 	// Last is the last sample of a summary, sent (tagged API only) when HasLast is true.
 	Last float64
 	// HasLast says whether Last is set.

@@ -15,8 +15,12 @@ func sendable(v float64) bool {
 	return math.Abs(v) <= maxAbs // false for NaN and ±Inf
 }
 
-// stddev returns the population standard deviation of a summary, clamped at zero against rounding.
+// stddev returns the population standard deviation of a summary: StdDev when set, else derived from
+// Count, Sum and SumSquares, clamped at zero against rounding.
 func stddev(m *Measurement) float64 {
+	if m.HasStdDev {
+		return m.StdDev
+	}
 	n := float64(m.Count)
 	mean := m.Sum / n
 	return math.Sqrt(math.Max(0, m.SumSquares/n-mean*mean))

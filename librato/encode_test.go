@@ -59,6 +59,15 @@ func TestEncodeTagged(t *testing.T) {
 			sent: 1,
 		},
 		{
+			name: "summary with its own stddev: not derived from the sum of squares",
+			batch: Batch{Measurements: []Measurement{
+				{Name: "t", Count: 2, Sum: 2000000001, Min: 1e9, Max: 1e9 + 1, SumSquares: 2000000001000000001, StdDev: 0.5, HasStdDev: true},
+				{Name: "u", Count: 2, Sum: 4, Min: 1, Max: 3, SumSquares: 10, HasStdDev: true}}},
+			want: `{"measurements":[{"name":"t","count":2,"sum":2000000001,"min":1000000000,"max":1000000001,"stddev":0.5},` +
+				`{"name":"u","count":2,"sum":4,"min":1,"max":3,"stddev":0}]}`,
+			sent: 2,
+		},
+		{
 			name: "summary without last, rounding below zero variance clamped",
 			batch: Batch{Measurements: []Measurement{
 				{Name: "t", Count: 3, Sum: 3, Min: 1, Max: 1, SumSquares: 2.9999999}}},

@@ -45,12 +45,42 @@ func TestSanitize(t *testing.T) {
 		{"tag value spaces only", SanitizeTagValue, "   ", ""},
 		{"tag value slashes only", SanitizeTagValue, "//", ""},
 	}
+	// The append forms apply the same rules: they are what the string forms use.
+	appenders := map[string]func([]byte, []byte) []byte{
+		"name": AppendName[[]byte], "source": AppendSource[[]byte], "tag name": AppendTagName[[]byte],
+		"tag value": AppendTagValue[[]byte],
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := tt.fn(tt.in); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
+			var app func([]byte, []byte) []byte
+			for prefix, fn := range appenders {
+				if strings.HasPrefix(tt.name, prefix+" ") {
+					app = fn
+				}
+			}
+			if got := string(app([]byte("pre|"), []byte(tt.in))); got != "pre|"+tt.want {
+				t.Errorf("append form: got %q, want %q", got, "pre|"+tt.want)
+			}
 		})
+	}
+}
+
+func TestAppendDoesNotAllocate(t *testing.T) {
+	dst := make([]byte, 0, 1024)
+	in := [][]byte{[]byte("app.requests.count"), []byte("caf\xc3\xa9 a b"), []byte("all"), []byte("..."), []byte("x y?z")}
+	allocs := testing.AllocsPerRun(100, func() {
+		for _, b := range in {
+			dst = AppendName(dst[:0], b)
+			dst = AppendSource(dst, b)
+			dst = AppendTagName(dst, b)
+			dst = AppendTagValue(dst, b)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations, want 0", allocs)
 	}
 }
 

@@ -27,6 +27,7 @@ const (
 	ErrBadServiceCheck                  // ParseServiceCheck: not a service check, or an unusable name, status or timestamp
 	ErrBadInfluxDBTags                  // the InfluxDB-style tags after the name's ',' hold an empty item or key
 	ErrBadGraphiteTags                  // the Graphite-style tags after the name's ';' are not "k=v;k2=v2" with non-empty keys and values
+	ErrRateTooLow                       // the "|@rate" is a number in (0,MinRate): it would scale one line by more than 1/MinRate
 )
 
 // reasons holds the Prometheus label value of each Error, indexed by Error.
@@ -47,6 +48,7 @@ var reasons = [...]string{
 	ErrBadServiceCheck: "bad_service_check",
 	ErrBadInfluxDBTags: "bad_influxdb_tags",
 	ErrBadGraphiteTags: "bad_graphite_tags",
+	ErrRateTooLow:      "rate_too_low",
 }
 
 // messages holds the Error() text of each Error, indexed by Error.
@@ -67,6 +69,7 @@ var messages = [...]string{
 	ErrBadServiceCheck: "statsd: malformed DogStatsD service check",
 	ErrBadInfluxDBTags: "statsd: malformed InfluxDB-style tags in metric name",
 	ErrBadGraphiteTags: "statsd: malformed Graphite-style tags in metric name",
+	ErrRateTooLow:      "statsd: sample rate below 1e-6",
 }
 
 // Reasons returns every Error that Parse, ParseEvent and ParseServiceCheck

@@ -13,7 +13,7 @@ var fuzzSeeds = []string{
 	"hits:1|c", "a:-3|c|@0.1", "a:+3|g", "a:12.500000|ms|@0.5|#k:v,bare", "a:7|h", "a:7|d", "a:x:y|s",
 	"a:1:2:3|ms|@0.5|#k:v", "a:1|c:2|ms|#k:v", "a:1|c|@0.5:2|c", "a#k=v,k2=w:1|c|#x:y",
 	"a:1|c|#env:prod|c:abc|e:it-false,cn-web|T1795266106|card:low", "a:1e126|g", "a:1e127|g",
-	"a:0x1p3|g", "a:1_0|c", "a:NaN|g", "a:1|c|@0", "a:1|g|T-1", ":1|c", "a#:1|c", "a", "a:", "a:1",
+	"a:0x1p3|g", "a:1_0|c", "a:NaN|g", "a:1|c|@0", "x:1|c|@1e-120", "a:1|ms|@0.000001", "a:1|g|T-1", ":1|c", "a#:1|c", "a", "a:", "a:1",
 	"a:1|", "a:1|x", "_e{1,1}:a|b", "_sc|a|0", " a:1|c\r", "", "\r",
 	"a:0.1234567890123456789012345678901234567890|ms", "a:9007199254740993|c",
 	"rcn.requests,app=rcnode,env=test,service=web,code=200:3|c", "rcn.users,app=rcnode:user-0|s",
@@ -116,8 +116,8 @@ func checkParse(t *testing.T, line []byte, syntaxes TagSyntaxes, parse func([]by
 		if m.Type < Counter || m.Type > Set {
 			t.Fatalf("Parse(%q)[%d].Type = %d", line, i, m.Type)
 		}
-		if !(m.Rate > 0 && m.Rate <= 1) {
-			t.Fatalf("Parse(%q)[%d].Rate = %v, not in (0,1]", line, i, m.Rate)
+		if !(m.Rate >= MinRate && m.Rate <= 1) {
+			t.Fatalf("Parse(%q)[%d].Rate = %v, not in [MinRate,1]", line, i, m.Rate)
 		}
 		if math.IsNaN(m.Value) || math.Abs(m.Value) > maxMagnitude {
 			t.Fatalf("Parse(%q)[%d].Value = %v", line, i, m.Value)

@@ -15,6 +15,14 @@ const MaxValues = 1024
 // request that holds a number with a base-10 exponent above 126.
 const maxMagnitude = 1e126
 
+// MinRate is the smallest sample rate accepted: a line sampled at rate r
+// counts 1/r times, and one line counting more than a million times is a
+// client bug (a rate such as 1e-120 would add 1e120 to a counter), not a
+// sampling scheme: the lowest rates clients use in practice are around
+// 1e-3 or 1e-4. The bound also keeps every weighted value within 1e6 times
+// the largest value accepted, far from float64 overflow.
+const MinRate = 1e-6
+
 // maxFastDigits is the most decimal digits the fast path of parseNumber
 // accepts: every integer of up to 15 digits is exact in a float64.
 const maxFastDigits = 15
@@ -62,8 +70,9 @@ func Parse(line []byte, out []Metric) ([]Metric, error) {
 // could it in Etsy statsd). A value may hold '=' ("k=a=b" is k "a=b").
 //
 // The type is c (Counter), g (Gauge), ms, h or d (Timer), or s (Set). The
-// fields after the type come in any order: "@rate" (a number in (0,1],
-// kept for every type; 1 when absent), "#tags" (with DogStatsDTags: the raw
+// fields after the type come in any order: "@rate" (a number in
+// [MinRate,1], kept for every type; 1 when absent; a positive rate below
+// MinRate is ErrRateTooLow), "#tags" (with DogStatsDTags: the raw
 // DogStatsD tags, "k:v,k2:v2,bare", not split here; nil when empty),
 // "T<unix seconds>" (Timestamp). Any other field ("c:<container>",
 // "e:...", "card:...") and empty fields are ignored, as is "#tags" without
@@ -405,6 +414,9 @@ func parseRate(b []byte) (float64, Error) {
 	r, ok := parseNumber(b)
 	if !ok || r <= 0 || r > 1 {
 		return 0, ErrBadRate
+	}
+	if r < MinRate {
+		return 0, ErrRateTooLow
 	}
 	return r, 0
 }

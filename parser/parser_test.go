@@ -104,6 +104,7 @@ func TestParse(t *testing.T) {
 		// Fields after the type.
 		"rate":         {line: "a:1|c|@0.1", want: []view{{Name: "a", Type: Counter, Value: 1, Rate: 0.1}}},
 		"rate one":     {line: "a:1|ms|@1", want: []view{num(Timer, 1)}},
+		"rate floor":   {line: "a:1|c|@1e-6", want: []view{{Name: "a", Type: Counter, Value: 1, Rate: 1e-6}}},
 		"rate on set":  {line: "a:x|s|@0.5", want: []view{{Name: "a", Type: Set, Member: "x", Rate: 0.5}}},
 		"tags":         {line: "a:1|c|#k:v,k2:v2,bare", want: []view{{Name: "a", Type: Counter, Value: 1, Rate: 1, Tags: "k:v,k2:v2,bare"}}},
 		"empty tags":   {line: "a:1|c|#", want: []view{num(Counter, 1)}},
@@ -262,6 +263,9 @@ func TestParse(t *testing.T) {
 		"NaN rate":                  {line: "a:1|c|@nan", wantErr: ErrBadRate},
 		"bad rate on gauge":         {line: "a:1|g|@2", wantErr: ErrBadRate},
 		"multi bad rate":            {line: "a:1|c|@2:2|c", wantErr: ErrBadRate},
+		"tiny rate":                 {line: "x:1|c|@1e-120", wantErr: ErrRateTooLow},
+		"rate just below floor":     {line: "x:1|ms|@0.00000099", wantErr: ErrRateTooLow},
+		"tiny rate in multi":        {line: "x:1|c:2|c|@1e-7", wantErr: ErrRateTooLow},
 		"empty timestamp":           {line: "a:1|g|T", wantErr: ErrBadTimestamp},
 		"letters in timestamp":      {line: "a:1|g|T12x", wantErr: ErrBadTimestamp},
 		"negative timestamp":        {line: "a:1|g|T-1", wantErr: ErrBadTimestamp},
@@ -401,7 +405,7 @@ func TestReasons(t *testing.T) {
 	named := []Error{
 		ErrEmptyName, ErrBadName, ErrBadTags, ErrNoValue, ErrBadValue, ErrNoType, ErrBadType,
 		ErrBadRate, ErrBadTimestamp, ErrTooManyValues, ErrEvent, ErrServiceCheck,
-		ErrBadEvent, ErrBadServiceCheck, ErrBadInfluxDBTags, ErrBadGraphiteTags,
+		ErrBadEvent, ErrBadServiceCheck, ErrBadInfluxDBTags, ErrBadGraphiteTags, ErrRateTooLow,
 	}
 	if !reflect.DeepEqual(all, named) {
 		t.Errorf("Reasons() = %v, want %v", all, named)

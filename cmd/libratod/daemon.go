@@ -22,6 +22,7 @@ import (
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/exposition"
 	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
 )
 
@@ -124,6 +125,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 		MaxSetMembers:   cfg.Aggregate.MaxSetMembers,
 		GaugeBaseTTL:    cfg.Aggregate.GaugeBaseTTL,
 		KeepTags:        keepTags(cfg),
+		Sanitizer:       flusher.Names{API: libratoAPI(cfg)},
 	})
 
 	if cfg.Prometheus.Listen != "" {
@@ -137,7 +139,7 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	d.flusher = flusher.New(d.flusherConfig(cfg), d.agg, client)
 
 	in := newIngest(d.agg, im, fm.Dropped, log)
-	in.tagsDropped = fm.TagsDropped("legacy_api")
+	in.tagsNotKept, in.tagsInvalid, in.tagsTooMany = fm.TagsDropped("legacy_api"), fm.TagsDropped("invalid"), fm.TagsDropped("too_many")
 	in.setMinLevel(cfg.Aggregate.MinLevel)
 	in.period = cfg.Aggregate.Period
 	in.setTagSyntaxes(cfg.Listen.TagSyntaxes)
@@ -393,6 +395,12 @@ func (d *daemon) serve(key, addr string, srv *http.Server) (ln net.Listener, sto
 
 // maxQueuedAnnotations bounds the annotations waiting for a flush.
 const maxQueuedAnnotations = 10000
+
+// libratoAPI returns the API of librato.api (validated by config).
+func libratoAPI(cfg *config.Config) librato.API {
+	api, _ := librato.ParseAPI(cfg.Librato.API)
+	return api
+}
 
 // keepTags returns the tags that make a series: on the legacy API, which
 // can express nothing but a source, only "source", so that series

@@ -41,8 +41,12 @@ type ingest struct {
 	invalid     [256]prometheus.Counter // by parser.Error
 	unsupported [256]prometheus.Counter // events and service checks, by parser.Error
 	maxSeries   prometheus.Counter
+	overflow    prometheus.Counter // metrics whose weighted value would overflow their series
 	belowLevel  prometheus.Counter
-	tagsDropped prometheus.Counter // tags the aggregator left out (legacy API)
+	badName     prometheus.Counter // metrics whose name has nothing Librato accepts
+	// The tags the aggregator left out: not kept (legacy API), invalid
+	// after sanitizing, past the most a series keeps. Nil counts nothing.
+	tagsNotKept, tagsInvalid, tagsTooMany prometheus.Counter
 	// minLevel drops lines whose level tag is below it; levelOff keeps all.
 	minLevel atomic.Int32
 	// syntaxes holds the parser.TagSyntaxes read (listen.tag_syntaxes).
@@ -104,6 +108,8 @@ func newIngest(agg *aggregator.Aggregator, m *ingestMetrics, dropped func(reason
 	in := &ingest{
 		agg:        agg,
 		maxSeries:  dropped("max_series"),
+		overflow:   dropped("overflow"),
+		badName:    dropped("bad_name"),
 		belowLevel: dropped("below_min_level"),
 		badLog:     &rateLog{every: time.Second, log: log},
 		now:        time.Now,
@@ -172,12 +178,24 @@ func (in *ingest) Handle(t listener.Transport, p []byte) {
 					in.badLog.log0("series limit reached; new series are dropped", line, "max_series")
 					continue
 				}
+				if errors.Is(err, aggregator.ErrBadName) {
+					in.badName.Inc()
+					in.badLog.log0("metric dropped: no letter or digit in its name", line, "bad_name")
+					continue
+				}
+				if errors.Is(err, aggregator.ErrOverflow) {
+					in.overflow.Inc()
+					in.badLog.log0("metric dropped: its weighted value would overflow", line, "overflow")
+					continue
+				}
 				in.badLog.log0("metric refused", line, err.Error())
 			}
 		}
 	}
-	if n := wk.w.DroppedTags(); n > 0 && in.tagsDropped != nil {
-		in.tagsDropped.Add(float64(n))
+	if d := wk.w.DroppedTags(); d != (aggregator.DroppedTags{}) && in.tagsNotKept != nil {
+		in.tagsNotKept.Add(float64(d.NotKept))
+		in.tagsInvalid.Add(float64(d.Invalid))
+		in.tagsTooMany.Add(float64(d.TooMany))
 	}
 	if int(t) < len(in.packets) && in.packets[t] != nil {
 		in.packets[t].Inc()

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
 	"github.com/libratod/libratod/parser"
 )
@@ -27,7 +30,7 @@ func newTestIngest(t testing.TB) (*ingest, *aggregator.Aggregator, *flusher.Metr
 	if err != nil {
 		t.Fatal(err)
 	}
-	agg := aggregator.New(aggregator.Config{})
+	agg := aggregator.New(aggregator.Config{Sanitizer: flusher.Names{API: librato.Tagged}}) // as the daemon
 	return newIngest(agg, im, fm.Dropped, zerolog.Nop()), agg, fm
 }
 
@@ -123,14 +126,15 @@ func TestTagSyntaxesSetting(t *testing.T) {
 	if got, want := series(), []string{"a env=prod", "b env=prod", "c env=prod", "d env=prod"}; !slices.Equal(got, want) {
 		t.Errorf("every syntax: series %q, want %q", got, want)
 	}
+	// Left in the name, "," and ";" are sanitized for Librato, as in the daemon.
 	in.setTagSyntaxes([]string{"librato"})
 	in.Handle(listener.UDP, packet)
-	if got, want := series(), []string{"a,env=prod", "b;env=prod", "c env=prod", "d"}; !slices.Equal(got, want) {
+	if got, want := series(), []string{"a_env_prod", "b_env_prod", "c env=prod", "d"}; !slices.Equal(got, want) {
 		t.Errorf("librato only: series %q, want %q", got, want)
 	}
 	in.setTagSyntaxes([]string{"nonsense"}) // refused by the config: kept as it was
 	in.Handle(listener.UDP, packet)
-	if got, want := series(), []string{"a,env=prod", "b;env=prod", "c env=prod", "d"}; !slices.Equal(got, want) {
+	if got, want := series(), []string{"a_env_prod", "b_env_prod", "c env=prod", "d"}; !slices.Equal(got, want) {
 		t.Errorf("after an unknown name: series %q, want %q", got, want)
 	}
 }
@@ -190,5 +194,42 @@ func TestTimestampOutsidePeriod(t *testing.T) {
 	}
 	if late, future := testutil.ToFloat64(in.tsLate), testutil.ToFloat64(in.tsFuture); late != 2 || future != 1 {
 		t.Errorf("late %v, future %v; want 2 and 1", late, future)
+	}
+}
+
+// TestIngestCountsSanitizing checks what ingest counts when the aggregator
+// sanitizes: a name with nothing usable is a dropped metric, tags left out
+// are counted by reason.
+func TestIngestCountsSanitizing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	im, err := newIngestMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm, err := flusher.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg := aggregator.New(aggregator.Config{Sanitizer: flusher.Names{API: librato.Tagged}})
+	in := newIngest(agg, im, fm.Dropped, zerolog.Nop())
+	in.tagsNotKept, in.tagsInvalid, in.tagsTooMany = fm.TagsDropped("legacy_api"), fm.TagsDropped("invalid"), fm.TagsDropped("too_many")
+	var many []string
+	for i := range 52 {
+		many = append(many, fmt.Sprintf("t%02d:v", i))
+	}
+	in.Handle(listener.UDP, []byte("...:1|c\nx:1|c|#!!:v,k:??\ny:1|c|#"+strings.Join(many, ",")+"\nz b:1|c\n"))
+	for reason, want := range map[string]float64{"invalid": 2, "too_many": 2, "legacy_api": 0} {
+		if got := testutil.ToFloat64(fm.TagsDropped(reason)); got != want {
+			t.Errorf("tags dropped %s = %v, want %v", reason, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(fm.Dropped("bad_name")); got != 1 {
+		t.Errorf("dropped bad_name = %v, want 1", got)
+	}
+	var names []string
+	agg.Snapshot().Each(func(s *aggregator.Series) { names = append(names, s.Name) })
+	sort.Strings(names)
+	if strings.Join(names, ",") != "x,y,z_b" {
+		t.Errorf("series %v, want x, y, z_b", names)
 	}
 }
