@@ -16,7 +16,6 @@ import (
 	"github.com/libratod/libratod/spool"
 )
 
-
 func openSpool(t testing.TB, dir string) *spool.Spool {
 	t.Helper()
 	sp, err := spool.Open(context.Background(), spool.Config{Dir: dir, NoSync: true})
