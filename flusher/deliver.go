@@ -598,6 +598,9 @@ type backlog struct {
 	next        time.Time     // no resend before
 	overflowing bool          // dropping since the backlog was last empty
 	wake        chan struct{} // made by New; a push wakes the resender
+	// kicked: the configuration changed (credentials, say) while a resend
+	// was under way: what it puts back is resent at once.
+	kicked bool
 }
 
 func (q *backlog) setLimit(n int) {
@@ -756,6 +759,9 @@ func (q *backlog) putBack(its []item, backoff func(attempt int) time.Duration) (
 	}
 	q.failures++
 	q.next = time.Now().Add(backoff(q.failures))
+	if q.kicked {
+		q.kicked, q.failures, q.next = false, 0, time.Time{}
+	}
 	// Batches pushed meanwhile may have passed the limit.
 	evicted, _ = q.trim()
 	q.mu.Unlock()
@@ -774,6 +780,15 @@ func (q *backlog) retryNow() {
 	if nonEmpty {
 		q.poke()
 	}
+}
+
+// kick makes the next resend go at once, and that of what a resend
+// under way puts back: the configuration changed.
+func (q *backlog) kick() {
+	q.mu.Lock()
+	q.kicked, q.failures = true, 0
+	q.mu.Unlock()
+	q.retryNow()
 }
 
 // succeeded records a resend that went through: the next may go at once.

@@ -239,7 +239,7 @@ func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 	old := f.set.Swap(s)
 	f.backlog.setLimit(cfg.Backlog)
 	if old != nil {
-		f.backlog.retryNow()
+		f.backlog.kick()
 	}
 }
 
