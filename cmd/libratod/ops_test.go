@@ -93,6 +93,8 @@ func TestSystemdUnit(t *testing.T) {
 		{"Service", "WatchdogSec", "30s"},
 		{"Service", "EnvironmentFile", "-/etc/libratod/env"},
 		{"Service", "DynamicUser", "yes"},
+		{"Service", "StateDirectory", "libratod"},
+		{"Service", "Environment", "LIBRATOD_LIBRATO_SPOOL_DIR=/var/lib/libratod/spool"},
 		{"Service", "NoNewPrivileges", "yes"},
 		{"Service", "ProtectSystem", "strict"},
 		{"Service", "ProtectHome", "yes"},
@@ -126,6 +128,13 @@ func TestSystemdUnit(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the spool is in the state directory", func(t *testing.T) {
+		env := parseWithEnv(t, "../../config.example.toml", unitEnv(unit))
+		state := "/var/lib/" + unit["Service"]["StateDirectory"][0] + "/"
+		if !strings.HasPrefix(env.Librato.SpoolDir, state) {
+			t.Errorf("spool_dir %q with the unit's environment, want it under %s", env.Librato.SpoolDir, state)
+		}
+	})
 	t.Run("stop timeout covers the final flush", func(t *testing.T) {
 		stop, err := time.ParseDuration(unit["Service"]["TimeoutStopSec"][0])
 		if err != nil {
@@ -152,6 +161,16 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("keep-alive every %v for WatchdogSec %v", n.watchdog, wd)
 		}
 	})
+}
+
+// unitEnv returns the variables a unit's Environment= lines set.
+func unitEnv(unit map[string]map[string][]string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range unit["Service"]["Environment"] {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
 }
 
 // verifiableUnit writes the unit, with ExecStart pointing at an executable
