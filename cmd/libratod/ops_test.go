@@ -823,6 +823,12 @@ type k8sDeployment struct {
 				TerminationGracePeriodSeconds int            `yaml:"terminationGracePeriodSeconds"`
 				InitContainers                []k8sContainer `yaml:"initContainers"`
 				Containers                    []k8sContainer `yaml:"containers"`
+				Volumes                       []struct {
+					Name     string `yaml:"name"`
+					EmptyDir *struct {
+						SizeLimit string `yaml:"sizeLimit"`
+					} `yaml:"emptyDir"`
+				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
 	} `yaml:"spec"`
@@ -846,6 +852,10 @@ type k8sContainer struct {
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
 	StartupProbe   *k8sProbe `yaml:"startupProbe"`
+	VolumeMounts   []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
 }
 
 // k8sProbe is an HTTP probe.
@@ -943,6 +953,32 @@ func TestKubernetesSidecarYAML(t *testing.T) {
 			cfg := parseWithEnv(t, containerConfig, env)
 			if err := cfg.Validate(false); err != nil {
 				t.Fatal(err)
+			}
+			// The spool is on a volume of the pod (the root file system is
+			// read-only), one the spool's size limit fits in.
+			mounted := false
+			for _, m := range lib.VolumeMounts {
+				if cfg.Librato.SpoolDir == "" || !strings.HasPrefix(cfg.Librato.SpoolDir, m.MountPath+"/") {
+					continue
+				}
+				for _, v := range pod.Volumes {
+					if v.Name != m.Name {
+						continue
+					}
+					mounted = true
+					var limit config.ByteSize
+					if v.EmptyDir != nil && v.EmptyDir.SizeLimit != "" {
+						if err := limit.UnmarshalText([]byte(v.EmptyDir.SizeLimit + "B")); err != nil {
+							t.Errorf("sizeLimit %q: %v", v.EmptyDir.SizeLimit, err)
+						}
+						if limit <= cfg.Librato.SpoolMaxBytes {
+							t.Errorf("the spool volume's sizeLimit %s does not hold spool_max_bytes %s: the pod would be evicted", v.EmptyDir.SizeLimit, cfg.Librato.SpoolMaxBytes)
+						}
+					}
+				}
+			}
+			if !mounted {
+				t.Errorf("spool_dir %q is not on a volume of the pod", cfg.Librato.SpoolDir)
 			}
 			if cfg.Listen.ShutdownLinger != tc.wantLinger {
 				t.Errorf("listen.shutdown_linger %v, want %v", cfg.Listen.ShutdownLinger, tc.wantLinger)
