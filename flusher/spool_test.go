@@ -1,15 +1,18 @@
 package flusher
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/librato"
@@ -274,5 +277,43 @@ func TestSpoolAPIChangeDrops(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(cfg.Metrics.dropped.WithLabelValues("spool_api_changed")); n != 1 {
 		t.Errorf("dropped{spool_api_changed} = %v", n)
+	}
+}
+
+// TestSpoolAccountingWhileDown: what a spool brings from an earlier run
+// and cannot deliver yet is accounted for at shutdown (Carried, Pending)
+// and stays in the spool, with the memory window smaller than the spool.
+func TestSpoolAccountingWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	sp := openSpool(t, dir)
+	now := time.Now().Unix()
+	for i := range 5 {
+		b := &librato.Batch{Time: now - int64(10*(5-i)), Measurements: []librato.Measurement{{Name: "a", Value: 1}, {Name: "b", Value: 2}}}
+		if _, err := sp.Append(spool.Record{Time: b.Time, Measurements: 2, Kind: uint8(librato.Tagged), Payload: librato.MarshalBatch(nil, b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp.Close()
+	sp2 := openSpool(t, dir)
+	var logs bytes.Buffer
+	cfg := fastConfig(newMetrics(t))
+	cfg.Spool, cfg.Backlog, cfg.ShutdownTimeout = sp2, 3, 200*time.Millisecond
+	cfg.Logger = zerolog.New(zerolog.SyncWriter(&logs))
+	s := &scripted{answer: func(int, *librato.Batch) error { return down }}
+	f := New(cfg, aggregator.New(aggregator.Config{}), s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := f.Run(ctx)
+	if res.Carried != 10 || res.Pending != 10 || res.Sent != 0 || res.Dropped != 0 {
+		t.Errorf("result %+v, want 10 carried and pending", res)
+	}
+	if strings.Contains(logs.String(), "accounting is off") {
+		t.Errorf("accounting off:\n%s", logs.String())
+	}
+	if n, disk := f.backlog.memory(); n > 4 || n+disk != 10 {
+		t.Errorf("memory %d, disk %d: want at most the window and one request in memory, 10 in all", n, disk)
+	}
+	if st := sp2.Stats(); st.Pending.Measurements != 10 {
+		t.Errorf("spool holds %d, want 10", st.Pending.Measurements)
 	}
 }

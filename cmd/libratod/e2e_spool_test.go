@@ -157,6 +157,14 @@ func TestSpoolSIGTERMThenRestart(t *testing.T) {
 			t.Errorf("point %v: want every point at the first daemon's period time, in [%d, %d]", p, began, ended)
 		}
 	}
+	for _, logs := range []string{stderr.String(), stderr2.String()} {
+		if strings.Contains(logs, "accounting is off") {
+			t.Errorf("the accounting was off:\n%s", logs)
+		}
+	}
+	if stop := stoppedLine(t, stderr2); stop["undelivered"] != 0.0 || stop["dropped"] != 0.0 {
+		t.Errorf("second stop line %v, want nothing undelivered or dropped", stop)
+	}
 	if segs, _ := filepath.Glob(filepath.Join(dir, "*.spool")); len(segs) != 0 {
 		t.Errorf("spool segments left after everything was delivered: %v", segs)
 	}
