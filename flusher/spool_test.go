@@ -317,3 +317,40 @@ func TestSpoolAccountingWhileDown(t *testing.T) {
 		t.Errorf("spool holds %d, want 10", st.Pending.Measurements)
 	}
 }
+
+// blocking refuses the credentials, but only once release is closed.
+type blocking struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blocking) Send(context.Context, *librato.Batch) (librato.Result, error) {
+	select {
+	case b.started <- struct{}{}:
+	default:
+	}
+	<-b.release
+	return librato.Result{}, &librato.Error{StatusCode: 401, Message: "bad credentials"}
+}
+
+// TestReloadDuringResend: a reload while a resend is under way makes
+// what that resend puts back go again at once, not after the backoff.
+func TestReloadDuringResend(t *testing.T) {
+	a := aggregator.New(aggregator.Config{})
+	cfg := fastConfig(newMetrics(t))
+	cfg.MinBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	f := New(cfg, a, &scripted{answer: func(int, *librato.Batch) error { return &librato.Error{StatusCode: 401} }})
+	feed(t, a, "x:1|c")
+	f.Flush(context.Background(), t0)
+	bl := &blocking{started: make(chan struct{}, 1), release: make(chan struct{})}
+	f.Reconfigure(cfg, bl)
+	done := make(chan struct{})
+	go func() { defer close(done); f.drainOnce(context.Background()) }()
+	<-bl.started
+	f.Reconfigure(cfg, &scripted{}) // the fixed token, while the resend is under way
+	close(bl.release)
+	<-done
+	if wait, ok := f.backlog.due(time.Now()); !ok || wait > time.Second {
+		t.Errorf("next resend in %v (pending %v), want at once after a reload", wait, ok)
+	}
+}
