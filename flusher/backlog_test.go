@@ -256,7 +256,7 @@ func TestRateLimitRetryAfterIsHonoured(t *testing.T) {
 
 func TestRejectedIsNotResent(t *testing.T) {
 	a := aggregator.New(aggregator.Config{})
-	s := &scripted{answer: func(int, *librato.Batch) error { return &librato.Error{StatusCode: 401, Message: "bad credentials"} }}
+	s := &scripted{answer: func(int, *librato.Batch) error { return &librato.Error{StatusCode: 404, Message: "not found"} }}
 	m := newMetrics(t)
 	f := New(fastConfig(m), a, s)
 	feed(t, a, "x:1|c")
@@ -333,21 +333,27 @@ func TestShutdownReportsUndelivered(t *testing.T) {
 func TestBacklogQueue(t *testing.T) {
 	q := backlog{wake: make(chan struct{}, 1)}
 	q.setLimit(5)
-	b := func(tm int64, n int) *librato.Batch {
-		return &librato.Batch{Time: tm, Measurements: make([]librato.Measurement, n)}
+	b := func(tm int64, n int) item {
+		return item{b: &librato.Batch{Time: tm, Measurements: make([]librato.Measurement, n)}}
 	}
-	if d, first := q.push(b(1, 2), 0); d != 0 || first {
+	dropped := func(ev []item) (n int) {
+		for _, it := range ev {
+			n += len(it.b.Measurements)
+		}
+		return n
+	}
+	if ev, first := q.push(b(1, 2), 0); len(ev) != 0 || first {
 		t.Fatal("first push dropped")
 	}
 	q.push(b(2, 2), 0)
-	if d, first := q.push(b(3, 2), 0); d != 2 || !first {
-		t.Fatalf("overflow dropped %d (first %v), want 2 and the start of an episode", d, first)
+	if ev, first := q.push(b(3, 2), 0); dropped(ev) != 2 || !first {
+		t.Fatalf("overflow dropped %d (first %v), want 2 and the start of an episode", dropped(ev), first)
 	}
-	if d, first := q.push(b(4, 1), 0); d != 0 || first {
-		t.Fatalf("push within the limit dropped %d", d)
+	if ev, first := q.push(b(4, 1), 0); len(ev) != 0 || first {
+		t.Fatalf("push within the limit dropped %d", dropped(ev))
 	}
 	got := q.take(2)
-	if len(got) != 2 || got[0].Time != 2 || got[1].Time != 3 {
+	if len(got) != 2 || got[0].b.Time != 2 || got[1].b.Time != 3 {
 		t.Fatalf("take gave %v", got)
 	}
 	q.putBack(got, func(int) time.Duration { return time.Hour })

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/spool"
 )
 
 // outcome is what became of one batch.
@@ -29,6 +30,12 @@ type outcome struct {
 // (one costs about 2·log2(n) requests: 18 for 300).
 func splitBudget(n int) int {
 	return 4*bits.Len(uint(n)) + 2
+}
+
+// credentials reports whether Librato refused a request for its
+// credentials: a 401, or a 403 that is not a rate limit.
+func credentials(le *librato.Error) bool {
+	return le.StatusCode == 401 || (le.StatusCode == 403 && !le.RateLimited)
 }
 
 // splittable reports whether a refusal with this status may be due to
@@ -71,6 +78,7 @@ func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, in
 		res, err := s.dst.Send(actx, b)
 		f.m.requestDuration.Observe(time.Since(began).Seconds())
 		if err == nil {
+			f.credsLogged.Store(false)
 			f.rateLimit(res.RateLimit)
 			f.m.requests.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
 			if res.Skipped > 0 {
@@ -112,6 +120,17 @@ func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, in
 				continue
 			}
 		}
+		if !le.Retryable && credentials(le) {
+			// Kept, not dropped: the operator may fix the token and
+			// reload (Reconfigure resends at once); max_age bounds it.
+			if f.credsLogged.CompareAndSwap(false, true) {
+				log.Error().Str("hint", "check librato.email and librato.token, then reload (SIGHUP)").
+					Int("status", le.StatusCode).Str("error", le.Message).Dur("max_age", s.cfg.MaxAge).
+					Msg("Librato refused the credentials; keeping the measurements and resending them until max_age (logged once until a request succeeds)")
+			}
+			o.retry, o.reason = b, "Librato refused the credentials ("+strconv.Itoa(le.StatusCode)+")"
+			return o
+		}
 		if !le.Retryable {
 			if n > 1 && *budget >= 2 && (splittable(le.StatusCode) || len(le.TypeConflicts) > 0) {
 				*budget -= 2
@@ -129,9 +148,6 @@ func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, in
 			}
 			if ok, held := f.logs.allow("rejected", time.Minute); ok {
 				ev := log.Warn()
-				if le.StatusCode == 401 || le.StatusCode == 403 {
-					ev = log.Error().Str("hint", "check librato.email and librato.token")
-				}
 				if n == 1 {
 					ev = ev.Str("name", b.Measurements[0].Name)
 				}
@@ -273,12 +289,19 @@ func (f *Flusher) stopName(s *settings, n string) {
 	}
 }
 
-// keep puts a batch that could not be delivered in the backlog and
-// returns how many measurements it queued, or dropped when the backlog is
-// off. Older measurements it pushes out of a full backlog are counted in
-// the metrics only: they belong to earlier periods.
+// keep puts a batch that could not be delivered in the backlog (and in
+// the spool, when there is one) and returns how many measurements it
+// queued, or dropped when there is nowhere to keep them. Older
+// measurements it pushes out of a full backlog are counted in the metrics
+// only: they belong to earlier periods.
 func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration, reason string) (queued, lost int) {
 	n := len(b.Measurements)
+	wait := f.backoff(s, 1, retryAfter)
+	if f.sp != nil && f.spoolKeep(s, b, wait) {
+		f.updateBacklogGauge()
+		f.failing(s, reason)
+		return n, 0
+	}
 	if s.cfg.Backlog == 0 {
 		if ok, held := f.logs.allow("backlog_off", time.Minute); ok {
 			s.cfg.Logger.Warn().Int("measurements", n).Str("reason", reason).Int("held_back", held).
@@ -288,18 +311,33 @@ func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration, 
 		f.dropped.Add(int64(n))
 		return 0, n
 	}
-	dropped, first := f.backlog.push(b, f.backoff(s, 1, retryAfter))
-	if dropped > 0 {
-		f.dropped.Add(int64(dropped))
-		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
-		if first {
-			s.cfg.Logger.Warn().Int("backlog", s.cfg.Backlog).
-				Msg("the backlog is full: dropping the oldest undelivered measurements (logged once until it drains)")
-		}
-	}
+	evicted, first := f.backlog.push(item{b: b}, wait)
+	f.evict(s, evicted, first)
 	f.updateBacklogGauge()
 	f.failing(s, reason)
 	return n, 0
+}
+
+// evict deals with the items pushed out of a full backlog: those in the
+// spool go back to it (they are resent when the backlog has room), the
+// others are dropped. first says this began an episode of dropping.
+func (f *Flusher) evict(s *settings, evicted []item, first bool) {
+	dropped := 0
+	for _, it := range evicted {
+		if it.spooled {
+			f.spoolRelease(it)
+			continue
+		}
+		dropped += len(it.b.Measurements)
+	}
+	if dropped > 0 {
+		f.dropped.Add(int64(dropped))
+		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
+	}
+	if first {
+		s.cfg.Logger.Warn().Int("backlog", s.cfg.Backlog).
+			Msg("the backlog is full: dropping the oldest undelivered measurements (logged once until it drains)")
+	}
 }
 
 func (f *Flusher) updateBacklogGauge() {
@@ -356,22 +394,29 @@ func (f *Flusher) drainAll(ctx context.Context) {
 }
 
 // drainOnce resends up to Concurrency batches from the head of the
-// backlog, oldest first; those that fail again go back to the head.
+// backlog, oldest first (refilled from the spool first); those that fail
+// again go back to the head.
 func (f *Flusher) drainOnce(ctx context.Context) {
 	s := f.set.Load()
-	batches := f.backlog.take(s.cfg.Concurrency)
-	if len(batches) == 0 {
+	if f.sp != nil {
+		f.refill(s)
+	}
+	items := f.backlog.take(s.cfg.Concurrency)
+	if len(items) == 0 {
+		f.updateBacklogGauge()
+		f.endEpisode(s)
 		return
 	}
 	oldest := time.Now().Add(-s.cfg.MaxAge).Unix()
-	live := batches[:0]
+	live := items[:0]
 	tooOld := 0
-	for _, b := range batches {
-		if b.Time < oldest {
-			tooOld += len(b.Measurements)
+	for _, it := range items {
+		if it.b.Time < oldest {
+			tooOld += len(it.b.Measurements)
+			f.spoolDone(it, "too_old")
 			continue
 		}
-		live = append(live, b)
+		live = append(live, it)
 	}
 	if tooOld > 0 {
 		f.dropped.Add(int64(tooOld))
@@ -379,16 +424,19 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 		s.cfg.Logger.Warn().Int("measurements", tooOld).Dur("max_age", s.cfg.MaxAge).
 			Msg("dropping undelivered measurements older than max_age")
 	}
-	failed := make([]*librato.Batch, len(live)) // in the order taken
+	failed := make([]item, len(live)) // in the order taken
 	var retryAfter atomic.Int64
 	var reason atomic.Value
 	requests := newLimiter(s.cfg.Concurrency)
-	for i, b := range live {
+	for i, it := range live {
 		requests.Go(func() {
 			f.m.retries.Inc()
-			o := f.send(ctx, s, b, false)
+			o := f.send(ctx, s, it.b, false)
 			if o.retry != nil {
-				failed[i] = o.retry
+				// What is left keeps the record: should the process
+				// stop now, the whole request is sent again (at least
+				// once).
+				failed[i] = item{b: o.retry, id: it.id, spooled: it.spooled}
 				reason.Store(o.reason)
 				for {
 					cur := retryAfter.Load()
@@ -396,17 +444,22 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 						break
 					}
 				}
+				return
 			}
+			why := "delivered"
+			if o.sent == 0 {
+				why = "rejected"
+			}
+			f.spoolDone(it, why)
 		})
 	}
 	requests.Wait()
-	failed = slices.DeleteFunc(failed, func(b *librato.Batch) bool { return b == nil })
+	failed = slices.DeleteFunc(failed, func(it item) bool { return it.b == nil })
 	if len(failed) > 0 {
-		dropped := f.backlog.putBack(failed, func(attempt int) time.Duration {
+		evicted := f.backlog.putBack(failed, func(attempt int) time.Duration {
 			return f.backoff(s, attempt, time.Duration(retryAfter.Load()))
 		})
-		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
-		f.dropped.Add(int64(dropped))
+		f.evict(s, evicted, false)
 	} else {
 		f.backlog.succeeded()
 	}
@@ -521,17 +574,33 @@ func (f *Flusher) backoff(s *settings, attempt int, retryAfter time.Duration) ti
 	return max(d, retryAfter)
 }
 
+// item is one undelivered batch in the backlog; spooled when it is also
+// in the spool (taken: in flight there), under id.
+type item struct {
+	b       *librato.Batch
+	id      spool.ID
+	spooled bool
+}
+
 // backlog holds undelivered batches, oldest first, up to a number of
-// measurements.
+// measurements in memory. With a spool, it is a window on the spool's
+// head: disk counts the measurements of records waiting in the spool and
+// not (yet) in memory, all newer than those in memory but for the rare
+// batch the spool could not take.
 type backlog struct {
 	mu          sync.Mutex
-	q           []*librato.Batch
-	n           int // measurements in q
+	q           []item
+	n           int   // measurements in q
+	disk        int   // measurements waiting in the spool only
+	diskOldest  int64 // time of the oldest of them, when disk > 0
 	limit       int
 	failures    int           // consecutive failed resends
 	next        time.Time     // no resend before
 	overflowing bool          // dropping since the backlog was last empty
 	wake        chan struct{} // made by New; a push wakes the resender
+	// kicked: the configuration changed (credentials, say) while a resend
+	// was under way: what it puts back is resent at once.
+	kicked bool
 }
 
 func (q *backlog) setLimit(n int) {
@@ -543,42 +612,109 @@ func (q *backlog) setLimit(n int) {
 func (q *backlog) empty() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.q) == 0
+	return len(q.q) == 0 && q.disk == 0
 }
 
-// state returns the measurements waiting and the time of the oldest.
+// state returns the measurements waiting, in memory and in the spool, and
+// the time of the oldest.
 func (q *backlog) state() (int, time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.q) == 0 {
-		return 0, time.Time{}
+	switch {
+	case len(q.q) > 0:
+		oldest := q.q[0].b.Time
+		if q.disk > 0 {
+			oldest = min(oldest, q.diskOldest)
+		}
+		return q.n + q.disk, time.Unix(oldest, 0)
+	case q.disk > 0:
+		return q.disk, time.Unix(q.diskOldest, 0)
 	}
-	return q.n, time.Unix(q.q[0].Time, 0)
+	return 0, time.Time{}
 }
 
-// push appends b, dropping the oldest batches past the limit. It returns
-// how many measurements it dropped and whether this began an episode of
-// dropping. A push to an empty backlog schedules the first resend after
-// wait.
-func (q *backlog) push(b *librato.Batch, wait time.Duration) (dropped int, first bool) {
+// memory returns the measurements in memory and those in the spool only.
+func (q *backlog) memory() (n, disk int) {
 	q.mu.Lock()
-	if len(q.q) == 0 && q.next.Before(time.Now()) {
+	defer q.mu.Unlock()
+	return q.n, q.disk
+}
+
+// schedule makes the first resend of an empty backlog wait; the caller
+// holds mu.
+func (q *backlog) schedule(wait time.Duration) {
+	if len(q.q) == 0 && q.disk == 0 && q.next.Before(time.Now()) {
 		q.next = time.Now().Add(wait)
 	}
-	q.q = append(q.q, b)
-	q.n += len(b.Measurements)
-	for q.n > q.limit && len(q.q) > 0 {
-		dropped += len(q.q[0].Measurements)
-		q.n -= len(q.q[0].Measurements)
-		q.q[0] = nil
-		q.q = q.q[1:]
-	}
-	if dropped > 0 && !q.overflowing {
-		q.overflowing, first = true, true
-	}
+}
+
+// push appends it, evicting the oldest items past the limit (see trim). A
+// push to an empty backlog schedules the first resend after wait.
+func (q *backlog) push(it item, wait time.Duration) (evicted []item, first bool) {
+	q.mu.Lock()
+	q.schedule(wait)
+	q.q = append(q.q, it)
+	q.n += len(it.b.Measurements)
+	evicted, first = q.trim()
 	q.mu.Unlock()
 	q.poke()
-	return dropped, first
+	return evicted, first
+}
+
+// pushSpooled appends a spooled item the caller made room for (it
+// evicts nothing: memory holds at most the limit and one more batch).
+func (q *backlog) pushSpooled(it item, wait time.Duration) {
+	q.mu.Lock()
+	q.schedule(wait)
+	q.q = append(q.q, it)
+	q.n += len(it.b.Measurements)
+	q.mu.Unlock()
+	q.poke()
+}
+
+// trim removes the oldest items past the limit and returns them, and
+// whether this began an episode of dropping (an evicted item that is not
+// spooled is lost). The caller holds mu.
+func (q *backlog) trim() (evicted []item, first bool) {
+	for q.n > q.limit && len(q.q) > 0 {
+		it := q.q[0]
+		evicted = append(evicted, it)
+		q.n -= len(it.b.Measurements)
+		q.q[0] = item{}
+		q.q = q.q[1:]
+		if !it.spooled && !q.overflowing {
+			q.overflowing, first = true, true
+		}
+	}
+	return evicted, first
+}
+
+// addDisk records a batch of n measurements of time t kept in the spool
+// only. On an empty backlog it schedules the first resend after wait.
+func (q *backlog) addDisk(n int, t int64, wait time.Duration) {
+	q.mu.Lock()
+	q.schedule(wait)
+	if q.disk == 0 || t < q.diskOldest {
+		q.diskOldest = t
+	}
+	q.disk += n
+	q.mu.Unlock()
+	q.poke()
+}
+
+// fromDisk records n measurements of the spool gone (taken into memory,
+// dropped or lost); oldest, when ok, is the time of the oldest left, and
+// !ok says nothing is left.
+func (q *backlog) fromDisk(n int, oldest int64, ok bool) {
+	q.mu.Lock()
+	q.disk = max(q.disk-n, 0)
+	if !ok {
+		q.disk = 0
+	}
+	if ok && oldest != 0 {
+		q.diskOldest = oldest
+	}
+	q.mu.Unlock()
 }
 
 func (q *backlog) poke() {
@@ -592,52 +728,51 @@ func (q *backlog) poke() {
 func (q *backlog) due(now time.Time) (time.Duration, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.q) == 0 {
+	if len(q.q) == 0 && q.disk == 0 {
 		return 0, false
 	}
 	return max(q.next.Sub(now), 0), true
 }
 
-// take removes up to k batches from the head.
-func (q *backlog) take(k int) []*librato.Batch {
+// take removes up to k items from the head.
+func (q *backlog) take(k int) []item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	k = min(k, len(q.q))
 	out := slices.Clone(q.q[:k])
 	for i := range k {
-		q.n -= len(q.q[i].Measurements)
-		q.q[i] = nil
+		q.n -= len(q.q[i].b.Measurements)
+		q.q[i] = item{}
 	}
 	q.q = q.q[k:]
 	return out
 }
 
-// putBack returns failed batches to the head, in order, and schedules the
-// next resend after backoff(failures).
-func (q *backlog) putBack(bs []*librato.Batch, backoff func(attempt int) time.Duration) (dropped int) {
+// putBack returns failed items to the head, in order, schedules the next
+// resend after backoff(failures), and evicts what is then past the limit
+// (see trim).
+func (q *backlog) putBack(its []item, backoff func(attempt int) time.Duration) (evicted []item) {
 	q.mu.Lock()
-	q.q = append(slices.Clone(bs), q.q...)
-	for _, b := range bs {
-		q.n += len(b.Measurements)
+	q.q = append(slices.Clone(its), q.q...)
+	for _, it := range its {
+		q.n += len(it.b.Measurements)
 	}
 	q.failures++
 	q.next = time.Now().Add(backoff(q.failures))
-	// Batches pushed meanwhile may have passed the limit.
-	for q.n > q.limit && len(q.q) > 0 {
-		dropped += len(q.q[0].Measurements)
-		q.n -= len(q.q[0].Measurements)
-		q.q[0] = nil
-		q.q = q.q[1:]
+	if q.kicked {
+		q.kicked, q.failures, q.next = false, 0, time.Time{}
 	}
+	// Batches pushed meanwhile may have passed the limit.
+	evicted, _ = q.trim()
 	q.mu.Unlock()
-	return dropped
+	return evicted
 }
 
 // retryNow lets the next resend go at once: the API has just taken a
-// request.
+// request, or the configuration (the credentials) changed.
 func (q *backlog) retryNow() {
 	q.mu.Lock()
-	nonEmpty := len(q.q) > 0
+	nonEmpty := len(q.q) > 0 || q.disk > 0
 	if nonEmpty {
 		q.next = time.Time{}
 	}
@@ -645,6 +780,15 @@ func (q *backlog) retryNow() {
 	if nonEmpty {
 		q.poke()
 	}
+}
+
+// kick makes the next resend go at once, and that of what a resend
+// under way puts back: the configuration changed.
+func (q *backlog) kick() {
+	q.mu.Lock()
+	q.kicked, q.failures = true, 0
+	q.mu.Unlock()
+	q.retryNow()
 }
 
 // succeeded records a resend that went through: the next may go at once.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/spool"
 )
 
 // Source is where a flush takes the finished period's series from.
@@ -86,6 +87,12 @@ type Config struct {
 	// legacy API: the running total of each counter since it was first
 	// seen (or last expired), rather than each period's sum as a gauge.
 	CountersAsCounters bool
+	// Spool, when set, keeps what cannot be delivered on disk as well as
+	// in the backlog, and is read back (what an earlier process left) by
+	// New: see the package spool. Backlog then bounds the memory only;
+	// the spool's own size limit bounds what is kept. The flusher does not
+	// close it. It cannot change after New.
+	Spool *spool.Spool
 	// Extra, when set, is called at every flush for measurements to send
 	// with the period's own (libratod's self-metrics, say). Their names
 	// and tags are sent as given.
@@ -137,6 +144,12 @@ type Flusher struct {
 
 	logs    logLimit // rate limits the warnings of delivery problems
 	episode episode  // the failure under way, if any
+	// credsLogged: a refusal of the credentials was logged since the
+	// last request that succeeded.
+	credsLogged atomic.Bool
+
+	sp    *spool.Spool // nil: memory only
+	spool spoolState
 }
 
 // Status is the flusher's delivery state, for health checks.
@@ -170,18 +183,23 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics}
+	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics, sp: cfg.Spool}
 	f.halt, f.haltNow = context.WithCancel(context.Background())
 	f.backlog.wake = make(chan struct{}, 1)
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
 	}
 	f.Reconfigure(cfg, dst)
+	if f.sp != nil {
+		f.openSpool(f.set.Load())
+	}
 	return f
 }
 
 // Reconfigure replaces the configuration and the Sender from the next
-// flush or request on. Period, Now and Metrics keep their values from New.
+// flush or request on. Period, Now, Metrics and Spool keep their values
+// from New. What waits in the backlog is resent at once: new credentials
+// may be what it waited for.
 func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 	if cfg.BatchSize < 1 {
 		cfg.BatchSize = 300
@@ -207,7 +225,7 @@ func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
-	cfg.Period, cfg.Now, cfg.Metrics = f.period, f.now, f.m
+	cfg.Period, cfg.Now, cfg.Metrics, cfg.Spool = f.period, f.now, f.m, f.sp
 	s := &settings{cfg: cfg, dst: dst}
 	for _, t := range cfg.Tags {
 		if n, v := librato.SanitizeTagName(t.Name), librato.SanitizeTagValue(t.Value); n != "" && v != "" {
@@ -218,8 +236,11 @@ func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 	for _, p := range cfg.Percentiles {
 		s.suffixes = append(s.suffixes, "."+strconv.FormatFloat(p, 'f', -1, 64))
 	}
-	f.set.Store(s)
+	old := f.set.Swap(s)
 	f.backlog.setLimit(cfg.Backlog)
+	if old != nil {
+		f.backlog.kick()
+	}
 }
 
 // PeriodStart returns the start of the period that holds t:
@@ -343,6 +364,9 @@ func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDra
 	cancel()
 	f.haltNow()
 	f.inflight.Wait()
+	// What is left in memory only goes to the spool now, if it can.
+	f.spillMemory(f.set.Load())
+	f.syncSpool(f.set.Load())
 	built, sent, dropped := f.built.Load(), f.sent.Load(), f.dropped.Load()
 	total := int(built - sent0 - dropped0)
 	res.Carried = total - res.Measurements
@@ -431,6 +455,8 @@ func (f *Flusher) deliver(ctx context.Context, s *settings, snap *aggregator.Sna
 	f.dropped.Add(int64(res.Dropped))
 	res.Measurements += res.Dropped
 	requests.Wait()
+	// One fsync for the period's appends, rather than one each.
+	f.syncSpool(s)
 	res.Sent += sent
 	res.Dropped += dropped
 	f.m.flushDuration.Observe(time.Since(began).Seconds())

@@ -44,7 +44,6 @@ func TestRefusedRequestIsSplit(t *testing.T) {
 		"422":                 {bad: []string{"c100"}, err: func(string) error { return &librato.Error{StatusCode: 422} }, reason: "rejected", maxCalls: 1 + 2*9},
 		"conflict, no match":  {bad: []string{"c42"}, api: librato.Legacy, err: func(string) error { return &librato.Error{StatusCode: 400, TypeConflicts: []string{"c42.renamed"}} }, reason: "type_conflict", maxCalls: 1 + 2*9},
 		"many bad: capped":    {bad: []string{"c1", "c30", "c60", "c90", "c120", "c150", "c180", "c210", "c240", "c270"}, err: status400, reason: "rejected", maxCalls: 1 + splitBudget(300)},
-		"auth: never split":   {bad: []string{"c5"}, err: func(string) error { return &librato.Error{StatusCode: 401} }, reason: "rejected", maxCalls: 1, wantDrops: 300},
 		"not found: no split": {bad: []string{"c5"}, err: func(string) error { return &librato.Error{StatusCode: 404} }, reason: "rejected", maxCalls: 1, wantDrops: 300},
 	}
 	for name, tc := range tests {

@@ -35,6 +35,13 @@ func TestRunFlags(t *testing.T) {
 	noToken := writeConfig(t, "")
 	bad := writeConfig(t, "[listen]\nudp = \"\"\ntcp = \"\"\n[aggregate]\nperiod = \"ten\"\n[librato]\nbatch_size = 0\n")
 	unquoted := writeConfig(t, "[librato]\ntoken = abcdefsecret123\n")
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	spoolGood := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\nspool_dir = %q\n", testToken, spoolDir))
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	spoolBad := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\nspool_dir = %q\n", testToken, filepath.Join(notADir, "spool")))
 	tests := map[string]struct {
 		args       []string
 		code       int
@@ -50,6 +57,8 @@ func TestRunFlags(t *testing.T) {
 		"missing file":        {args: []string{"-config", "/nonexistent/libratod.toml", "-check"}, code: 2, stderr: []string{"/nonexistent/libratod.toml"}},
 		"unquoted token":      {args: []string{"-config", unquoted, "-check"}, code: 2, stderr: []string{"line 2, column 9"}, notInOuput: "abcdef"},
 		"unknown flag":        {args: []string{"-frobnicate"}, code: 2, stderr: []string{"frobnicate"}},
+		"check spool":         {args: []string{"-config", spoolGood, "-check"}, code: 0, stdout: []string{"spool", spoolDir, "1GiB"}},
+		"check bad spool":     {args: []string{"-config", spoolBad, "-check"}, code: 2, stderr: []string{"librato.spool_dir", "cannot be created"}},
 		"stray argument":      {args: []string{"-check", "extra"}, code: 2, stderr: []string{"extra"}},
 	}
 	for name, tc := range tests {

@@ -24,6 +24,7 @@ import (
 	"github.com/libratod/libratod/flusher"
 	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
+	"github.com/libratod/libratod/spool"
 )
 
 // options are the parts of a daemon's setup that come from the command
@@ -77,10 +78,28 @@ type daemon struct {
 	expo    *exposition.Store
 	expoSrv *http.Server
 	expoLn  net.Listener
+	// spool keeps what Librato has not taken across restarts
+	// ([librato] spool_dir); nil when off.
+	spool *spool.Spool
+}
+
+// openSpool opens the spool of [librato] spool_dir, with one fsync per
+// period rather than per request (the flusher calls Sync).
+func openSpool(cfg config.Librato) (*spool.Spool, error) {
+	sp, err := spool.Open(context.Background(), spool.Config{
+		Dir: cfg.SpoolDir, MaxBytes: int64(cfg.SpoolMaxBytes), NoSync: true,
+	})
+	if errors.Is(err, spool.ErrLocked) {
+		return nil, fmt.Errorf("librato.spool_dir %s is in use by another libratod (one daemon per spool directory): %w", cfg.SpoolDir, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("librato.spool_dir %s cannot be used (set it to a writable directory, or to \"\" to keep undelivered data in memory only): %w", cfg.SpoolDir, err)
+	}
+	return sp, nil
 }
 
 // newDaemon wires the stages for cfg; nothing runs until run.
-func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
+func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 	log, levels, err := newLogger(cfg.Log, opts.stderr)
 	if err != nil {
 		return nil, err
@@ -136,7 +155,24 @@ func newDaemon(cfg *config.Config, opts options) (*daemon, error) {
 	if cfg.Metrics.ToLibrato {
 		d.self = newSelfReport(reg, cfg.Librato.API == config.APILegacy)
 	}
-	d.flusher = flusher.New(d.flusherConfig(cfg), d.agg, client)
+	fcfg := d.flusherConfig(cfg)
+	if cfg.Librato.SpoolDir != "" {
+		if d.spool, err = openSpool(cfg.Librato); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				d.spool.Close()
+			}
+		}()
+		fcfg.Spool = d.spool
+	}
+	d.flusher = flusher.New(fcfg, d.agg, client)
+	if c := d.flusher.SpoolCollector(); c != nil {
+		if err = reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
 
 	in := newIngest(d.agg, im, fm.Dropped, log)
 	in.tagsNotKept, in.tagsInvalid, in.tagsTooMany = fm.TagsDropped("legacy_api"), fm.TagsDropped("invalid"), fm.TagsDropped("too_many")
@@ -258,6 +294,12 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopFlush()
 	res := <-final
+	if d.spool != nil {
+		// What is still undelivered stays in the spool for the next start.
+		if err := d.spool.Close(); err != nil {
+			d.log.Warn().Err(err).Msg("spool: closing failed; what it holds survives a crash of the process, maybe not of the machine")
+		}
+	}
 	// The self-metrics end with the process: what the shutdown lost is in
 	// the last log line too.
 	reset := d.lst.Stats().TCPResetAtShutdown

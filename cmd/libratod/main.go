@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/spool"
 )
 
 // version is the release, stamped at build time with
@@ -83,6 +84,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	if *check {
 		cfg.Describe(stdout)
+		if cfg.Librato.SpoolDir != "" {
+			if err := spool.Check(cfg.Librato.SpoolDir); err != nil {
+				fmt.Fprintf(stderr, "libratod: configuration %s:\nlibrato.spool_dir: %v\n", *path, err)
+				return exitConfig
+			}
+		}
 		if *dryRun {
 			fmt.Fprintln(stdout, "dry run: requests are written to standard output, not sent")
 		}

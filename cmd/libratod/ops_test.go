@@ -93,6 +93,8 @@ func TestSystemdUnit(t *testing.T) {
 		{"Service", "WatchdogSec", "30s"},
 		{"Service", "EnvironmentFile", "-/etc/libratod/env"},
 		{"Service", "DynamicUser", "yes"},
+		{"Service", "StateDirectory", "libratod"},
+		{"Service", "Environment", "LIBRATOD_LIBRATO_SPOOL_DIR=/var/lib/libratod/spool"},
 		{"Service", "NoNewPrivileges", "yes"},
 		{"Service", "ProtectSystem", "strict"},
 		{"Service", "ProtectHome", "yes"},
@@ -126,6 +128,13 @@ func TestSystemdUnit(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the spool is in the state directory", func(t *testing.T) {
+		env := parseWithEnv(t, "../../config.example.toml", unitEnv(unit))
+		state := "/var/lib/" + unit["Service"]["StateDirectory"][0] + "/"
+		if !strings.HasPrefix(env.Librato.SpoolDir, state) {
+			t.Errorf("spool_dir %q with the unit's environment, want it under %s", env.Librato.SpoolDir, state)
+		}
+	})
 	t.Run("stop timeout covers the final flush", func(t *testing.T) {
 		stop, err := time.ParseDuration(unit["Service"]["TimeoutStopSec"][0])
 		if err != nil {
@@ -152,6 +161,16 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("keep-alive every %v for WatchdogSec %v", n.watchdog, wd)
 		}
 	})
+}
+
+// unitEnv returns the variables a unit's Environment= lines set.
+func unitEnv(unit map[string]map[string][]string) map[string]string {
+	env := map[string]string{}
+	for _, kv := range unit["Service"]["Environment"] {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
 }
 
 // verifiableUnit writes the unit, with ExecStart pointing at an executable
@@ -804,6 +823,12 @@ type k8sDeployment struct {
 				TerminationGracePeriodSeconds int            `yaml:"terminationGracePeriodSeconds"`
 				InitContainers                []k8sContainer `yaml:"initContainers"`
 				Containers                    []k8sContainer `yaml:"containers"`
+				Volumes                       []struct {
+					Name     string `yaml:"name"`
+					EmptyDir *struct {
+						SizeLimit string `yaml:"sizeLimit"`
+					} `yaml:"emptyDir"`
+				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
 	} `yaml:"spec"`
@@ -827,6 +852,10 @@ type k8sContainer struct {
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
 	StartupProbe   *k8sProbe `yaml:"startupProbe"`
+	VolumeMounts   []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
 }
 
 // k8sProbe is an HTTP probe.
@@ -924,6 +953,32 @@ func TestKubernetesSidecarYAML(t *testing.T) {
 			cfg := parseWithEnv(t, containerConfig, env)
 			if err := cfg.Validate(false); err != nil {
 				t.Fatal(err)
+			}
+			// The spool is on a volume of the pod (the root file system is
+			// read-only), one the spool's size limit fits in.
+			mounted := false
+			for _, m := range lib.VolumeMounts {
+				if cfg.Librato.SpoolDir == "" || !strings.HasPrefix(cfg.Librato.SpoolDir, m.MountPath+"/") {
+					continue
+				}
+				for _, v := range pod.Volumes {
+					if v.Name != m.Name {
+						continue
+					}
+					mounted = true
+					var limit config.ByteSize
+					if v.EmptyDir != nil && v.EmptyDir.SizeLimit != "" {
+						if err := limit.UnmarshalText([]byte(v.EmptyDir.SizeLimit + "B")); err != nil {
+							t.Errorf("sizeLimit %q: %v", v.EmptyDir.SizeLimit, err)
+						}
+						if limit <= cfg.Librato.SpoolMaxBytes {
+							t.Errorf("the spool volume's sizeLimit %s does not hold spool_max_bytes %s: the pod would be evicted", v.EmptyDir.SizeLimit, cfg.Librato.SpoolMaxBytes)
+						}
+					}
+				}
+			}
+			if !mounted {
+				t.Errorf("spool_dir %q is not on a volume of the pod", cfg.Librato.SpoolDir)
 			}
 			if cfg.Listen.ShutdownLinger != tc.wantLinger {
 				t.Errorf("listen.shutdown_linger %v, want %v", cfg.Listen.ShutdownLinger, tc.wantLinger)

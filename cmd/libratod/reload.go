@@ -143,7 +143,7 @@ func restartKeys() []string {
 		"listen.tcp_idle_timeout", "listen.tcp_max_connections",
 		"listen.unixgram", "listen.unixgram_mode", "listen.unixgram_owner", "listen.shutdown_linger",
 		"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
-		"aggregate.max_timer_samples", "aggregate.max_set_members", "aggregate.gauge_base_ttl", "librato.api", "librato.events_stream", "log.format", "metrics.listen", "metrics.to_librato",
+		"aggregate.max_timer_samples", "aggregate.max_set_members", "aggregate.gauge_base_ttl", "librato.api", "librato.events_stream", "librato.spool_dir", "librato.spool_max_bytes", "log.format", "metrics.listen", "metrics.to_librato",
 		"prometheus.listen", "prometheus.max_series", "prometheus.expire", "prometheus.timer_as",
 		"prometheus.buckets", "prometheus.timer_unit_seconds",
 	}

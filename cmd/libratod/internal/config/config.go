@@ -133,6 +133,11 @@ type Librato struct {
 	Exclude         []string      `toml:"exclude"`          // name patterns not to send
 	EventsStream    string        `toml:"events_stream"`    // annotation stream of DogStatsD events without a "stream" tag; "" ignores events
 	CountersAs      string        `toml:"counters_as"`      // "gauge": each period's sum; "counter" (legacy API): a running Librato counter
+	// SpoolDir is the directory of the on-disk spool of undelivered
+	// requests (package spool); "" keeps them in memory only.
+	SpoolDir string `toml:"spool_dir"`
+	// SpoolMaxBytes bounds the spool's files; past it the oldest go first.
+	SpoolMaxBytes ByteSize `toml:"spool_max_bytes"`
 }
 
 // Log configures the daemon's own logging.
@@ -208,6 +213,7 @@ func Default() Config {
 			Exclude:         []string{},
 			EventsStream:    "statsd",
 			CountersAs:      "gauge",
+			SpoolMaxBytes:   GiB,
 		},
 		Log:     Log{Level: "info", Format: "json"},
 		Metrics: Metrics{Listen: "127.0.0.1:9125"},

@@ -84,6 +84,11 @@ func (c *Config) Describe(w io.Writer) {
 		lb.Concurrency, lb.Timeout, lb.MaxAttempts, onOff(lb.Gzip))
 	line("shutdown timeout", "%s", lb.ShutdownTimeout)
 	line("backlog", "%d measurements, dropped after %s", lb.Backlog, lb.MaxAge)
+	if lb.SpoolDir == "" {
+		line("spool", "none: undelivered measurements are kept in memory only")
+	} else {
+		line("spool", "%s, at most %s", lb.SpoolDir, lb.SpoolMaxBytes)
+	}
 	if lb.SourceRegex != "" {
 		line("source from name", "%s", lb.SourceRegex)
 	}

@@ -19,6 +19,13 @@ import (
 )
 
 // Limits checked by Validate.
+// Bounds of librato.spool_max_bytes: room for a few of the largest
+// requests, and a terabyte.
+const (
+	minSpoolBytes = MiB
+	maxSpoolBytes = 1024 * GiB
+)
+
 const (
 	maxUDPReaders  = 1024
 	maxReadBuffer  = GiB
@@ -124,6 +131,9 @@ func (c *Config) problems(dryRun bool) []error {
 	p.positive("librato.shutdown_timeout", lb.ShutdownTimeout)
 	p.between("librato.backlog", lb.Backlog, 0, maxCount, " measurements (0: keep nothing undelivered)")
 	p.positive("librato.max_age", lb.MaxAge)
+	if lb.SpoolMaxBytes < minSpoolBytes || lb.SpoolMaxBytes > maxSpoolBytes {
+		p.add("librato.spool_max_bytes", fmt.Sprintf("expected a size between %s and %s, got %s", minSpoolBytes, maxSpoolBytes, lb.SpoolMaxBytes))
+	}
 	p.pattern("librato.source_regex", lb.SourceRegex)
 	switch lb.CountersAs {
 	case "gauge":
