@@ -15,13 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/exposition"
 	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/ingest"
 	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
 	"github.com/libratod/libratod/spool"
@@ -69,7 +69,7 @@ type daemon struct {
 	self *selfReport
 	// annotations queues the annotations made from events for the flusher.
 	annotations *flusher.Annotations
-	ingest      *ingest
+	ingest      *ingest.Handler
 	health      *health  // /healthz and /readyz (health.go)
 	notify      notifier // systemd notifications (notify.go)
 
@@ -129,10 +129,6 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	im, err := newIngestMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
 
 	d := &daemon{cfg: cfg, log: log, reg: reg, ready: make(chan struct{}), opts: opts, host: host, levels: levels, fm: fm,
 		hup: make(chan os.Signal, 1), annotations: flusher.NewAnnotations(maxQueuedAnnotations)}
@@ -174,14 +170,24 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		}
 	}
 
-	in := newIngest(d.agg, im, fm.Dropped, log)
-	in.tagsNotKept, in.tagsInvalid, in.tagsTooMany = fm.TagsDropped("legacy_api"), fm.TagsDropped("invalid"), fm.TagsDropped("too_many")
-	in.setMinLevel(cfg.Aggregate.MinLevel)
-	in.period = cfg.Aggregate.Period
-	in.setTagSyntaxes(cfg.Listen.TagSyntaxes)
+	var events ingest.EventSink
 	if cfg.Librato.EventsStream != "" {
-		in.events = &eventSink{stream: cfg.Librato.EventsStream, host: host, queue: d.annotations,
-			dropped: fm.Annotation("dropped"), now: time.Now}
+		events = &flusher.EventAnnotations{Stream: cfg.Librato.EventsStream, Host: host, Queue: d.annotations,
+			Dropped: fm.Annotation("dropped"), Now: time.Now}
+	}
+	in, err := ingest.New(ingest.Config{
+		Aggregator:  d.agg,
+		Registerer:  reg,
+		Dropped:     fm.Dropped,
+		TagsDropped: fm.TagsDropped,
+		Logger:      log,
+		TagSyntaxes: cfg.Listen.TagSyntaxes,
+		MinLevel:    cfg.Aggregate.MinLevel,
+		Period:      cfg.Aggregate.Period,
+		Events:      events,
+	})
+	if err != nil {
+		return nil, err
 	}
 	d.ingest = in
 	uid, gid := -1, -1
@@ -283,7 +289,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 
 	d.notifyStopping()
-	linesAtStop := d.ingest.linesTotal()
+	linesAtStop := d.ingest.LinesReceived()
 	d.linger(stopSignal)
 	d.log.Info().Msg("stopping: draining sockets and flushing the open period")
 	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.Librato.ShutdownTimeout)
@@ -309,7 +315,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("carried", res.Carried).
 		Int("sent", res.Sent).Int("dropped", res.Dropped).Int("undelivered", res.Pending).
-		Uint64("lines_after_sigterm", d.ingest.linesTotal()-linesAtStop).
+		Uint64("lines_after_sigterm", d.ingest.LinesReceived()-linesAtStop).
 		Uint64("tcp_connections_reset", reset).Msg("libratod stopped")
 	return nil
 }
@@ -452,20 +458,4 @@ func keepTags(cfg *config.Config) []string {
 		return []string{"source"}
 	}
 	return nil
-}
-
-// linesTotal returns libratod_lines_received_total summed over the
-// transports.
-func (in *ingest) linesTotal() uint64 {
-	var total float64
-	for _, c := range in.lines {
-		if c == nil {
-			continue
-		}
-		var m dto.Metric
-		if c.Write(&m) == nil {
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return uint64(total)
 }

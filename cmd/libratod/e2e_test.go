@@ -10,12 +10,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 )
@@ -268,14 +271,26 @@ func waitSeen(t *testing.T, d *daemon, n float64) {
 }
 
 func linesReceived(t *testing.T, d *daemon) float64 {
+	return metricSum(t, d, "libratod_lines_received_total", "", "")
+}
+
+// metricSum returns the sum of the counters named name in d's registry
+// whose label has the value value; label "" sums them all.
+func metricSum(t *testing.T, d *daemon, name, label, value string) float64 {
+	t.Helper()
 	mfs, err := d.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n float64
 	for _, mf := range mfs {
-		if mf.GetName() == "libratod_lines_received_total" {
-			for _, m := range mf.GetMetric() {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
+				return l.GetName() == label && l.GetValue() == value
+			}) {
 				n += m.GetCounter().GetValue()
 			}
 		}

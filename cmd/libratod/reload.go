@@ -216,8 +216,11 @@ func (d *daemon) reload() {
 	}
 	level, _ := zerolog.ParseLevel(cur.Log.Level) // validated
 	d.levels.set(level)
-	d.ingest.setMinLevel(cur.Aggregate.MinLevel)
-	d.ingest.setTagSyntaxes(cur.Listen.TagSyntaxes)
+	for _, err := range []error{d.ingest.SetMinLevel(cur.Aggregate.MinLevel), d.ingest.SetTagSyntaxes(cur.Listen.TagSyntaxes)} {
+		if err != nil { // validated with the rest of cur: not expected
+			d.log.Error().Err(err).Msg("SIGHUP: keeping the running value")
+		}
+	}
 	d.flusher.Reconfigure(d.flusherConfig(cur), client)
 	d.cfg = cur
 	d.log.Info().Str("config", d.opts.configPath).Msg("SIGHUP: configuration reloaded")

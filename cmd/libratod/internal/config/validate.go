@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/libratod/libratod/ingest"
 	"github.com/libratod/libratod/parser"
 )
 
@@ -104,10 +105,8 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("aggregate.max_timer_samples", a.MaxTimerSamples, 1, maxCount, "")
 	p.between("aggregate.max_set_members", a.MaxSetMembers, 1, maxCount, "")
 	p.between("aggregate.gauge_base_ttl", a.GaugeBaseTTL, 1, 65536, " periods")
-	switch a.MinLevel {
-	case "", "debug", "info", "warning", "error", "critical":
-	default:
-		p.add("aggregate.min_level", fmt.Sprintf(`expected "", "debug", "info", "warning", "error" or "critical", got %q`, a.MinLevel))
+	if err := ingest.CheckLevel(a.MinLevel); err != nil {
+		p.add("aggregate.min_level", err.Error())
 	}
 
 	lb := &c.Librato
