@@ -144,33 +144,11 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// parseBaseURL checks the base URL and returns it without a trailing slash.
+// parseBaseURL checks the base URL (see CheckURL) and returns it without a trailing slash.
 func parseBaseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	s, err := baseURL(raw)
 	if err != nil {
 		return "", fmt.Errorf("librato: URL: %w", err)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("librato: URL %q has no host", raw)
-	}
-	if u.User != nil {
-		return "", errors.New("librato: URL must not hold credentials: use Email and Token")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("librato: URL %q must not have a query or fragment", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
-			return "", fmt.Errorf("librato: URL %q: plain http is only allowed to a loopback host", raw)
-		}
-	default:
-		return "", fmt.Errorf("librato: URL %q: scheme must be https", raw)
-	}
-	s := strings.TrimRight(u.String(), "/")
-	if strings.HasSuffix(s, "/v1") {
-		return "", fmt.Errorf("librato: URL %q: give the base URL, without /v1", raw)
 	}
 	return s, nil
 }

@@ -35,6 +35,7 @@ func TestRunFlags(t *testing.T) {
 	noToken := writeConfig(t, "")
 	bad := writeConfig(t, "[listen]\nudp = \"\"\ntcp = \"\"\n[aggregate]\nperiod = \"ten\"\n[librato]\nbatch_size = 0\n")
 	unquoted := writeConfig(t, "[librato]\ntoken = abcdefsecret123\n")
+	v1URL := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\nurl = \"https://metrics-api.librato.com/v1\"\n", testToken))
 	spoolDir := filepath.Join(t.TempDir(), "spool")
 	spoolGood := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\nspool_dir = %q\n", testToken, spoolDir))
 	notADir := filepath.Join(t.TempDir(), "file")
@@ -59,6 +60,7 @@ func TestRunFlags(t *testing.T) {
 		"unknown flag":        {args: []string{"-frobnicate"}, code: 2, stderr: []string{"frobnicate"}},
 		"check spool":         {args: []string{"-config", spoolGood, "-check"}, code: 0, stdout: []string{"spool", spoolDir, "1GiB"}},
 		"check bad spool":     {args: []string{"-config", spoolBad, "-check"}, code: 2, stderr: []string{"librato.spool_dir", "cannot be created"}},
+		"check /v1 url":       {args: []string{"-config", v1URL, "-check"}, code: 2, stderr: []string{"librato.url", "without"}},
 		"stray argument":      {args: []string{"-check", "extra"}, code: 2, stderr: []string{"extra"}},
 	}
 	for name, tc := range tests {
