@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
-	"reflect"
 	"regexp"
 	"sort"
-	"strings"
 	"sync/atomic"
 
 	"github.com/rs/zerolog"
@@ -135,61 +133,12 @@ func (d *daemon) flusherConfig(cfg *config.Config) flusher.Config {
 	}
 }
 
-// restartKeys returns the keys a reload cannot apply: the sockets, the
-// aggregator's shape and the payload shape are fixed for the process.
-func restartKeys() []string {
-	return []string{
-		"listen.udp", "listen.tcp", "listen.udp_readers", "listen.read_buffer", "listen.max_line_bytes",
-		"listen.tcp_idle_timeout", "listen.tcp_max_connections",
-		"listen.unixgram", "listen.unixgram_mode", "listen.unixgram_owner", "listen.shutdown_linger",
-		"aggregate.period", "aggregate.shards", "aggregate.gauge_deltas", "aggregate.max_series",
-		"aggregate.max_timer_samples", "aggregate.max_set_members", "aggregate.gauge_base_ttl", "librato.api", "librato.events_stream", "librato.spool_dir", "librato.spool_max_bytes", "log.format", "metrics.listen", "metrics.to_librato",
-		"prometheus.listen", "prometheus.max_series", "prometheus.expire", "prometheus.timer_as",
-		"prometheus.buckets", "prometheus.timer_unit_seconds",
-	}
-}
-
-// keepRestartKeys gives cur the running (old) value of every key of
-// restartKeys that differs, and returns those keys.
-func keepRestartKeys(old, cur *config.Config) []string {
-	var changed []string
-	for _, k := range restartKeys() {
-		o, c := configField(old, k), configField(cur, k)
-		if !o.IsValid() || !c.IsValid() {
-			continue // not a key of the file: restartKeys is tested against it
-		}
-		if !reflect.DeepEqual(o.Interface(), c.Interface()) {
-			changed = append(changed, k)
-			c.Set(o)
-		}
-	}
-	return changed
-}
-
-// configField returns the settable field of c that holds key
-// ("section.name"), found by the toml tags, or the zero Value.
-func configField(c *config.Config, key string) reflect.Value {
-	section, name, _ := strings.Cut(key, ".")
-	v := reflect.ValueOf(c).Elem()
-	for i := range v.NumField() {
-		sec := v.Type().Field(i)
-		if sec.Tag.Get("toml") != section || sec.Type.Kind() != reflect.Struct {
-			continue
-		}
-		for j := range sec.Type.NumField() {
-			if sec.Type.Field(j).Tag.Get("toml") == name {
-				return v.Field(i).Field(j)
-			}
-		}
-	}
-	return reflect.Value{}
-}
-
 // reload re-reads the configuration file and applies what can change
-// while running: delivery settings, credentials, tags, prefix,
-// percentiles, min_level, tag_syntaxes and the log level. A configuration that does not load or
-// validate is logged and the running one kept. Aggregated data is never
-// touched.
+// while running (the keys tagged reload:"live" in package config): delivery
+// settings, credentials, tags, prefix, percentiles, min_level, tag_syntaxes
+// and the log level. The others keep their running values (a warning names
+// those that changed). A configuration that does not load or validate is
+// logged and the running one kept. Aggregated data is never touched.
 func (d *daemon) reload() {
 	d.notifyReloading()
 	defer d.notifyReady()
@@ -206,7 +155,7 @@ func (d *daemon) reload() {
 			Msg("SIGHUP: the new configuration is invalid; keeping the running one")
 		return
 	}
-	if keys := keepRestartKeys(d.cfg, cur); len(keys) > 0 {
+	if keys := config.KeepRestartValues(d.cfg, cur); len(keys) > 0 {
 		d.log.Warn().Strs("keys", keys).Msg("SIGHUP: these changes need a restart and are not applied")
 	}
 	client, err := newClient(cur, d.opts.dryRun)

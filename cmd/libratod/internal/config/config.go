@@ -46,12 +46,15 @@ const (
 )
 
 // Config is libratod's whole configuration. Each field is a TOML table of
-// the same name (the toml struct tags are the file's keys).
+// the same name (the toml struct tags are the file's keys). Every key also
+// says whether a reload (SIGHUP) applies it: reload:"live", or
+// reload:"restart" when it takes effect at the next start (see
+// [RestartKeys]).
 type Config struct {
 	Listen    Listen            `toml:"listen"`
 	Aggregate Aggregate         `toml:"aggregate"`
 	Librato   Librato           `toml:"librato"`
-	Tags      map[string]string `toml:"tags"` // global tags added to every measurement (tagged API)
+	Tags      map[string]string `toml:"tags" reload:"live"` // global tags added to every measurement (tagged API)
 	Log       Log               `toml:"log"`
 	Metrics   Metrics           `toml:"metrics"`
 	// Prometheus serves the aggregated StatsD series to Prometheus.
@@ -60,98 +63,98 @@ type Config struct {
 
 // Listen configures the StatsD listeners.
 type Listen struct {
-	UDP               string        `toml:"udp"`                 // UDP address "host:port"; "" disables
-	TCP               string        `toml:"tcp"`                 // TCP address "host:port"; "" disables
-	UDPReaders        int           `toml:"udp_readers"`         // goroutines reading the UDP socket; 0 means one per CPU
-	ReadBuffer        ByteSize      `toml:"read_buffer"`         // SO_RCVBUF to request on the UDP socket; 0 leaves the system default
-	MaxLineBytes      ByteSize      `toml:"max_line_bytes"`      // longest TCP line accepted
-	TCPIdleTimeout    time.Duration `toml:"tcp_idle_timeout"`    // a TCP connection idle this long is closed
-	TCPMaxConnections int           `toml:"tcp_max_connections"` // TCP connections open at once
+	UDP               string        `toml:"udp" reload:"restart"`                 // UDP address "host:port"; "" disables
+	TCP               string        `toml:"tcp" reload:"restart"`                 // TCP address "host:port"; "" disables
+	UDPReaders        int           `toml:"udp_readers" reload:"restart"`         // goroutines reading the UDP socket; 0 means one per CPU
+	ReadBuffer        ByteSize      `toml:"read_buffer" reload:"restart"`         // SO_RCVBUF to request on the UDP socket; 0 leaves the system default
+	MaxLineBytes      ByteSize      `toml:"max_line_bytes" reload:"restart"`      // longest TCP line accepted
+	TCPIdleTimeout    time.Duration `toml:"tcp_idle_timeout" reload:"restart"`    // a TCP connection idle this long is closed
+	TCPMaxConnections int           `toml:"tcp_max_connections" reload:"restart"` // TCP connections open at once
 	// Unixgram is the absolute path of a Unix datagram socket to receive
 	// StatsD datagrams on (a sidecar shares it through a volume); "" disables.
-	Unixgram string `toml:"unixgram"`
+	Unixgram string `toml:"unixgram" reload:"restart"`
 	// UnixgramMode is the socket file's mode, an octal string like "0660"
 	// (see [Listen.UnixgramFileMode]).
-	UnixgramMode string `toml:"unixgram_mode"`
+	UnixgramMode string `toml:"unixgram_mode" reload:"restart"`
 	// UnixgramOwner is the socket file's owner, "user:group" with names or
 	// numeric ids, either part optional (see [Listen.UnixgramOwnerIDs]); ""
 	// leaves the process's.
-	UnixgramOwner string `toml:"unixgram_owner"`
+	UnixgramOwner string `toml:"unixgram_owner" reload:"restart"`
 	// ShutdownLinger is how long libratod keeps receiving on every listener
 	// after SIGTERM, before it drains, flushes and exits: an application
 	// stopped at the same time still has its last lines counted. 0 stops
 	// reading at once.
-	ShutdownLinger time.Duration `toml:"shutdown_linger"`
+	ShutdownLinger time.Duration `toml:"shutdown_linger" reload:"restart"`
 	// TagSyntaxes names the tag syntaxes read in StatsD lines (see
 	// [parser.TagSyntaxNames]): "dogstatsd" ("|#k:v"), "librato"
 	// ("name#k=v"), "influxdb" ("name,k=v") and "graphite" ("name;k=v"). A
 	// syntax left out keeps its bytes in the name (sanitized later), or
 	// ignores the "|#" field. It can change on reload.
-	TagSyntaxes []string `toml:"tag_syntaxes"`
+	TagSyntaxes []string `toml:"tag_syntaxes" reload:"live"`
 }
 
 // Aggregate configures aggregation.
 type Aggregate struct {
-	Period      time.Duration `toml:"period"`       // flush period, whole seconds, at least 1s
-	Percentiles []float64     `toml:"percentiles"`  // timer percentiles, each in (0, 100); may be empty
-	GaugeDeltas bool          `toml:"gauge_deltas"` // "+3"/"-3" gauge values change the gauge instead of setting it
-	Prefix      string        `toml:"prefix"`       // prepended with "." to every metric name; "" for none
-	Shards      int           `toml:"shards"`       // aggregator lock stripes; 0 means the aggregator's default
-	MaxSeries   int           `toml:"max_series"`   // live series in one period; past it new series are dropped; 0: no bound
+	Period      time.Duration `toml:"period" reload:"restart"`       // flush period, whole seconds, at least 1s
+	Percentiles []float64     `toml:"percentiles" reload:"live"`     // timer percentiles, each in (0, 100); may be empty
+	GaugeDeltas bool          `toml:"gauge_deltas" reload:"restart"` // "+3"/"-3" gauge values change the gauge instead of setting it
+	Prefix      string        `toml:"prefix" reload:"live"`          // prepended with "." to every metric name; "" for none
+	Shards      int           `toml:"shards" reload:"restart"`       // aggregator lock stripes; 0 means the aggregator's default
+	MaxSeries   int           `toml:"max_series" reload:"restart"`   // live series in one period; past it new series are dropped; 0: no bound
 	// MaxTimerSamples bounds the values a timer series keeps per period for
 	// exact percentiles; past it percentiles come from a bounded estimate.
-	MaxTimerSamples int `toml:"max_timer_samples"`
+	MaxTimerSamples int `toml:"max_timer_samples" reload:"restart"`
 	// MinLevel drops lines whose "level" tag is below it: "" keeps all,
 	// else "debug", "info", "warning", "error" or "critical".
-	MinLevel string `toml:"min_level"`
+	MinLevel string `toml:"min_level" reload:"live"`
 	// MaxSetMembers bounds the distinct members a set keeps exactly per
 	// period; past it the count is a HyperLogLog estimate.
-	MaxSetMembers int `toml:"max_set_members"`
+	MaxSetMembers int `toml:"max_set_members" reload:"restart"`
 	// GaugeBaseTTL is how many periods a gauge's last value is kept for
 	// "+n"/"-n" deltas after the gauge was last written.
-	GaugeBaseTTL int `toml:"gauge_base_ttl"`
+	GaugeBaseTTL int `toml:"gauge_base_ttl" reload:"restart"`
 }
 
 // Librato configures the Librato API client.
 type Librato struct {
-	API             string        `toml:"api"`              // APITagged or APILegacy
-	URL             string        `toml:"url"`              // API base URL
-	Email           string        `toml:"email"`            // account email (HTTP Basic user); may be empty
-	Token           Secret        `toml:"token"`            // API token; required unless dry run
-	Source          string        `toml:"source"`           // legacy API: default source; "" means the host name (resolved by the caller)
-	BatchSize       int           `toml:"batch_size"`       // measurements per POST, 1..1000
-	HostTag         bool          `toml:"host_tag"`         // tagged API: add a "host" tag with the host name
-	Timeout         time.Duration `toml:"timeout"`          // per request
-	Concurrency     int           `toml:"concurrency"`      // POSTs in flight at once
-	MaxAttempts     int           `toml:"max_attempts"`     // attempts per request, including the first
-	ShutdownTimeout time.Duration `toml:"shutdown_timeout"` // bounded wait for the final flush at SIGTERM
-	Gzip            bool          `toml:"gzip"`             // gzip request bodies
-	Backlog         int           `toml:"backlog"`          // undelivered measurements kept for later retries; oldest dropped first past it
-	MaxAge          time.Duration `toml:"max_age"`          // undelivered data older than this is dropped, not resent
-	SourceRegex     string        `toml:"source_regex"`     // capture groups of a matching name become the source, the match leaves the name
-	Include         []string      `toml:"include"`          // name patterns to send (all when empty)
-	Exclude         []string      `toml:"exclude"`          // name patterns not to send
-	EventsStream    string        `toml:"events_stream"`    // annotation stream of DogStatsD events without a "stream" tag; "" ignores events
-	CountersAs      string        `toml:"counters_as"`      // "gauge": each period's sum; "counter" (legacy API): a running Librato counter
+	API             string        `toml:"api" reload:"restart"`           // APITagged or APILegacy
+	URL             string        `toml:"url" reload:"live"`              // API base URL
+	Email           string        `toml:"email" reload:"live"`            // account email (HTTP Basic user); may be empty
+	Token           Secret        `toml:"token" reload:"live"`            // API token; required unless dry run
+	Source          string        `toml:"source" reload:"live"`           // legacy API: default source; "" means the host name (resolved by the caller)
+	BatchSize       int           `toml:"batch_size" reload:"live"`       // measurements per POST, 1..1000
+	HostTag         bool          `toml:"host_tag" reload:"live"`         // tagged API: add a "host" tag with the host name
+	Timeout         time.Duration `toml:"timeout" reload:"live"`          // per request
+	Concurrency     int           `toml:"concurrency" reload:"live"`      // POSTs in flight at once
+	MaxAttempts     int           `toml:"max_attempts" reload:"live"`     // attempts per request, including the first
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout" reload:"live"` // bounded wait for the final flush at SIGTERM
+	Gzip            bool          `toml:"gzip" reload:"live"`             // gzip request bodies
+	Backlog         int           `toml:"backlog" reload:"live"`          // undelivered measurements kept for later retries; oldest dropped first past it
+	MaxAge          time.Duration `toml:"max_age" reload:"live"`          // undelivered data older than this is dropped, not resent
+	SourceRegex     string        `toml:"source_regex" reload:"live"`     // capture groups of a matching name become the source, the match leaves the name
+	Include         []string      `toml:"include" reload:"live"`          // name patterns to send (all when empty)
+	Exclude         []string      `toml:"exclude" reload:"live"`          // name patterns not to send
+	EventsStream    string        `toml:"events_stream" reload:"restart"` // annotation stream of DogStatsD events without a "stream" tag; "" ignores events
+	CountersAs      string        `toml:"counters_as" reload:"live"`      // "gauge": each period's sum; "counter" (legacy API): a running Librato counter
 	// SpoolDir is the directory of the on-disk spool of undelivered
 	// requests (package spool); "" keeps them in memory only.
-	SpoolDir string `toml:"spool_dir"`
+	SpoolDir string `toml:"spool_dir" reload:"restart"`
 	// SpoolMaxBytes bounds the spool's files; past it the oldest go first.
-	SpoolMaxBytes ByteSize `toml:"spool_max_bytes"`
+	SpoolMaxBytes ByteSize `toml:"spool_max_bytes" reload:"restart"`
 }
 
 // Log configures the daemon's own logging.
 type Log struct {
-	Level  string `toml:"level"`  // "debug", "info", "warn" or "error"
-	Format string `toml:"format"` // "json" or "console"
+	Level  string `toml:"level" reload:"live"`     // "debug", "info", "warn" or "error"
+	Format string `toml:"format" reload:"restart"` // "json" or "console"
 }
 
 // Metrics configures the self-metrics HTTP server.
 type Metrics struct {
-	Listen string `toml:"listen"` // address "host:port"; "" disables
+	Listen string `toml:"listen" reload:"restart"` // address "host:port"; "" disables
 	// ToLibrato also sends libratod's own counters and gauges to Librato
 	// as libratod.* measurements at every flush.
-	ToLibrato bool `toml:"to_librato"`
+	ToLibrato bool `toml:"to_librato" reload:"restart"`
 }
 
 // The values of Prometheus.TimerAs.
@@ -163,16 +166,16 @@ const (
 // Prometheus configures the Prometheus exposition of the StatsD series
 // (package exposition). Every key needs a restart.
 type Prometheus struct {
-	Listen    string        `toml:"listen"`     // address "host:port" of its /metrics; "" disables it
-	MaxSeries int           `toml:"max_series"` // series held; past it new ones are dropped; 0: aggregate.max_series
-	Expire    time.Duration `toml:"expire"`     // a series without data this long is dropped; 0: never
-	TimerAs   string        `toml:"timer_as"`   // TimerAsSummary or TimerAsHistogram
+	Listen    string        `toml:"listen" reload:"restart"`     // address "host:port" of its /metrics; "" disables it
+	MaxSeries int           `toml:"max_series" reload:"restart"` // series held; past it new ones are dropped; 0: aggregate.max_series
+	Expire    time.Duration `toml:"expire" reload:"restart"`     // a series without data this long is dropped; 0: never
+	TimerAs   string        `toml:"timer_as" reload:"restart"`   // TimerAsSummary or TimerAsHistogram
 	// Buckets are the histogram bucket bounds, increasing, in the unit
 	// the timer values are received in (StatsD: milliseconds).
-	Buckets []float64 `toml:"buckets"`
+	Buckets []float64 `toml:"buckets" reload:"restart"`
 	// TimerUnitSeconds divides timer values (and bucket bounds) by 1000 on
 	// exposition: StatsD milliseconds become Prometheus seconds.
-	TimerUnitSeconds bool `toml:"timer_unit_seconds"`
+	TimerUnitSeconds bool `toml:"timer_unit_seconds" reload:"restart"`
 }
 
 // Default returns the default configuration: what an empty file gives.
@@ -287,8 +290,9 @@ const tagsKey = "tags"
 
 // setting is one fixed key of the file bound to the Config field holding it.
 type setting struct {
-	key   toml.Key      // section and name, e.g. {"listen", "udp"}
-	field reflect.Value // addressable field of a Config
+	key    toml.Key      // section and name, e.g. {"listen", "udp"}
+	field  reflect.Value // addressable field of a Config
+	reload string        // its reload struct tag: reloadLive or reloadRestart
 }
 
 // env is the name of the environment variable that overrides s.
@@ -310,8 +314,9 @@ func settings(c *Config) []setting {
 		}
 		name := cv.Type().Field(i).Tag.Get("toml")
 		for j := range section.NumField() {
-			key := toml.Key{name, section.Type().Field(j).Tag.Get("toml")}
-			out = append(out, setting{key: key, field: section.Field(j)})
+			tag := section.Type().Field(j).Tag
+			key := toml.Key{name, tag.Get("toml")}
+			out = append(out, setting{key: key, field: section.Field(j), reload: tag.Get("reload")})
 		}
 	}
 	return out
