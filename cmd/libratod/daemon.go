@@ -19,6 +19,7 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
 	"github.com/libratod/libratod/exposition"
 	"github.com/libratod/libratod/flusher"
 	"github.com/libratod/libratod/ingest"
@@ -37,7 +38,7 @@ type options struct {
 	// configuration again; an empty path disables reload.
 	configPath string
 	getenv     func(string) string
-	notify     notifier // systemd notifications; the zero value sends none
+	notify     sdnotify.Notifier // systemd notifications; the zero value sends none
 	// signals delivers the stop signals (SIGINT, SIGTERM). The first one
 	// stops the daemon as the end of run's ctx does; during the linger
 	// ([listen] shutdown_linger) another one ends the linger. nil: only
@@ -70,8 +71,8 @@ type daemon struct {
 	// annotations queues the annotations made from events for the flusher.
 	annotations *flusher.Annotations
 	ingest      *ingest.Handler
-	health      *health  // /healthz and /readyz (health.go)
-	notify      notifier // systemd notifications (notify.go)
+	health      *health           // /healthz and /readyz (health.go)
+	notify      sdnotify.Notifier // systemd notifications (notify.go)
 
 	// expo is the Prometheus exposition of the StatsD series
 	// ([prometheus]), served by expoSrv on expoLn; nil when disabled.

@@ -31,6 +31,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
 	"github.com/libratod/libratod/flusher"
 )
 
@@ -154,11 +155,11 @@ func TestSystemdUnit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := newNotifier(func(k string) string {
+		n := sdnotify.FromEnv(func(k string) string {
 			return map[string]string{"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": strconv.FormatInt(wd.Microseconds(), 10)}[k]
 		})
-		if n.watchdog <= 0 || n.watchdog >= wd {
-			t.Errorf("keep-alive every %v for WatchdogSec %v", n.watchdog, wd)
+		if every := n.WatchdogInterval(); every <= 0 || every >= wd {
+			t.Errorf("keep-alive every %v for WatchdogSec %v", every, wd)
 		}
 	})
 }
