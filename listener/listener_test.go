@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/eventually"
 )
 
 const waitLimit = 5 * time.Second // bound of every wait in these tests
@@ -94,18 +96,6 @@ func (r *recorder) waitLines(t *testing.T, tr Transport, want []string) {
 	}
 }
 
-// eventually polls cond until it holds, and fails the test if it does not within waitLimit.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %v: %s", waitLimit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // start starts a Listener and returns it with the goroutine count before it started.
 func start(t *testing.T, cfg Config, h Handler, reusePort bool) (*Listener, int) {
 	t.Helper()
@@ -134,7 +124,7 @@ func stop(t *testing.T, l *Listener, base int) {
 	if err := l.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	eventually(t, fmt.Sprintf("goroutines back to %d", base), func() bool { return runtime.NumGoroutine() <= base })
+	eventually.Require(t, waitLimit, func() bool { return runtime.NumGoroutine() <= base }, "goroutines back to %d", base)
 }
 
 func dialUDP(t *testing.T, l *Listener) *net.UDPConn {
@@ -286,7 +276,7 @@ func testUDPStopDrains(t *testing.T, readers int, gated bool, batch int) {
 	if gated {
 		rec.waitPackets(t, UDP, 1) // a reader is blocked in Handle
 		go func() { stopped <- l.Stop(context.Background()) }()
-		eventually(t, "Stop called", l.stopping.Load)
+		eventually.Require(t, waitLimit, l.stopping.Load, "Stop called")
 		close(rec.gate)
 		select {
 		case err := <-stopped:
@@ -316,7 +306,7 @@ func TestUDPTooLongDropped(t *testing.T) {
 				}
 			}
 			rec.waitPackets(t, UDP, 2)
-			eventually(t, "two truncated", func() bool { return l.Stats().UDPTruncated == 2 })
+			eventually.Require(t, waitLimit, func() bool { return l.Stats().UDPTruncated == 2 }, "two truncated")
 			stop(t, l, base)
 			if got, want := rec.get(UDP), []string{"0123456789", "x:1|c"}; !slices.Equal(got, want) {
 				t.Errorf("received %q, want %q", got, want)
@@ -440,7 +430,7 @@ func TestTCPFraming(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec.waitLines(t, TCP, tt.want)
-			eventually(t, "connection closed", func() bool { return l.Stats().TCPActive == 0 })
+			eventually.Require(t, waitLimit, func() bool { return l.Stats().TCPActive == 0 }, "connection closed")
 			stop(t, l, base)
 
 			st := l.Stats()
@@ -466,7 +456,7 @@ func TestTCPLongLineKeepsConnection(t *testing.T) {
 	if _, err := c.Write([]byte(strings.Repeat("z", 100) + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "line counted as too long", func() bool { return l.Stats().LinesTooLong == 1 })
+	eventually.Require(t, waitLimit, func() bool { return l.Stats().LinesTooLong == 1 }, "line counted as too long")
 	if _, err := c.Write([]byte("ok:1|c\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -548,7 +538,7 @@ func TestTCPStop(t *testing.T) {
 			stopped := make(chan error, 1)
 			go func() { stopped <- l.Stop(context.Background()) }()
 			if gated {
-				eventually(t, "Stop called", l.stopping.Load)
+				eventually.Require(t, waitLimit, l.stopping.Load, "Stop called")
 				close(rec.gate)
 			}
 			select {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/eventually"
 )
 
 // unixgramConfig is a Config with only a unixgram socket, at a fresh path, its owner left as it is.
@@ -343,7 +345,7 @@ func TestUnixgramStopDrains(t *testing.T) {
 					sent = append(sent, sendUnixgram(t, []*net.UnixConn{c}, 1, queueLimit(t, 8))...)
 					stopped := make(chan error, 1)
 					go func() { stopped <- l.Stop(context.Background()) }()
-					eventually(t, "Stop called", l.stopping.Load)
+					eventually.Require(t, waitLimit, l.stopping.Load, "Stop called")
 					release()
 					select {
 					case err := <-stopped:
@@ -414,7 +416,7 @@ func TestUnixgramTooLongDropped(t *testing.T) {
 				}
 			}
 			rec.waitPackets(t, Unixgram, 2)
-			eventually(t, "two truncated", func() bool { return l.Stats().UnixgramTruncated == 2 })
+			eventually.Require(t, waitLimit, func() bool { return l.Stats().UnixgramTruncated == 2 }, "two truncated")
 			stop(t, l, base)
 			if got, want := rec.get(Unixgram), []string{"0123456789", "x:1|c"}; !slices.Equal(got, want) {
 				t.Errorf("received %q, want %q", got, want)

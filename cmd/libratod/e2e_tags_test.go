@@ -94,7 +94,7 @@ func TestEndToEndHotShotsTelegraf(t *testing.T) {
 	waitSeen(t, d, float64(3*lines))
 	stop()
 
-	if n := metricSum(t, d, "libratod_lines_invalid_total", "", ""); n != 0 {
+	if n := counterValue(t, d, "libratod_lines_invalid_total", ""); n != 0 {
 		t.Errorf("%v lines invalid", n)
 	}
 	// Each fixture sends everything once: three times in all.
@@ -170,7 +170,7 @@ func TestEndToEndGraphiteTags(t *testing.T) {
 			sendUDP(t, d.lst.UDPAddr(), lines)
 			waitSeen(t, d, 5)
 			stop()
-			if n := metricSum(t, d, "libratod_lines_invalid_total", "reason", parser.ErrBadGraphiteTags.Reason()); n != tt.invalid {
+			if n := counterValue(t, d, "libratod_lines_invalid_total", parser.ErrBadGraphiteTags.Reason()); n != tt.invalid {
 				t.Errorf("invalid{bad_graphite_tags} = %v, want %v", n, tt.invalid)
 			}
 			checkMeasurements(t, measurementsByID(t, fake), tt.want)

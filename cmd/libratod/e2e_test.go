@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/internal/eventually"
 )
 
 const (
@@ -262,21 +260,16 @@ func sendTCP(t *testing.T, addr net.Addr, payload string) {
 // shutdown flush is sure to hold them (TCP is read asynchronously).
 func waitSeen(t *testing.T, d *daemon, n float64) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if linesReceived(t, d) >= n {
-			return
-		}
-	}
-	t.Fatalf("daemon saw %v lines, want %v", linesReceived(t, d), n)
+	eventually.Require(t, 5*time.Second, func() bool { return linesReceived(t, d) >= n }, "the daemon saw %v lines", n)
 }
 
 func linesReceived(t *testing.T, d *daemon) float64 {
-	return metricSum(t, d, "libratod_lines_received_total", "", "")
+	return counterValue(t, d, "libratod_lines_received_total", "")
 }
 
-// metricSum returns the sum of the counters named name in d's registry
-// whose label has the value value; label "" sums them all.
-func metricSum(t *testing.T, d *daemon, name, label, value string) float64 {
+// counterValue sums a counter's series whose first label value is label
+// (any when label is "").
+func counterValue(t *testing.T, d *daemon, name, label string) float64 {
 	t.Helper()
 	mfs, err := d.reg.Gather()
 	if err != nil {
@@ -288,9 +281,7 @@ func metricSum(t *testing.T, d *daemon, name, label, value string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if label == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool {
-				return l.GetName() == label && l.GetValue() == value
-			}) {
+			if label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label) {
 				n += m.GetCounter().GetValue()
 			}
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/eventually"
 )
 
 const waitLimit = 5 * time.Second // bound of every wait in these tests
@@ -176,12 +178,12 @@ func TestFakeLibrato(t *testing.T) {
 			}
 
 			// The handler may still be finishing (a client that gave up): wait for its count.
-			deadline := time.Now().Add(waitLimit)
-			st, got := f.snapshot()
-			for st != tt.wantStats && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
+			var st fakeStats
+			var got *received
+			eventually.True(waitLimit, func() bool {
 				st, got = f.snapshot()
-			}
+				return st == tt.wantStats
+			})
 			if st != tt.wantStats {
 				t.Errorf("stats %+v, want %+v", st, tt.wantStats)
 			}
