@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/libratod/libratod/internal/eventually"
+
+	"github.com/libratod/libratod/internal/fakelibrato"
 )
 
 const waitLimit = 5 * time.Second // bound of every wait in these tests
@@ -204,8 +205,7 @@ func TestReceived(t *testing.T) {
 	rc := newReceived("load")
 	add := func(body string) {
 		t.Helper()
-		req := httptest.NewRequest(http.MethodPost, "/v1/measurements", strings.NewReader(body))
-		p, err := readPayload(req)
+		p, err := decodePayload(&fakelibrato.Request{Body: []byte(body)})
 		if err != nil {
 			t.Fatal(err)
 		}
