@@ -59,7 +59,8 @@ var kinds = [...]Kind{Counter, Gauge, Timer, Set}
 // Kinds returns every kind, in order.
 func Kinds() []Kind { return kinds[:] }
 
-// ErrMaxSeries is returned by Add when a new series would exceed Config.MaxSeries.
+// ErrMaxSeries is returned by Add when a new series would exceed
+// Config.MaxSeries.
 var ErrMaxSeries = errors.New("aggregator: too many series")
 
 // ErrOverflow is returned by Add for a metric that would make a sum of

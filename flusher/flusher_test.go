@@ -124,7 +124,8 @@ func TestMeasurements(t *testing.T) {
 			f := New(tc.cfg, a, s)
 			res := f.Flush(context.Background(), t0)
 			got := s.all()
-			// The two "req" series sort by their tags' order of arrival otherwise.
+			// The two "req" series sort by their tags' order of arrival
+			// otherwise.
 			sort.SliceStable(got, func(i, j int) bool {
 				return got[i].Name < got[j].Name || got[i].Name == got[j].Name && fmt.Sprint(got[i].Tags) > fmt.Sprint(got[j].Tags)
 			})

@@ -132,7 +132,8 @@ func TestTagSyntaxesSetting(t *testing.T) {
 	if got, want := series(), []string{"a env=prod", "b env=prod", "c env=prod", "d env=prod"}; !slices.Equal(got, want) {
 		t.Errorf("every syntax: series %q, want %q", got, want)
 	}
-	// Left in the name, "," and ";" are sanitized for Librato, as in the daemon.
+	// Left in the name, "," and ";" are sanitized for Librato, as in the
+	// daemon.
 	if err := in.SetTagSyntaxes([]string{"librato"}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,15 +10,16 @@ import (
 // MaxNameLen is the longest metric name or source Librato accepts, in bytes.
 const MaxNameLen = maxNameLen
 
-// CheckName returns nil if s is a metric name Librato accepts as it is, which SanitizeName leaves
-// unchanged: 1 to 255 of A-Z a-z 0-9 and ".:_-", at least one letter or digit. Otherwise the error
-// says so, quoting s.
+// CheckName returns nil if s is a metric name Librato accepts as it is, which
+// SanitizeName leaves unchanged: 1 to 255 of A-Z a-z 0-9 and ".:_-", at least
+// one letter or digit. Otherwise the error says so, quoting s.
 func CheckName(s string) error {
 	return check(s, SanitizeName(s), maxNameLen, nameChars)
 }
 
-// CheckSource returns nil if s is a source Librato accepts as it is, which SanitizeSource leaves
-// unchanged: a name (see CheckName) other than the reserved "all".
+// CheckSource returns nil if s is a source Librato accepts as it is, which
+// SanitizeSource leaves unchanged: a name (see CheckName) other than the
+// reserved "all".
 func CheckSource(s string) error {
 	if strings.EqualFold(s, reservedSource) {
 		return fmt.Errorf("%q is reserved by Librato", s)
@@ -26,14 +27,16 @@ func CheckSource(s string) error {
 	return check(s, SanitizeSource(s), maxNameLen, nameChars)
 }
 
-// CheckTagName returns nil if s is a tag name Librato accepts as it is, which SanitizeTagName leaves
-// unchanged: 1 to 64 of A-Z a-z 0-9 and ".:_-", at least one letter or digit.
+// CheckTagName returns nil if s is a tag name Librato accepts as it is, which
+// SanitizeTagName leaves unchanged: 1 to 64 of A-Z a-z 0-9 and ".:_-", at least
+// one letter or digit.
 func CheckTagName(s string) error {
 	return check(s, SanitizeTagName(s), maxTagNameLen, nameChars)
 }
 
-// CheckTagValue returns nil if s is a tag value Librato accepts as it is, which SanitizeTagValue
-// leaves unchanged: 1 to 255 of A-Z a-z 0-9 and ".:_-?/ ", at least one letter or digit.
+// CheckTagValue returns nil if s is a tag value Librato accepts as it is, which
+// SanitizeTagValue leaves unchanged: 1 to 255 of A-Z a-z 0-9 and ".:_-?/ ", at
+// least one letter or digit.
 func CheckTagValue(s string) error {
 	return check(s, SanitizeTagValue(s), maxTagValueLen, tagValueChars)
 }
@@ -46,7 +49,8 @@ func check(s, sanitized string, limit int, cs charset) error {
 	return fmt.Errorf("must be 1 to %d of A-Z a-z 0-9 and %q, with a letter or digit, got %q", limit, cs.extra(), s)
 }
 
-// extra returns the bytes cs allows besides ASCII letters and digits, in byte order.
+// extra returns the bytes cs allows besides ASCII letters and digits, in byte
+// order.
 func (cs charset) extra() string {
 	var b []byte
 	for c := byte(' '); c < 0x7f; c++ {
@@ -57,14 +61,16 @@ func (cs charset) extra() string {
 	return string(b)
 }
 
-// CheckURL returns nil if raw is a base URL the Client accepts (Config.URL), and otherwise an error
-// saying why. The error never quotes raw, which may hold credentials.
+// CheckURL returns nil if raw is a base URL the Client accepts (Config.URL),
+// and otherwise an error saying why. The error never quotes raw, which may hold
+// credentials.
 func CheckURL(raw string) error {
 	_, err := baseURL(raw)
 	return err
 }
 
-// baseURL checks the base URL and returns it without a trailing slash; its errors never quote raw.
+// baseURL checks the base URL and returns it without a trailing slash; its
+// errors never quote raw.
 func baseURL(raw string) (string, error) {
 	const like = `"https://metrics-api.librato.com"`
 	if raw == "" {

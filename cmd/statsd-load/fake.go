@@ -50,8 +50,9 @@ func (f fault) String() string {
 	return "drop:" + p
 }
 
-// parseFaults parses a comma-separated list of faults, each WHAT:PROBABILITY where WHAT is an HTTP status from
-// 400 to 599, delay=DURATION, slow=DURATION, or drop. The probabilities add up to at most 1; "" means none.
+// parseFaults parses a comma-separated list of faults, each WHAT:PROBABILITY
+// where WHAT is an HTTP status from 400 to 599, delay=DURATION, slow=DURATION,
+// or drop. The probabilities add up to at most 1; "" means none.
 func parseFaults(s string) ([]fault, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
@@ -99,8 +100,8 @@ func parseFaults(s string) ([]fault, error) {
 	return faults, nil
 }
 
-// pick returns the fault a roll u in [0,1) selects, or nil for none: each fault takes the next slice of [0,1) as
-// wide as its probability.
+// pick returns the fault a roll u in [0,1) selects, or nil for none: each fault
+// takes the next slice of [0,1) as wide as its probability.
 func pick(faults []fault, u float64) *fault {
 	end := 0.0
 	for i := range faults {
@@ -211,7 +212,8 @@ func (f *fakeLibrato) serve(w http.ResponseWriter, r *http.Request, req *fakelib
 		fakelibrato.HangUp(w)
 	case faultDelay:
 		if !fakelibrato.Wait(r, flt.delay) {
-			// The client gave up (its timeout): it will resend, so this one does not count.
+			// The client gave up (its timeout): it will resend, so this one
+			// does not count.
 			f.count(func(s *fakeStats) { s.ClientGone++ })
 			return true
 		}
@@ -258,7 +260,8 @@ type payload struct {
 	Measurements []measurement     `json:"measurements"`
 }
 
-// measurement is one tagged API measurement: a gauge (value) or a summary (count, sum, ...).
+// measurement is one tagged API measurement: a gauge (value) or a summary
+// (count, sum, ...).
 type measurement struct {
 	Name  string            `json:"name"`
 	Value *float64          `json:"value"`
@@ -296,7 +299,8 @@ type gaugeSeen struct {
 	value float64
 }
 
-// received tallies what the fake accepted, summed over periods and tag sets, by type and name index.
+// received tallies what the fake accepted, summed over periods and tag sets, by
+// type and name index.
 type received struct {
 	prefix   string
 	sums     [numTypes]map[int]float64 // counters: values; timers: counts; sets: values (cardinalities)
@@ -378,8 +382,8 @@ func (rc *received) add(p *payload) {
 	}
 }
 
-// firstPoint records the point (name, tags, time) with its value v, unless it was seen before: then it returns the
-// value first seen and true.
+// firstPoint records the point (name, tags, time) with its value v, unless it
+// was seen before: then it returns the value first seen and true.
 func (rc *received) firstPoint(name string, tags map[string]string, tm int64, v float64) (float64, bool) {
 	var h maphash.Hash
 	h.SetSeed(rc.seed)
@@ -400,7 +404,8 @@ func (rc *received) firstPoint(name string, tags map[string]string, tm int64, v 
 	return v, false
 }
 
-// clone returns a copy of rc's tallies, to read: it does not keep the points seen, so it cannot add.
+// clone returns a copy of rc's tallies, to read: it does not keep the points
+// seen, so it cannot add.
 func (rc *received) clone() *received {
 	c := *rc
 	for t := range c.sums {

@@ -91,8 +91,8 @@ const testPayload = `{"time":1700000000,"period":1,"tags":{"host":"h"},"measurem
  {"name":"elsewhere","value":1}
 ]}`
 
-// TestFakeLibrato sends one request per case to a fake and checks the answer, the counters, and whether the
-// payload was counted as delivered.
+// TestFakeLibrato sends one request per case to a fake and checks the answer,
+// the counters, and whether the payload was counted as delivered.
 func TestFakeLibrato(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -178,7 +178,8 @@ func TestFakeLibrato(t *testing.T) {
 				t.Errorf("status %d (%v), want %d", status, err, tt.wantStatus)
 			}
 
-			// The handler may still be finishing (a client that gave up): wait for its count.
+			// The handler may still be finishing (a client that gave up): wait
+			// for its count.
 			var st fakeStats
 			var got *received
 			eventually.True(waitLimit, func() bool {
@@ -199,8 +200,9 @@ func TestFakeLibrato(t *testing.T) {
 	}
 }
 
-// TestReceived checks the tally of accepted payloads: sums by name over periods and tags, the latest gauge value,
-// percentiles and foreign names apart, shapes checked, and a point delivered twice noticed.
+// TestReceived checks the tally of accepted payloads: sums by name over periods
+// and tags, the latest gauge value, percentiles and foreign names apart, shapes
+// checked, and a point delivered twice noticed.
 func TestReceived(t *testing.T) {
 	rc := newReceived("load")
 	add := func(body string) {

@@ -272,7 +272,8 @@ func decodeError(key toml.Key, want string, err error) error {
 		}
 		return &FieldError{Key: key.String(), Problem: atLine(pe.Position.Line) + msg}
 	}
-	// A type mismatch: `toml: line 3 (last key "listen.udp"): incompatible types: ...`.
+	// A type mismatch: `toml: line 3 (last key "listen.udp"): incompatible
+	// types: ...`.
 	msg, line := err.Error(), 0
 	if rest, ok := strings.CutPrefix(msg, "toml: "); ok {
 		_, _ = fmt.Sscanf(rest, "line %d", &line) // the line is optional: 0 when absent

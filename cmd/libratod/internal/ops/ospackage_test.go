@@ -156,7 +156,8 @@ func checkDeb(t *testing.T, deb string) {
 		t.Errorf("control fields:\n%s", fields)
 	}
 
-	// Contents: "drwxr-x--- libratod/libratod 0 2026-11-29 12:15 ./var/lib/libratod/".
+	// Contents: "drwxr-x--- libratod/libratod 0 2026-11-29 12:15
+	// ./var/lib/libratod/".
 	got := map[string]packagedFile{}
 	for line := range strings.Lines(string(dpkgDeb(t, "-c", deb))) {
 		f := strings.Fields(line)
