@@ -168,10 +168,10 @@ func TestTimerBound(t *testing.T) {
 	}
 }
 
-// TestSketchBounded feeds a sketch a million values spanning 295 decades
-// (as far as a million squares stay finite for the variance): each store keeps at most sketchMaxBuckets buckets, no
-// value is lost, the top percentiles keep the ±α bound and collapsed low
-// values are over-estimated, as documented.
+// TestSketchBounded feeds a sketch a million values spanning 295 decades (as
+// far as a million squares stay finite for the variance): each store keeps at
+// most sketchMaxBuckets buckets, no value is lost, the top percentiles keep the
+// ±α bound and collapsed low values are over-estimated, as documented.
 func TestSketchBounded(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	a := New(Config{MaxTimerSamples: 10})

@@ -21,31 +21,16 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/libratod/libratod/aggregator"
-	"github.com/libratod/libratod/parser"
+	"github.com/libratod/libratod/internal/fixture"
 )
 
 // t0 is the start of the first period of the tests.
 var t0 = time.Date(2025, 1, 2, 3, 4, 0, 0, time.UTC)
 
-// snapshot aggregates StatsD lines into one period.
+// snapshot aggregates StatsD lines into one period (see fixture.Snapshot).
 func snapshot(t testing.TB, cfg aggregator.Config, lines ...string) *aggregator.Snapshot {
 	t.Helper()
-	agg := aggregator.New(cfg)
-	w := agg.NewWriter()
-	var ms []parser.Metric
-	for _, line := range lines {
-		var err error
-		ms, err = parser.Parse([]byte(line), ms[:0])
-		if err != nil {
-			t.Fatalf("parse %q: %v", line, err)
-		}
-		for i := range ms {
-			if err := w.Add(&ms[i]); err != nil {
-				t.Fatalf("add %q: %v", line, err)
-			}
-		}
-	}
-	return agg.Snapshot()
+	return fixture.Snapshot(t, cfg, lines...)
 }
 
 // clock is an injected clock.

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/libratod/libratod/aggregator"
-	"github.com/libratod/libratod/parser"
+	"github.com/libratod/libratod/internal/fixture"
 )
 
 // FuzzExposition checks that whatever names, tags and values the lines
@@ -30,16 +30,7 @@ func FuzzExposition(f *testing.F) {
 			s := New(cfg)
 			for i, lines := range [][]byte{first, second} {
 				agg := aggregator.New(aggregator.Config{MaxTimerSamples: 2})
-				w := agg.NewWriter()
-				var ms []parser.Metric
-				for rest := lines; len(rest) > 0; {
-					var line []byte
-					line, rest = parser.NextLine(rest)
-					ms, _ = parser.Parse(line, ms[:0])
-					for j := range ms {
-						_ = w.Add(&ms[j])
-					}
-				}
+				fixture.FeedPacket(agg, lines)
 				s.ObservePeriod(t0.Add(time.Duration(i)*time.Second), agg.Snapshot())
 			}
 			rec := httptest.NewRecorder()

@@ -2,9 +2,14 @@ package flusher
 
 import (
 	"context"
+	"strings"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/parser"
 )
 
 // AnnotationSender delivers one Librato annotation. The Sender given to
@@ -111,5 +116,73 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 		if lost := q.putBack(again); lost > 0 {
 			f.m.annotations.WithLabelValues("dropped").Add(float64(lost))
 		}
+	}
+}
+
+// EventAnnotations maps DogStatsD events to Librato annotations and queues
+// them for the next flush; it is the ingest stage's EventSink.
+type EventAnnotations struct {
+	// Stream is the annotation stream of an event without a "stream" tag.
+	Stream string
+	// Host is the source of an event that names no host.
+	Host string
+	// Queue receives the annotations.
+	Queue *Annotations
+	// Dropped counts the annotations a full queue refused.
+	Dropped prometheus.Counter
+	// Now is the clock that dates an event without a timestamp; nil is
+	// time.Now.
+	Now func() time.Time
+}
+
+// Event queues the annotation for ev. A full queue drops it, counted.
+func (e *EventAnnotations) Event(ev *parser.Event) {
+	a := librato.Annotation{
+		Stream:    e.Stream,
+		Title:     string(parser.UnescapeEventText(nil, ev.Title)),
+		Source:    librato.SanitizeSource(e.Host),
+		StartTime: ev.Timestamp,
+	}
+	if len(ev.Host) > 0 {
+		a.Source = librato.SanitizeSource(string(ev.Host))
+	}
+	if a.StartTime == 0 {
+		now := e.Now
+		if now == nil {
+			now = time.Now
+		}
+		a.StartTime = now().Unix()
+	}
+	var desc strings.Builder
+	desc.Write(parser.UnescapeEventText(nil, ev.Text))
+	field := func(name string, v []byte) {
+		if len(v) == 0 {
+			return
+		}
+		if desc.Len() > 0 {
+			desc.WriteByte('\n')
+		}
+		desc.WriteString(name)
+		desc.WriteString(": ")
+		desc.Write(v)
+	}
+	field("alert_type", ev.AlertType)
+	field("priority", ev.Priority)
+	field("source_type", ev.SourceType)
+	field("aggregation_key", ev.AggregationKey)
+	var tags []string
+	for item := range strings.SplitSeq(string(ev.Tags), ",") {
+		if k, v, ok := strings.Cut(item, ":"); ok && k == "stream" && v != "" {
+			a.Stream = v
+			continue
+		}
+		if item != "" {
+			tags = append(tags, item)
+		}
+	}
+	field("tags", []byte(strings.Join(tags, ", ")))
+	a.Description = desc.String()
+	if !e.Queue.Add(a) && e.Dropped != nil {
+		e.Dropped.Inc()
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/librato"
 )
 
@@ -280,13 +281,7 @@ func TestShutdownDrainsBacklog(t *testing.T) {
 	done := make(chan Result)
 	go func() { done <- f.Run(ctx) }()
 	feed(t, a, "early:1|c")
-	deadline := time.Now().Add(5 * time.Second)
-	for f.Status().Pending == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if f.Status().Pending == 0 {
-		t.Fatal("the failed period never reached the backlog")
-	}
+	eventually.Require(t, 5*time.Second, func() bool { return f.Status().Pending != 0 }, "the failed period reaches the backlog")
 	feed(t, a, "late:2|c")
 	s.setAnswer(nil)
 	cancel()

@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/internal/fixture"
 	"github.com/libratod/libratod/librato"
-	"github.com/libratod/libratod/parser"
 )
 
 // fakeSender records batches and answers with the errors it is given, in
@@ -65,22 +65,10 @@ func (s *fakeSender) all() []librato.Measurement {
 	return out
 }
 
+// feed adds StatsD lines to a (see fixture.Feed).
 func feed(t *testing.T, a *aggregator.Aggregator, lines ...string) {
 	t.Helper()
-	w := a.NewWriter()
-	var ms []parser.Metric
-	for _, l := range lines {
-		var err error
-		ms, err = parser.Parse([]byte(l), ms[:0])
-		if err != nil {
-			t.Fatalf("parse %q: %v", l, err)
-		}
-		for i := range ms {
-			if err := w.Add(&ms[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	fixture.Feed(t, a, lines...)
 }
 
 var t0 = time.Unix(1_800_000_000, 0)
@@ -136,7 +124,8 @@ func TestMeasurements(t *testing.T) {
 			f := New(tc.cfg, a, s)
 			res := f.Flush(context.Background(), t0)
 			got := s.all()
-			// The two "req" series sort by their tags' order of arrival otherwise.
+			// The two "req" series sort by their tags' order of arrival
+			// otherwise.
 			sort.SliceStable(got, func(i, j int) bool {
 				return got[i].Name < got[j].Name || got[i].Name == got[j].Name && fmt.Sprint(got[i].Tags) > fmt.Sprint(got[j].Tags)
 			})

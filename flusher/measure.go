@@ -18,126 +18,182 @@ import (
 // each slice it is given. totals, when not nil, holds the running total
 // to send for each counter series (see advanceTotals).
 func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals map[*aggregator.Series]float64, emit func([]librato.Measurement)) Result {
-	var res Result
-	size := min(s.cfg.BatchSize, max(snap.Len(), 1))
-	ms := make([]librato.Measurement, 0, size)
+	b := newBatcher(f, s, snap.Len(), emit)
 	var perKind [5]int
-	var pcts []aggregator.Percentile
-	var pok []bool
-	stopped := 0
-	var arena []librato.Tag // the batch's merged tag sets, one allocation for many
-	var tags []aggregator.Tag
-	counters := totals != nil
-	ids := newIdentities(s, snap.Len())
-	duplicates := 0
-	add := func(m librato.Measurement) {
-		if f.stops.has(m.Name) {
-			stopped++
-			return
-		}
-		if !ids.first(&m) {
-			duplicates++
-			return
-		}
-		ms = append(ms, m)
-		res.Measurements++
-		if len(ms) == s.cfg.BatchSize {
-			emit(ms)
-			ms = make([]librato.Measurement, 0, size)
-			arena = nil // the batch owns the tags it points to
-		}
-	}
 	snap.Each(func(sr *aggregator.Series) {
-		res.Series++
+		b.res.Series++
 		perKind[sr.Kind%5]++
-		name, source, drop := s.identity(sr)
-		switch drop {
-		case "":
-		case "excluded":
-			f.m.dropped.WithLabelValues(drop).Inc()
-			return
-		default:
-			f.m.dropped.WithLabelValues(drop).Inc()
-			res.Dropped++
-			return
-		}
-		m := librato.Measurement{Name: name}
-		tags = sr.AppendTags(tags[:0])
-		arena = f.dimensions(s, &m, tags, arena)
-		if source != "" {
-			if s.cfg.API == librato.Legacy {
-				m.Source = librato.SanitizeSource(source)
-			} else if v := librato.SanitizeTagValue(source); v != "" {
-				if m.Tags == nil {
-					m.Tags = append(make([]librato.Tag, 0, len(s.tags)+1), s.tags...)
-				}
-				m.Tags = setTag(m.Tags, librato.Tag{Name: "source", Value: v})
-			}
-		}
-		switch sr.Kind {
-		case aggregator.Counter:
-			m.Value = sr.Value
-			if counters {
-				m.Value, m.Counter = totals[sr], true
-			}
-		case aggregator.Gauge:
-			m.Value = sr.Value
-		case aggregator.Set:
-			m.Value = float64(sr.Cardinality())
-		case aggregator.Timer:
-			m.Min, m.Max = sr.Min, sr.Max
-			setSummary(&m, sr.Count, sr.Mean(), sr.Variance())
-			m.Last, m.HasLast = sr.Last, true
-			add(m)
-			if len(s.suffixes) == 0 {
-				return
-			}
-			pcts, pok = sr.Percentiles(s.cfg.Percentiles, pcts[:0], pok[:0])
-			for i, p := range pcts {
-				if !pok[i] {
-					continue
-				}
-				pm := m
-				pm.Name = librato.SanitizeName(name + s.suffixes[i])
-				pm.Min, pm.Max = p.Min, p.Max
-				setSummary(&pm, float64(p.Count), p.Sum/float64(p.Count), p.Variance)
-				pm.HasLast, pm.Last = false, 0
-				add(pm)
-			}
-			return
-		}
-		add(m)
+		b.series(sr, totals)
 	})
 	for _, k := range aggregator.Kinds() {
 		f.m.series.WithLabelValues(k.String()).Set(float64(perKind[k%5]))
 	}
-	if stopped > 0 {
-		f.m.dropped.WithLabelValues("type_conflict").Add(float64(stopped))
-		res.Dropped += stopped
+	b.countLeftOut() // before the extras, whose own are not counted
+	b.extra()
+	return b.done()
+}
+
+// batcher builds the measurements of one flush and hands them to emit in
+// batches of BatchSize, leaving out those on the stop list and any second
+// point Librato would identify with one already sent (see identities).
+type batcher struct {
+	f    *Flusher
+	s    *settings
+	emit func([]librato.Measurement)
+	size int // the capacity of a new batch
+	ms   []librato.Measurement
+	// arena holds the batch's merged tag sets, one allocation for many.
+	arena []librato.Tag
+	ids   *identities
+	res   Result
+	// stopped and duplicates count the measurements left out.
+	stopped, duplicates int
+	// Scratch space reused from series to series.
+	tags []aggregator.Tag
+	pcts []aggregator.Percentile
+	pok  []bool
+}
+
+// newBatcher returns a batcher for a flush of n series.
+func newBatcher(f *Flusher, s *settings, n int, emit func([]librato.Measurement)) *batcher {
+	size := min(s.cfg.BatchSize, max(n, 1))
+	return &batcher{f: f, s: s, emit: emit, size: size, ms: make([]librato.Measurement, 0, size), ids: newIdentities(s, n)}
+}
+
+// add appends m to the batch under way, unless it is left out, and hands
+// the batch on when it is full.
+func (b *batcher) add(m librato.Measurement) {
+	if b.f.stops.has(m.Name) {
+		b.stopped++
+		return
 	}
-	if duplicates > 0 {
-		f.m.dropped.WithLabelValues("duplicate").Add(float64(duplicates))
-		res.Dropped += duplicates
+	if !b.ids.first(&m) {
+		b.duplicates++
+		return
 	}
-	if s.cfg.Extra != nil {
-		for _, m := range s.cfg.Extra() {
-			if len(m.Tags) > 0 && s.cfg.API != librato.Legacy {
-				// Librato replaces the batch's tags with a measurement's own.
-				merged := append([]librato.Tag(nil), s.tags...)
-				for _, t := range m.Tags {
-					if t.Name != "" && t.Value != "" {
-						merged = setTag(merged, t)
-					}
-				}
-				m.Tags = merged
-			}
-			add(m)
+	b.ms = append(b.ms, m)
+	b.res.Measurements++
+	if len(b.ms) == b.s.cfg.BatchSize {
+		b.emit(b.ms)
+		b.ms = make([]librato.Measurement, 0, b.size)
+		b.arena = nil // the batch owns the tags it points to
+	}
+}
+
+// series adds the measurement of one series, and for a timer those of its
+// percentiles; totals, when not nil, holds the running totals counters
+// are sent as.
+func (b *batcher) series(sr *aggregator.Series, totals map[*aggregator.Series]float64) {
+	name, source, drop := b.s.identity(sr)
+	if drop != "" {
+		b.f.m.dropped.WithLabelValues(drop).Inc()
+		if drop != "excluded" {
+			b.res.Dropped++
 		}
+		return
 	}
-	if len(ms) > 0 {
-		emit(ms)
+	m := librato.Measurement{Name: name}
+	b.tags = sr.AppendTags(b.tags[:0])
+	b.arena = b.f.dimensions(b.s, &m, b.tags, b.arena)
+	if source != "" {
+		b.setSource(&m, source)
 	}
-	return res
+	switch sr.Kind {
+	case aggregator.Counter:
+		m.Value = sr.Value
+		if totals != nil {
+			m.Value, m.Counter = totals[sr], true
+		}
+	case aggregator.Gauge:
+		m.Value = sr.Value
+	case aggregator.Set:
+		m.Value = float64(sr.Cardinality())
+	case aggregator.Timer:
+		m.Min, m.Max = sr.Min, sr.Max
+		setSummary(&m, sr.Count, sr.Mean(), sr.Variance())
+		m.Last, m.HasLast = sr.Last, true
+		b.add(m)
+		b.percentiles(sr, m)
+		return
+	}
+	b.add(m)
+}
+
+// setSource gives m the source a series' name yielded (source_regex): the
+// legacy API's source, or the tagged API's "source" tag.
+func (b *batcher) setSource(m *librato.Measurement, source string) {
+	if b.s.cfg.API == librato.Legacy {
+		m.Source = librato.SanitizeSource(source)
+		return
+	}
+	if v := librato.SanitizeTagValue(source); v != "" {
+		if m.Tags == nil {
+			m.Tags = append(make([]librato.Tag, 0, len(b.s.tags)+1), b.s.tags...)
+		}
+		m.Tags = setTag(m.Tags, librato.Tag{Name: "source", Value: v})
+	}
+}
+
+// percentiles adds a summary for each percentile of the timer sr, named
+// after the timer's measurement m with the percentile's suffix.
+func (b *batcher) percentiles(sr *aggregator.Series, m librato.Measurement) {
+	if len(b.s.suffixes) == 0 {
+		return
+	}
+	b.pcts, b.pok = sr.Percentiles(b.s.cfg.Percentiles, b.pcts[:0], b.pok[:0])
+	for i, p := range b.pcts {
+		if !b.pok[i] {
+			continue
+		}
+		pm := m
+		pm.Name = librato.SanitizeName(m.Name + b.s.suffixes[i])
+		pm.Min, pm.Max = p.Min, p.Max
+		setSummary(&pm, float64(p.Count), p.Sum/float64(p.Count), p.Variance)
+		pm.HasLast, pm.Last = false, 0
+		b.add(pm)
+	}
+}
+
+// extra adds what the flusher sends besides the StatsD series (Extra), a
+// measurement's own tags merged over the batch's on the tagged API.
+func (b *batcher) extra() {
+	if b.s.cfg.Extra == nil {
+		return
+	}
+	for _, m := range b.s.cfg.Extra() {
+		if len(m.Tags) > 0 && b.s.cfg.API != librato.Legacy {
+			// Librato replaces the batch's tags with a measurement's own.
+			merged := append([]librato.Tag(nil), b.s.tags...)
+			for _, t := range m.Tags {
+				if t.Name != "" && t.Value != "" {
+					merged = setTag(merged, t)
+				}
+			}
+			m.Tags = merged
+		}
+		b.add(m)
+	}
+}
+
+// countLeftOut counts the measurements left out so far, in the metrics and
+// the result.
+func (b *batcher) countLeftOut() {
+	if b.stopped > 0 {
+		b.f.m.dropped.WithLabelValues("type_conflict").Add(float64(b.stopped))
+		b.res.Dropped += b.stopped
+	}
+	if b.duplicates > 0 {
+		b.f.m.dropped.WithLabelValues("duplicate").Add(float64(b.duplicates))
+		b.res.Dropped += b.duplicates
+	}
+}
+
+// done hands on the last batch and returns the flush's result.
+func (b *batcher) done() Result {
+	if len(b.ms) > 0 {
+		b.emit(b.ms)
+	}
+	return b.res
 }
 
 // identities remembers the points of one flush by what identifies them at

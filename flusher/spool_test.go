@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/spool"
 )
@@ -71,10 +72,7 @@ func TestCredentialsRefusedAreKept(t *testing.T) {
 			done := make(chan struct{})
 			go func() { defer close(done); f.drainLoop(ctx) }()
 			f.Reconfigure(cfg, good) // resends at once, not in an hour
-			deadline := time.Now().Add(10 * time.Second)
-			for len(arrivals(good)) < 300 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
+			eventually.True(10*time.Second, func() bool { return len(arrivals(good)) >= 300 })
 			cancel()
 			<-done
 			got := arrivals(good)

@@ -29,7 +29,8 @@ const testAnnotationJSON = `{"title":"v45 deployed","description":"shipped by ci
 	`"start_time":1700000000,"end_time":1700000060,"links":[{"rel":"github",` +
 	`"href":"https://github.com/x/y/commit/9b562b2","label":"commit"},{"rel":"ci","href":"https://ci.example.com/build/7"}]}`
 
-// annotationJSON mirrors the documented JSON of an annotation, to decode bodies with encoding/json.
+// annotationJSON mirrors the documented JSON of an annotation, to decode bodies
+// with encoding/json.
 type annotationJSON struct {
 	Title       string `json:"title"`
 	Description string `json:"description"`
@@ -360,8 +361,9 @@ func TestSanitizeStream(t *testing.T) {
 	}
 }
 
-// FuzzEncodeAnnotation checks that any annotation encodes to JSON that decodes to what encoding/json
-// gives for the same fields (so invalid UTF-8 is replaced alike).
+// FuzzEncodeAnnotation checks that any annotation encodes to JSON that decodes
+// to what encoding/json gives for the same fields (so invalid UTF-8 is replaced
+// alike).
 func FuzzEncodeAnnotation(f *testing.F) {
 	f.Add("v45 deployed", "shipped\nby ci", "web-1", int64(1700000000), int64(0), "github", "https://x", "")
 	f.Add("say \"hi\"\\", "\x00\xff\xff\u2028", "", int64(0), int64(5), "", "", "label")

@@ -14,15 +14,15 @@ import (
 	"sync"
 )
 
-// checkPath is the read-only request Check sends: the first entry of the metrics listing, which needs
-// the same credentials as posting measurements.
+// checkPath is the read-only request Check sends: the first entry of the
+// metrics listing, which needs the same credentials as posting measurements.
 const checkPath = "/v1/metrics?length=1"
 
 // CheckStep names a step of reaching the service.
 type CheckStep string
 
-// The steps of a request, in order. A proxy (HTTPS_PROXY) is what the DNS and TCP steps reach when
-// one is set.
+// The steps of a request, in order. A proxy (HTTPS_PROXY) is what the DNS and
+// TCP steps reach when one is set.
 const (
 	StepDNS  CheckStep = "DNS"  // resolving the host name
 	StepTCP  CheckStep = "TCP"  // opening the connection
@@ -34,28 +34,34 @@ const (
 type CheckResult struct {
 	// URL is the URL requested; it never holds credentials.
 	URL string
-	// Reached says whether the service answered over HTTP: the name resolved, the connection
-	// opened and, for https, the TLS handshake verified the certificate.
+	// Reached says whether the service answered over HTTP: the name resolved,
+	// the connection opened and, for https, the TLS handshake verified the
+	// certificate.
 	Reached bool
 	// FailedStep is the step that failed when Reached is false.
 	FailedStep CheckStep
-	// TLS says whether the request went over TLS (false for plain http to a loopback host).
+	// TLS says whether the request went over TLS (false for plain http to a
+	// loopback host).
 	TLS bool
 	// StatusCode is the HTTP status of the answer; 0 when not Reached.
 	StatusCode int
-	// Authorized says whether the credentials were accepted: a 2xx answer holding the metrics
-	// listing. A 401 means they were rejected; other answers leave it unknown (see Check's error).
+	// Authorized says whether the credentials were accepted: a 2xx answer
+	// holding the metrics listing. A 401 means they were rejected; other
+	// answers leave it unknown (see Check's error).
 	Authorized bool
-	// RateLimit is the account's rate-limit state from the answer's X-Librato-RateLimit-Agg and
-	// X-Librato-RateLimit-Std headers; each Quota's Present says whether that header was seen.
+	// RateLimit is the account's rate-limit state from the answer's
+	// X-Librato-RateLimit-Agg and X-Librato-RateLimit-Std headers; each Quota's
+	// Present says whether that header was seen.
 	RateLimit RateLimit
 }
 
-// Check sends one read-only, authenticated request, GET {url}/v1/metrics?length=1, and reports
-// whether the service was reached, whether it accepted the credentials and which rate-limit headers
-// it sent. It sends no measurement and does not retry. The error is nil only when the credentials
-// were accepted; otherwise it says what failed (never with the credentials), and the result holds
-// what was learned before. A dry-run Client sends nothing and returns an error.
+// Check sends one read-only, authenticated request, GET
+// {url}/v1/metrics?length=1, and reports whether the service was reached,
+// whether it accepted the credentials and which rate-limit headers it sent. It
+// sends no measurement and does not retry. The error is nil only when the
+// credentials were accepted; otherwise it says what failed (never with the
+// credentials), and the result holds what was learned before. A dry-run Client
+// sends nothing and returns an error.
 func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 	res := CheckResult{URL: c.base + checkPath}
 	if c.dryRun != nil {
@@ -128,7 +134,8 @@ func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 		res.Authorized = true
 		return res, nil
 	case code == http.StatusUnauthorized:
-		// The body is not shown: it can say nothing useful about which credential is wrong.
+		// The body is not shown: it can say nothing useful about which
+		// credential is wrong.
 		return res, fmt.Errorf("librato: check: GET %s: HTTP 401: the credentials were rejected", checkPath)
 	default:
 		msg := strings.Join(bodyErrors(body, true), "; ")

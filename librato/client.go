@@ -25,10 +25,12 @@ const DefaultUserAgent = "libratod"
 const (
 	// maxBody is the most bytes of a response body read and parsed.
 	maxBody = 64 << 10
-	// maxDrain is the most bytes of a response body discarded after maxBody, so that the connection can
-	// be reused; a longer body closes the connection instead.
+	// maxDrain is the most bytes of a response body discarded after maxBody, so
+	// that the connection can be reused; a longer body closes the connection
+	// instead.
 	maxDrain = 64 << 10
-	// bufSize is the initial size of a pooled encoding buffer: about 300 measurements.
+	// bufSize is the initial size of a pooled encoding buffer: about 300
+	// measurements.
 	bufSize = 32 << 10
 	// maxPooledBuf is the largest buffer kept in the pool.
 	maxPooledBuf = 1 << 20
@@ -38,34 +40,40 @@ const (
 type Config struct {
 	// API selects the endpoint: Tagged or Legacy. Required.
 	API API
-	// URL is the base URL of the service, such as https://metrics-api.librato.com or
-	// https://api.appoptics.com, without /v1. It must be https unless the host is a loopback name
-	// (127.0.0.1, localhost, ::1).
+	// URL is the base URL of the service, such as
+	// https://metrics-api.librato.com or https://api.appoptics.com, without
+	// /v1. It must be https unless the host is a loopback name (127.0.0.1,
+	// localhost, ::1).
 	URL string
-	// Email is the account email, the Basic auth user. Empty: the token is the user and the password
-	// is empty (AppOptics style).
+	// Email is the account email, the Basic auth user. Empty: the token is the
+	// user and the password is empty (AppOptics style).
 	Email string
-	// Token is the API token. Required unless DryRun is set. It is never logged, printed or put in
-	// an error.
+	// Token is the API token. Required unless DryRun is set. It is never
+	// logged, printed or put in an error.
 	Token string
-	// UserAgent is sent as the User-Agent header, e.g. "libratod/1.2.3 (go1.26; linux/amd64)".
-	// Empty: DefaultUserAgent.
+	// UserAgent is sent as the User-Agent header, e.g. "libratod/1.2.3 (go1.26;
+	// linux/amd64)". Empty: DefaultUserAgent.
 	UserAgent string
-	// Timeout bounds each request, from sending to reading the response body; the request is aborted
-	// when it expires. Zero: DefaultTimeout. Negative is invalid.
+	// Timeout bounds each request, from sending to reading the response body;
+	// the request is aborted when it expires. Zero: DefaultTimeout. Negative is
+	// invalid.
 	Timeout time.Duration
-	// HTTPClient sends the requests. Nil: a client of its own with TLS verification, connection
-	// reuse, proxy settings from the environment, and no redirects followed.
+	// HTTPClient sends the requests. Nil: a client of its own with TLS
+	// verification, connection reuse, proxy settings from the environment, and
+	// no redirects followed.
 	HTTPClient *http.Client
-	// DryRun, when not nil, receives each request instead of the service: a line "POST <url>", the
-	// JSON body (uncompressed) on one line, and a blank line. Nothing is sent and Send succeeds.
+	// DryRun, when not nil, receives each request instead of the service: a
+	// line "POST <url>", the JSON body (uncompressed) on one line, and a blank
+	// line. Nothing is sent and Send succeeds.
 	DryRun io.Writer
-	// Gzip compresses request bodies (Content-Encoding: gzip). Off by default: Librato does not
-	// document gzip request bodies; AppOptics' own client sends them.
+	// Gzip compresses request bodies (Content-Encoding: gzip). Off by default:
+	// Librato does not document gzip request bodies; AppOptics' own client
+	// sends them.
 	Gzip bool
 }
 
-// String describes the configuration with the token redacted, so that logging a Config cannot leak it.
+// String describes the configuration with the token redacted, so that logging a
+// Config cannot leak it.
 func (c Config) String() string {
 	token := ""
 	if c.Token != "" {
@@ -144,40 +152,20 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// parseBaseURL checks the base URL and returns it without a trailing slash.
+// parseBaseURL checks the base URL (see CheckURL) and returns it without a
+// trailing slash.
 func parseBaseURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	s, err := baseURL(raw)
 	if err != nil {
 		return "", fmt.Errorf("librato: URL: %w", err)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("librato: URL %q has no host", raw)
-	}
-	if u.User != nil {
-		return "", errors.New("librato: URL must not hold credentials: use Email and Token")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("librato: URL %q must not have a query or fragment", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if h := u.Hostname(); h != "127.0.0.1" && h != "localhost" && h != "::1" {
-			return "", fmt.Errorf("librato: URL %q: plain http is only allowed to a loopback host", raw)
-		}
-	default:
-		return "", fmt.Errorf("librato: URL %q: scheme must be https", raw)
-	}
-	s := strings.TrimRight(u.String(), "/")
-	if strings.HasSuffix(s, "/v1") {
-		return "", fmt.Errorf("librato: URL %q: give the base URL, without /v1", raw)
 	}
 	return s, nil
 }
 
-// newHTTPClient returns the default HTTP client: verified TLS 1.2+, bounded dial and handshake times,
-// kept-alive connections, proxies from the environment. It does not follow redirects: a redirected POST
-// would lose its body or its credentials, so a 3xx is reported as an error instead.
+// newHTTPClient returns the default HTTP client: verified TLS 1.2+, bounded
+// dial and handshake times, kept-alive connections, proxies from the
+// environment. It does not follow redirects: a redirected POST would lose its
+// body or its credentials, so a 3xx is reported as an error instead.
 func newHTTPClient() *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{
@@ -196,30 +184,33 @@ func newHTTPClient() *http.Client {
 	}
 }
 
-// Result describes an accepted request (or, in dry-run mode, a request written out).
+// Result describes an accepted request (or, in dry-run mode, a request written
+// out).
 type Result struct {
-	// StatusCode is the HTTP status of the response; 0 when nothing was sent (dry run, or every
-	// measurement skipped).
+	// StatusCode is the HTTP status of the response; 0 when nothing was sent
+	// (dry run, or every measurement skipped).
 	StatusCode int
 	// Sent is the number of measurements encoded and sent.
 	Sent int
-	// Skipped is the number of measurements not sent because they were unsendable: a NaN, infinite or
-	// too large (|x| > 1e126) number, an empty name, or more than MaxTags tags.
+	// Skipped is the number of measurements not sent because they were
+	// unsendable: a NaN, infinite or too large (|x| > 1e126) number, an empty
+	// name, or more than MaxTags tags.
 	Skipped int
-	// Errors holds the "errors" a 2xx body still reported (a partial failure), flattened as
-	// "param: message".
+	// Errors holds the "errors" a 2xx body still reported (a partial failure),
+	// flattened as "param: message".
 	Errors []string
-	// Failed is the number of distinct measurements Errors names by their place in the request
-	// ("measurements.3.value: ..."; legacy "gauges.N" and "counters.N"): measurements the service
-	// reported as not taken although it answered 2xx. 0 when Errors names none, in which case how many
-	// were not taken, if any, is unknown.
+	// Failed is the number of distinct measurements Errors names by their place
+	// in the request ("measurements.3.value: ..."; legacy "gauges.N" and
+	// "counters.N"): measurements the service reported as not taken although it
+	// answered 2xx. 0 when Errors names none, in which case how many were not
+	// taken, if any, is unknown.
 	Failed int
 	// RateLimit is the rate-limit state reported by the response headers.
 	RateLimit RateLimit
 }
 
-// RateLimit is the rate-limit state of the account, from the X-Librato-RateLimit-Agg and
-// X-Librato-RateLimit-Std response headers.
+// RateLimit is the rate-limit state of the account, from the
+// X-Librato-RateLimit-Agg and X-Librato-RateLimit-Std response headers.
 type RateLimit struct {
 	// Agg is the limit on aggregated measurements (X-Librato-RateLimit-Agg).
 	Agg Quota
@@ -235,14 +226,16 @@ type Quota struct {
 	Limit int64
 	// Remaining is what is left of the quota.
 	Remaining int64
-	// Reset is the reset value as the service sent it (seconds); 0 when not given.
+	// Reset is the reset value as the service sent it (seconds); 0 when not
+	// given.
 	Reset int64
 }
 
-// Send encodes b and POSTs it. A nil or empty batch, or one whose measurements are all skipped, sends
-// nothing and succeeds. Send does not retry: the caller owns retries and backoff. Every error it
-// returns is an *Error, whose Retryable field says whether b may be sent again later; with an error,
-// only Result.Skipped is set (those measurements can never be sent).
+// Send encodes b and POSTs it. A nil or empty batch, or one whose measurements
+// are all skipped, sends nothing and succeeds. Send does not retry: the caller
+// owns retries and backoff. Every error it returns is an *Error, whose
+// Retryable field says whether b may be sent again later; with an error, only
+// Result.Skipped is set (those measurements can never be sent).
 func (c *Client) Send(ctx context.Context, b *Batch) (Result, error) {
 	if b == nil || len(b.Measurements) == 0 {
 		return Result{}, nil
@@ -269,9 +262,10 @@ func (c *Client) Send(ctx context.Context, b *Batch) (Result, error) {
 	return res, nil
 }
 
-// deliver sends one JSON body to endpoint, named by path in errors: to the DryRun writer (then code is
-// 0), or by POST, compressed when Gzip is set. body may be a pooled buffer: it is not kept. It returns
-// the status, rate limits and at most maxBody bytes of the body of a 2xx answer; anything else (a
+// deliver sends one JSON body to endpoint, named by path in errors: to the
+// DryRun writer (then code is 0), or by POST, compressed when Gzip is set. body
+// may be a pooled buffer: it is not kept. It returns the status, rate limits
+// and at most maxBody bytes of the body of a 2xx answer; anything else (a
 // transport failure, a non-2xx answer, a failing DryRun writer) is an *Error.
 func (c *Client) deliver(ctx context.Context, endpoint, path string, body []byte) (
 	code int, rl RateLimit, respBody []byte, err error) {
@@ -281,8 +275,8 @@ func (c *Client) deliver(ctx context.Context, endpoint, path string, body []byte
 		}
 		return 0, RateLimit{}, nil, nil
 	}
-	// The request body gets memory of its own, not the pooled buffer: the HTTP transport may still
-	// read a request body after Do returns.
+	// The request body gets memory of its own, not the pooled buffer: the HTTP
+	// transport may still read a request body after Do returns.
 	encoding := ""
 	if c.gzip {
 		zbody, err := c.compress(body)
@@ -312,7 +306,8 @@ func (c *Client) getBuf() *[]byte {
 	return &b
 }
 
-// putBuf returns a buffer to the pool, unless an unusually large batch grew it beyond maxPooledBuf.
+// putBuf returns a buffer to the pool, unless an unusually large batch grew it
+// beyond maxPooledBuf.
 func (c *Client) putBuf(p *[]byte) {
 	if cap(*p) <= maxPooledBuf {
 		c.bufs.Put(p)
@@ -359,8 +354,9 @@ type response struct {
 	retryAfter string // the Retry-After header
 }
 
-// post sends body to endpoint and returns the status, headers of interest and at most maxBody bytes of
-// the response body. A transport failure is returned as an *Error naming path.
+// post sends body to endpoint and returns the status, headers of interest and
+// at most maxBody bytes of the response body. A transport failure is returned
+// as an *Error naming path.
 func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, encoding string) (int, response, []byte, error) {
 	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -381,7 +377,8 @@ func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, e
 		return 0, response{}, nil, c.transportError(ctx, reqCtx, path, err)
 	}
 	defer func() {
-		// Drain a bounded remainder so the connection can be reused, then close.
+		// Drain a bounded remainder so the connection can be reused, then
+		// close.
 		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 		_ = resp.Body.Close()
 	}()
@@ -392,14 +389,16 @@ func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, e
 		},
 		retryAfter: resp.Header.Get("Retry-After"),
 	}
-	// A body cut short (timeout, reset) is used as far as it was read: the status decides.
+	// A body cut short (timeout, reset) is used as far as it was read: the
+	// status decides.
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	return resp.StatusCode, r, respBody, nil
 }
 
-// transportError classifies a failure to get a response: it is always retryable, since the service
-// did not refuse the batch. ctx is the caller's context, reqCtx the request's (ctx with the timeout);
-// path names the endpoint.
+// transportError classifies a failure to get a response: it is always
+// retryable, since the service did not refuse the batch. ctx is the caller's
+// context, reqCtx the request's (ctx with the timeout); path names the
+// endpoint.
 func (c *Client) transportError(ctx, reqCtx context.Context, path string, err error) *Error {
 	msg := err.Error()
 	var uerr *url.Error

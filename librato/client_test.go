@@ -32,7 +32,8 @@ func testBatch() *Batch {
 		}}
 }
 
-// newTestClient returns a client for srvURL with the test token and a short timeout.
+// newTestClient returns a client for srvURL with the test token and a short
+// timeout.
 func newTestClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
 	if cfg.API == 0 {
@@ -266,7 +267,8 @@ func TestSendRetryAfterDate(t *testing.T) {
 	if !errors.As(err, &e) || !e.Retryable {
 		t.Fatalf("Send error %v, want a retryable *Error", err)
 	}
-	// The date has a one-second resolution; allow generous slack for a slow machine.
+	// The date has a one-second resolution; allow generous slack for a slow
+	// machine.
 	if e.RetryAfter <= 30*time.Second || e.RetryAfter > time.Minute {
 		t.Errorf("RetryAfter = %v, want about a minute", e.RetryAfter)
 	}
@@ -336,7 +338,8 @@ func TestSendSkippedCounted(t *testing.T) {
 	}
 }
 
-// checkTransportError checks err is a retryable transport *Error without the token.
+// checkTransportError checks err is a retryable transport *Error without the
+// token.
 func checkTransportError(t *testing.T, err error) *Error {
 	t.Helper()
 	var e *Error
@@ -722,7 +725,8 @@ func TestBound(t *testing.T) {
 	}
 }
 
-// BenchmarkSend measures one Send of 300 measurements to a local server, request and response included.
+// BenchmarkSend measures one Send of 300 measurements to a local server,
+// request and response included.
 func BenchmarkSend(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)

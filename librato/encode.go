@@ -6,17 +6,20 @@ import (
 	"unicode/utf8"
 )
 
-// maxAbs is the largest magnitude sent: the service fails a whole request holding a number whose base-10
-// exponent is above 126, so a measurement with any number beyond this is skipped.
+// maxAbs is the largest magnitude sent: the service fails a whole request
+// holding a number whose base-10 exponent is above 126, so a measurement with
+// any number beyond this is skipped.
 const maxAbs = 1e126
 
-// sendable reports whether v can be sent: it is not NaN, not infinite and |v| <= maxAbs.
+// sendable reports whether v can be sent: it is not NaN, not infinite and |v|
+// <= maxAbs.
 func sendable(v float64) bool {
 	return math.Abs(v) <= maxAbs // false for NaN and ±Inf
 }
 
-// stddev returns the population standard deviation of a summary: StdDev when set, else derived from
-// Count, Sum and SumSquares, clamped at zero against rounding.
+// stddev returns the population standard deviation of a summary: StdDev when
+// set, else derived from Count, Sum and SumSquares, clamped at zero against
+// rounding.
 func stddev(m *Measurement) float64 {
 	if m.HasStdDev {
 		return m.StdDev
@@ -26,9 +29,10 @@ func stddev(m *Measurement) float64 {
 	return math.Sqrt(math.Max(0, m.SumSquares/n-mean*mean))
 }
 
-// encode appends the JSON body of b for api to dst. It returns the extended buffer and the numbers of
-// measurements encoded and skipped. Skipped are measurements with an empty name, a number that is
-// NaN, infinite or beyond maxAbs, or (tagged) more than MaxTags tags. When sent is 0 the body is not
+// encode appends the JSON body of b for api to dst. It returns the extended
+// buffer and the numbers of measurements encoded and skipped. Skipped are
+// measurements with an empty name, a number that is NaN, infinite or beyond
+// maxAbs, or (tagged) more than MaxTags tags. When sent is 0 the body is not
 // usable and must not be sent.
 func encode(dst []byte, api API, b *Batch) (body []byte, sent, skipped int) {
 	if api == Legacy {
@@ -212,8 +216,9 @@ func appendTags(dst []byte, tags []Tag) []byte {
 	return append(dst, '}')
 }
 
-// appendFloat appends a finite f as a JSON number, formatted as encoding/json does: plain decimals for
-// magnitudes in [1e-6, 1e21), exponent form otherwise (1e+21, 1e-7).
+// appendFloat appends a finite f as a JSON number, formatted as encoding/json
+// does: plain decimals for magnitudes in [1e-6, 1e21), exponent form otherwise
+// (1e+21, 1e-7).
 func appendFloat(dst []byte, f float64) []byte {
 	abs := math.Abs(f)
 	format := byte('f')
@@ -233,9 +238,9 @@ func appendFloat(dst []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string. It escapes '"', '\\' and control characters, replaces each
-// byte of invalid UTF-8 with U+FFFD and escapes U+2028 and U+2029, as encoding/json does (without its
-// HTML escaping).
+// appendString appends s as a JSON string. It escapes '"', '\\' and control
+// characters, replaces each byte of invalid UTF-8 with U+FFFD and escapes
+// U+2028 and U+2029, as encoding/json does (without its HTML escaping).
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is pending, needing no escape

@@ -254,8 +254,8 @@ func runEncodeCases(t *testing.T, api API, tests []encodeCase) {
 	}
 }
 
-// TestEncodeDecodesToInput checks by decoding that names and tags survive encoding as encoding/json
-// would read them.
+// TestEncodeDecodesToInput checks by decoding that names and tags survive
+// encoding as encoding/json would read them.
 func TestEncodeDecodesToInput(t *testing.T) {
 	tests := []string{"plain", "quote\"back\\slash", "ctl\x00\x07\x1f\x7f", "bad\xff\xfeutf8", "日本語", "\u2028\u2029", ""}
 	for _, s := range tests {
@@ -279,7 +279,8 @@ func TestEncodeDecodesToInput(t *testing.T) {
 	}
 }
 
-// FuzzAppendString checks that appendString matches encoding/json (without HTML escaping).
+// FuzzAppendString checks that appendString matches encoding/json (without HTML
+// escaping).
 func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "abc", "a\"b", "\\", "\x00\x1f", "\xff", "é日本", "\u2028", "<&>", "\xe2\x80"} {
 		f.Add(s)
@@ -298,7 +299,8 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
-// FuzzAppendFloat checks that appendFloat matches encoding/json for sendable numbers.
+// FuzzAppendFloat checks that appendFloat matches encoding/json for sendable
+// numbers.
 func FuzzAppendFloat(f *testing.F) {
 	for _, v := range []float64{0, 1, -1, 0.1, 1e21, 1e20, 1e-6, 1e-7, 123456789.125, 5e-324, 1e126, -1e-300} {
 		f.Add(v)
@@ -317,7 +319,8 @@ func FuzzAppendFloat(f *testing.F) {
 	})
 }
 
-// benchBatch returns a batch of n measurements like a flush produces: a third summaries, tags on some.
+// benchBatch returns a batch of n measurements like a flush produces: a third
+// summaries, tags on some.
 func benchBatch(n int) *Batch {
 	b := &Batch{Time: 1700000000, Period: 10, Source: "web-01", Tags: []Tag{{"host", "web-01"}, {"env", "production"}}}
 	for i := range n {
@@ -361,7 +364,8 @@ func benchmarkEncode(b *testing.B, api API) {
 func BenchmarkEncodeTagged(b *testing.B) { benchmarkEncode(b, Tagged) }
 func BenchmarkEncodeLegacy(b *testing.B) { benchmarkEncode(b, Legacy) }
 
-// BenchmarkEncodeJSONMarshal is the baseline: the tagged payload built with encoding/json.
+// BenchmarkEncodeJSONMarshal is the baseline: the tagged payload built with
+// encoding/json.
 func BenchmarkEncodeJSONMarshal(b *testing.B) {
 	type point struct {
 		Name   string            `json:"name"`

@@ -21,27 +21,33 @@ const (
 
 // Error is a failed request: a transport failure or a non-2xx response.
 type Error struct {
-	// StatusCode is the HTTP status; 0 for a transport error (timeout, reset, DNS, ...) or a local one.
+	// StatusCode is the HTTP status; 0 for a transport error (timeout, reset,
+	// DNS, ...) or a local one.
 	StatusCode int
-	// Message is the flattened error body ("param: message; ..."), or the status text when the body
-	// said nothing, or the transport error text. At most 1 KiB.
+	// Message is the flattened error body ("param: message; ..."), or the
+	// status text when the body said nothing, or the transport error text. At
+	// most 1 KiB.
 	Message string
-	// Retryable says whether the same batch may succeed if sent again later: true for 5xx, 408, 429,
-	// a rate-limit 403, timeouts, network errors and a canceled context (the batch was not refused).
+	// Retryable says whether the same batch may succeed if sent again later:
+	// true for 5xx, 408, 429, a rate-limit 403, timeouts, network errors and a
+	// canceled context (the batch was not refused).
 	Retryable bool
-	// RateLimited says the service refused the request for its rate limit: 429, or a 403 whose body
-	// mentions a limit or whose rate-limit header has nothing remaining.
+	// RateLimited says the service refused the request for its rate limit: 429,
+	// or a 403 whose body mentions a limit or whose rate-limit header has
+	// nothing remaining.
 	RateLimited bool
-	// RetryAfter is the delay asked by a Retry-After header (seconds or HTTP date), capped at 24h;
-	// 0 if absent.
+	// RetryAfter is the delay asked by a Retry-After header (seconds or HTTP
+	// date), capped at 24h; 0 if absent.
 	RetryAfter time.Duration
-	// TypeConflicts are the metric names a 400 reported as already existing with another type
-	// ("'x' is a counter, but was submitted as different type").
+	// TypeConflicts are the metric names a 400 reported as already existing
+	// with another type ("'x' is a counter, but was submitted as different
+	// type").
 	TypeConflicts []string
 	// RateLimit is the rate-limit state reported by the response headers.
 	RateLimit RateLimit
-	// Err is the underlying error, if any: the transport error (for errors.Is with
-	// context.DeadlineExceeded, context.Canceled, net.Error...) or the dry-run writer's error.
+	// Err is the underlying error, if any: the transport error (for errors.Is
+	// with context.DeadlineExceeded, context.Canceled, net.Error...) or the
+	// dry-run writer's error.
 	Err error
 
 	path string // endpoint path, for Error()
@@ -92,7 +98,8 @@ func newStatusError(path string, code int, r response, body []byte) *Error {
 	return e
 }
 
-// mentionsLimit reports whether a body speaks of a limit ("You have hit the API limit ...").
+// mentionsLimit reports whether a body speaks of a limit ("You have hit the API
+// limit ...").
 func mentionsLimit(body []byte) bool {
 	return strings.Contains(strings.ToLower(string(body)), "limit")
 }
@@ -103,8 +110,9 @@ func (rl RateLimit) exhausted() bool {
 }
 
 // bodyErrors flattens the errors a response body reports: the "errors" object
-// ({"params":{attr:[msg]},"request":[msg],"system":[msg]}) into "attr: msg" and "request: msg", or a flat
-// {"error": msg}. A body that is not JSON is returned as cleaned text when raw is set, else ignored.
+// ({"params":{attr:[msg]},"request":[msg],"system":[msg]}) into "attr: msg" and
+// "request: msg", or a flat {"error": msg}. A body that is not JSON is returned
+// as cleaned text when raw is set, else ignored.
 func bodyErrors(body []byte, raw bool) []string {
 	if len(body) == 0 {
 		return nil
@@ -128,8 +136,8 @@ func bodyErrors(body []byte, raw bool) []string {
 	return out
 }
 
-// flatten appends the leaves of v as "path: text"; at the top level of an errors object the "params"
-// key is left out of the path.
+// flatten appends the leaves of v as "path: text"; at the top level of an
+// errors object the "params" key is left out of the path.
 func flatten(out []string, prefix string, v any, top bool) []string {
 	switch v := v.(type) {
 	case map[string]any:
@@ -167,9 +175,10 @@ func flatten(out []string, prefix string, v any, top bool) []string {
 	return out
 }
 
-// failedMeasurements counts the distinct measurements that flattened error messages name by their
-// place in a request of sent measurements: a path "measurements.N..." (tagged) or "gauges.N..." or
-// "counters.N..." (legacy), N in [0, sent).
+// failedMeasurements counts the distinct measurements that flattened error
+// messages name by their place in a request of sent measurements: a path
+// "measurements.N..." (tagged) or "gauges.N..." or "counters.N..." (legacy), N
+// in [0, sent).
 func failedMeasurements(msgs []string, sent int) int {
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -216,8 +225,8 @@ func typeConflicts(msgs []string) []string {
 	return names
 }
 
-// clean makes untrusted text fit for a log line: invalid UTF-8 and control characters become spaces,
-// runs of spaces collapse, and the ends are trimmed.
+// clean makes untrusted text fit for a log line: invalid UTF-8 and control
+// characters become spaces, runs of spaces collapse, and the ends are trimmed.
 func clean(s string) string {
 	s = strings.ToValidUTF8(s, " ")
 	s = strings.Map(func(r rune) rune {
@@ -242,8 +251,9 @@ func bound(s string) string {
 	return s[:n] + mark
 }
 
-// parseQuota parses a rate-limit header: comma-separated key=value pairs with integer values, of
-// which limit, remaining and reset are kept. Garbage is ignored.
+// parseQuota parses a rate-limit header: comma-separated key=value pairs with
+// integer values, of which limit, remaining and reset are kept. Garbage is
+// ignored.
 func parseQuota(h string) Quota {
 	var q Quota
 	for _, part := range strings.Split(h, ",") {
@@ -267,8 +277,9 @@ func parseQuota(h string) Quota {
 	return q
 }
 
-// parseRetryAfter parses a Retry-After header, delay-seconds or an HTTP date, relative to now. It
-// returns 0 for an absent, invalid or past value, and at most maxRetryAfter.
+// parseRetryAfter parses a Retry-After header, delay-seconds or an HTTP date,
+// relative to now. It returns 0 for an absent, invalid or past value, and at
+// most maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {

@@ -45,7 +45,8 @@ func TestSanitize(t *testing.T) {
 		{"tag value spaces only", SanitizeTagValue, "   ", ""},
 		{"tag value slashes only", SanitizeTagValue, "//", ""},
 	}
-	// The append forms apply the same rules: they are what the string forms use.
+	// The append forms apply the same rules: they are what the string forms
+	// use.
 	appenders := map[string]func([]byte, []byte) []byte{
 		"name": AppendName[[]byte], "source": AppendSource[[]byte], "tag name": AppendTagName[[]byte],
 		"tag value": AppendTagValue[[]byte],

@@ -9,15 +9,17 @@ import (
 	"time"
 )
 
-// datagramConn is what a datagram reader needs of its socket; *net.UDPConn and *net.UnixConn have it.
+// datagramConn is what a datagram reader needs of its socket; *net.UDPConn and
+// *net.UnixConn have it.
 type datagramConn interface {
 	Read(b []byte) (int, error)
 	SetReadDeadline(t time.Time) error
 	syscall.Conn
 }
 
-// datagramReader is one datagram reader goroutine's state (UDP or unixgram): its socket (owned, or shared with the
-// other readers), its reused receive slots and its counters.
+// datagramReader is one datagram reader goroutine's state (UDP or unixgram):
+// its socket (owned, or shared with the other readers), its reused receive
+// slots and its counters.
 type datagramReader struct {
 	transport Transport // handed to the Handler with each datagram
 	conn      datagramConn
@@ -31,15 +33,17 @@ type datagramReader struct {
 	_                                 [64]byte // keeps the readers' counters on different cache lines
 }
 
-// newDatagramReader returns a reader of conn, whose datagrams it hands on as coming from t, with batch receive
-// slots of slotBytes each, reading up to batch datagrams per system call where the system allows it (Linux), else
-// one datagram into one slot.
+// newDatagramReader returns a reader of conn, whose datagrams it hands on as
+// coming from t, with batch receive slots of slotBytes each, reading up to
+// batch datagrams per system call where the system allows it (Linux), else one
+// datagram into one slot.
 func newDatagramReader(t Transport, conn datagramConn, batch, slotBytes int) (*datagramReader, error) {
 	if batch < 1 || !mmsgSupported {
 		batch = 1
 	}
-	// One allocation for every slot. Pages the kernel never writes to (the tail of each slot, for datagrams
-	// shorter than MaxPacketBytes) are never touched, so they cost address space, not memory.
+	// One allocation for every slot. Pages the kernel never writes to (the tail
+	// of each slot, for datagrams shorter than MaxPacketBytes) are never
+	// touched, so they cost address space, not memory.
 	backing := make([]byte, batch*slotBytes)
 	r := &datagramReader{transport: t, conn: conn, bufs: make([][]byte, batch), lens: make([]int, batch)}
 	for i := range r.bufs {
@@ -55,8 +59,9 @@ func newDatagramReader(t Transport, conn datagramConn, batch, slotBytes int) (*d
 	return r, nil
 }
 
-// read reads at least one datagram into r's slots, blocking until one arrives, the read deadline passes or the
-// socket is closed, and returns how many slots it filled (their sizes are in r.lens).
+// read reads at least one datagram into r's slots, blocking until one arrives,
+// the read deadline passes or the socket is closed, and returns how many slots
+// it filled (their sizes are in r.lens).
 func (r *datagramReader) read() (int, error) {
 	if r.mmsg != nil {
 		return r.mmsg.read()
@@ -70,8 +75,8 @@ func (r *datagramReader) read() (int, error) {
 	return 1, err
 }
 
-// readDatagrams is a reader goroutine: it reads datagrams into its slots and hands each to the Handler, until Stop,
-// then drains the socket.
+// readDatagrams is a reader goroutine: it reads datagrams into its slots and
+// hands each to the Handler, until Stop, then drains the socket.
 func (l *Listener) readDatagrams(r *datagramReader) {
 	for {
 		n, err := r.read()
@@ -83,8 +88,9 @@ func (l *Listener) readDatagrams(r *datagramReader) {
 			return
 		}
 		if l.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
-			// Reads on one socket take turns, so readers sharing it would drain it one after the other, each
-			// waiting drainIdle: once one found it empty, the others stop.
+			// Reads on one socket take turns, so readers sharing it would drain
+			// it one after the other, each waiting drainIdle: once one found it
+			// empty, the others stop.
 			if !r.drained.Load() {
 				l.drainDatagrams(r)
 			}
@@ -95,8 +101,9 @@ func (l *Listener) readDatagrams(r *datagramReader) {
 	}
 }
 
-// drainDatagrams reads what the socket already holds, with a short deadline per read, until a read finds the
-// socket empty or r.drain bytes were read (so a sender that keeps sending cannot hold Stop up).
+// drainDatagrams reads what the socket already holds, with a short deadline per
+// read, until a read finds the socket empty or r.drain bytes were read (so a
+// sender that keeps sending cannot hold Stop up).
 func (l *Listener) drainDatagrams(r *datagramReader) {
 	defer r.drained.Store(true)
 	for budget := r.drain; budget > 0; {
@@ -114,7 +121,8 @@ func (l *Listener) drainDatagrams(r *datagramReader) {
 	}
 }
 
-// deliverDatagrams hands the datagrams in r's first n slots to the Handler, dropping those that were truncated.
+// deliverDatagrams hands the datagrams in r's first n slots to the Handler,
+// dropping those that were truncated.
 func (l *Listener) deliverDatagrams(r *datagramReader, n int) {
 	var packets, bytes, truncated uint64
 	for i, size := range r.lens[:n] {

@@ -8,10 +8,11 @@ import (
 	"strings"
 )
 
-// parseUDPDrops sums the "drops" column of a /proc/net/udp or /proc/net/udp6 table over the sockets whose local
-// port is port.
+// parseUDPDrops sums the "drops" column of a /proc/net/udp or /proc/net/udp6
+// table over the sockets whose local port is port.
 //
-// The format (one header line, then one line per socket; addresses are hex, the port after the last ':'):
+// The format (one header line, then one line per socket; addresses are hex, the
+// port after the last ':'):
 //
 //	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
 //	0: 0100007F:1F95 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 34567 2 0000000000000000 12

@@ -5,28 +5,31 @@ import (
 	"io"
 )
 
-// framer splits a byte stream into '\n'-terminated lines. It owns one fixed buffer of maxLine+1 bytes, so a complete
-// line found in the buffer is never longer than maxLine; a line that fills the whole buffer without a '\n' is too
+// framer splits a byte stream into '\n'-terminated lines. It owns one fixed
+// buffer of maxLine+1 bytes, so a complete line found in the buffer is never
+// longer than maxLine; a line that fills the whole buffer without a '\n' is too
 // long, and is skipped up to its '\n'.
 type framer struct {
 	buf        []byte // len maxLine+1
 	start, end int    // pending bytes are buf[start:end]; they never contain '\n'
 	discarding bool   // inside a too-long line: drop bytes up to the next '\n'
 
-	// emit receives complete lines joined by '\n', without the final '\n'; it never receives an empty chunk.
-	// The slice is only valid during the call.
+	// emit receives complete lines joined by '\n', without the final '\n'; it
+	// never receives an empty chunk. The slice is only valid during the call.
 	emit func(chunk []byte)
 	// tooLong is called once per line longer than maxLine.
 	tooLong func()
 }
 
-// newFramer returns a framer for lines of at most maxLine bytes (excluding the '\n'); maxLine must be positive.
+// newFramer returns a framer for lines of at most maxLine bytes (excluding the
+// '\n'); maxLine must be positive.
 func newFramer(maxLine int, emit func([]byte), tooLong func()) *framer {
 	return &framer{buf: make([]byte, maxLine+1), emit: emit, tooLong: tooLong}
 }
 
-// readOnce does one Read from r and emits every line it completes, as one chunk. At io.EOF it emits the final line
-// even without a '\n'. It returns the number of bytes read and the Read error; on an error other than io.EOF the
+// readOnce does one Read from r and emits every line it completes, as one
+// chunk. At io.EOF it emits the final line even without a '\n'. It returns the
+// number of bytes read and the Read error; on an error other than io.EOF the
 // pending partial line is kept (and dropped if the caller stops reading).
 func (f *framer) readOnce(r io.Reader) (int, error) {
 	if f.end == len(f.buf) {
@@ -78,7 +81,8 @@ func (f *framer) readOnce(r io.Reader) (int, error) {
 	return n, err
 }
 
-// pending reports whether a partial line waits for its '\n' (a too-long line being skipped does not count).
+// pending reports whether a partial line waits for its '\n' (a too-long line
+// being skipped does not count).
 func (f *framer) pending() bool {
 	return !f.discarding && f.end > f.start
 }

@@ -9,8 +9,9 @@ import (
 	"testing"
 )
 
-// chunkReader returns data in reads of the given sizes (cycling; a size larger than the caller's buffer is cut),
-// and io.EOF with the last bytes when eofWithData is set, else on the read after them.
+// chunkReader returns data in reads of the given sizes (cycling; a size larger
+// than the caller's buffer is cut), and io.EOF with the last bytes when
+// eofWithData is set, else on the read after them.
 type chunkReader struct {
 	data        []byte
 	sizes       []int
@@ -35,15 +36,16 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// frameAll runs a framer over r until an error and returns the chunks it emitted, the too-long count and the
-// final error.
+// frameAll runs a framer over r until an error and returns the chunks it
+// emitted, the too-long count and the final error.
 func frameAll(r io.Reader, maxLine int) (chunks []string, tooLong int, err error) {
 	f := newFramer(maxLine, func(c []byte) {
 		chunks = append(chunks, string(c))
 	}, func() {
 		tooLong++
 	})
-	// Every read consumes a byte at least, so the loop ends well before this bound on the inputs used here.
+	// Every read consumes a byte at least, so the loop ends well before this
+	// bound on the inputs used here.
 	for range 1 << 20 {
 		if _, err = f.readOnce(r); err != nil {
 			return chunks, tooLong, err
@@ -122,8 +124,9 @@ type errReader struct{ err error }
 
 func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
 
-// FuzzFraming feeds arbitrary bytes through the framer with an arbitrary chunking and a small line limit, and checks
-// the lines emitted against a plain split of the input.
+// FuzzFraming feeds arbitrary bytes through the framer with an arbitrary
+// chunking and a small line limit, and checks the lines emitted against a plain
+// split of the input.
 func FuzzFraming(f *testing.F) {
 	f.Add([]byte("a:1|c\nb:2|c\n"), []byte{1}, uint8(8), false)
 	f.Add([]byte("a:1|c\r\nb:2|c"), []byte{3, 5}, uint8(4), true)

@@ -1,5 +1,6 @@
-// Package listener owns the StatsD sockets (UDP, TCP and a Unix datagram socket) and hands raw packets to a Handler.
-// It knows nothing of the StatsD syntax beyond the '\n' framing of TCP streams.
+// Package listener owns the StatsD sockets (UDP, TCP and a Unix datagram
+// socket) and hands raw packets to a Handler. It knows nothing of the StatsD
+// syntax beyond the '\n' framing of TCP streams.
 package listener
 
 import (
@@ -40,10 +41,11 @@ func (t Transport) String() string {
 	return "unknown"
 }
 
-// Handler receives packets. For UDP and unixgram a packet is one datagram; for TCP it is one or more complete lines
-// joined by '\n' (the last line's '\n' removed; some lines may be empty), never a partial line. packet is only valid
-// during the call (its buffer is reused). Handle is called concurrently from several goroutines and must not block
-// for long.
+// Handler receives packets. For UDP and unixgram a packet is one datagram; for
+// TCP it is one or more complete lines joined by '\n' (the last line's '\n'
+// removed; some lines may be empty), never a partial line. packet is only valid
+// during the call (its buffer is reused). Handle is called concurrently from
+// several goroutines and must not block for long.
 type Handler interface {
 	Handle(t Transport, packet []byte)
 }
@@ -58,10 +60,12 @@ const (
 	DefaultUnixgramMode      = fs.FileMode(0o660)
 )
 
-// drainIdle is how long Stop's drain waits for more data on a socket before deciding it is empty.
+// drainIdle is how long Stop's drain waits for more data on a socket before
+// deciding it is empty.
 const drainIdle = 50 * time.Millisecond
 
-// Config configures a Listener. Zero numeric fields take the defaults above, but for UnixgramUID and UnixgramGID.
+// Config configures a Listener. Zero numeric fields take the defaults above,
+// but for UnixgramUID and UnixgramGID.
 type Config struct {
 	UDP               string        // "host:port"; "" disables
 	TCP               string        // "host:port"; "" disables
@@ -73,17 +77,21 @@ type Config struct {
 	TCPMaxConnections int           // past this, new connections are closed at once and counted
 	Logger            zerolog.Logger
 
-	// Unixgram is the file system path of a Unix datagram socket to read datagrams from; "" disables it. Its parent
-	// directory must exist, and let the process create a private directory in it for a moment (Start binds there
-	// and moves the socket into place with its mode and owner set). A socket file already there that no process reads (left by a crashed run) is replaced;
-	// any other file there is an error. Stop removes the socket file. UDPReaders goroutines read it, and
-	// MaxPacketBytes bounds its datagrams as UDP's. Not supported on Windows.
+	// Unixgram is the file system path of a Unix datagram socket to read
+	// datagrams from; "" disables it. Its parent directory must exist, and let
+	// the process create a private directory in it for a moment (Start binds
+	// there and moves the socket into place with its mode and owner set). A
+	// socket file already there that no process reads (left by a crashed run)
+	// is replaced; any other file there is an error. Stop removes the socket
+	// file. UDPReaders goroutines read it, and MaxPacketBytes bounds its
+	// datagrams as UDP's. Not supported on Windows.
 	Unixgram string
-	// UnixgramMode is the permission bits of the socket file (sending needs write permission); 0:
-	// DefaultUnixgramMode.
+	// UnixgramMode is the permission bits of the socket file (sending needs
+	// write permission); 0: DefaultUnixgramMode.
 	UnixgramMode fs.FileMode
-	// UnixgramUID and UnixgramGID are the owner and group set on the socket file; -1 leaves each as it is (the
-	// process's). Mind that 0, the zero value, is root.
+	// UnixgramUID and UnixgramGID are the owner and group set on the socket
+	// file; -1 leaves each as it is (the process's). Mind that 0, the zero
+	// value, is root.
 	UnixgramUID, UnixgramGID int
 }
 
@@ -100,9 +108,10 @@ type Stats struct {
 	TCPRefused    uint64 // connections closed at once because TCPMaxConnections were open
 	TCPIdleClosed uint64 // connections closed after TCPIdleTimeout without data
 	LinesTooLong  uint64 // TCP lines longer than MaxLineBytes, dropped
-	// TCPResetAtShutdown counts the connections Stop closed before it had read them to the end: still queued
-	// for Accept when the accept drain's time ran out, still sending when their drain's budget or time ran
-	// out (or Stop's ctx ended), or ending in a partial line. Their unread bytes are lost.
+	// TCPResetAtShutdown counts the connections Stop closed before it had read
+	// them to the end: still queued for Accept when the accept drain's time ran
+	// out, still sending when their drain's budget or time ran out (or Stop's
+	// ctx ended), or ending in a partial line. Their unread bytes are lost.
 	TCPResetAtShutdown uint64
 
 	UnixgramPackets   uint64 // unixgram datagrams handed to the Handler
@@ -113,19 +122,23 @@ type Stats struct {
 	ReceiveBufferBytes int    // SO_RCVBUF of the UDP sockets as getsockopt reports it (the smallest); 0 if unknown
 }
 
-// Listener reads StatsD packets from UDP, TCP and Unix datagram sockets and passes them to a Handler.
+// Listener reads StatsD packets from UDP, TCP and Unix datagram sockets and
+// passes them to a Handler.
 type Listener struct {
 	cfg       Config
 	h         Handler
 	reusePort bool           // one SO_REUSEPORT socket per UDP reader
 	udpBatch  int            // datagrams one UDP read takes at most (1: no batched reads)
 	errLog    zerolog.Logger // cfg.Logger sampled, for errors that may repeat at packet rate
-	// afterAccept, when set (by tests), runs after each successful Accept: a slow accept loop.
+	// afterAccept, when set (by tests), runs after each successful Accept: a
+	// slow accept loop.
 	afterAccept func()
-	// afterUnixgramBind, when set (by tests), runs once the unixgram socket is bound, before its mode and owner are
-	// set: what another process could do in that window happens there.
+	// afterUnixgramBind, when set (by tests), runs once the unixgram socket is
+	// bound, before its mode and owner are set: what another process could do
+	// in that window happens there.
 	afterUnixgramBind func()
-	// acceptDrain bounds Stop's drain of the accept queue: acceptDrainMax but in tests.
+	// acceptDrain bounds Stop's drain of the accept queue: acceptDrainMax but
+	// in tests.
 	acceptDrain time.Duration
 
 	started  bool // Start was called
@@ -148,7 +161,8 @@ type Listener struct {
 	readErrors              atomic.Uint64
 }
 
-// New returns a Listener for cfg that passes packets to h. It binds nothing until Start.
+// New returns a Listener for cfg that passes packets to h. It binds nothing
+// until Start.
 func New(cfg Config, h Handler) *Listener {
 	if cfg.UDPReaders <= 0 {
 		cfg.UDPReaders = runtime.GOMAXPROCS(0)
@@ -183,9 +197,10 @@ func New(cfg Config, h Handler) *Listener {
 	}
 }
 
-// Start binds every configured socket and starts the reader goroutines. It returns once the sockets are bound; on
-// failure it returns an error naming the address (or path) and closes whatever it bound. A Listener is started at
-// most once, and Stop must not be called concurrently with Start.
+// Start binds every configured socket and starts the reader goroutines. It
+// returns once the sockets are bound; on failure it returns an error naming the
+// address (or path) and closes whatever it bound. A Listener is started at most
+// once, and Stop must not be called concurrently with Start.
 func (l *Listener) Start() error {
 	if l.started || l.stopping.Load() {
 		return errors.New("listener: already started or stopped")
@@ -255,7 +270,8 @@ func (l *Listener) Start() error {
 	return nil
 }
 
-// UDPAddr returns the bound UDP address, or nil when UDP is disabled or not bound.
+// UDPAddr returns the bound UDP address, or nil when UDP is disabled or not
+// bound.
 func (l *Listener) UDPAddr() net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -265,7 +281,8 @@ func (l *Listener) UDPAddr() net.Addr {
 	return l.udpConns[0].LocalAddr()
 }
 
-// TCPAddr returns the bound TCP address, or nil when TCP is disabled or not bound.
+// TCPAddr returns the bound TCP address, or nil when TCP is disabled or not
+// bound.
 func (l *Listener) TCPAddr() net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -275,34 +292,38 @@ func (l *Listener) TCPAddr() net.Addr {
 	return l.tcpLn.Addr()
 }
 
-// UnixgramAddr returns the bound Unix datagram socket's address (its path), or nil when unixgram is disabled or not
-// bound.
+// UnixgramAddr returns the bound Unix datagram socket's address (its path), or
+// nil when unixgram is disabled or not bound.
 func (l *Listener) UnixgramAddr() net.Addr {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.unix == nil {
 		return nil
 	}
-	// Not the socket's LocalAddr: it was bound under another name (see bindUnixgram).
+	// Not the socket's LocalAddr: it was bound under another name (see
+	// bindUnixgram).
 	return &net.UnixAddr{Name: l.unix.path, Net: "unixgram"}
 }
 
-// Stop stops accepting new connections, drains the data the sockets already hold (UDP and unixgram datagrams, the
-// TCP connections queued in the kernel and not accepted yet, and the complete lines of each TCP connection, reading
-// each socket until it stays empty for a moment), closes everything, removes the unixgram socket file and waits for
-// every goroutine. If ctx ends first it closes
-// everything at once and returns ctx's error without waiting.
+// Stop stops accepting new connections, drains the data the sockets already
+// hold (UDP and unixgram datagrams, the TCP connections queued in the kernel
+// and not accepted yet, and the complete lines of each TCP connection, reading
+// each socket until it stays empty for a moment), closes everything, removes
+// the unixgram socket file and waits for every goroutine. If ctx ends first it
+// closes everything at once and returns ctx's error without waiting.
 func (l *Listener) Stop(ctx context.Context) error {
 	if !l.stopping.Swap(true) {
 		close(l.quit)
 		l.mu.Lock()
 		now := time.Now()
 		if l.tcpLn != nil {
-			// Accept returns at once and the accept loop drains the queue before it closes the listener: closing
-			// it now would reset the connections the kernel completed but Accept has not taken.
+			// Accept returns at once and the accept loop drains the queue
+			// before it closes the listener: closing it now would reset the
+			// connections the kernel completed but Accept has not taken.
 			_ = l.tcpLn.SetDeadline(now)
 		}
-		// Unblock every Read; each reader then drains its socket with short deadlines of its own.
+		// Unblock every Read; each reader then drains its socket with short
+		// deadlines of its own.
 		for _, c := range l.udpConns {
 			_ = c.SetReadDeadline(now)
 		}
@@ -330,8 +351,8 @@ func (l *Listener) Stop(ctx context.Context) error {
 	}
 }
 
-// closeAll closes every socket the Listener holds (readers blocked on them return) and removes the unixgram socket
-// file.
+// closeAll closes every socket the Listener holds (readers blocked on them
+// return) and removes the unixgram socket file.
 func (l *Listener) closeAll() {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/eventually"
 )
 
 const waitLimit = 5 * time.Second // bound of every wait in these tests
@@ -60,7 +62,8 @@ func (r *recorder) lines(t Transport) []string {
 	return lines
 }
 
-// waitPackets waits until n packets arrived on t, and fails the test if they do not within waitLimit.
+// waitPackets waits until n packets arrived on t, and fails the test if they do
+// not within waitLimit.
 func (r *recorder) waitPackets(t *testing.T, tr Transport, n int) {
 	t.Helper()
 	timer := time.NewTimer(waitLimit)
@@ -94,19 +97,8 @@ func (r *recorder) waitLines(t *testing.T, tr Transport, want []string) {
 	}
 }
 
-// eventually polls cond until it holds, and fails the test if it does not within waitLimit.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %v: %s", waitLimit, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// start starts a Listener and returns it with the goroutine count before it started.
+// start starts a Listener and returns it with the goroutine count before it
+// started.
 func start(t *testing.T, cfg Config, h Handler, reusePort bool) (*Listener, int) {
 	t.Helper()
 	return startBatch(t, cfg, h, reusePort, udpBatchDefault)
@@ -134,7 +126,7 @@ func stop(t *testing.T, l *Listener, base int) {
 	if err := l.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	eventually(t, fmt.Sprintf("goroutines back to %d", base), func() bool { return runtime.NumGoroutine() <= base })
+	eventually.Require(t, waitLimit, func() bool { return runtime.NumGoroutine() <= base }, "goroutines back to %d", base)
 }
 
 func dialUDP(t *testing.T, l *Listener) *net.UDPConn {
@@ -157,7 +149,8 @@ func dialTCP(t *testing.T, l *Listener) *net.TCPConn {
 	return c
 }
 
-// sendUDP sends n datagrams "c<client>.m<i>:1|c" round-robin over clients and returns them.
+// sendUDP sends n datagrams "c<client>.m<i>:1|c" round-robin over clients and
+// returns them.
 func sendUDP(t *testing.T, clients []*net.UDPConn, n int) []string {
 	t.Helper()
 	var sent []string
@@ -172,8 +165,8 @@ func sendUDP(t *testing.T, clients []*net.UDPConn, n int) []string {
 	return sent
 }
 
-// batches are the UDP read modes tested: one datagram per read (the portable path) and, where supported, batched
-// reads.
+// batches are the UDP read modes tested: one datagram per read (the portable
+// path) and, where supported, batched reads.
 func batches() []int {
 	if mmsgSupported {
 		return []int{1, udpBatchDefault}
@@ -247,9 +240,10 @@ func testUDPDelivers(t *testing.T, readers int, reusePort bool, wantSockets, bat
 	}
 }
 
-// TestUDPStopDrains sends datagrams and stops at once: every datagram sent before Stop must be delivered. With a
-// gated handler the readers are busy when Stop is called, so the datagrams wait in the sockets and only the drain
-// can deliver them.
+// TestUDPStopDrains sends datagrams and stops at once: every datagram sent
+// before Stop must be delivered. With a gated handler the readers are busy when
+// Stop is called, so the datagrams wait in the sockets and only the drain can
+// deliver them.
 func TestUDPStopDrains(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -286,7 +280,7 @@ func testUDPStopDrains(t *testing.T, readers int, gated bool, batch int) {
 	if gated {
 		rec.waitPackets(t, UDP, 1) // a reader is blocked in Handle
 		go func() { stopped <- l.Stop(context.Background()) }()
-		eventually(t, "Stop called", l.stopping.Load)
+		eventually.Require(t, waitLimit, l.stopping.Load, "Stop called")
 		close(rec.gate)
 		select {
 		case err := <-stopped:
@@ -316,7 +310,7 @@ func TestUDPTooLongDropped(t *testing.T) {
 				}
 			}
 			rec.waitPackets(t, UDP, 2)
-			eventually(t, "two truncated", func() bool { return l.Stats().UDPTruncated == 2 })
+			eventually.Require(t, waitLimit, func() bool { return l.Stats().UDPTruncated == 2 }, "two truncated")
 			stop(t, l, base)
 			if got, want := rec.get(UDP), []string{"0123456789", "x:1|c"}; !slices.Equal(got, want) {
 				t.Errorf("received %q, want %q", got, want)
@@ -328,8 +322,9 @@ func TestUDPTooLongDropped(t *testing.T) {
 	}
 }
 
-// TestUDPReadAllocs checks that the UDP read path does not allocate: a client writes a burst of datagrams, the
-// reader hands them to the Handler (one read each, or a few batched reads), and the client waits for them all.
+// TestUDPReadAllocs checks that the UDP read path does not allocate: a client
+// writes a burst of datagrams, the reader hands them to the Handler (one read
+// each, or a few batched reads), and the client waits for them all.
 func TestUDPReadAllocs(t *testing.T) {
 	for _, batch := range batches() {
 		for _, burst := range []int{1, 16} {
@@ -381,7 +376,8 @@ func TestKernelDrops(t *testing.T) {
 	}
 	rec := newRecorder()
 	rec.gate = make(chan struct{})
-	// The smallest receive buffer holds a few datagrams; the reader is held in Handle, so most are dropped.
+	// The smallest receive buffer holds a few datagrams; the reader is held in
+	// Handle, so most are dropped.
 	l, base := start(t, Config{UDP: "127.0.0.1:0", UDPReaders: 1, ReadBuffer: 1}, rec, reusePortSupported)
 	before, err := l.KernelDrops()
 	if err != nil {
@@ -440,7 +436,7 @@ func TestTCPFraming(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec.waitLines(t, TCP, tt.want)
-			eventually(t, "connection closed", func() bool { return l.Stats().TCPActive == 0 })
+			eventually.Require(t, waitLimit, func() bool { return l.Stats().TCPActive == 0 }, "connection closed")
 			stop(t, l, base)
 
 			st := l.Stats()
@@ -458,7 +454,8 @@ func TestTCPFraming(t *testing.T) {
 	}
 }
 
-// TestTCPLongLineKeepsConnection checks that after a too-long line the same connection still delivers lines.
+// TestTCPLongLineKeepsConnection checks that after a too-long line the same
+// connection still delivers lines.
 func TestTCPLongLineKeepsConnection(t *testing.T) {
 	rec := newRecorder()
 	l, base := start(t, Config{TCP: "127.0.0.1:0", MaxLineBytes: 8}, rec, reusePortSupported)
@@ -466,7 +463,7 @@ func TestTCPLongLineKeepsConnection(t *testing.T) {
 	if _, err := c.Write([]byte(strings.Repeat("z", 100) + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "line counted as too long", func() bool { return l.Stats().LinesTooLong == 1 })
+	eventually.Require(t, waitLimit, func() bool { return l.Stats().LinesTooLong == 1 }, "line counted as too long")
 	if _, err := c.Write([]byte("ok:1|c\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +486,8 @@ func TestTCPIdleTimeout(t *testing.T) {
 	stop(t, l, base)
 }
 
-// expectClosed reads from c until the server closes it, failing the test if that takes longer than waitLimit.
+// expectClosed reads from c until the server closes it, failing the test if
+// that takes longer than waitLimit.
 func expectClosed(t *testing.T, c net.Conn) {
 	t.Helper()
 	if err := c.SetReadDeadline(time.Now().Add(waitLimit)); err != nil {
@@ -525,9 +523,10 @@ func TestTCPConnectionCap(t *testing.T) {
 	stop(t, l, base)
 }
 
-// TestTCPStop checks that Stop delivers the complete lines a connection already sent, drops the partial one, and
-// closes the connection. With a gated handler the connection's goroutine is busy when Stop is called, so the lines
-// wait in the socket and only the drain can deliver them.
+// TestTCPStop checks that Stop delivers the complete lines a connection already
+// sent, drops the partial one, and closes the connection. With a gated handler
+// the connection's goroutine is busy when Stop is called, so the lines wait in
+// the socket and only the drain can deliver them.
 func TestTCPStop(t *testing.T) {
 	for _, gated := range []bool{false, true} {
 		t.Run(fmt.Sprintf("gated=%t", gated), func(t *testing.T) {
@@ -548,7 +547,7 @@ func TestTCPStop(t *testing.T) {
 			stopped := make(chan error, 1)
 			go func() { stopped <- l.Stop(context.Background()) }()
 			if gated {
-				eventually(t, "Stop called", l.stopping.Load)
+				eventually.Require(t, waitLimit, l.stopping.Load, "Stop called")
 				close(rec.gate)
 			}
 			select {
@@ -568,7 +567,8 @@ func TestTCPStop(t *testing.T) {
 	}
 }
 
-// TestStopContext checks that Stop returns ctx's error when a Handler holds it up, and still closes the sockets.
+// TestStopContext checks that Stop returns ctx's error when a Handler holds it
+// up, and still closes the sockets.
 func TestStopContext(t *testing.T) {
 	rec := newRecorder()
 	rec.gate = make(chan struct{})
@@ -596,7 +596,8 @@ func TestBindError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tcpBusy.Close()
-	// A free UDP port, bound by the listener before it fails on TCP, and which it must close again.
+	// A free UDP port, bound by the listener before it fails on TCP, and which
+	// it must close again.
 	free, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -638,8 +639,9 @@ func TestBindError(t *testing.T) {
 	}
 }
 
-// BenchmarkUDP measures the UDP read path over loopback: one client sends datagrams, keeping at most a window of
-// them in flight, to one reader that hands them to a Handler counting them.
+// BenchmarkUDP measures the UDP read path over loopback: one client sends
+// datagrams, keeping at most a window of them in flight, to one reader that
+// hands them to a Handler counting them.
 func BenchmarkUDP(b *testing.B) {
 	for _, batch := range batches() {
 		for _, size := range []int{32, 1400} {
@@ -666,7 +668,8 @@ func benchmarkUDP(b *testing.B, batch, size int) {
 	msg := []byte(strings.Repeat("x", size))
 	timer := time.NewTimer(waitLimit)
 	defer timer.Stop()
-	// wait waits until at most inFlight of the sent datagrams are not received yet.
+	// wait waits until at most inFlight of the sent datagrams are not received
+	// yet.
 	wait := func(sent, inFlight uint64) {
 		for sent-h.n.Load() > inFlight {
 			timer.Reset(waitLimit)
@@ -704,8 +707,9 @@ func (c *counter) Handle(Transport, []byte) {
 	}
 }
 
-// TestTCPStopAcceptsQueued checks that Stop takes the connections the kernel completed but Accept had not taken yet:
-// many clients connect, write a line and close just before Stop, and every line arrives. The accept loop is slowed
+// TestTCPStopAcceptsQueued checks that Stop takes the connections the kernel
+// completed but Accept had not taken yet: many clients connect, write a line
+// and close just before Stop, and every line arrives. The accept loop is slowed
 // a little so that it falls behind, as it does on a busy machine.
 func TestTCPStopAcceptsQueued(t *testing.T) {
 	const clients = 300
@@ -750,8 +754,9 @@ func TestTCPStopAcceptsQueued(t *testing.T) {
 	}
 }
 
-// TestTCPStopCountsLost checks that what Stop cannot read is counted: the connections still queued when the accept
-// drain's time runs out, and a connection that ends in a partial line.
+// TestTCPStopCountsLost checks that what Stop cannot read is counted: the
+// connections still queued when the accept drain's time runs out, and a
+// connection that ends in a partial line.
 func TestTCPStopCountsLost(t *testing.T) {
 	const clients = 50
 	rec := newRecorder()

@@ -7,8 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMmsghdrLayout checks that mmsghdr matches the kernel's struct mmsghdr: the message header, then an unsigned
-// int, padded to the header's alignment.
+// TestMmsghdrLayout checks that mmsghdr matches the kernel's struct mmsghdr:
+// the message header, then an unsigned int, padded to the header's alignment.
 func TestMmsghdrLayout(t *testing.T) {
 	var m mmsghdr
 	hdr, ptr := unsafe.Sizeof(unix.Msghdr{}), unsafe.Sizeof(uintptr(0))

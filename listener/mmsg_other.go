@@ -7,10 +7,12 @@ import (
 	"syscall"
 )
 
-// mmsgSupported says whether datagram readers can take many datagrams per system call: not here.
+// mmsgSupported says whether datagram readers can take many datagrams per
+// system call: not here.
 const mmsgSupported = false
 
-// udpBatchDefault is 1 where recvmmsg is not available: each read takes one datagram.
+// udpBatchDefault is 1 where recvmmsg is not available: each read takes one
+// datagram.
 const udpBatchDefault = 1
 
 // mmsgReader is only implemented on Linux.

@@ -11,8 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reusePortSupported says whether each UDP reader gets its own SO_REUSEPORT socket, the kernel spreading datagrams
-// over them.
+// reusePortSupported says whether each UDP reader gets its own SO_REUSEPORT
+// socket, the kernel spreading datagrams over them.
 const reusePortSupported = true
 
 // setReusePort is a net.ListenConfig.Control function setting SO_REUSEPORT.
@@ -26,8 +26,9 @@ func setReusePort(_, _ string, c syscall.RawConn) error {
 	return os.NewSyscallError("setsockopt SO_REUSEPORT", serr)
 }
 
-// setReadBuffer sets the socket's receive buffer to size bytes. It tries SO_RCVBUFFORCE first, which ignores
-// net.core.rmem_max but needs CAP_NET_ADMIN, then SO_RCVBUF, which the kernel caps at net.core.rmem_max.
+// setReadBuffer sets the socket's receive buffer to size bytes. It tries
+// SO_RCVBUFFORCE first, which ignores net.core.rmem_max but needs
+// CAP_NET_ADMIN, then SO_RCVBUF, which the kernel caps at net.core.rmem_max.
 func setReadBuffer(c *net.UDPConn, size int) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -42,8 +43,8 @@ func setReadBuffer(c *net.UDPConn, size int) error {
 	return c.SetReadBuffer(size)
 }
 
-// readBufferSize returns the socket's receive buffer size as getsockopt(SO_RCVBUF) reports it (on Linux, twice
-// the size set).
+// readBufferSize returns the socket's receive buffer size as
+// getsockopt(SO_RCVBUF) reports it (on Linux, twice the size set).
 func readBufferSize(c syscall.Conn) (int, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -61,9 +62,11 @@ func readBufferSize(c syscall.Conn) (int, error) {
 	return n, os.NewSyscallError("getsockopt SO_RCVBUF", serr)
 }
 
-// KernelDrops returns the number of datagrams the kernel dropped on the UDP port (its receive buffers were full),
-// summed over every socket bound to that port in /proc/net/udp and /proc/net/udp6 (so including sockets of other
-// processes sharing the port with SO_REUSEPORT). It returns 0 when UDP is not bound.
+// KernelDrops returns the number of datagrams the kernel dropped on the UDP
+// port (its receive buffers were full), summed over every socket bound to that
+// port in /proc/net/udp and /proc/net/udp6 (so including sockets of other
+// processes sharing the port with SO_REUSEPORT). It returns 0 when UDP is not
+// bound.
 func (l *Listener) KernelDrops() (uint64, error) {
 	a, ok := l.UDPAddr().(*net.UDPAddr)
 	if !ok {
@@ -72,9 +75,11 @@ func (l *Listener) KernelDrops() (uint64, error) {
 	return UDPPortDrops(a.Port)
 }
 
-// UDPPortDrops returns the number of datagrams the kernel dropped because the receive buffers of the UDP sockets
-// bound to local port port (of any process, in this network namespace) were full, as /proc/net/udp and
-// /proc/net/udp6 count them. A socket's count ends with the socket. It is only implemented on Linux.
+// UDPPortDrops returns the number of datagrams the kernel dropped because the
+// receive buffers of the UDP sockets bound to local port port (of any process,
+// in this network namespace) were full, as /proc/net/udp and /proc/net/udp6
+// count them. A socket's count ends with the socket. It is only implemented on
+// Linux.
 func UDPPortDrops(port int) (uint64, error) {
 	var total uint64
 	for _, name := range []string{"/proc/net/udp", "/proc/net/udp6"} {

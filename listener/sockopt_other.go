@@ -8,8 +8,8 @@ import (
 	"syscall"
 )
 
-// reusePortSupported says whether each UDP reader gets its own SO_REUSEPORT socket; elsewhere than on Linux the
-// readers share one socket.
+// reusePortSupported says whether each UDP reader gets its own SO_REUSEPORT
+// socket; elsewhere than on Linux the readers share one socket.
 const reusePortSupported = false
 
 // setReusePort is never used where reusePortSupported is false.

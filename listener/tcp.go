@@ -9,18 +9,21 @@ import (
 	"time"
 )
 
-// tcpDrainDefault bounds Stop's drain of a TCP connection when its receive buffer size is unknown.
+// tcpDrainDefault bounds Stop's drain of a TCP connection when its receive
+// buffer size is unknown.
 const tcpDrainDefault = 8 << 20
 
-// acceptDrainMax bounds how long Stop keeps accepting the connections queued in the kernel; acceptShedMax bounds
-// how many are then taken only to be counted and closed (Linux's somaxconn is 4096 by default).
+// acceptDrainMax bounds how long Stop keeps accepting the connections queued in
+// the kernel; acceptShedMax bounds how many are then taken only to be counted
+// and closed (Linux's somaxconn is 4096 by default).
 const (
 	acceptDrainMax = time.Second
 	acceptShedMax  = 65536
 )
 
-// acceptTCP accepts connections until Stop, serving each in its own goroutine, or closing it at once when
-// TCPMaxConnections are open. At Stop it drains the accept queue (see drainAccept) and closes ln.
+// acceptTCP accepts connections until Stop, serving each in its own goroutine,
+// or closing it at once when TCPMaxConnections are open. At Stop it drains the
+// accept queue (see drainAccept) and closes ln.
 func (l *Listener) acceptTCP(ln *net.TCPListener) {
 	var backoff time.Duration
 	for {
@@ -34,7 +37,8 @@ func (l *Listener) acceptTCP(ln *net.TCPListener) {
 				l.drainAccept(ln)
 				return
 			}
-			// Typically out of file descriptors: wait a little rather than spin.
+			// Typically out of file descriptors: wait a little rather than
+			// spin.
 			l.readErrors.Add(1)
 			l.errLog.Warn().Err(err).Msg("tcp: accept")
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -56,7 +60,8 @@ func (l *Listener) acceptTCP(ln *net.TCPListener) {
 	}
 }
 
-// serveNew serves c in a goroutine of its own, or closes it at once when TCPMaxConnections are open.
+// serveNew serves c in a goroutine of its own, or closes it at once when
+// TCPMaxConnections are open.
 func (l *Listener) serveNew(c net.Conn) {
 	if !l.addConn(c) {
 		l.tcpRefused.Add(1)
@@ -71,11 +76,14 @@ func (l *Listener) serveNew(c net.Conn) {
 	}()
 }
 
-// drainAccept takes the connections the kernel has completed but Accept has not taken yet, which closing the
-// listening socket would reset with the bytes their clients sent, and serves them (each is then drained as the
-// connections open before Stop). It accepts until the queue stays empty for drainIdle, for acceptDrainMax (1 s) at most
-// (clients that keep connecting cannot hold Stop up). Past that time it takes what is still queued only to count
-// it as lost (TCPResetAtShutdown) and close it, then closes ln: a client that connects after that is refused.
+// drainAccept takes the connections the kernel has completed but Accept has not
+// taken yet, which closing the listening socket would reset with the bytes
+// their clients sent, and serves them (each is then drained as the connections
+// open before Stop). It accepts until the queue stays empty for drainIdle, for
+// acceptDrainMax (1 s) at most (clients that keep connecting cannot hold Stop
+// up). Past that time it takes what is still queued only to count it as lost
+// (TCPResetAtShutdown) and close it, then closes ln: a client that connects
+// after that is refused.
 func (l *Listener) drainAccept(ln *net.TCPListener) {
 	defer func() { _ = ln.Close() }()
 	end := time.Now().Add(l.acceptDrain)
@@ -110,7 +118,8 @@ func (l *Listener) drainAccept(ln *net.TCPListener) {
 		}
 		l.serveNew(c)
 	}
-	// The time ran out. The kernel's queue holds at most somaxconn connections: take them to count them.
+	// The time ran out. The kernel's queue holds at most somaxconn connections:
+	// take them to count them.
 	for range acceptShedMax {
 		if err := ln.SetDeadline(time.Now().Add(10 * time.Millisecond)); err != nil {
 			return
@@ -138,7 +147,8 @@ func (l *Listener) addConn(c net.Conn) bool {
 	return true
 }
 
-// serveTCP reads lines from c until EOF, an error, the idle timeout or Stop (then it drains c), and closes c.
+// serveTCP reads lines from c until EOF, an error, the idle timeout or Stop
+// (then it drains c), and closes c.
 func (l *Listener) serveTCP(c net.Conn) {
 	defer func() {
 		l.mu.Lock()
@@ -156,8 +166,9 @@ func (l *Listener) serveTCP(c net.Conn) {
 		if err := c.SetReadDeadline(time.Now().Add(l.cfg.TCPIdleTimeout)); err != nil {
 			return
 		}
-		// Checked after setting the deadline: Stop sets stopping before it moves the deadlines to the past, so
-		// either this sees it or the Read below times out at once.
+		// Checked after setting the deadline: Stop sets stopping before it
+		// moves the deadlines to the past, so either this sees it or the Read
+		// below times out at once.
 		if l.stopping.Load() {
 			l.drainTCP(c, f)
 			return
@@ -184,10 +195,12 @@ func (l *Listener) serveTCP(c net.Conn) {
 	}
 }
 
-// drainTCP delivers the complete lines c already holds: it reads with a short deadline per read until a read finds
-// nothing, EOF, or as many bytes as the socket's receive buffer holds at most (so a peer that keeps sending cannot
-// hold Stop up). A final partial line is dropped, unless the peer closed the connection after it. A connection left
-// with something unread (the budget ran out, a partial line, Stop's ctx ended) is counted in TCPResetAtShutdown.
+// drainTCP delivers the complete lines c already holds: it reads with a short
+// deadline per read until a read finds nothing, EOF, or as many bytes as the
+// socket's receive buffer holds at most (so a peer that keeps sending cannot
+// hold Stop up). A final partial line is dropped, unless the peer closed the
+// connection after it. A connection left with something unread (the budget ran
+// out, a partial line, Stop's ctx ended) is counted in TCPResetAtShutdown.
 func (l *Listener) drainTCP(c net.Conn, f *framer) {
 	budget := tcpDrainDefault
 	if sc, ok := c.(syscall.Conn); ok {
@@ -209,9 +222,11 @@ func (l *Listener) drainTCP(c net.Conn, f *framer) {
 		case err == io.EOF:
 			// Read to the end.
 		case errors.Is(err, os.ErrDeadlineExceeded) && !f.pending():
-			// Nothing more came: a client keeping its connection open, with nothing unread.
+			// Nothing more came: a client keeping its connection open, with
+			// nothing unread.
 		default:
-			// A partial line, Stop's ctx closed the connection, or a read error.
+			// A partial line, Stop's ctx closed the connection, or a read
+			// error.
 			l.tcpReset.Add(1)
 		}
 		return

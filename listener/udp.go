@@ -8,8 +8,9 @@ import (
 	"sync/atomic"
 )
 
-// bindUDP binds the UDP sockets: one per reader with SO_REUSEPORT (all on the port the first one got, so port 0
-// works), else one socket shared by every reader. It returns the sockets, the readers and the receive buffer size
+// bindUDP binds the UDP sockets: one per reader with SO_REUSEPORT (all on the
+// port the first one got, so port 0 works), else one socket shared by every
+// reader. It returns the sockets, the readers and the receive buffer size
 // granted to the sockets; on failure it closes what it bound.
 func (l *Listener) bindUDP() ([]*net.UDPConn, []*datagramReader, int, error) {
 	host, _, err := net.SplitHostPort(l.cfg.UDP)
@@ -56,8 +57,9 @@ func (l *Listener) bindUDP() ([]*net.UDPConn, []*datagramReader, int, error) {
 			granted = n
 		}
 	}
-	// Linux reports twice the size set (it counts its bookkeeping overhead in), so less than twice the request means
-	// the kernel capped it at net.core.rmem_max.
+	// Linux reports twice the size set (it counts its bookkeeping overhead in),
+	// so less than twice the request means the kernel capped it at
+	// net.core.rmem_max.
 	ev := l.cfg.Logger.Info()
 	if l.cfg.ReadBuffer > 0 && granted > 0 && granted/2 < l.cfg.ReadBuffer {
 		ev = l.cfg.Logger.Warn().Str("hint", "raise net.core.rmem_max, or run with CAP_NET_ADMIN")

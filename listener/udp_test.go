@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// udpPair returns a bound server socket and a client connected to it, both closed at the end of the test.
+// udpPair returns a bound server socket and a client connected to it, both
+// closed at the end of the test.
 func udpPair(t *testing.T) (server, client *net.UDPConn) {
 	t.Helper()
 	server, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -27,9 +28,10 @@ func udpPair(t *testing.T) (server, client *net.UDPConn) {
 	return server, client
 }
 
-// TestUDPReaderRead writes datagrams, then reads them back with datagramReader.read in each mode: every datagram must
-// come back whole (or cut to the slot size), in order, at most one slot each, and batched reads must take several
-// per call.
+// TestUDPReaderRead writes datagrams, then reads them back with
+// datagramReader.read in each mode: every datagram must come back whole (or cut
+// to the slot size), in order, at most one slot each, and batched reads must
+// take several per call.
 func TestUDPReaderRead(t *testing.T) {
 	many := make([][]byte, 40)
 	for i := range many {
@@ -62,8 +64,9 @@ func TestUDPReaderRead(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				// An empty datagram is read as one of length 0 (batched) or as none (portable); deliverDatagrams skips
-				// both, so only the others are compared.
+				// An empty datagram is read as one of length 0 (batched) or as
+				// none (portable); deliverDatagrams skips both, so only the
+				// others are compared.
 				all := tt.want
 				if all == nil {
 					all = tt.sent
@@ -105,7 +108,8 @@ func TestUDPReaderRead(t *testing.T) {
 	}
 }
 
-// TestUDPReaderReadErrors checks that read reports a passed deadline and a closed socket as the net package does.
+// TestUDPReaderReadErrors checks that read reports a passed deadline and a
+// closed socket as the net package does.
 func TestUDPReaderReadErrors(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -134,8 +138,9 @@ func TestUDPReaderReadErrors(t *testing.T) {
 	}
 }
 
-// BenchmarkUDPRead measures the reader alone: with the timer stopped a client fills the socket with a chunk of
-// datagrams, then the timer runs while datagramReader.read takes them out (one per system call, or batched).
+// BenchmarkUDPRead measures the reader alone: with the timer stopped a client
+// fills the socket with a chunk of datagrams, then the timer runs while
+// datagramReader.read takes them out (one per system call, or batched).
 func BenchmarkUDPRead(b *testing.B) {
 	const chunk = 256 // fits the receive buffer set below
 	for _, batch := range batches() {

@@ -22,21 +22,26 @@ type unixgramSocket struct {
 	readers []*datagramReader
 }
 
-// sunPathMax is the longest socket path bind takes (sockaddr_un's sun_path holds 108 bytes with the final NUL on
-// Linux, 104 on the BSDs and macOS, which Go's own check applies).
+// sunPathMax is the longest socket path bind takes (sockaddr_un's sun_path
+// holds 108 bytes with the final NUL on Linux, 104 on the BSDs and macOS, which
+// Go's own check applies).
 const sunPathMax = 107
 
-// bindUnixgram binds the Unix datagram socket at cfg.Unixgram (replacing a stale socket file there), with the
-// file's owner and mode set before it appears at that path, and makes its readers, all sharing the one socket. On
+// bindUnixgram binds the Unix datagram socket at cfg.Unixgram (replacing a
+// stale socket file there), with the file's owner and mode set before it
+// appears at that path, and makes its readers, all sharing the one socket. On
 // failure it closes the socket and removes its file.
 //
-// The socket file is created by bind with a mode that only the process-wide umask controls, and setting the mode
-// afterwards through the path would leave a window in which the file has the wrong mode, and in which another
-// process with write access to the directory could put a symbolic link there that chmod and chown would follow.
-// So bindUnixgram binds in a private directory it creates beside the path (mode 0700, so no other user can reach
-// or swap the file in it), sets the owner (not following links) and the mode there, and then gives the socket its
-// name with link(2), which fails rather than follows or replaces anything found at the path. The private directory
-// is removed at once; the socket, an inode, answers at its new name.
+// The socket file is created by bind with a mode that only the process-wide
+// umask controls, and setting the mode afterwards through the path would leave
+// a window in which the file has the wrong mode, and in which another process
+// with write access to the directory could put a symbolic link there that chmod
+// and chown would follow. So bindUnixgram binds in a private directory it
+// creates beside the path (mode 0700, so no other user can reach or swap the
+// file in it), sets the owner (not following links) and the mode there, and
+// then gives the socket its name with link(2), which fails rather than follows
+// or replaces anything found at the path. The private directory is removed at
+// once; the socket, an inode, answers at its new name.
 func (l *Listener) bindUnixgram() (*unixgramSocket, error) {
 	path := l.cfg.Unixgram
 	if !unixgramSupported {
@@ -84,7 +89,8 @@ func (l *Listener) bindUnixgram() (*unixgramSocket, error) {
 		}
 	}
 	mode := l.cfg.UnixgramMode.Perm()
-	// chmod follows links, but tmp is the socket just bound, in a directory no other user can write to.
+	// chmod follows links, but tmp is the socket just bound, in a directory no
+	// other user can write to.
 	if err := os.Chmod(tmp, mode); err != nil {
 		return fail(fmt.Errorf("listener: unixgram %s: set the mode to %#o: %w", path, uint32(mode), withoutPath(err)))
 	}
@@ -101,8 +107,9 @@ func (l *Listener) bindUnixgram() (*unixgramSocket, error) {
 	}
 	s.file = file // close removes the file at path only if it is still this one
 
-	// The kernel bounds what a Unix datagram socket holds by a number of datagrams (net.unix.max_dgram_qlen) rather
-	// than by its receive buffer: the drain takes what UDP's would when the buffer size is unknown.
+	// The kernel bounds what a Unix datagram socket holds by a number of
+	// datagrams (net.unix.max_dgram_qlen) rather than by its receive buffer:
+	// the drain takes what UDP's would when the buffer size is unknown.
 	drain := 2 * max(l.cfg.ReadBuffer, DefaultReadBuffer)
 	drained := new(atomic.Bool)
 	for range l.cfg.UDPReaders {
@@ -118,7 +125,8 @@ func (l *Listener) bindUnixgram() (*unixgramSocket, error) {
 	return s, nil
 }
 
-// close closes the socket and removes its file, unless another file has taken its place since it was bound.
+// close closes the socket and removes its file, unless another file has taken
+// its place since it was bound.
 func (s *unixgramSocket) close(log zerolog.Logger) {
 	_ = s.conn.Close() // a second close (Stop called twice) fails harmlessly
 	if s.file == nil {
@@ -132,8 +140,9 @@ func (s *unixgramSocket) close(log zerolog.Logger) {
 	}
 }
 
-// removeStaleSocket removes the socket file at path if no process reads it (left by a crashed run). Nothing at path
-// is fine; anything else there (another kind of file, a socket in use) is an error naming path.
+// removeStaleSocket removes the socket file at path if no process reads it
+// (left by a crashed run). Nothing at path is fine; anything else there
+// (another kind of file, a socket in use) is an error naming path.
 func removeStaleSocket(path string) error {
 	fi, err := os.Lstat(path)
 	switch {
@@ -145,7 +154,8 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("listener: unixgram %s: the path exists and is %s, not a socket; remove it or choose another path",
 			path, fileKind(fi.Mode()))
 	}
-	// A socket some process still reads is not stale: replacing it would silently take that process's traffic.
+	// A socket some process still reads is not stale: replacing it would
+	// silently take that process's traffic.
 	c, err := net.Dial("unixgram", path)
 	if err == nil {
 		_ = c.Close() // nothing was sent
@@ -160,7 +170,8 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-// withoutPath returns the error inside a *fs.PathError, whose path would be the socket's temporary name, else err.
+// withoutPath returns the error inside a *fs.PathError, whose path would be the
+// socket's temporary name, else err.
 func withoutPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -169,7 +180,8 @@ func withoutPath(err error) error {
 	return err
 }
 
-// fileKind names the type of a file mode for people: "a regular file", "a directory", ...
+// fileKind names the type of a file mode for people: "a regular file", "a
+// directory", ...
 func fileKind(m fs.FileMode) string {
 	switch m.Type() {
 	case 0:

@@ -2,5 +2,6 @@
 
 package listener
 
-// unixgramSupported says whether Unix datagram sockets are available: not here (Windows only has stream sockets).
+// unixgramSupported says whether Unix datagram sockets are available: not here
+// (Windows only has stream sockets).
 const unixgramSupported = false

@@ -18,15 +18,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/eventually"
 )
 
-// unixgramConfig is a Config with only a unixgram socket, at a fresh path, its owner left as it is.
+// unixgramConfig is a Config with only a unixgram socket, at a fresh path, its
+// owner left as it is.
 func unixgramConfig(t *testing.T, readers int) Config {
 	t.Helper()
 	return Config{Unixgram: filepath.Join(t.TempDir(), "statsd.sock"), UDPReaders: readers, UnixgramUID: -1, UnixgramGID: -1}
 }
 
-// dialUnixgram returns a client of the unixgram socket at path, closed at the end of the test.
+// dialUnixgram returns a client of the unixgram socket at path, closed at the
+// end of the test.
 func dialUnixgram(t testing.TB, path string) *net.UnixConn {
 	t.Helper()
 	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
@@ -37,8 +41,9 @@ func dialUnixgram(t testing.TB, path string) *net.UnixConn {
 	return c
 }
 
-// sendUnixgram sends n datagrams "c<client>.m<first+i>:1|c" round-robin over clients and returns them. A write
-// blocks while the socket's queue is full (net.unix.max_dgram_qlen datagrams).
+// sendUnixgram sends n datagrams "c<client>.m<first+i>:1|c" round-robin over
+// clients and returns them. A write blocks while the socket's queue is full
+// (net.unix.max_dgram_qlen datagrams).
 func sendUnixgram(t *testing.T, clients []*net.UnixConn, first, n int) []string {
 	t.Helper()
 	var sent []string
@@ -53,8 +58,9 @@ func sendUnixgram(t *testing.T, clients []*net.UnixConn, first, n int) []string 
 	return sent
 }
 
-// queueLimit returns how many datagrams a Unix datagram socket queues before its senders block, at most max: tests
-// that hold the readers up send no more than this.
+// queueLimit returns how many datagrams a Unix datagram socket queues before
+// its senders block, at most max: tests that hold the readers up send no more
+// than this.
 func queueLimit(t *testing.T, max int) int {
 	t.Helper()
 	b, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen")
@@ -68,8 +74,9 @@ func queueLimit(t *testing.T, max int) int {
 	return min(n, max)
 }
 
-// TestUnixgramDelivers sends datagrams from several clients and checks each is delivered once, the counters, the
-// address and the default mode of the socket file.
+// TestUnixgramDelivers sends datagrams from several clients and checks each is
+// delivered once, the counters, the address and the default mode of the socket
+// file.
 func TestUnixgramDelivers(t *testing.T) {
 	for _, readers := range []int{1, 4} {
 		for _, batch := range batches() {
@@ -119,7 +126,8 @@ func TestUnixgramDelivers(t *testing.T) {
 	}
 }
 
-// TestUnixgramModeAndOwner checks that the mode and owner asked for are those of the socket file.
+// TestUnixgramModeAndOwner checks that the mode and owner asked for are those
+// of the socket file.
 func TestUnixgramModeAndOwner(t *testing.T) {
 	uid, gid := os.Getuid(), os.Getgid()
 	tests := []struct {
@@ -178,8 +186,9 @@ func TestUnixgramModeAndOwner(t *testing.T) {
 	}
 }
 
-// TestUnixgramExistingPath checks what Start does with what is already at the socket's path: a stale socket is
-// replaced, anything else is refused with an error naming the path and left as it was.
+// TestUnixgramExistingPath checks what Start does with what is already at the
+// socket's path: a stale socket is replaced, anything else is refused with an
+// error naming the path and left as it was.
 func TestUnixgramExistingPath(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -260,8 +269,9 @@ func TestUnixgramExistingPath(t *testing.T) {
 	}
 }
 
-// TestUnixgramBindError checks that a unixgram socket that cannot be bound fails Start with an error naming the
-// path, and that the UDP and TCP sockets bound before it are closed again.
+// TestUnixgramBindError checks that a unixgram socket that cannot be bound
+// fails Start with an error naming the path, and that the UDP and TCP sockets
+// bound before it are closed again.
 func TestUnixgramBindError(t *testing.T) {
 	dir := t.TempDir()
 	tests := []struct {
@@ -308,9 +318,10 @@ func TestUnixgramBindError(t *testing.T) {
 	}
 }
 
-// TestUnixgramStopDrains sends datagrams and stops at once: every datagram sent before Stop must be delivered.
-// With a gated handler the readers are busy when Stop is called, so the datagrams wait in the socket and only the
-// drain can deliver them.
+// TestUnixgramStopDrains sends datagrams and stops at once: every datagram sent
+// before Stop must be delivered. With a gated handler the readers are busy when
+// Stop is called, so the datagrams wait in the socket and only the drain can
+// deliver them.
 func TestUnixgramStopDrains(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -335,15 +346,16 @@ func TestUnixgramStopDrains(t *testing.T) {
 				if tt.gated {
 					release := sync.OnceFunc(func() { close(rec.gate) })
 					t.Cleanup(release) // before the Stop of startBatch, should the test fail first
-					// A reader takes the first datagram and blocks in Handle; what follows waits in the socket, or
-					// in the other readers, blocked in Handle too. No more than the socket queues are sent, so that
-					// no write blocks.
+					// A reader takes the first datagram and blocks in Handle;
+					// what follows waits in the socket, or in the other
+					// readers, blocked in Handle too. No more than the socket
+					// queues are sent, so that no write blocks.
 					sent = sendUnixgram(t, []*net.UnixConn{c}, 0, 1)
 					rec.waitPackets(t, Unixgram, 1)
 					sent = append(sent, sendUnixgram(t, []*net.UnixConn{c}, 1, queueLimit(t, 8))...)
 					stopped := make(chan error, 1)
 					go func() { stopped <- l.Stop(context.Background()) }()
-					eventually(t, "Stop called", l.stopping.Load)
+					eventually.Require(t, waitLimit, l.stopping.Load, "Stop called")
 					release()
 					select {
 					case err := <-stopped:
@@ -369,7 +381,8 @@ func TestUnixgramStopDrains(t *testing.T) {
 	}
 }
 
-// TestUnixgramStopRemovesFile checks that Stop removes the socket file, but not a file that has replaced it since.
+// TestUnixgramStopRemovesFile checks that Stop removes the socket file, but not
+// a file that has replaced it since.
 func TestUnixgramStopRemovesFile(t *testing.T) {
 	for _, replaced := range []bool{false, true} {
 		t.Run(fmt.Sprintf("replaced=%t", replaced), func(t *testing.T) {
@@ -398,8 +411,8 @@ func TestUnixgramStopRemovesFile(t *testing.T) {
 	}
 }
 
-// TestUnixgramTooLongDropped checks that a datagram longer than MaxPacketBytes is dropped and counted, and that
-// the others are delivered.
+// TestUnixgramTooLongDropped checks that a datagram longer than MaxPacketBytes
+// is dropped and counted, and that the others are delivered.
 func TestUnixgramTooLongDropped(t *testing.T) {
 	for _, batch := range batches() {
 		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
@@ -414,7 +427,7 @@ func TestUnixgramTooLongDropped(t *testing.T) {
 				}
 			}
 			rec.waitPackets(t, Unixgram, 2)
-			eventually(t, "two truncated", func() bool { return l.Stats().UnixgramTruncated == 2 })
+			eventually.Require(t, waitLimit, func() bool { return l.Stats().UnixgramTruncated == 2 }, "two truncated")
 			stop(t, l, base)
 			if got, want := rec.get(Unixgram), []string{"0123456789", "x:1|c"}; !slices.Equal(got, want) {
 				t.Errorf("received %q, want %q", got, want)
@@ -426,8 +439,9 @@ func TestUnixgramTooLongDropped(t *testing.T) {
 	}
 }
 
-// TestUnixgramReadAllocs checks that the unixgram read path does not allocate: a client writes a burst of
-// datagrams, the reader hands them to the Handler, and the client waits for them all.
+// TestUnixgramReadAllocs checks that the unixgram read path does not allocate:
+// a client writes a burst of datagrams, the reader hands them to the Handler,
+// and the client waits for them all.
 func TestUnixgramReadAllocs(t *testing.T) {
 	for _, batch := range batches() {
 		for _, burst := range []int{1, queueLimit(t, 8)} {
@@ -470,8 +484,9 @@ func TestUnixgramReadAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkUnixgram measures the unixgram read path: one client sends datagrams (its writes block while the socket's
-// queue is full) to one reader that hands them to a Handler counting them.
+// BenchmarkUnixgram measures the unixgram read path: one client sends datagrams
+// (its writes block while the socket's queue is full) to one reader that hands
+// them to a Handler counting them.
 func BenchmarkUnixgram(b *testing.B) {
 	for _, batch := range batches() {
 		for _, size := range []int{32, 1400} {
@@ -507,9 +522,10 @@ func BenchmarkUnixgram(b *testing.B) {
 	}
 }
 
-// TestUnixgramNoWindow checks that the socket file never appears at its path with another mode than the one asked
-// for, and that a symbolic link planted at the path while Start binds is neither followed (its target keeps its
-// mode) nor replaced.
+// TestUnixgramNoWindow checks that the socket file never appears at its path
+// with another mode than the one asked for, and that a symbolic link planted at
+// the path while Start binds is neither followed (its target keeps its mode)
+// nor replaced.
 func TestUnixgramNoWindow(t *testing.T) {
 	t.Run("mode from the start", func(t *testing.T) {
 		cfg := unixgramConfig(t, 1)
@@ -556,7 +572,8 @@ func TestUnixgramNoWindow(t *testing.T) {
 		}
 		l := New(cfg, newRecorder())
 		l.afterUnixgramBind = func() {
-			// An attacker with write access to the directory swaps the socket for a link to a file of its choice.
+			// An attacker with write access to the directory swaps the socket
+			// for a link to a file of its choice.
 			_ = os.Remove(cfg.Unixgram)
 			if err := os.Symlink(target, cfg.Unixgram); err != nil {
 				t.Error(err)

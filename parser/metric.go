@@ -56,8 +56,8 @@ type Metric struct {
 	Delta bool
 	// Member is the member of a set, as written; nil for other types.
 	Member []byte
-	// Rate is the sample rate ("|@0.5") in [MinRate,1]; 1 when the line has none.
-	// It is checked for every type but means something only for counters
+	// Rate is the sample rate ("|@0.5") in [MinRate,1]; 1 when the line has
+	// none. It is checked for every type but means something only for counters
 	// and timers.
 	Rate float64
 	// Timestamp is the DogStatsD "|T<unix seconds>" field, or 0.

@@ -128,7 +128,8 @@ func TestParse(t *testing.T) {
 		"name tags with ';'": {line: "a#k=v;x=y:1|c", want: []view{{Name: "a", NameTags: "k=v;x=y", NameTagSep: ',', Type: Counter, Value: 1, Rate: 1}}},
 		"dog tags with '#'":  {line: "a:1|c|#tag1:a,#tag2:b", want: []view{{Name: "a", Tags: "tag1:a,#tag2:b", Type: Counter, Value: 1, Rate: 1}}},
 
-		// InfluxDB / Telegraf tags, as hot-shots writes them with telegraf: true.
+		// InfluxDB / Telegraf tags, as hot-shots writes them with telegraf:
+		// true.
 		"influxdb tags": {
 			line: "rcn.requests,app=rcnode,env=test,service=web,code=200:3|c",
 			want: []view{{Name: "rcn.requests", NameTags: "app=rcnode,env=test,service=web,code=200", NameTagSep: ',', Type: Counter, Value: 3, Rate: 1}},

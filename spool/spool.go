@@ -856,8 +856,8 @@ func (s *Spool) syncDirty() error {
 	return nil
 }
 
-// Close syncs what Append left unsynced (NoSync), closes the files and
-// releases the directory's lock. Records taken and not acknowledged stay in the spool
+// Close syncs what Append left unsynced (NoSync), closes the files and releases
+// the directory's lock. Records taken and not acknowledged stay in the spool
 // for the next Open. Close is idempotent.
 func (s *Spool) Close() error {
 	s.mu.Lock()

@@ -35,7 +35,8 @@ func TestCheckOnline(t *testing.T) {
 			"rate limits: seen: X-Librato-RateLimit-Agg 99990 left of 100000, reset in 3540s; X-Librato-RateLimit-Std 299 left of 300, reset in 60s",
 			"online check: passed"}},
 		"rejected": {func(w http.ResponseWriter, r *http.Request) {
-			// A server that echoes what it got must not make the check print it.
+			// A server that echoes what it got must not make the check print
+			// it.
 			u, p, _ := r.BasicAuth()
 			http.Error(w, fmt.Sprintf(`{"errors":{"request":["bad credentials %s %s"]}}`, u, p), http.StatusUnauthorized)
 		}, exitFail, []string{

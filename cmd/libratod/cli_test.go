@@ -35,6 +35,7 @@ func TestRunFlags(t *testing.T) {
 	noToken := writeConfig(t, "")
 	bad := writeConfig(t, "[listen]\nudp = \"\"\ntcp = \"\"\n[aggregate]\nperiod = \"ten\"\n[librato]\nbatch_size = 0\n")
 	unquoted := writeConfig(t, "[librato]\ntoken = abcdefsecret123\n")
+	v1URL := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\nurl = \"https://metrics-api.librato.com/v1\"\n", testToken))
 	spoolDir := filepath.Join(t.TempDir(), "spool")
 	spoolGood := writeConfig(t, fmt.Sprintf("[librato]\ntoken = %q\nspool_dir = %q\n", testToken, spoolDir))
 	notADir := filepath.Join(t.TempDir(), "file")
@@ -59,6 +60,7 @@ func TestRunFlags(t *testing.T) {
 		"unknown flag":        {args: []string{"-frobnicate"}, code: 2, stderr: []string{"frobnicate"}},
 		"check spool":         {args: []string{"-config", spoolGood, "-check"}, code: 0, stdout: []string{"spool", spoolDir, "1GiB"}},
 		"check bad spool":     {args: []string{"-config", spoolBad, "-check"}, code: 2, stderr: []string{"librato.spool_dir", "cannot be created"}},
+		"check /v1 url":       {args: []string{"-config", v1URL, "-check"}, code: 2, stderr: []string{"librato.url", "without"}},
 		"stray argument":      {args: []string{"-check", "extra"}, code: 2, stderr: []string{"extra"}},
 	}
 	for name, tc := range tests {
@@ -217,8 +219,9 @@ listen = "127.0.0.1:0"
 	}
 	fmt.Fprint(tc, "sigterm.tcp:2|c\nsigterm.tcp:3|c\n")
 	tc.Close()
-	// The lines are in the daemon before the signal: this test is about the final flush (the listener's tests
-	// check that Stop drains what the sockets hold, TCP connections not yet accepted included).
+	// The lines are in the daemon before the signal: this test is about the
+	// final flush (the listener's tests check that Stop drains what the sockets
+	// hold, TCP connections not yet accepted included).
 	waitSelfMetric(t, metricsAddr, `libratod_lines_received_total{transport="tcp"}`, 2)
 	waitSelfMetric(t, metricsAddr, `libratod_lines_received_total{transport="udp"}`, 100)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -278,7 +281,8 @@ listen = ""
 	}
 }
 
-// startedField returns the field key of the "libratod started" line the daemon logged to stderr.
+// startedField returns the field key of the "libratod started" line the daemon
+// logged to stderr.
 func startedField(t *testing.T, stderr *safeBuffer, key string) string {
 	t.Helper()
 	for line := range strings.SplitSeq(stderr.String(), "\n") {
@@ -293,8 +297,8 @@ func startedField(t *testing.T, stderr *safeBuffer, key string) string {
 	return ""
 }
 
-// selfMetric returns the value of series (name{labels} as the text format writes it) on the daemon's /metrics at
-// addr, and whether it is there.
+// selfMetric returns the value of series (name{labels} as the text format
+// writes it) on the daemon's /metrics at addr, and whether it is there.
 func selfMetric(t *testing.T, addr, series string) (float64, bool) {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -316,7 +320,8 @@ func selfMetric(t *testing.T, addr, series string) (float64, bool) {
 	return 0, false
 }
 
-// waitSelfMetric waits until series on the daemon's /metrics at addr is at least want, polling for 10 s at most.
+// waitSelfMetric waits until series on the daemon's /metrics at addr is at
+// least want, polling for 10 s at most.
 func waitSelfMetric(t *testing.T, addr, series string, want float64) {
 	t.Helper()
 	var got float64

@@ -8,20 +8,22 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
+	"regexp"
+	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
 	"github.com/libratod/libratod/exposition"
 	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/ingest"
 	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
 	"github.com/libratod/libratod/spool"
@@ -37,7 +39,7 @@ type options struct {
 	// configuration again; an empty path disables reload.
 	configPath string
 	getenv     func(string) string
-	notify     notifier // systemd notifications; the zero value sends none
+	notify     sdnotify.Notifier // systemd notifications; the zero value sends none
 	// signals delivers the stop signals (SIGINT, SIGTERM). The first one
 	// stops the daemon as the end of run's ctx does; during the linger
 	// ([listen] shutdown_linger) another one ends the linger. nil: only
@@ -59,19 +61,14 @@ type daemon struct {
 	metLn   net.Listener
 	ready   chan struct{} // closed once every listener is bound
 	opts    options
-	host    string
-	levels  *levelWriter // the reloadable log level
-	fm      *flusher.Metrics
-	// observers are told of every period besides Librato (see flusher.Observer).
-	observers []flusher.Observer
-	hup       chan os.Signal // SIGHUP: reload
-	// self sends the self-metrics to Librato ([metrics] to_librato); nil when off.
-	self *selfReport
-	// annotations queues the annotations made from events for the flusher.
-	annotations *flusher.Annotations
-	ingest      *ingest
-	health      *health  // /healthz and /readyz (health.go)
-	notify      notifier // systemd notifications (notify.go)
+	levels  *levelWriter   // the reloadable log level
+	hup     chan os.Signal // SIGHUP: reload
+	// parts are what the flusher's configuration holds besides the file's
+	// settings, kept for reloads.
+	parts  flusherParts
+	ingest *ingest.Handler
+	health *health           // /healthz and /readyz (health.go)
+	notify sdnotify.Notifier // systemd notifications (notify.go)
 
 	// expo is the Prometheus exposition of the StatsD series
 	// ([prometheus]), served by expoSrv on expoLn; nil when disabled.
@@ -98,7 +95,8 @@ func openSpool(cfg config.Librato) (*spool.Spool, error) {
 	return sp, nil
 }
 
-// newDaemon wires the stages for cfg; nothing runs until run.
+// newDaemon builds every stage for cfg, each from a complete configuration
+// and in the order they depend on each other; nothing runs until run.
 func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 	log, levels, err := newLogger(cfg.Log, opts.stderr)
 	if err != nil {
@@ -114,28 +112,25 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d := &daemon{cfg: cfg, log: log, ready: make(chan struct{}), opts: opts, levels: levels,
+		hup: make(chan os.Signal, 1), notify: opts.notify}
 
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+	// The self-metrics registry, which the stages register with.
+	d.reg = prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := d.reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	if err := registerBuildInfo(d.reg); err != nil {
 		return nil, err
 	}
-	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
-		return nil, err
-	}
-	if err := registerBuildInfo(reg); err != nil {
-		return nil, err
-	}
-	fm, err := flusher.NewMetrics(reg)
+	fm, err := flusher.NewMetrics(d.reg)
 	if err != nil {
 		return nil, err
 	}
-	im, err := newIngestMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
 
-	d := &daemon{cfg: cfg, log: log, reg: reg, ready: make(chan struct{}), opts: opts, host: host, levels: levels, fm: fm,
-		hup: make(chan os.Signal, 1), annotations: flusher.NewAnnotations(maxQueuedAnnotations)}
 	d.agg = aggregator.New(aggregator.Config{
 		Shards:          cfg.Aggregate.Shards,
 		GaugeDeltas:     cfg.Aggregate.GaugeDeltas,
@@ -147,15 +142,18 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		Sanitizer:       flusher.Names{API: libratoAPI(cfg)},
 	})
 
+	// What the flusher needs besides the file's settings, then the flusher.
+	d.parts = flusherParts{host: host, annotations: flusher.NewAnnotations(maxQueuedAnnotations),
+		metrics: fm, log: log, now: opts.now}
 	if cfg.Prometheus.Listen != "" {
-		if err := d.newExposition(cfg); err != nil {
+		if d.expo, d.expoSrv, err = newExposition(cfg, d.reg); err != nil {
 			return nil, err
 		}
+		d.parts.observers = []flusher.Observer{d.expo}
 	}
 	if cfg.Metrics.ToLibrato {
-		d.self = newSelfReport(reg, cfg.Librato.API == config.APILegacy)
+		d.parts.extra = newSelfReport(d.reg, cfg.Librato.API == config.APILegacy).measurements
 	}
-	fcfg := d.flusherConfig(cfg)
 	if cfg.Librato.SpoolDir != "" {
 		if d.spool, err = openSpool(cfg.Librato); err != nil {
 			return nil, err
@@ -165,25 +163,34 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 				d.spool.Close()
 			}
 		}()
-		fcfg.Spool = d.spool
+		d.parts.spool = d.spool
 	}
-	d.flusher = flusher.New(fcfg, d.agg, client)
+	d.flusher = flusher.New(flusherConfig(cfg, d.parts), d.agg, client)
 	if c := d.flusher.SpoolCollector(); c != nil {
-		if err = reg.Register(c); err != nil {
+		if err = d.reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 
-	in := newIngest(d.agg, im, fm.Dropped, log)
-	in.tagsNotKept, in.tagsInvalid, in.tagsTooMany = fm.TagsDropped("legacy_api"), fm.TagsDropped("invalid"), fm.TagsDropped("too_many")
-	in.setMinLevel(cfg.Aggregate.MinLevel)
-	in.period = cfg.Aggregate.Period
-	in.setTagSyntaxes(cfg.Listen.TagSyntaxes)
+	// The ingest stage, then the listeners that feed it.
+	var events ingest.EventSink
 	if cfg.Librato.EventsStream != "" {
-		in.events = &eventSink{stream: cfg.Librato.EventsStream, host: host, queue: d.annotations,
-			dropped: fm.Annotation("dropped"), now: time.Now}
+		events = &flusher.EventAnnotations{Stream: cfg.Librato.EventsStream, Host: host, Queue: d.parts.annotations,
+			Dropped: fm.Annotation("dropped"), Now: time.Now}
 	}
-	d.ingest = in
+	if d.ingest, err = ingest.New(ingest.Config{
+		Aggregator:  d.agg,
+		Registerer:  d.reg,
+		Dropped:     fm.Dropped,
+		TagsDropped: fm.TagsDropped,
+		Logger:      log,
+		TagSyntaxes: cfg.Listen.TagSyntaxes,
+		MinLevel:    cfg.Aggregate.MinLevel,
+		Period:      cfg.Aggregate.Period,
+		Events:      events,
+	}); err != nil {
+		return nil, err
+	}
 	uid, gid := -1, -1
 	if cfg.Listen.Unixgram != "" {
 		if uid, gid, err = cfg.Listen.UnixgramOwnerIDs(); err != nil {
@@ -203,135 +210,20 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		UnixgramMode:      cfg.Listen.UnixgramFileMode(),
 		UnixgramUID:       uid,
 		UnixgramGID:       gid,
-	}, in)
-	if err := registerListenerMetrics(reg, d.lst); err != nil {
+	}, d.ingest)
+	if err := registerListenerMetrics(d.reg, d.lst); err != nil {
 		return nil, err
 	}
 
-	d.notify = opts.notify
+	// Health, and the self-metrics server, which run starts.
 	d.health = newHealth(d.ready, d.flusher.Status, cfg.Aggregate.Period)
 	if cfg.Metrics.Listen != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 		d.health.register(mux)
 		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	}
 	return d, nil
-}
-
-// run starts every stage, serves until ctx ends, then stops reading,
-// flushes the open period and returns. SIGHUP is caught and logged.
-func (d *daemon) run(ctx context.Context) error {
-	if d.metrics != nil {
-		ln, stop, err := d.serve("metrics.listen", d.cfg.Metrics.Listen, d.metrics)
-		if err != nil {
-			return err
-		}
-		d.metLn = ln
-		defer stop()
-	}
-	if d.expoSrv != nil {
-		ln, stop, err := d.serve("prometheus.listen", d.cfg.Prometheus.Listen, d.expoSrv)
-		if err != nil {
-			return err
-		}
-		d.expoLn = ln
-		defer stop()
-	}
-	if err := d.lst.Start(); err != nil {
-		return err
-	}
-	ev := d.log.Info().Str("version", version).Str("api", d.cfg.Librato.API).
-		Str("url", d.cfg.Librato.URL).Dur("period", d.cfg.Aggregate.Period)
-	if a := d.lst.UDPAddr(); a != nil {
-		ev = ev.Str("udp", a.String())
-	}
-	if a := d.lst.TCPAddr(); a != nil {
-		ev = ev.Str("tcp", a.String())
-	}
-	if a := d.lst.UnixgramAddr(); a != nil {
-		ev = ev.Str("unixgram", a.String())
-	}
-	if d.metLn != nil {
-		ev = ev.Str("metrics", d.metLn.Addr().String())
-	}
-	if d.expoLn != nil {
-		ev = ev.Str("prometheus", d.expoLn.Addr().String())
-	}
-	ev.Msg("libratod started")
-	close(d.ready)
-	stopWatchdog := d.notifyStarted()
-	defer stopWatchdog()
-
-	flushCtx, stopFlush := context.WithCancel(context.Background())
-	defer stopFlush()
-	final := make(chan flusher.Result, 1)
-	go func() { final <- d.flusher.Run(flushCtx) }()
-
-	signal.Notify(d.hup, syscall.SIGHUP)
-	defer signal.Stop(d.hup)
-	var stopSignal os.Signal // nil when ctx ended
-	for done := false; !done; {
-		select {
-		case <-ctx.Done():
-			done = true
-		case stopSignal = <-d.opts.signals:
-			done = true
-		case <-d.hup:
-			d.reload()
-		}
-	}
-
-	d.notifyStopping()
-	linesAtStop := d.ingest.linesTotal()
-	d.linger(stopSignal)
-	d.log.Info().Msg("stopping: draining sockets and flushing the open period")
-	sctx, cancel := context.WithTimeout(context.Background(), d.cfg.Librato.ShutdownTimeout)
-	err := d.lst.Stop(sctx)
-	cancel()
-	if err != nil {
-		d.log.Warn().Err(err).Msg("listeners did not stop in time")
-	}
-	stopFlush()
-	res := <-final
-	if d.spool != nil {
-		// What is still undelivered stays in the spool for the next start.
-		if err := d.spool.Close(); err != nil {
-			d.log.Warn().Err(err).Msg("spool: closing failed; what it holds survives a crash of the process, maybe not of the machine")
-		}
-	}
-	// The self-metrics end with the process: what the shutdown lost is in
-	// the last log line too.
-	reset := d.lst.Stats().TCPResetAtShutdown
-	ev = d.log.Info()
-	if res.Pending > 0 || res.Dropped > 0 || reset > 0 {
-		ev = d.log.Warn()
-	}
-	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("carried", res.Carried).
-		Int("sent", res.Sent).Int("dropped", res.Dropped).Int("undelivered", res.Pending).
-		Uint64("lines_after_sigterm", d.ingest.linesTotal()-linesAtStop).
-		Uint64("tcp_connections_reset", reset).Msg("libratod stopped")
-	return nil
-}
-
-// linger keeps the listeners receiving for [listen] shutdown_linger after
-// the stop signal sig (nil: run's ctx ended, taken as a SIGTERM), so that
-// an application stopped at the same time is still heard. SIGINT skips it
-// (someone at a terminal wants the daemon to stop), and another stop
-// signal during it ends it at once. /readyz already fails.
-func (d *daemon) linger(sig os.Signal) {
-	linger := d.cfg.Listen.ShutdownLinger
-	if linger <= 0 || sig == os.Interrupt {
-		return
-	}
-	d.log.Info().Dur("shutdown_linger", linger).Msg("stopping: still receiving for shutdown_linger")
-	t := time.NewTimer(linger)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case sig := <-d.opts.signals:
-		d.log.Info().Str("signal", sig.String()).Msg("stopping: shutdown_linger cut short by a second signal")
-	}
 }
 
 // registerListenerMetrics exports the listener's counters.
@@ -387,54 +279,6 @@ func readBuffer(b config.ByteSize) int {
 	return int(b)
 }
 
-// newExposition makes the Prometheus exposition of the StatsD series
-// ([prometheus]): a store that observes every period, and its server,
-// which run starts.
-func (d *daemon) newExposition(cfg *config.Config) error {
-	p := cfg.Prometheus
-	maxSeries := p.MaxSeries
-	if maxSeries == 0 {
-		maxSeries = cfg.Aggregate.MaxSeries
-	}
-	d.expo = exposition.New(exposition.Config{
-		Percentiles:      cfg.Aggregate.Percentiles,
-		Histogram:        p.TimerAs == config.TimerAsHistogram,
-		Buckets:          p.Buckets,
-		TimerUnitSeconds: p.TimerUnitSeconds,
-		Prefix:           cfg.Aggregate.Prefix,
-		Labels:           cfg.Tags,
-		MaxSeries:        maxSeries,
-		Expire:           p.Expire,
-	})
-	if err := d.expo.Register(d.reg); err != nil {
-		return fmt.Errorf("prometheus self-metrics: %w", err)
-	}
-	d.observers = append(d.observers, d.expo)
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", d.expo)
-	d.expoSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	return nil
-}
-
-// serve listens on addr (the value of key) and serves srv there until
-// stop is called.
-func (d *daemon) serve(key, addr string, srv *http.Server) (ln net.Listener, stop func(), err error) {
-	ln, err = net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s %s: %w", key, addr, err)
-	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.log.Error().Err(err).Str("server", key).Msg("HTTP server stopped")
-		}
-	}()
-	return ln, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}, nil
-}
-
 // maxQueuedAnnotations bounds the annotations waiting for a flush.
 const maxQueuedAnnotations = 10000
 
@@ -454,18 +298,164 @@ func keepTags(cfg *config.Config) []string {
 	return nil
 }
 
-// linesTotal returns libratod_lines_received_total summed over the
-// transports.
-func (in *ingest) linesTotal() uint64 {
-	var total float64
-	for _, c := range in.lines {
-		if c == nil {
-			continue
-		}
-		var m dto.Metric
-		if c.Write(&m) == nil {
-			total += m.GetCounter().GetValue()
+// levelWriter drops log entries below a level that can change while the
+// daemon runs (log.level is reloadable); loggers built on it log at every
+// level and let it filter.
+type levelWriter struct {
+	w     io.Writer
+	level atomic.Int32
+}
+
+func (l *levelWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
+
+// WriteLevel implements zerolog.LevelWriter.
+func (l *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+	if level < zerolog.Level(l.level.Load()) {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+func (l *levelWriter) set(level zerolog.Level) { l.level.Store(int32(level)) }
+
+// newLogger returns the daemon's logger and the writer that filters its
+// level.
+func newLogger(cfg config.Log, w io.Writer) (zerolog.Logger, *levelWriter, error) {
+	level, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		return zerolog.Nop(), nil, fmt.Errorf("log.level: %w", err)
+	}
+	if cfg.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "2006-01-02T15:04:05Z07:00"}
+	}
+	lw := &levelWriter{w: w}
+	lw.set(level)
+	return zerolog.New(lw).Level(zerolog.DebugLevel).With().Timestamp().Logger(), lw, nil
+}
+
+// newClient returns the Librato client for cfg.
+func newClient(cfg *config.Config, dryRun io.Writer) (*librato.Client, error) {
+	api, err := librato.ParseAPI(cfg.Librato.API)
+	if err != nil {
+		return nil, fmt.Errorf("librato.api: %w", err)
+	}
+	c, err := librato.New(librato.Config{
+		API:       api,
+		URL:       cfg.Librato.URL,
+		Email:     cfg.Librato.Email,
+		Token:     string(cfg.Librato.Token),
+		UserAgent: "libratod/" + versionString(),
+		Timeout:   cfg.Librato.Timeout,
+		Gzip:      cfg.Librato.Gzip,
+		DryRun:    dryRun,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("librato client: %w", err)
+	}
+	return c, nil
+}
+
+// flusherParts are the parts of the flusher's configuration built with the
+// daemon, before the flusher, and kept across reloads; flusherConfig adds
+// what the configuration file says.
+type flusherParts struct {
+	host        string                       // the host tag and the default source
+	annotations *flusher.Annotations         // the annotations made from events
+	extra       func() []librato.Measurement // the self-metrics ([metrics] to_librato), or nil
+	observers   []flusher.Observer           // told of every period besides Librato
+	metrics     *flusher.Metrics
+	log         zerolog.Logger
+	now         func() time.Time // nil: time.Now
+	spool       *spool.Spool     // nil: undelivered data in memory only
+}
+
+// flusherConfig returns the flusher's configuration for cfg and the parts
+// built before it.
+func flusherConfig(cfg *config.Config, p flusherParts) flusher.Config {
+	api, _ := librato.ParseAPI(cfg.Librato.API) // validated by config
+	var tags []librato.Tag
+	if cfg.Librato.HostTag {
+		if _, set := cfg.Tags["host"]; !set {
+			tags = append(tags, librato.Tag{Name: "host", Value: p.host})
 		}
 	}
-	return uint64(total)
+	names := make([]string, 0, len(cfg.Tags))
+	for n := range cfg.Tags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		tags = append(tags, librato.Tag{Name: n, Value: cfg.Tags[n]})
+	}
+	source := cfg.Librato.Source
+	if source == "" {
+		source = p.host
+	}
+	// The patterns were compiled once already by the config's validation.
+	compile := func(ps []string) []*regexp.Regexp {
+		var out []*regexp.Regexp
+		for _, p := range ps {
+			if re, err := regexp.Compile(p); err == nil {
+				out = append(out, re)
+			}
+		}
+		return out
+	}
+	include, exclude := compile(cfg.Librato.Include), compile(cfg.Librato.Exclude)
+	var sourceRegex *regexp.Regexp
+	if re := compile([]string{cfg.Librato.SourceRegex}); cfg.Librato.SourceRegex != "" && len(re) == 1 {
+		sourceRegex = re[0]
+	}
+	return flusher.Config{
+		Include:            include,
+		Exclude:            exclude,
+		SourceRegex:        sourceRegex,
+		Annotations:        p.annotations,
+		CountersAsCounters: cfg.Librato.CountersAs == "counter",
+		Extra:              p.extra,
+		Period:             cfg.Aggregate.Period,
+		Percentiles:        cfg.Aggregate.Percentiles,
+		API:                api,
+		Prefix:             cfg.Aggregate.Prefix,
+		Tags:               tags,
+		Source:             source,
+		BatchSize:          cfg.Librato.BatchSize,
+		Concurrency:        cfg.Librato.Concurrency,
+		MaxAttempts:        cfg.Librato.MaxAttempts,
+		ShutdownTimeout:    cfg.Librato.ShutdownTimeout,
+		Backlog:            cfg.Librato.Backlog,
+		MaxAge:             cfg.Librato.MaxAge,
+		Logger:             p.log,
+		Metrics:            p.metrics,
+		Observers:          p.observers,
+		Now:                p.now,
+		Spool:              p.spool,
+	}
+}
+
+// newExposition makes the Prometheus exposition of the StatsD series
+// ([prometheus]): a store that observes every period, its self-metrics
+// registered with reg, and its server, which run starts.
+func newExposition(cfg *config.Config, reg prometheus.Registerer) (*exposition.Store, *http.Server, error) {
+	p := cfg.Prometheus
+	maxSeries := p.MaxSeries
+	if maxSeries == 0 {
+		maxSeries = cfg.Aggregate.MaxSeries
+	}
+	expo := exposition.New(exposition.Config{
+		Percentiles:      cfg.Aggregate.Percentiles,
+		Histogram:        p.TimerAs == config.TimerAsHistogram,
+		Buckets:          p.Buckets,
+		TimerUnitSeconds: p.TimerUnitSeconds,
+		Prefix:           cfg.Aggregate.Prefix,
+		Labels:           cfg.Tags,
+		MaxSeries:        maxSeries,
+		Expire:           p.Expire,
+	})
+	if err := expo.Register(reg); err != nil {
+		return nil, nil, fmt.Errorf("prometheus self-metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", expo)
+	return expo, &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/internal/eventually"
 )
 
 // points returns every plain or summary point the fake received, keyed by
@@ -203,9 +204,7 @@ func TestReloadDoesNotLogToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.hup <- syscall.SIGHUP
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "invalid") && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(5*time.Second, func() bool { return strings.Contains(logs.String(), "invalid") })
 	out := stop()
 	if !strings.Contains(out, "line 6") {
 		t.Errorf("the reload problem was not logged with its line:\n%s", out)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/internal/eventually"
 )
 
 // delivered sums the values of plain measurements by name, and records
@@ -112,18 +113,12 @@ func TestOutageEndToEnd(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitSeen(t, d, float64(sent))
-	for deadline := time.Now().Add(5 * time.Second); d.flusher.Status().Pending == 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if d.flusher.Status().Pending == 0 {
-		t.Fatal("nothing waits in the backlog during the outage")
-	}
+	eventually.Require(t, 5*time.Second, func() bool { return d.flusher.Status().Pending != 0 }, "something waits in the backlog during the outage")
 	fake.down.Store(false)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if sums, _ := delivered(fake.requests()); sums["outage"] == float64(sent) {
-			break
-		}
-	}
+	eventually.True(20*time.Second, func() bool {
+		sums, _ := delivered(fake.requests())
+		return sums["outage"] == float64(sent)
+	})
 	stop()
 	sums, times := delivered(fake.requests())
 	if sums["outage"] != float64(sent) {
@@ -184,11 +179,9 @@ func TestHostileInput(t *testing.T) {
 	}
 	defer idle.Close()
 	sendUDP(t, d.lst.UDPAddr(), "good:4|c\n")
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if counterValue(t, d, "libratod_measurements_dropped_total", "max_series") > 0 && linesReceived(t, d) >= 200+float64(len(hostile)-1)+202 {
-			break
-		}
-	}
+	eventually.True(5*time.Second, func() bool {
+		return counterValue(t, d, "libratod_measurements_dropped_total", "max_series") > 0 && linesReceived(t, d) >= 200+float64(len(hostile)-1)+202
+	})
 	logs := stop()
 	sums, _ := delivered(fake.requests())
 	if sums["good"] != 7 {
@@ -209,28 +202,6 @@ func TestHostileInput(t *testing.T) {
 	if !strings.Contains(logs, "invalid line dropped") {
 		t.Error("invalid lines were not logged")
 	}
-}
-
-// counterValue sums a counter's series whose first label value is label
-// (any when label is "").
-func counterValue(t *testing.T, d *daemon, name, label string) float64 {
-	t.Helper()
-	mfs, err := d.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label) {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
 }
 
 func TestReload(t *testing.T) {
@@ -269,12 +240,7 @@ level = "info"
 
 	waitLog := func(msg string) {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if strings.Contains(logs.String(), msg) {
-				return
-			}
-		}
-		t.Fatalf("no %q in the logs:\n%s", msg, logs.String())
+		eventually.Require(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), msg) }, "%q in the logs:\n%s", msg, logs)
 	}
 
 	// A broken file is refused and the running configuration kept.

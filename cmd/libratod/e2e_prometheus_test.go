@@ -135,8 +135,8 @@ func TestPrometheusOffByDefault(t *testing.T) {
 	fake := newFakeLibrato(t)
 	d, stop := startDaemon(t, testConfig(fake.URL, "tagged"))
 	defer stop()
-	if d.expo != nil || d.expoLn != nil || len(d.observers) != 0 {
-		t.Errorf("exposition %v, listener %v, observers %v: want none", d.expo, d.expoLn, d.observers)
+	if d.expo != nil || d.expoLn != nil || len(d.parts.observers) != 0 {
+		t.Errorf("exposition %v, listener %v, observers %v: want none", d.expo, d.expoLn, d.parts.observers)
 	}
 	if n := gathered(t, d, "libratod_prometheus_series"); n != -1 {
 		t.Errorf("libratod_prometheus_series is registered (%v) with the exposition off", n)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/spool"
 )
 
@@ -427,17 +428,10 @@ func TestWrongTokenThenReload(t *testing.T) {
 	logs := &safeBuffer{}
 	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: noEnv, now: time.Now}, logs)
 	sendTCP(t, d.lst.TCPAddr(), "tok.a:1|c\ntok.a:1|c\ntok.a:1|c\n")
-	for deadline := time.Now().Add(10 * time.Second); refused.Load() < 1 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	eventually.True(10*time.Second, func() bool { return refused.Load() >= 1 })
 	n := refused.Load()
 	sendTCP(t, d.lst.TCPAddr(), "tok.b:4|c\n")
-	for deadline := time.Now().Add(10 * time.Second); refused.Load() <= n && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if refused.Load() <= n {
-		t.Fatal("Librato was not asked twice")
-	}
+	eventually.Require(t, 10*time.Second, func() bool { return refused.Load() > n }, "Librato asked twice")
 	if err := os.WriteFile(path, []byte(text(testToken)), 0o600); err != nil {
 		t.Fatal(err)
 	}

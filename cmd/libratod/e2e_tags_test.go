@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/libratod/libratod/parser"
 )
 
@@ -96,10 +94,8 @@ func TestEndToEndHotShotsTelegraf(t *testing.T) {
 	waitSeen(t, d, float64(3*lines))
 	stop()
 
-	for reason, c := range d.ingest.invalid {
-		if c != nil && testutil.ToFloat64(c) != 0 {
-			t.Errorf("%v lines invalid (%s)", testutil.ToFloat64(c), parser.Error(reason).Reason())
-		}
+	if n := counterValue(t, d, "libratod_lines_invalid_total", ""); n != 0 {
+		t.Errorf("%v lines invalid", n)
 	}
 	// Each fixture sends everything once: three times in all.
 	const g = "host=test-host" // with env=test, the global tags
@@ -174,7 +170,7 @@ func TestEndToEndGraphiteTags(t *testing.T) {
 			sendUDP(t, d.lst.UDPAddr(), lines)
 			waitSeen(t, d, 5)
 			stop()
-			if n := testutil.ToFloat64(d.ingest.invalid[parser.ErrBadGraphiteTags]); n != tt.invalid {
+			if n := counterValue(t, d, "libratod_lines_invalid_total", parser.ErrBadGraphiteTags.Reason()); n != tt.invalid {
 				t.Errorf("invalid{bad_graphite_tags} = %v, want %v", n, tt.invalid)
 			}
 			checkMeasurements(t, measurementsByID(t, fake), tt.want)

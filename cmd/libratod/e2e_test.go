@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/internal/eventually"
+	"github.com/libratod/libratod/internal/fakelibrato"
 )
 
 const (
@@ -31,10 +32,11 @@ type request struct {
 	Body                                                 map[string]any
 }
 
-// fakeLibrato is an httptest server that records every request and
-// answers 200, or: 503 while down is set, then the faults queued in
-// faults, then the statuses queued in fail, in order. Only requests
-// answered 200, or taken by a fault (slow), are recorded.
+// fakeLibrato is an httptest server (a fakelibrato.Fake) that records
+// every request and answers 200, or: 503 while down is set, then what
+// handle answers, then the faults queued in faults, then the statuses
+// queued in fail, in order. Only requests answered 200, or taken by a
+// fault (slow), are recorded.
 type fakeLibrato struct {
 	*httptest.Server
 	mu     sync.Mutex
@@ -50,33 +52,24 @@ type fakeLibrato struct {
 
 // fault answers a request in some broken way; take records the request
 // as accepted, for a fault in which Librato took it.
-type fault func(w http.ResponseWriter, take func())
+type fault func(w http.ResponseWriter, r *http.Request, take func())
 
 // hangUp closes the connection without an answer.
-func hangUp(w http.ResponseWriter, _ func()) {
-	conn, _, err := w.(http.Hijacker).Hijack()
-	if err == nil {
-		conn.Close()
-	}
-}
+func hangUp(w http.ResponseWriter, _ *http.Request, _ func()) { fakelibrato.HangUp(w) }
 
 // status answers with code, the headers given as name, value pairs, and body.
 func status(code int, body string, headers ...string) fault {
-	return func(w http.ResponseWriter, _ func()) {
-		for i := 0; i+1 < len(headers); i += 2 {
-			w.Header().Set(headers[i], headers[i+1])
-		}
-		w.WriteHeader(code)
-		io.WriteString(w, body)
+	return func(w http.ResponseWriter, _ *http.Request, _ func()) {
+		fakelibrato.Status(w, code, body, headers...)
 	}
 }
 
 // slow takes the request at once but answers 200 only after d, by which
 // time a client with a shorter timeout has given up.
 func slow(d time.Duration) fault {
-	return func(w http.ResponseWriter, take func()) {
+	return func(w http.ResponseWriter, r *http.Request, take func()) {
 		take()
-		time.Sleep(d)
+		fakelibrato.Wait(r, d)
 		w.WriteHeader(http.StatusOK)
 	}
 }
@@ -84,50 +77,56 @@ func slow(d time.Duration) fault {
 func newFakeLibrato(t *testing.T) *fakeLibrato {
 	t.Helper()
 	f := &fakeLibrato{got: make(chan struct{}, 100)}
-	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, pass, _ := r.BasicAuth()
-		raw, err := io.ReadAll(r.Body)
-		if err != nil {
-			t.Errorf("reading body: %v", err)
-		}
-		var body map[string]any
-		if err := json.Unmarshal(raw, &body); err != nil {
-			t.Errorf("body is not a JSON object: %v: %s", err, raw)
-		}
-		if f.down.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			return
-		}
-		if f.handle != nil && f.handle(w, r, body) {
-			return
-		}
-		f.mu.Lock()
-		if len(f.faults) > 0 {
-			ft := f.faults[0]
-			f.faults = f.faults[1:]
+	f.Server = httptest.NewServer(&fakelibrato.Fake{
+		Serve: func(w http.ResponseWriter, r *http.Request, req *fakelibrato.Request, take func()) bool {
+			if req.Err != nil {
+				t.Errorf("reading body: %v", req.Err)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(req.Body, &body); err != nil {
+				t.Errorf("body is not a JSON object: %v: %s", err, req.Body)
+			}
+			req.Payload = body
+			if f.down.Load() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return true
+			}
+			if f.handle != nil && f.handle(w, r, body) {
+				return true
+			}
+			var ft fault
+			code := 0
+			f.mu.Lock()
+			switch {
+			case len(f.faults) > 0:
+				ft, f.faults = f.faults[0], f.faults[1:]
+			case len(f.fail) > 0:
+				code, f.fail = f.fail[0], f.fail[1:]
+			}
 			f.mu.Unlock()
-			ft(w, func() {
-				f.mu.Lock()
-				f.reqs = append(f.reqs, request{r.Method, r.URL.Path, user, pass, r.Header.Get("Content-Type"), r.Header.Get("User-Agent"), body})
-				f.mu.Unlock()
-			})
-			return
-		}
-		status := http.StatusOK
-		if len(f.fail) > 0 {
-			status, f.fail = f.fail[0], f.fail[1:]
-		} else {
-			f.reqs = append(f.reqs, request{r.Method, r.URL.Path, user, pass, r.Header.Get("Content-Type"), r.Header.Get("User-Agent"), body})
-		}
-		f.mu.Unlock()
-		w.WriteHeader(status)
-		if status == http.StatusOK {
+			switch {
+			case ft != nil:
+				ft(w, r, take)
+			case code != 0:
+				w.WriteHeader(code)
+			default:
+				return false
+			}
+			return true
+		},
+		Take: func(req *fakelibrato.Request) {
+			f.mu.Lock()
+			f.reqs = append(f.reqs, request{req.Method, req.Path, req.User, req.Password, req.ContentType, req.UserAgent, req.Payload.(map[string]any)})
+			f.mu.Unlock()
+		},
+		OK: func(w http.ResponseWriter, _ *fakelibrato.Request) {
+			w.WriteHeader(http.StatusOK)
 			select {
 			case f.got <- struct{}{}:
 			default:
 			}
-		}
-	}))
+		},
+	})
 	t.Cleanup(f.Close)
 	return f
 }
@@ -259,23 +258,28 @@ func sendTCP(t *testing.T, addr net.Addr, payload string) {
 // shutdown flush is sure to hold them (TCP is read asynchronously).
 func waitSeen(t *testing.T, d *daemon, n float64) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if linesReceived(t, d) >= n {
-			return
-		}
-	}
-	t.Fatalf("daemon saw %v lines, want %v", linesReceived(t, d), n)
+	eventually.Require(t, 5*time.Second, func() bool { return linesReceived(t, d) >= n }, "the daemon saw %v lines", n)
 }
 
 func linesReceived(t *testing.T, d *daemon) float64 {
+	return counterValue(t, d, "libratod_lines_received_total", "")
+}
+
+// counterValue sums a counter's series whose first label value is label
+// (any when label is "").
+func counterValue(t *testing.T, d *daemon, name, label string) float64 {
+	t.Helper()
 	mfs, err := d.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var n float64
 	for _, mf := range mfs {
-		if mf.GetName() == "libratod_lines_received_total" {
-			for _, m := range mf.GetMetric() {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label) {
 				n += m.GetCounter().GetValue()
 			}
 		}

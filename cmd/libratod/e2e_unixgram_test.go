@@ -19,9 +19,10 @@ import (
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 )
 
-// TestEndToEndUnixgram runs a daemon listening on a Unix datagram socket only, sends counters from several clients
-// and checks that Librato gets exactly their totals, and the socket file's life: its mode and owner while the
-// daemon runs, gone after.
+// TestEndToEndUnixgram runs a daemon listening on a Unix datagram socket only,
+// sends counters from several clients and checks that Librato gets exactly
+// their totals, and the socket file's life: its mode and owner while the daemon
+// runs, gone after.
 func TestEndToEndUnixgram(t *testing.T) {
 	fake := newFakeLibrato(t)
 	cfg := testConfig(fake.URL, "tagged")
@@ -87,8 +88,8 @@ func TestEndToEndUnixgram(t *testing.T) {
 	}
 }
 
-// TestUnixgramStartErrors checks that a unixgram socket the daemon cannot set up stops it from starting, with an
-// error naming the key or the path.
+// TestUnixgramStartErrors checks that a unixgram socket the daemon cannot set
+// up stops it from starting, with an error naming the key or the path.
 func TestUnixgramStartErrors(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -136,8 +137,8 @@ func TestUnixgramStartErrors(t *testing.T) {
 	}
 }
 
-// startError makes and runs a daemon for cfg, and returns the error it fails with before it is ready; nil if it
-// started (it is then stopped).
+// startError makes and runs a daemon for cfg, and returns the error it fails
+// with before it is ready; nil if it started (it is then stopped).
 func startError(t *testing.T, cfg *config.Config) error {
 	t.Helper()
 	d, err := newDaemon(cfg, options{stderr: &safeBuffer{}, hostname: "test-host"})

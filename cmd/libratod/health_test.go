@@ -6,10 +6,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/flusher"
 )
 
@@ -299,5 +302,58 @@ func TestDaemonServesHealth(t *testing.T) {
 				t.Errorf("GET %s: %d %q, want %d %q", tc.path, resp.StatusCode, b.String(), tc.code, tc.body)
 			}
 		})
+	}
+}
+
+// TestDeployedProbes asks the real health handlers what the deployment
+// files ask (their other checks are in package ops): the container's
+// HEALTHCHECK finds /healthz at the container configuration's
+// metrics.listen, and the Kubernetes examples' probe paths pass while
+// Librato has taken nothing for an hour (with the period they set).
+func TestDeployedProbes(t *testing.T) {
+	env := func(k string) string {
+		if k == "LIBRATO_TOKEN" {
+			return "t"
+		}
+		return ""
+	}
+	cfg, err := config.Load("../../deploy/container.toml", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := healthURL(cfg.Metrics.Listen); err != nil || u != "http://127.0.0.1:9125/healthz" {
+		t.Errorf("the HEALTHCHECK would ask %q (%v)", u, err)
+	}
+	probeRe := regexp.MustCompile(`(readinessProbe|livenessProbe):\s*\n\s*httpGet:\s*\n\s*path: (\S+)`)
+	periodRe := regexp.MustCompile(`- name: LIBRATOD_AGGREGATE_PERIOD\s*\n\s*value: "?([^"\s]+)"?`)
+	for _, path := range []string{"../../deploy/kubernetes/sidecar.yaml", "../../deploy/kubernetes/sidecar-legacy.yaml"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		period := cfg.Aggregate.Period
+		if m := periodRe.FindSubmatch(data); m != nil {
+			if period, err = time.ParseDuration(string(m[1])); err != nil {
+				t.Fatalf("%s: LIBRATOD_AGGREGATE_PERIOD: %v", path, err)
+			}
+		}
+		ready := make(chan struct{})
+		close(ready)
+		h := newHealth(ready, func() flusher.Status {
+			return flusher.Status{LastFlush: time.Now(), LastDelivered: time.Now().Add(-time.Hour)}
+		}, period)
+		mux := http.NewServeMux()
+		h.register(mux)
+		probes := probeRe.FindAllSubmatch(data, -1)
+		if len(probes) != 2 {
+			t.Errorf("%s: %d probes with an httpGet path, want 2", path, len(probes))
+		}
+		for _, m := range probes {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, string(m[2]), nil))
+			if rec.Code != http.StatusOK {
+				t.Errorf("%s: %s %s: %d %q", path, m[1], m[2], rec.Code, rec.Body.String())
+			}
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
 	"github.com/libratod/libratod/spool"
 )
 
@@ -104,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	opts := options{stderr: stderr, notify: newNotifier(getenv), configPath: *path, getenv: getenv, signals: signals}
+	opts := options{stderr: stderr, notify: sdnotify.FromEnv(getenv), configPath: *path, getenv: getenv, signals: signals}
 	if *dryRun {
 		opts.dryRun = stdout
 	}

@@ -3,43 +3,16 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-)
 
-func TestNewNotifier(t *testing.T) {
-	self := strconv.Itoa(os.Getpid())
-	tests := map[string]struct {
-		env      map[string]string
-		socket   string
-		watchdog time.Duration
-	}{
-		"outside systemd":     {env: nil},
-		"socket only":         {env: map[string]string{"NOTIFY_SOCKET": "/run/systemd/notify"}, socket: "/run/systemd/notify"},
-		"watchdog":            {env: map[string]string{"NOTIFY_SOCKET": "@sd", "WATCHDOG_USEC": "30000000"}, socket: "@sd", watchdog: 15 * time.Second},
-		"watchdog for us":     {env: map[string]string{"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": self}, watchdog: 500 * time.Millisecond},
-		"watchdog for other":  {env: map[string]string{"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}},
-		"watchdog zero":       {env: map[string]string{"WATCHDOG_USEC": "0"}},
-		"watchdog negative":   {env: map[string]string{"WATCHDOG_USEC": "-4"}},
-		"watchdog not number": {env: map[string]string{"WATCHDOG_USEC": "30s"}},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			n := newNotifier(func(k string) string { return tc.env[k] })
-			if n.socket != tc.socket || n.watchdog != tc.watchdog {
-				t.Errorf("got socket %q watchdog %v, want %q %v", n.socket, n.watchdog, tc.socket, tc.watchdog)
-			}
-		})
-	}
-}
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
+)
 
 // listenNotify listens like systemd's notification socket at name (a path,
 // or "@name" for the abstract namespace), closed when the test ends.
@@ -67,52 +40,6 @@ func receive(t *testing.T, conn *net.UnixConn) string {
 	return string(buf[:n])
 }
 
-func TestNotify(t *testing.T) {
-	tests := map[string]struct {
-		socket func(t *testing.T) string // creates the listener when it should exist
-		state  string
-	}{
-		"path": {socket: func(t *testing.T) string { return filepath.Join(t.TempDir(), "notify") }, state: "READY=1"},
-		"abstract": {socket: func(*testing.T) string {
-			return fmt.Sprintf("@libratod-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-		}, state: "STOPPING=1"},
-		"several lines": {socket: func(t *testing.T) string { return filepath.Join(t.TempDir(), "n") },
-			state: "READY=1\nSTATUS=listening"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			addr := tc.socket(t)
-			conn := listenNotify(t, addr)
-			if err := (notifier{socket: addr}).notify(tc.state); err != nil {
-				t.Fatal(err)
-			}
-			if got := receive(t, conn); got != tc.state {
-				t.Errorf("received %q, want %q", got, tc.state)
-			}
-		})
-	}
-}
-
-func TestNotifyErrors(t *testing.T) {
-	tests := map[string]struct {
-		socket string
-		err    bool
-	}{
-		"no socket":      {socket: "", err: false},
-		"relative path":  {socket: "run/notify", err: true},
-		"vsock":          {socket: "vsock:2:1234", err: true},
-		"missing socket": {socket: "/nonexistent/libratod/notify", err: true},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			err := (notifier{socket: tc.socket}).notify("READY=1")
-			if (err != nil) != tc.err {
-				t.Errorf("notify: %v, want error %v", err, tc.err)
-			}
-		})
-	}
-}
-
 // TestDaemonNotifies runs a daemon under a fake systemd: READY=1 once
 // bound, WATCHDOG=1 keep-alives, RELOADING=1/READY=1 on demand, STOPPING=1
 // at shutdown, and nothing after run returns.
@@ -122,7 +49,7 @@ func TestDaemonNotifies(t *testing.T) {
 	env := map[string]string{"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "100000"} // a keep-alive every 50ms
 	cfg := testConfig("http://127.0.0.1:1", "tagged")
 	var logs safeBuffer
-	d, err := newDaemon(cfg, options{stderr: &logs, hostname: "test-host", notify: newNotifier(func(k string) string { return env[k] })})
+	d, err := newDaemon(cfg, options{stderr: &logs, hostname: "test-host", notify: sdnotify.FromEnv(func(k string) string { return env[k] })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +113,7 @@ func TestDaemonNotifies(t *testing.T) {
 
 func TestSendNotifyLogsFailures(t *testing.T) {
 	var logs safeBuffer
-	d := &daemon{log: zerolog.New(&logs), notify: notifier{socket: "/nonexistent/libratod/notify"}}
+	d := &daemon{log: zerolog.New(&logs), notify: sdnotify.FromEnv(func(string) string { return "/nonexistent/libratod/notify" })}
 	d.sendNotify("READY=1")
 	if got := logs.String(); !strings.Contains(got, "cannot notify systemd") {
 		t.Errorf("log %q lacks the failure", got)

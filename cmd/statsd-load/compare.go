@@ -8,12 +8,14 @@ import (
 	"time"
 )
 
-// comparison is what arrived at the fake Librato checked against what was sent. A unit is one counted thing: a
-// counter's value/rate, a timer value's weight 1/rate, a set member. Gauges are checked by their last value.
+// comparison is what arrived at the fake Librato checked against what was sent.
+// A unit is one counted thing: a counter's value/rate, a timer value's weight
+// 1/rate, a set member. Gauges are checked by their last value.
 //
-// A set's cardinality is exact only up to the daemon's bound on the members it keeps per period (past it the
-// daemon estimates), so when a delivered cardinality comes near that bound the sets are left out of the units,
-// lost and doubled, and only their relative error is reported.
+// A set's cardinality is exact only up to the daemon's bound on the members it
+// keeps per period (past it the daemon estimates), so when a delivered
+// cardinality comes near that bound the sets are left out of the units, lost
+// and doubled, and only their relative error is reported.
 type comparison struct {
 	sent, delivered [numTypes]float64 // units by type (gauges: 0)
 	lost, doubled   float64           // units missing or delivered too often, summed over names
@@ -27,11 +29,13 @@ type comparison struct {
 	conflicts       int               // gauges two senders set (a bug of the tool)
 }
 
-// estimatedShare is how close to the set bound a delivered cardinality may come before the sets count as
-// estimated: a HyperLogLog estimate of a count just past the bound may fall a little below it.
+// estimatedShare is how close to the set bound a delivered cardinality may come
+// before the sets count as estimated: a HyperLogLog estimate of a count just
+// past the bound may fall a little below it.
 const estimatedShare = 0.9
 
-// compare checks got against want. setLimit is the daemon's bound on the members a set keeps per period.
+// compare checks got against want. setLimit is the daemon's bound on the
+// members a set keeps per period.
 func compare(want *tally, got *received, setLimit int) comparison {
 	c := comparison{dupes: got.dupes, sameDupes: got.sameDup, other: got.other, wrongType: got.wrongTyp,
 		conflicts: want.conflict}
@@ -194,7 +198,8 @@ func (r *result) summary() string {
 	return b.String()
 }
 
-// si formats x with 3 significant digits and a k or M suffix: 85.0k, 2.00M, 512.
+// si formats x with 3 significant digits and a k or M suffix: 85.0k, 2.00M,
+// 512.
 func si(x float64) string {
 	suffix := ""
 	switch {

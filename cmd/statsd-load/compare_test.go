@@ -7,8 +7,8 @@ import (
 )
 
 func TestCompare(t *testing.T) {
-	// sent: counter 0 = 10, counter 1 = 0.3 (three lines at rate 0.1... as the daemon adds them), timer 0 = 4,
-	// set 1 = 5, gauge 0 = 7.
+	// sent: counter 0 = 10, counter 1 = 0.3 (three lines at rate 0.1... as the
+	// daemon adds them), timer 0 = 4, set 1 = 5, gauge 0 = 7.
 	sent := func() *tally {
 		w := newTally(2)
 		w.counters[0], w.counters[1] = 10, 0.1+0.1+0.1

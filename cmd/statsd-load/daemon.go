@@ -19,8 +19,9 @@ import (
 	"time"
 )
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on every Linux architecture Go supports
-// (sysconf(_SC_CLK_TCK) is not reachable without cgo).
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times: 100 on every
+// Linux architecture Go supports (sysconf(_SC_CLK_TCK) is not reachable without
+// cgo).
 const clockTicks = 100
 
 // Bounds of the waits on the daemon.
@@ -42,7 +43,8 @@ type daemonConfig struct {
 	logLevel   string // "" means warn
 }
 
-// toml returns the daemon's configuration file. The token is a placeholder the fake ignores.
+// toml returns the daemon's configuration file. The token is a placeholder the
+// fake ignores.
 func (c daemonConfig) toml() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[listen]\nudp = %q\ntcp = %q\n", c.udp, c.tcp)
@@ -56,7 +58,8 @@ func (c daemonConfig) toml() string {
 	return b.String()
 }
 
-// freePorts returns a UDP and a TCP port on 127.0.0.1 that were free a moment ago.
+// freePorts returns a UDP and a TCP port on 127.0.0.1 that were free a moment
+// ago.
 func freePorts() (udp, tcp int, err error) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -83,7 +86,8 @@ type daemonProc struct {
 	waitErr  error         // set before exited is closed
 }
 
-// startDaemon writes a config for the daemon at path and starts it, returning once it accepts TCP connections.
+// startDaemon writes a config for the daemon at path and starts it, returning
+// once it accepts TCP connections.
 func startDaemon(ctx context.Context, path string, cfg daemonConfig) (*daemonProc, error) {
 	up, tp, err := freePorts()
 	if err != nil {
@@ -119,7 +123,8 @@ func startDaemon(ctx context.Context, path string, cfg daemonConfig) (*daemonPro
 	return d, nil
 }
 
-// waitReady waits until the daemon accepts TCP connections (it binds UDP before TCP).
+// waitReady waits until the daemon accepts TCP connections (it binds UDP before
+// TCP).
 func (d *daemonProc) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(daemonStartLimit)
 	var dialer net.Dialer
@@ -160,8 +165,8 @@ func (d *daemonProc) peakRSS() (uint64, error) {
 	return parseVmHWM(data)
 }
 
-// waitIdle waits until the daemon stops using CPU (it has worked through what its sockets held), at most
-// daemonIdleLimit, and returns its CPU time then.
+// waitIdle waits until the daemon stops using CPU (it has worked through what
+// its sockets held), at most daemonIdleLimit, and returns its CPU time then.
 func (d *daemonProc) waitIdle(ctx context.Context) (time.Duration, error) {
 	last, err := d.cpu()
 	if err != nil {
@@ -185,8 +190,9 @@ func (d *daemonProc) waitIdle(ctx context.Context) (time.Duration, error) {
 	return last, nil
 }
 
-// stop sends SIGTERM (the daemon drains its sockets and flushes) and waits for the exit; past daemonStopLimit it
-// kills the daemon. It removes the temporary directory.
+// stop sends SIGTERM (the daemon drains its sockets and flushes) and waits for
+// the exit; past daemonStopLimit it kills the daemon. It removes the temporary
+// directory.
 func (d *daemonProc) stop() error {
 	defer os.RemoveAll(d.dir)
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -212,15 +218,17 @@ func (d *daemonProc) kill() {
 	_ = os.RemoveAll(d.dir)
 }
 
-// ownedKeys are the settings the tool's config must decide: environment overrides of them are not passed on.
+// ownedKeys are the settings the tool's config must decide: environment
+// overrides of them are not passed on.
 var ownedKeys = []string{
 	"LIBRATOD_LISTEN_UDP=", "LIBRATOD_LISTEN_TCP=", "LIBRATOD_AGGREGATE_PERIOD=", "LIBRATOD_AGGREGATE_PERCENTILES=",
 	"LIBRATOD_AGGREGATE_PREFIX=", "LIBRATOD_LIBRATO_API=", "LIBRATOD_LIBRATO_URL=", "LIBRATOD_METRICS_LISTEN=",
 	"LIBRATOD_LIBRATO_TOKEN=", "LIBRATOD_LIBRATO_EMAIL=", "LIBRATO_TOKEN=", "LIBRATO_EMAIL=", "LIBRATOD_TAGS=",
 }
 
-// daemonEnv returns the daemon's environment: the tool's, without the overrides of the settings the tool decides
-// (nor any real Librato credentials). Other LIBRATOD_ variables pass, to tune the daemon under test.
+// daemonEnv returns the daemon's environment: the tool's, without the overrides
+// of the settings the tool decides (nor any real Librato credentials). Other
+// LIBRATOD_ variables pass, to tune the daemon under test.
 func daemonEnv(env []string) []string {
 	var out []string
 	for _, kv := range env {
@@ -231,8 +239,9 @@ func daemonEnv(env []string) []string {
 	return out
 }
 
-// parseProcStat returns the user+system CPU time in a /proc/PID/stat line: fields 14 and 15, counted after the
-// command name, which is in parentheses and may hold spaces and parentheses itself.
+// parseProcStat returns the user+system CPU time in a /proc/PID/stat line:
+// fields 14 and 15, counted after the command name, which is in parentheses and
+// may hold spaces and parentheses itself.
 func parseProcStat(data []byte) (time.Duration, error) {
 	i := bytes.LastIndexByte(data, ')')
 	if i < 0 {
@@ -253,7 +262,8 @@ func parseProcStat(data []byte) (time.Duration, error) {
 	return time.Duration(ticks) * (time.Second / clockTicks), nil
 }
 
-// parseVmHWM returns the VmHWM (peak resident set size) of a /proc/PID/status file, in bytes.
+// parseVmHWM returns the VmHWM (peak resident set size) of a /proc/PID/status
+// file, in bytes.
 func parseVmHWM(data []byte) (uint64, error) {
 	for l := range strings.SplitSeq(string(data), "\n") {
 		rest, ok := strings.CutPrefix(l, "VmHWM:")
@@ -273,7 +283,8 @@ func parseVmHWM(data []byte) (uint64, error) {
 	return 0, errors.New("/proc status: no VmHWM")
 }
 
-// tailBuffer is an io.Writer keeping the last max bytes written, safe for concurrent use.
+// tailBuffer is an io.Writer keeping the last max bytes written, safe for
+// concurrent use.
 type tailBuffer struct {
 	max int
 	mu  sync.Mutex

@@ -54,7 +54,8 @@ func TestParseVmHWM(t *testing.T) {
 	}
 }
 
-// TestProcSelf reads this process's own /proc files, so the parsers are checked against the real format too.
+// TestProcSelf reads this process's own /proc files, so the parsers are checked
+// against the real format too.
 func TestProcSelf(t *testing.T) {
 	stat, err := os.ReadFile("/proc/self/stat")
 	if err != nil {

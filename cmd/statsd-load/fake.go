@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
@@ -15,10 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// maxBody bounds a request body the fake reads (Librato takes far less).
-const maxBody = 64 << 20
+	"github.com/libratod/libratod/internal/fakelibrato"
+)
 
 // faultKind is what a fault does to a request.
 type faultKind uint8
@@ -53,8 +50,9 @@ func (f fault) String() string {
 	return "drop:" + p
 }
 
-// parseFaults parses a comma-separated list of faults, each WHAT:PROBABILITY where WHAT is an HTTP status from
-// 400 to 599, delay=DURATION, slow=DURATION, or drop. The probabilities add up to at most 1; "" means none.
+// parseFaults parses a comma-separated list of faults, each WHAT:PROBABILITY
+// where WHAT is an HTTP status from 400 to 599, delay=DURATION, slow=DURATION,
+// or drop. The probabilities add up to at most 1; "" means none.
 func parseFaults(s string) ([]fault, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, nil
@@ -102,8 +100,8 @@ func parseFaults(s string) ([]fault, error) {
 	return faults, nil
 }
 
-// pick returns the fault a roll u in [0,1) selects, or nil for none: each fault takes the next slice of [0,1) as
-// wide as its probability.
+// pick returns the fault a roll u in [0,1) selects, or nil for none: each fault
+// takes the next slice of [0,1) as wide as its probability.
 func pick(faults []fault, u float64) *fault {
 	end := 0.0
 	for i := range faults {
@@ -137,12 +135,14 @@ type fakeConfig struct {
 	seed   uint64        // seeds the fault rolls
 }
 
-// fakeLibrato is an http.Handler standing in for Librato's tagged API. It decodes every payload and tallies what
-// it accepted; a request it answers with anything but 200 is not counted, since the daemon sends it again.
+// fakeLibrato stands in for Librato's tagged API (a fakelibrato.Fake). It
+// decodes every payload and tallies what it accepted; a request it answers
+// with anything but 200 is not counted, since the daemon sends it again.
 type fakeLibrato struct {
 	cfg       fakeConfig
 	downUntil time.Time
 	now       func() time.Time
+	fake      fakelibrato.Fake
 
 	mu    sync.Mutex // guards the fields below
 	rolls *rand.Rand
@@ -152,13 +152,15 @@ type fakeLibrato struct {
 
 // newFake returns a fake Librato; its -down window starts now.
 func newFake(cfg fakeConfig) *fakeLibrato {
-	return &fakeLibrato{
+	f := &fakeLibrato{
 		cfg:       cfg,
 		downUntil: time.Now().Add(cfg.down),
 		now:       time.Now,
 		rolls:     rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
 		got:       newReceived(cfg.prefix),
 	}
+	f.fake = fakelibrato.Fake{Serve: f.serve, Take: f.take, OK: answerOK}
+	return f
 }
 
 // snapshot returns copies of the counters and of what was accepted so far.
@@ -170,74 +172,78 @@ func (f *fakeLibrato) snapshot() (fakeStats, *received) {
 
 // ServeHTTP implements http.Handler.
 func (f *fakeLibrato) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.fake.ServeHTTP(w, r)
+}
+
+// serve answers what is not a tagged payload, what comes during the -down
+// window and what an injected fault picks (see fakelibrato.Fake.Serve).
+func (f *fakeLibrato) serve(w http.ResponseWriter, r *http.Request, req *fakelibrato.Request, take func()) bool {
 	f.count(func(s *fakeStats) { s.Requests++ })
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/measurements" {
 		f.count(func(s *fakeStats) { s.Bad++ })
-		fail(w, http.StatusNotFound, "only POST /v1/measurements (the tagged API) is served")
-		return
+		fakelibrato.Fail(w, http.StatusNotFound, "only POST /v1/measurements (the tagged API) is served")
+		return true
 	}
-	p, err := readPayload(r)
+	p, err := decodePayload(req)
 	if err != nil {
 		f.count(func(s *fakeStats) { s.Bad++ })
-		fail(w, http.StatusBadRequest, err.Error())
-		return
+		fakelibrato.Fail(w, http.StatusBadRequest, err.Error())
+		return true
 	}
+	req.Payload = p
 	if f.now().Before(f.downUntil) {
 		f.count(func(s *fakeStats) { s.Down++ })
-		fail(w, http.StatusServiceUnavailable, "down for maintenance (-down)")
-		return
+		fakelibrato.Fail(w, http.StatusServiceUnavailable, "down for maintenance (-down)")
+		return true
 	}
 
 	f.mu.Lock()
 	flt := pick(f.cfg.faults, f.rolls.Float64())
 	f.mu.Unlock()
-	if flt != nil {
-		switch flt.kind {
-		case faultStatus:
-			f.count(func(s *fakeStats) { s.Status++ })
-			fail(w, flt.status, "injected fault")
-			return
-		case faultDrop:
-			f.count(func(s *fakeStats) { s.Dropped++ })
-			if hj, ok := w.(http.Hijacker); ok {
-				if c, _, err := hj.Hijack(); err == nil {
-					_ = c.Close() // the point of the fault
-					return
-				}
-			}
-			fail(w, http.StatusServiceUnavailable, "injected fault (connection not hijackable)")
-			return
-		case faultDelay:
-			t := time.NewTimer(flt.delay)
-			select {
-			case <-t.C:
-			case <-r.Context().Done():
-				t.Stop()
-				// The client gave up (its timeout): it will resend, so this one does not count.
-				f.count(func(s *fakeStats) { s.ClientGone++ })
-				return
-			}
-			f.count(func(s *fakeStats) { s.Delayed++ })
-		}
+	if flt == nil {
+		return false
 	}
+	switch flt.kind {
+	case faultStatus:
+		f.count(func(s *fakeStats) { s.Status++ })
+		fakelibrato.Fail(w, flt.status, "injected fault")
+	case faultDrop:
+		f.count(func(s *fakeStats) { s.Dropped++ })
+		fakelibrato.HangUp(w)
+	case faultDelay:
+		if !fakelibrato.Wait(r, flt.delay) {
+			// The client gave up (its timeout): it will resend, so this one
+			// does not count.
+			f.count(func(s *fakeStats) { s.ClientGone++ })
+			return true
+		}
+		f.count(func(s *fakeStats) { s.Delayed++ })
+		take()
+		answerOK(w, req)
+	case faultSlow:
+		take()
+		f.count(func(s *fakeStats) { s.Slow++ })
+		if !fakelibrato.Wait(r, flt.delay) {
+			f.count(func(s *fakeStats) { s.LateGone++ })
+			return true
+		}
+		answerOK(w, req)
+	}
+	return true
+}
 
+// take tallies a request taken.
+func (f *fakeLibrato) take(req *fakelibrato.Request) {
 	f.mu.Lock()
 	f.stats.Accepted++
-	f.got.add(p)
+	f.got.add(req.Payload.(*payload))
 	f.mu.Unlock()
-	if flt != nil && flt.kind == faultSlow {
-		f.count(func(s *fakeStats) { s.Slow++ })
-		t := time.NewTimer(flt.delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			f.count(func(s *fakeStats) { s.LateGone++ })
-			return
-		}
-	}
+}
+
+// answerOK answers a request taken as Librato does.
+func answerOK(w http.ResponseWriter, req *fakelibrato.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, `{"measurements":{"summary":{"total":`+strconv.Itoa(len(p.Measurements))+`}}}`)
+	_, _ = io.WriteString(w, `{"measurements":{"summary":{"total":`+strconv.Itoa(len(req.Payload.(*payload).Measurements))+`}}}`)
 }
 
 // count applies update to the counters under the lock.
@@ -247,14 +253,6 @@ func (f *fakeLibrato) count(update func(*fakeStats)) {
 	f.mu.Unlock()
 }
 
-// fail answers with status and a Librato-style error body.
-func fail(w http.ResponseWriter, status int, msg string) {
-	body, _ := json.Marshal(map[string]any{"errors": map[string]any{"request": []string{msg}}}) // cannot fail
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
 // payload is the part of a tagged API request body the fake checks.
 type payload struct {
 	Time         int64             `json:"time"`
@@ -262,7 +260,8 @@ type payload struct {
 	Measurements []measurement     `json:"measurements"`
 }
 
-// measurement is one tagged API measurement: a gauge (value) or a summary (count, sum, ...).
+// measurement is one tagged API measurement: a gauge (value) or a summary
+// (count, sum, ...).
 type measurement struct {
 	Name  string            `json:"name"`
 	Value *float64          `json:"value"`
@@ -271,26 +270,13 @@ type measurement struct {
 	Tags  map[string]string `json:"tags"`
 }
 
-// readPayload reads and decodes a request body (gzipped or not).
-func readPayload(r *http.Request) (*payload, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the body: %w", err)
-	}
-	if len(body) > maxBody {
-		return nil, fmt.Errorf("body larger than %d bytes", maxBody)
-	}
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(bytes.NewReader(body))
-		if err != nil {
-			return nil, fmt.Errorf("gzip body: %w", err)
-		}
-		if body, err = io.ReadAll(io.LimitReader(zr, maxBody+1)); err != nil {
-			return nil, fmt.Errorf("gzip body: %w", err)
-		}
+// decodePayload decodes a request's body.
+func decodePayload(req *fakelibrato.Request) (*payload, error) {
+	if req.Err != nil {
+		return nil, req.Err
 	}
 	var p payload
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := json.Unmarshal(req.Body, &p); err != nil {
 		return nil, fmt.Errorf("body is not a tagged payload: %w", err)
 	}
 	for i, m := range p.Measurements {
@@ -313,7 +299,8 @@ type gaugeSeen struct {
 	value float64
 }
 
-// received tallies what the fake accepted, summed over periods and tag sets, by type and name index.
+// received tallies what the fake accepted, summed over periods and tag sets, by
+// type and name index.
 type received struct {
 	prefix   string
 	sums     [numTypes]map[int]float64 // counters: values; timers: counts; sets: values (cardinalities)
@@ -395,8 +382,8 @@ func (rc *received) add(p *payload) {
 	}
 }
 
-// firstPoint records the point (name, tags, time) with its value v, unless it was seen before: then it returns the
-// value first seen and true.
+// firstPoint records the point (name, tags, time) with its value v, unless it
+// was seen before: then it returns the value first seen and true.
 func (rc *received) firstPoint(name string, tags map[string]string, tm int64, v float64) (float64, bool) {
 	var h maphash.Hash
 	h.SetSeed(rc.seed)
@@ -417,7 +404,8 @@ func (rc *received) firstPoint(name string, tags map[string]string, tm int64, v 
 	return v, false
 }
 
-// clone returns a copy of rc's tallies, to read: it does not keep the points seen, so it cannot add.
+// clone returns a copy of rc's tallies, to read: it does not keep the points
+// seen, so it cannot add.
 func (rc *received) clone() *received {
 	c := *rc
 	for t := range c.sums {

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/eventually"
+
+	"github.com/libratod/libratod/internal/fakelibrato"
 )
 
 const waitLimit = 5 * time.Second // bound of every wait in these tests
@@ -88,8 +91,8 @@ const testPayload = `{"time":1700000000,"period":1,"tags":{"host":"h"},"measurem
  {"name":"elsewhere","value":1}
 ]}`
 
-// TestFakeLibrato sends one request per case to a fake and checks the answer, the counters, and whether the
-// payload was counted as delivered.
+// TestFakeLibrato sends one request per case to a fake and checks the answer,
+// the counters, and whether the payload was counted as delivered.
 func TestFakeLibrato(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -175,13 +178,14 @@ func TestFakeLibrato(t *testing.T) {
 				t.Errorf("status %d (%v), want %d", status, err, tt.wantStatus)
 			}
 
-			// The handler may still be finishing (a client that gave up): wait for its count.
-			deadline := time.Now().Add(waitLimit)
-			st, got := f.snapshot()
-			for st != tt.wantStats && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
+			// The handler may still be finishing (a client that gave up): wait
+			// for its count.
+			var st fakeStats
+			var got *received
+			eventually.True(waitLimit, func() bool {
 				st, got = f.snapshot()
-			}
+				return st == tt.wantStats
+			})
 			if st != tt.wantStats {
 				t.Errorf("stats %+v, want %+v", st, tt.wantStats)
 			}
@@ -196,14 +200,14 @@ func TestFakeLibrato(t *testing.T) {
 	}
 }
 
-// TestReceived checks the tally of accepted payloads: sums by name over periods and tags, the latest gauge value,
-// percentiles and foreign names apart, shapes checked, and a point delivered twice noticed.
+// TestReceived checks the tally of accepted payloads: sums by name over periods
+// and tags, the latest gauge value, percentiles and foreign names apart, shapes
+// checked, and a point delivered twice noticed.
 func TestReceived(t *testing.T) {
 	rc := newReceived("load")
 	add := func(body string) {
 		t.Helper()
-		req := httptest.NewRequest(http.MethodPost, "/v1/measurements", strings.NewReader(body))
-		p, err := readPayload(req)
+		p, err := decodePayload(&fakelibrato.Request{Body: []byte(body)})
 		if err != nil {
 			t.Fatal(err)
 		}

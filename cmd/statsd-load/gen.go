@@ -43,7 +43,8 @@ func parseType(code string) (metricType, bool) {
 // mix is the relative weight of each type among the lines sent.
 type mix [numTypes]int
 
-// parseMix parses "c,g,ms,s" (equal weights) or "c=8,ms=2" (weights; a type without "=" weighs 1).
+// parseMix parses "c,g,ms,s" (equal weights) or "c=8,ms=2" (weights; a type
+// without "=" weighs 1).
 func parseMix(s string) (mix, error) {
 	var m mix
 	total := 0
@@ -84,8 +85,9 @@ func (m mix) String() string {
 	return strings.Join(parts, ",")
 }
 
-// pattern returns one cycle of types in m's proportions, spread evenly (smooth weighted round robin), so that
-// every packet holds a mix rather than runs of one type.
+// pattern returns one cycle of types in m's proportions, spread evenly (smooth
+// weighted round robin), so that every packet holds a mix rather than runs of
+// one type.
 func (m mix) pattern() []metricType {
 	total := 0
 	for _, w := range m {
@@ -120,8 +122,9 @@ type genConfig struct {
 	mix    mix
 }
 
-// checkRate checks that rate is in (0,1] and that 1/rate is a whole number: the daemon rounds a timer's weighted
-// count to an integer per period, so only then is the expected count exact.
+// checkRate checks that rate is in (0,1] and that 1/rate is a whole number: the
+// daemon rounds a timer's weighted count to an integer per period, so only then
+// is the expected count exact.
 func checkRate(rate float64) error {
 	if !(rate > 0 && rate <= 1) {
 		return fmt.Errorf("rate %v: want a number in (0,1]", rate)
@@ -137,8 +140,9 @@ func metricName(prefix string, t metricType, i int) string {
 	return prefix + "." + typeCodes[t] + "." + strconv.Itoa(i)
 }
 
-// parseName returns the type and index of a name metricName made with prefix, allowing anything before prefix
-// (a daemon's own name prefix). ok is false for other names, timer percentiles among them.
+// parseName returns the type and index of a name metricName made with prefix,
+// allowing anything before prefix (a daemon's own name prefix). ok is false for
+// other names, timer percentiles among them.
 func parseName(prefix, name string) (t metricType, i int, ok bool) {
 	at := strings.Index(name, prefix+".")
 	if at < 0 || (at > 0 && name[at-1] != '.') {
@@ -166,9 +170,11 @@ type line struct {
 	end   int   // offset in the packet just past the line and its '\n'
 }
 
-// generator makes the lines of one sender. Names cycle per type; each line's tags depend on its name only (so the
-// series count is bounded by the names); gauge values increase and each gauge name belongs to one sender (so the
-// last value is known); set members are unique over the run (so the delivered cardinalities add up to the lines).
+// generator makes the lines of one sender. Names cycle per type; each line's
+// tags depend on its name only (so the series count is bounded by the names);
+// gauge values increase and each gauge name belongs to one sender (so the last
+// value is known); set members are unique over the run (so the delivered
+// cardinalities add up to the lines).
 type generator struct {
 	cfg     genConfig
 	conn    int
@@ -180,8 +186,9 @@ type generator struct {
 	seq     int64              // lines made
 }
 
-// newGenerator returns the generator of sender conn (0 <= conn < cfg.conns). Each sender needs a gauge name of
-// its own when gauges are in the mix, so cfg.names must be at least cfg.conns then.
+// newGenerator returns the generator of sender conn (0 <= conn < cfg.conns).
+// Each sender needs a gauge name of its own when gauges are in the mix, so
+// cfg.names must be at least cfg.conns then.
 func newGenerator(cfg genConfig, conn int) (*generator, error) {
 	if cfg.names < 1 || conn < 0 || conn >= cfg.conns {
 		return nil, fmt.Errorf("generator %d of %d with %d names", conn, cfg.conns, cfg.names)

@@ -135,8 +135,9 @@ func TestParseName(t *testing.T) {
 	}
 }
 
-// TestGenerator generates lines and parses each with the daemon's own parser: every line must be valid and mean
-// what the generator says it means; the tally of the lines must be what they add up to.
+// TestGenerator generates lines and parses each with the daemon's own parser:
+// every line must be valid and mean what the generator says it means; the tally
+// of the lines must be what they add up to.
 func TestGenerator(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -1,6 +1,8 @@
-// Command statsd-load sends a configurable mix of StatsD lines to libratod and checks that what reaches Librato (a
-// fake one the tool serves) is exactly what was sent: nothing lost, nothing doubled. It prints one summary line
-// with the rate achieved and, when it started the daemon itself, the daemon's CPU use and peak memory.
+// Command statsd-load sends a configurable mix of StatsD lines to libratod and
+// checks that what reaches Librato (a fake one the tool serves) is exactly what
+// was sent: nothing lost, nothing doubled. It prints one summary line with the
+// rate achieved and, when it started the daemon itself, the daemon's CPU use
+// and peak memory.
 //
 // See the usage text (statsd-load -h) or the "Load tool" section of README.md.
 package main
@@ -52,8 +54,9 @@ a timer value's weight 1/rate, or a set member; gauges are checked by their last
 flags:
 `
 
-// parseFlags parses the command line into a run configuration and says whether to search for the highest
-// zero-loss rate and whether losses only get reported.
+// parseFlags parses the command line into a run configuration and says whether
+// to search for the highest zero-loss rate and whether losses only get
+// reported.
 func parseFlags(args []string, stderr io.Writer) (cfg runConfig, findMax, allowLoss bool, err error) {
 	fs := flag.NewFlagSet("statsd-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -198,9 +201,10 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 // maxSearchSteps bounds -find-max.
 const maxSearchSteps = 12
 
-// searchMax runs at increasing rates, doubling until a run loses something, then bisecting between the highest
-// clean rate and the lowest lossy one until they are within 10%. It prints each run's summary and then the
-// highest clean run's, and returns exitOK when some rate was clean.
+// searchMax runs at increasing rates, doubling until a run loses something,
+// then bisecting between the highest clean rate and the lowest lossy one until
+// they are within 10%. It prints each run's summary and then the highest clean
+// run's, and returns exitOK when some rate was clean.
 func searchMax(ctx context.Context, cfg runConfig, stdout, stderr io.Writer) int {
 	prefix := cfg.gen.prefix
 	target := cfg.pps

@@ -87,8 +87,9 @@ func TestRealMainUsage(t *testing.T) {
 	}
 }
 
-// TestAgainstDaemon builds libratod and loads it for two seconds over UDP and over TCP, at a modest rate, with
-// some Librato answers delayed: everything sent must arrive exactly once.
+// TestAgainstDaemon builds libratod and loads it for two seconds over UDP and
+// over TCP, at a modest rate, with some Librato answers delayed: everything
+// sent must arrive exactly once.
 func TestAgainstDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs libratod")

@@ -19,11 +19,13 @@ import (
 	"github.com/libratod/libratod/listener"
 )
 
-// maxDatagram bounds the UDP datagrams the tool builds: a packet ends early rather than grow past it.
+// maxDatagram bounds the UDP datagrams the tool builds: a packet ends early
+// rather than grow past it.
 const maxDatagram = 60000
 
-// maxSendErrors is how many UDP writes may fail before a sender gives up: a socket with nobody behind it fails
-// every other write (the ICMP error of one write is reported by the next).
+// maxSendErrors is how many UDP writes may fail before a sender gives up: a
+// socket with nobody behind it fails every other write (the ICMP error of one
+// write is reported by the next).
 const maxSendErrors = 1000
 
 // runConfig is one run's settings, from the flags.
@@ -50,7 +52,8 @@ type runConfig struct {
 	log io.Writer // progress and the daemon's logs, with -v; nil: none
 }
 
-// run runs the fake Librato (and the daemon, with -daemon), sends, waits for the final flush and compares.
+// run runs the fake Librato (and the daemon, with -daemon), sends, waits for
+// the final flush and compares.
 func run(ctx context.Context, cfg runConfig) (*result, error) {
 	fake := newFake(fakeConfig{prefix: cfg.gen.prefix, faults: cfg.faults, down: cfg.down, seed: cfg.seed})
 	ln, err := net.Listen("tcp", cfg.libratoListen)
@@ -161,8 +164,8 @@ func (cfg *runConfig) logf(format string, args ...any) {
 	}
 }
 
-// kernelDrops returns the kernel's UDP drop count on target's port, when target is a loopback address (the
-// daemon is on this machine).
+// kernelDrops returns the kernel's UDP drop count on target's port, when target
+// is a loopback address (the daemon is on this machine).
 func kernelDrops(proto, target string) (uint64, error) {
 	if proto != "udp" {
 		return 0, errors.New("not udp")
@@ -181,7 +184,8 @@ func kernelDrops(proto, target string) (uint64, error) {
 	return listener.UDPPortDrops(p)
 }
 
-// send runs cfg.gen.conns senders to target at once and returns what they sent, merged, and how long it took.
+// send runs cfg.gen.conns senders to target at once and returns what they sent,
+// merged, and how long it took.
 func send(ctx context.Context, cfg runConfig, target string) (*tally, sendStats, time.Duration, error) {
 	n := cfg.gen.conns
 	senders := make([]*sender, n)
@@ -250,7 +254,8 @@ func send(ctx context.Context, cfg runConfig, target string) (*tally, sendStats,
 	return want, total, end.Sub(start), errors.Join(errs...)
 }
 
-// sender writes the lines of one generator to one connection and tallies what it wrote.
+// sender writes the lines of one generator to one connection and tallies what
+// it wrote.
 type sender struct {
 	w              net.Conn
 	tcp            bool // lines end with '\n'; else (UDP) lines are joined by '\n'
@@ -263,8 +268,9 @@ type sender struct {
 	lines []line
 }
 
-// run sends packets of linesPerPacket lines until budget lines are sent (budget > 0) or deadline passes, at pps
-// lines per second from start (0: as fast as it can).
+// run sends packets of linesPerPacket lines until budget lines are sent (budget
+// > 0) or deadline passes, at pps lines per second from start (0: as fast as it
+// can).
 func (s *sender) run(ctx context.Context, start time.Time, budget uint64, deadline time.Time, pps float64) (sendStats, error) {
 	var st sendStats
 	pace := time.NewTimer(0)
@@ -323,8 +329,8 @@ func (s *sender) run(ctx context.Context, start time.Time, budget uint64, deadli
 	}
 }
 
-// fill builds the next packet of at most n lines in s.buf, and what they mean in s.lines. A UDP packet ends early
-// at maxDatagram bytes.
+// fill builds the next packet of at most n lines in s.buf, and what they mean
+// in s.lines. A UDP packet ends early at maxDatagram bytes.
 func (s *sender) fill(n int) {
 	s.buf, s.lines = s.buf[:0], s.lines[:0]
 	for i := 0; i < n; i++ {

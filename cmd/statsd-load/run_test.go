@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/parser"
 )
 
-// sink receives what the senders send over UDP or TCP on 127.0.0.1 and tallies the lines with the daemon's parser.
+// sink receives what the senders send over UDP or TCP on 127.0.0.1 and tallies
+// the lines with the daemon's parser.
 type sink struct {
 	addr string
 	done chan struct{} // closed when the sink stops: UDP, at the end of the test; TCP, once every connection closed
@@ -140,11 +142,8 @@ func TestSend(t *testing.T) {
 					t.Fatal("the sink did not finish")
 				}
 			}
-			for deadline := time.Now().Add(waitLimit); tt.proto == "udp" && uint64(s.received()) < st.packets; {
-				if time.Now().After(deadline) {
-					t.Fatalf("received %d datagrams of %d sent", s.received(), st.packets)
-				}
-				time.Sleep(5 * time.Millisecond)
+			if tt.proto == "udp" {
+				eventually.Require(t, waitLimit, func() bool { return uint64(s.received()) >= st.packets }, "%d datagrams received", st.packets)
 			}
 			if st.lines != tt.count || st.errors != 0 {
 				t.Errorf("sent %d lines with %d errors, want %d and none", st.lines, st.errors, tt.count)
@@ -160,7 +159,8 @@ func TestSend(t *testing.T) {
 			if len(s.bad) > 0 {
 				t.Errorf("%d lines the parser refused, the first %q", len(s.bad), s.bad[0])
 			}
-			// UDP on loopback may drop under load; with this little it must not, and a drop shows as a mismatch.
+			// UDP on loopback may drop under load; with this little it must
+			// not, and a drop shows as a mismatch.
 			if !equalTally(s.tally, want) {
 				t.Errorf("received %+v, sent %+v", s.tally, want)
 			}
@@ -171,7 +171,8 @@ func TestSend(t *testing.T) {
 	}
 }
 
-// TestSendRefused checks that a sender with nobody to talk to reports an error rather than loop forever.
+// TestSendRefused checks that a sender with nobody to talk to reports an error
+// rather than loop forever.
 func TestSendRefused(t *testing.T) {
 	tests := []struct{ proto string }{{"udp"}, {"tcp"}}
 	for _, tt := range tests {

@@ -156,3 +156,15 @@ func numericID(s string) (int, bool) {
 	}
 	return n, true
 }
+
+// validChars reports whether s holds only ASCII letters, digits and bytes of
+// extra.
+func validChars(s, extra string) bool {
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

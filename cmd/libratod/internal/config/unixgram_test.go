@@ -33,8 +33,9 @@ func TestUnixgramFileMode(t *testing.T) {
 	}
 }
 
-// TestUnixgramOwnerIDs resolves owners given as ids and as names: the names are those of the user running the
-// test and its group, looked up in the system's databases here too.
+// TestUnixgramOwnerIDs resolves owners given as ids and as names: the names are
+// those of the user running the test and its group, looked up in the system's
+// databases here too.
 func TestUnixgramOwnerIDs(t *testing.T) {
 	me, err := user.Current()
 	if err != nil {

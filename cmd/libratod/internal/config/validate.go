@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/libratod/libratod/ingest"
+	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/parser"
 )
 
@@ -27,22 +28,11 @@ const (
 )
 
 const (
-	maxUDPReaders  = 1024
-	maxReadBuffer  = GiB
-	maxLineBytes   = 16 * MiB
-	maxShards      = 4096
-	maxBatchSize   = 1000
-	maxNameLen     = 255 // metric names and sources
-	maxTags        = 50  // tags on one measurement
-	maxTagNameLen  = 64
-	maxTagValueLen = 255
-)
-
-// The characters allowed in Librato names, besides ASCII letters and digits.
-const (
-	nameChars     = ".:_-"      // metric names and sources
-	tagNameChars  = ".:_-"      // tag names
-	tagValueChars = ".:_-?\\/ " // tag values
+	maxUDPReaders = 1024
+	maxReadBuffer = GiB
+	maxLineBytes  = 16 * MiB
+	maxShards     = 4096
+	maxBatchSize  = 1000
 )
 
 // Validate checks c and returns every problem found, joined (see
@@ -94,7 +84,11 @@ func (c *Config) problems(dryRun bool) []error {
 		}
 	}
 	if a.Prefix != "" {
-		p.name("aggregate.prefix", a.Prefix, nameChars, maxNameLen-2) // room for "." and a name
+		if max := librato.MaxNameLen - 2; len(a.Prefix) > max { // room for "." and a name
+			p.add("aggregate.prefix", fmt.Sprintf(`must be 1 to %d bytes (room for "." and a name), got %d`, max, len(a.Prefix)))
+		} else {
+			p.check("aggregate.prefix", librato.CheckName(a.Prefix))
+		}
 		if strings.HasSuffix(a.Prefix, ".") {
 			p.add("aggregate.prefix", `must not end with "." (the "." before the name is added)`)
 		}
@@ -104,25 +98,20 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("aggregate.max_timer_samples", a.MaxTimerSamples, 1, maxCount, "")
 	p.between("aggregate.max_set_members", a.MaxSetMembers, 1, maxCount, "")
 	p.between("aggregate.gauge_base_ttl", a.GaugeBaseTTL, 1, 65536, " periods")
-	switch a.MinLevel {
-	case "", "debug", "info", "warning", "error", "critical":
-	default:
-		p.add("aggregate.min_level", fmt.Sprintf(`expected "", "debug", "info", "warning", "error" or "critical", got %q`, a.MinLevel))
+	if err := ingest.CheckLevel(a.MinLevel); err != nil {
+		p.add("aggregate.min_level", err.Error())
 	}
 
 	lb := &c.Librato
 	if lb.API != APITagged && lb.API != APILegacy {
 		p.add("librato.api", fmt.Sprintf("expected %q or %q, got %q", APITagged, APILegacy, lb.API))
 	}
-	p.url("librato.url", lb.URL)
+	p.check("librato.url", librato.CheckURL(lb.URL))
 	if lb.Token == "" && !dryRun {
 		p.add("librato.token", "required: set it in the file or in the LIBRATO_TOKEN environment variable (a dry run needs none)")
 	}
 	if lb.Source != "" {
-		p.name("librato.source", lb.Source, nameChars, maxNameLen)
-		if strings.EqualFold(lb.Source, "all") {
-			p.add("librato.source", `"all" is reserved by Librato`)
-		}
+		p.check("librato.source", librato.CheckSource(lb.Source))
 	}
 	p.between("librato.batch_size", lb.BatchSize, 1, maxBatchSize, " measurements")
 	p.positive("librato.timeout", lb.Timeout)
@@ -145,7 +134,7 @@ func (c *Config) problems(dryRun bool) []error {
 		p.add("librato.counters_as", fmt.Sprintf(`expected "gauge" or "counter", got %q`, lb.CountersAs))
 	}
 	if lb.EventsStream != "" {
-		p.name("librato.events_stream", lb.EventsStream, nameChars, maxNameLen)
+		p.check("librato.events_stream", librato.CheckName(lb.EventsStream))
 	}
 	for _, re := range lb.Include {
 		p.pattern("librato.include", re)
@@ -159,18 +148,20 @@ func (c *Config) problems(dryRun bool) []error {
 		}
 	}
 
-	limit := maxTags
+	limit := librato.MaxTags
 	if lb.HostTag {
 		limit-- // the host tag counts
 	}
 	if len(c.Tags) > limit {
-		p.add(tagsKey, fmt.Sprintf("at most %d tags (Librato allows %d a measurement, host_tag included), got %d", limit, maxTags, len(c.Tags)))
+		p.add(tagsKey, fmt.Sprintf("at most %d tags (Librato allows %d a measurement, host_tag included), got %d", limit, librato.MaxTags, len(c.Tags)))
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Tags)) {
 		key := toml.Key{tagsKey, name}.String()
-		p.name(key, name, tagNameChars, maxTagNameLen)
-		if v := c.Tags[name]; v == "" || len(v) > maxTagValueLen || !validChars(v, tagValueChars) {
-			p.add(key, fmt.Sprintf(`value must be 1 to %d of A-Z a-z 0-9 and %q, got %q`, maxTagValueLen, tagValueChars, v))
+		if err := librato.CheckTagName(name); err != nil {
+			p.add(key, "name "+err.Error())
+		}
+		if err := librato.CheckTagValue(c.Tags[name]); err != nil {
+			p.add(key, "value "+err.Error())
 		}
 	}
 
@@ -264,57 +255,11 @@ func (p *problems) address(key, addr string) {
 	}
 }
 
-// url checks the API base URL. It never echoes the URL, which could hold
-// credentials.
-func (p *problems) url(key, s string) {
-	if s == "" {
-		p.add(key, `required, like "https://metrics-api.librato.com"`)
-		return
-	}
-	u, err := url.Parse(s)
+// check records err, when not nil, as the problem of key.
+func (p *problems) check(key string, err error) {
 	if err != nil {
-		// Not err: its text quotes parts of the URL.
-		p.add(key, `not a valid URL; expected one like "https://metrics-api.librato.com"`)
-		return
+		p.add(key, err.Error())
 	}
-	switch {
-	case u.User != nil:
-		p.add(key, "must not contain credentials: set librato.email and librato.token instead")
-	case u.Scheme == "https":
-	case u.Scheme == "http":
-		switch u.Hostname() {
-		case "127.0.0.1", "localhost", "::1":
-		default:
-			p.add(key, "http is allowed only for 127.0.0.1, localhost and [::1]: the token would travel in clear; use https")
-		}
-	default:
-		p.add(key, fmt.Sprintf(`scheme must be https, got %q`, u.Scheme))
-	}
-	if u.Host == "" {
-		p.add(key, `must be an absolute URL with a host, like "https://metrics-api.librato.com"`)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		p.add(key, "must not have a query or a fragment")
-	}
-}
-
-// name checks that s is 1 to maxLen of ASCII letters, digits and extra.
-func (p *problems) name(key, s, extra string, maxLen int) {
-	if s == "" || len(s) > maxLen || !validChars(s, extra) {
-		p.add(key, fmt.Sprintf("must be 1 to %d of A-Z a-z 0-9 and %q, got %q", maxLen, extra, s))
-	}
-}
-
-// validChars reports whether s holds only ASCII letters, digits and bytes of
-// extra.
-func validChars(s, extra string) bool {
-	for i := range len(s) {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // pattern checks that s, when set, is a regular expression (RE2 syntax).

@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package ingest
 
 // raceEnabled reports a -race build, in which allocation tests skip
 // themselves: they measure the ordinary runtime (scripts/test runs them

@@ -1,4 +1,4 @@
-package main
+package ops
 
 // Tests of the OS packages (packaging/nfpm.yaml, scripts/package): their
 // contents, modes, owners, config-file flags and maintainer scripts, the
@@ -23,9 +23,9 @@ import (
 )
 
 const (
-	packagedUnitPath = "../../packaging/libratod.service"
-	packageScripts   = "../../packaging/scripts"
-	configExample    = "../../config.example.toml"
+	packagedUnitPath = "../../../../packaging/libratod.service"
+	packageScripts   = "../../../../packaging/scripts"
+	configExample    = "../../../../config.example.toml"
 	packageVersion   = "9.8.7-test" // packaged as 9.8.7~test-1
 )
 
@@ -77,7 +77,7 @@ func buildPackages(t *testing.T) (deb, rpm string) {
 	lookTool(t, "nfpm")
 	dist := t.TempDir()
 	cmd := exec.Command("scripts/package", packageVersion)
-	cmd.Dir = "../.."
+	cmd.Dir = "../../../.."
 	cmd.Env = append(os.Environ(), "DIST="+dist)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -156,7 +156,8 @@ func checkDeb(t *testing.T, deb string) {
 		t.Errorf("control fields:\n%s", fields)
 	}
 
-	// Contents: "drwxr-x--- libratod/libratod 0 2026-11-29 12:15 ./var/lib/libratod/".
+	// Contents: "drwxr-x--- libratod/libratod 0 2026-11-29 12:15
+	// ./var/lib/libratod/".
 	got := map[string]packagedFile{}
 	for line := range strings.Lines(string(dpkgDeb(t, "-c", deb))) {
 		f := strings.Fields(line)
@@ -216,7 +217,7 @@ func checkTree(t *testing.T, root string) {
 		t.Fatalf("libratod -version: %v\n%s", err, out)
 	}
 	want := "libratod " + packageVersion + " (commit "
-	if rev, err := exec.Command("git", "-C", "../..", "rev-parse", "HEAD").Output(); err == nil {
+	if rev, err := exec.Command("git", "-C", "../../../..", "rev-parse", "HEAD").Output(); err == nil {
 		want += strings.TrimSpace(string(rev))
 	}
 	if !strings.HasPrefix(string(out), want) {

@@ -1,4 +1,4 @@
-package main
+package ops
 
 // Tests of the files operators run libratod with: the systemd unit, the
 // Dockerfile and its configuration, the Kubernetes example and the README's
@@ -15,8 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,19 +29,19 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
-	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
 )
 
 // Paths from this package's directory.
 const (
-	unitPath        = "../../systemd/libratod.service"
-	envExamplePath  = "../../systemd/libratod.env.example"
-	dockerfilePath  = "../../Dockerfile"
-	dockerignore    = "../../.dockerignore"
-	containerConfig = "../../deploy/container.toml"
-	sidecarPath     = "../../deploy/kubernetes/sidecar.yaml"
-	legacyPath      = "../../deploy/kubernetes/sidecar-legacy.yaml"
-	readmePath      = "../../README.md"
+	unitPath        = "../../../../systemd/libratod.service"
+	envExamplePath  = "../../../../systemd/libratod.env.example"
+	dockerfilePath  = "../../../../Dockerfile"
+	dockerignore    = "../../../../.dockerignore"
+	containerConfig = "../../../../deploy/container.toml"
+	sidecarPath     = "../../../../deploy/kubernetes/sidecar.yaml"
+	legacyPath      = "../../../../deploy/kubernetes/sidecar-legacy.yaml"
+	readmePath      = "../../../../README.md"
 )
 
 // dockerBuild is the Dockerfile's build command, which TestStaticBinary
@@ -129,7 +127,7 @@ func TestSystemdUnit(t *testing.T) {
 		})
 	}
 	t.Run("the spool is in the state directory", func(t *testing.T) {
-		env := parseWithEnv(t, "../../config.example.toml", unitEnv(unit))
+		env := parseWithEnv(t, "../../../../config.example.toml", unitEnv(unit))
 		state := "/var/lib/" + unit["Service"]["StateDirectory"][0] + "/"
 		if !strings.HasPrefix(env.Librato.SpoolDir, state) {
 			t.Errorf("spool_dir %q with the unit's environment, want it under %s", env.Librato.SpoolDir, state)
@@ -154,11 +152,11 @@ func TestSystemdUnit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := newNotifier(func(k string) string {
+		n := sdnotify.FromEnv(func(k string) string {
 			return map[string]string{"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": strconv.FormatInt(wd.Microseconds(), 10)}[k]
 		})
-		if n.watchdog <= 0 || n.watchdog >= wd {
-			t.Errorf("keep-alive every %v for WatchdogSec %v", n.watchdog, wd)
+		if every := n.WatchdogInterval(); every <= 0 || every >= wd {
+			t.Errorf("keep-alive every %v for WatchdogSec %v", every, wd)
 		}
 	})
 }
@@ -266,7 +264,7 @@ func TestSystemdEnvExample(t *testing.T) {
 	if env["LIBRATO_TOKEN"] == "" {
 		t.Fatalf("no LIBRATO_TOKEN in %s", envExamplePath)
 	}
-	cfg := parseWithEnv(t, "../../config.example.toml", env)
+	cfg := parseWithEnv(t, "../../../../config.example.toml", env)
 	if err := cfg.Validate(false); err != nil {
 		t.Error(err)
 	}
@@ -338,7 +336,7 @@ func TestDockerfile(t *testing.T) {
 
 	t.Run("builder matches go.mod", func(t *testing.T) {
 		from := build[0].args
-		m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(readFile(t, "../../go.mod"))
+		m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(readFile(t, "../../../../go.mod"))
 		if m == nil || !strings.HasPrefix(from, "golang:"+m[1]+" ") {
 			t.Errorf("builder FROM %q; go.mod wants Go %v", from, m)
 		}
@@ -378,10 +376,10 @@ func TestDockerfile(t *testing.T) {
 			f := strings.Fields(c)
 			if len(f) == 2 && f[1] == "/etc/libratod.toml" {
 				found = true
-				if _, err := os.Stat(filepath.Join("../..", f[0])); err != nil {
+				if _, err := os.Stat(filepath.Join("../../../..", f[0])); err != nil {
 					t.Errorf("COPY source: %v", err)
 				}
-				if "../../"+f[0] != containerConfig {
+				if "../../../../"+f[0] != containerConfig {
 					t.Errorf("COPY %s, want deploy/container.toml", f[0])
 				}
 			}
@@ -494,9 +492,8 @@ func TestContainerConfig(t *testing.T) {
 			t.Errorf("%s = %q, want %q", tc.key, tc.got, tc.want)
 		}
 	}
-	if u, err := healthURL(cfg.Metrics.Listen); err != nil || u != "http://127.0.0.1:9125/healthz" {
-		t.Errorf("the HEALTHCHECK would ask %q (%v)", u, err)
-	}
+	// TestDeployedProbes (package main) checks that the HEALTHCHECK finds
+	// /healthz at this metrics.listen.
 }
 
 // shellWords splits a simple shell command into words: spaces separate
@@ -546,7 +543,7 @@ func buildLikeDocker(t *testing.T, version string) string {
 		words[i+1] = bin
 	}
 	cmd := exec.Command(words[0], words[1:]...)
-	cmd.Dir = "../.."
+	cmd.Dir = "../../../.."
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%q: %v\n%s", words, err, out)
@@ -581,7 +578,7 @@ func TestStaticBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if root, err := filepath.Abs("../.."); err == nil && bytes.Contains(data, []byte(root+"/")) {
+	if root, err := filepath.Abs("../../../.."); err == nil && bytes.Contains(data, []byte(root+"/")) {
 		t.Errorf("the binary holds the source path %s: -trimpath not applied", root)
 	}
 
@@ -738,33 +735,14 @@ func testKubernetesSidecar(t *testing.T, sidecarPath string) {
 		t.Errorf("metrics.listen %q: the kubelet's probes cannot reach it", cfg.Metrics.Listen)
 	}
 
-	// The probes' paths, asked of the real handlers while Librato has taken
-	// nothing for an hour: liveness and the sidecar's readiness still pass.
-	h := newHealth(closedChan(), func() flusher.Status {
-		return flusher.Status{LastFlush: time.Now(), LastDelivered: time.Now().Add(-time.Hour)}
-	}, cfg.Aggregate.Period)
-	mux := http.NewServeMux()
-	h.register(mux)
-	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-		path := probePath(t, text, probe)
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-		if rec.Code != http.StatusOK {
-			t.Errorf("%s %s: %d %q", probe, path, rec.Code, rec.Body.String())
-		}
-	}
+	// TestDeployedProbes (package main) asks the daemon's health handlers
+	// these paths.
 	if p := probePath(t, text, "readinessProbe"); !strings.HasPrefix(p, "/readyz") {
 		t.Errorf("readinessProbe path %q, want /readyz", p)
 	}
 	if p := probePath(t, text, "livenessProbe"); p != "/healthz" {
 		t.Errorf("livenessProbe path %q, want /healthz", p)
 	}
-}
-
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
 }
 
 func TestReadmeOperations(t *testing.T) {

@@ -1,4 +1,4 @@
-package main
+package ingest
 
 import (
 	"fmt"
@@ -19,19 +19,24 @@ import (
 	"github.com/libratod/libratod/parser"
 )
 
-func newTestIngest(t testing.TB) (*ingest, *aggregator.Aggregator, *flusher.Metrics) {
+// newTestIngest returns a Handler wired as the daemon wires it, adding to
+// an aggregator with the daemon's sanitizer and counting into fm; cfg
+// gives the settings.
+func newTestIngest(t testing.TB, cfg Config) (*Handler, *aggregator.Aggregator, *flusher.Metrics) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	im, err := newIngestMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fm, err := flusher.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	agg := aggregator.New(aggregator.Config{Sanitizer: flusher.Names{API: librato.Tagged}}) // as the daemon
-	return newIngest(agg, im, fm.Dropped, zerolog.Nop()), agg, fm
+	cfg.Aggregator, cfg.Registerer, cfg.Dropped, cfg.TagsDropped = agg, reg, fm.Dropped, fm.TagsDropped
+	cfg.Logger = zerolog.Nop()
+	in, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, agg, fm
 }
 
 func TestLineLevel(t *testing.T) {
@@ -65,8 +70,7 @@ func TestLineLevel(t *testing.T) {
 }
 
 func TestMinLevel(t *testing.T) {
-	in, agg, fm := newTestIngest(t)
-	in.setMinLevel("warning")
+	in, agg, fm := newTestIngest(t, Config{MinLevel: "warning"})
 	in.Handle(listener.UDP, []byte("a:1|c|#level:debug\na:2|c|#level:warning\na:4|c|#level:error\na:8|c\n"))
 	var sum float64
 	agg.Snapshot().Each(func(s *aggregator.Series) { sum += s.Value })
@@ -76,7 +80,9 @@ func TestMinLevel(t *testing.T) {
 	if n := testutil.ToFloat64(fm.Dropped("below_min_level")); n != 1 {
 		t.Errorf("below_min_level = %v, want 1", n)
 	}
-	in.setMinLevel("")
+	if err := in.SetMinLevel(""); err != nil {
+		t.Fatal(err)
+	}
 	in.Handle(listener.UDP, []byte("a:1|c|#level:debug\n"))
 	sum = 0
 	agg.Snapshot().Each(func(s *aggregator.Series) { sum += s.Value })
@@ -86,7 +92,7 @@ func TestMinLevel(t *testing.T) {
 }
 
 func TestIngestCounts(t *testing.T) {
-	in, agg, _ := newTestIngest(t)
+	in, agg, _ := newTestIngest(t, Config{})
 	in.Handle(listener.TCP, []byte("a:1|c\n\nbad\n_e{1,1}:a|b\nb:2|g\r\n"))
 	if n := testutil.ToFloat64(in.lines[listener.TCP]); n != 4 {
 		t.Errorf("lines = %v, want 4 (the blank one is not a line)", n)
@@ -108,7 +114,7 @@ func TestIngestCounts(t *testing.T) {
 // TestTagSyntaxesSetting checks that listen.tag_syntaxes reaches the
 // parser and can change while running.
 func TestTagSyntaxesSetting(t *testing.T) {
-	in, agg, _ := newTestIngest(t)
+	in, agg, _ := newTestIngest(t, Config{})
 	packet := []byte("a,env=prod:1|c\nb;env=prod:1|c\nc#env=prod:1|c\nd:1|c|#env:prod\n")
 	series := func() []string {
 		var ids []string
@@ -126,13 +132,18 @@ func TestTagSyntaxesSetting(t *testing.T) {
 	if got, want := series(), []string{"a env=prod", "b env=prod", "c env=prod", "d env=prod"}; !slices.Equal(got, want) {
 		t.Errorf("every syntax: series %q, want %q", got, want)
 	}
-	// Left in the name, "," and ";" are sanitized for Librato, as in the daemon.
-	in.setTagSyntaxes([]string{"librato"})
+	// Left in the name, "," and ";" are sanitized for Librato, as in the
+	// daemon.
+	if err := in.SetTagSyntaxes([]string{"librato"}); err != nil {
+		t.Fatal(err)
+	}
 	in.Handle(listener.UDP, packet)
 	if got, want := series(), []string{"a_env_prod", "b_env_prod", "c env=prod", "d"}; !slices.Equal(got, want) {
 		t.Errorf("librato only: series %q, want %q", got, want)
 	}
-	in.setTagSyntaxes([]string{"nonsense"}) // refused by the config: kept as it was
+	if err := in.SetTagSyntaxes([]string{"nonsense"}); err == nil { // refused: kept as it was
+		t.Error("SetTagSyntaxes(nonsense): no error")
+	}
 	in.Handle(listener.UDP, packet)
 	if got, want := series(), []string{"a_env_prod", "b_env_prod", "c env=prod", "d"}; !slices.Equal(got, want) {
 		t.Errorf("after an unknown name: series %q, want %q", got, want)
@@ -145,7 +156,7 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation tests run without -race, as scripts/test does: the race runtime is not the one measured")
 	}
-	in, _, _ := newTestIngest(t)
+	in, _, _ := newTestIngest(t, Config{})
 	packet := []byte(strings.Join([]string{
 		"app.hits:1|c", "app.hits:1|c|@0.5|#env:prod,host:web-1", "app.temp:21.5|g", "app.temp:+1|g",
 		"app.lat:12.5|ms|#route:/x", "app.lat:3:4:5|ms", "app.users:alice|s", "api#region=eu:1|c",
@@ -161,7 +172,7 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 // BenchmarkHandle measures the daemon's per-line cost from a packet to the
 // aggregator (what every UDP reader does), in ns per line.
 func BenchmarkHandle(b *testing.B) {
-	in, _, _ := newTestIngest(b)
+	in, _, _ := newTestIngest(b, Config{})
 	var lines []string
 	for i := range 20 {
 		lines = append(lines, "app.requests."+string(rune('a'+i))+":1|c|#env:prod")
@@ -182,9 +193,8 @@ func BenchmarkHandle(b *testing.B) {
 // in and after the open period: all are aggregated into it, and those
 // outside it are counted.
 func TestTimestampOutsidePeriod(t *testing.T) {
-	in, agg, _ := newTestIngest(t)
 	now := time.Unix(1_800_000_005, 0) // the period [1_800_000_000, 1_800_000_010)
-	in.period, in.now = 10*time.Second, func() time.Time { return now }
+	in, agg, _ := newTestIngest(t, Config{Period: 10 * time.Second, Now: func() time.Time { return now }})
 	in.Handle(listener.UDP, []byte("a:1|c|T1800000000\na:2|c|T1800000009\na:4|c|T1799999999\n"+
 		"a:8|c|#env:x|T1800000010\na:16:32|c|T1700000000\na:64|c\n"))
 	var sum float64
@@ -201,18 +211,7 @@ func TestTimestampOutsidePeriod(t *testing.T) {
 // sanitizes: a name with nothing usable is a dropped metric, tags left out
 // are counted by reason.
 func TestIngestCountsSanitizing(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	im, err := newIngestMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fm, err := flusher.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agg := aggregator.New(aggregator.Config{Sanitizer: flusher.Names{API: librato.Tagged}})
-	in := newIngest(agg, im, fm.Dropped, zerolog.Nop())
-	in.tagsNotKept, in.tagsInvalid, in.tagsTooMany = fm.TagsDropped("legacy_api"), fm.TagsDropped("invalid"), fm.TagsDropped("too_many")
+	in, agg, fm := newTestIngest(t, Config{})
 	var many []string
 	for i := range 52 {
 		many = append(many, fmt.Sprintf("t%02d:v", i))
@@ -231,5 +230,44 @@ func TestIngestCountsSanitizing(t *testing.T) {
 	sort.Strings(names)
 	if strings.Join(names, ",") != "x,y,z_b" {
 		t.Errorf("series %v, want x, y, z_b", names)
+	}
+}
+
+type eventList []string
+
+func (l *eventList) Event(ev *parser.Event) { *l = append(*l, string(ev.Title)) }
+
+// TestEvents checks that events reach the EventSink, that a malformed one
+// is counted invalid, and that without a sink they are counted unsupported.
+func TestEvents(t *testing.T) {
+	packet := []byte("_e{6,2}:Deploy|ok\n_e{bad\na:1|c\n")
+	var got eventList
+	in, _, _ := newTestIngest(t, Config{Events: &got})
+	in.Handle(listener.UDP, packet)
+	if !slices.Equal(got, eventList{"Deploy"}) {
+		t.Errorf("events %q, want [Deploy]", got)
+	}
+	if n := testutil.ToFloat64(in.invalid[parser.ErrBadEvent]); n != 1 {
+		t.Errorf("invalid{bad_event} = %v, want 1", n)
+	}
+	in, _, _ = newTestIngest(t, Config{})
+	in.Handle(listener.UDP, packet)
+	if n := testutil.ToFloat64(in.unsupported[parser.ErrEvent]); n != 2 {
+		t.Errorf("without a sink: unsupported{event} = %v, want 2", n)
+	}
+}
+
+// TestNewRefuses checks that New refuses a setting it does not know rather
+// than running with another.
+func TestNewRefuses(t *testing.T) {
+	agg := aggregator.New(aggregator.Config{})
+	for name, cfg := range map[string]Config{
+		"no aggregator": {},
+		"min level":     {Aggregator: agg, MinLevel: "loud"},
+		"tag syntaxes":  {Aggregator: agg, TagSyntaxes: []string{"nonsense"}},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

@@ -1,0 +1,282 @@
+package aggregator
+
+import (
+	"math"
+)
+
+// Snapshot holds the series of one finished period. It belongs to whoever
+// took it; the Aggregator no longer touches it.
+type Snapshot struct {
+	maps []map[uint64]*Series
+	n    int
+}
+
+// Len returns the number of hash slots in the snapshot: the number of
+// series, but for the rare 64-bit hash collisions.
+func (s *Snapshot) Len() int { return s.n }
+
+// Each calls fn for every series in the snapshot, in no particular order.
+func (s *Snapshot) Each(fn func(*Series)) {
+	for _, m := range s.maps {
+		for _, head := range m {
+			for x := head; x != nil; x = x.next {
+				fn(x)
+			}
+		}
+	}
+}
+
+// Tag is one tag of a series.
+type Tag struct {
+	Name, Value string
+}
+
+// Series is one metric name with one tag set over one period.
+type Series struct {
+	// Name is the metric name as received, or as Config.Sanitizer
+	// cleaned it.
+	Name string
+	// Kind is the series kind.
+	Kind Kind
+	// Value is the sum of value/rate for a counter and the last value for a
+	// gauge.
+	Value float64
+	// TimerStats holds a timer's statistics; nil for other kinds, so that
+	// counter and gauge series stay small.
+	*TimerStats
+
+	// x holds what only sets and estimating timers need, so that counter
+	// and gauge series stay small.
+	x    *extra
+	key  string
+	next *Series
+}
+
+// TimerStats are the statistics of a timer series over one period. Each
+// value counts 1/rate times (its weight); see also Series.Mean and
+// Series.Variance.
+type TimerStats struct {
+	// Count is the number of timer values, each weighted by 1/rate.
+	Count float64
+	// Sum is the weighted sum of the timer values.
+	Sum float64
+	// Min, Max and Last are the smallest, largest and last timer values.
+	Min, Max, Last float64
+	// Values are the timer values as received, unweighted, in arrival
+	// order, while there are at most Config.MaxTimerSamples of them. Past
+	// that bound the values are in a sketch and Values is nil (see
+	// PercentilesExact).
+	Values []float64
+
+	// While every value is in Values with the same weight w0, the
+	// variance comes from them; once not (running), from mean and m2, the
+	// running weighted mean and sum of squared deviations.
+	w0       float64
+	running  bool
+	mean, m2 float64
+}
+
+// startRunning sets the running mean and sum of squared deviations from
+// Values, all of weight w0, exactly.
+func (t *TimerStats) startRunning() {
+	t.running = true
+	if len(t.Values) == 0 {
+		return
+	}
+	var v float64
+	t.mean, v = meanVariance(t.Values)
+	t.m2 = v * t.Count
+}
+
+// Mean returns the weighted mean of a timer's values, Sum/Count kept
+// within [Min, Max] against rounding; 0 for other kinds or no values.
+func (s *Series) Mean() float64 {
+	if s.TimerStats == nil || s.Count == 0 {
+		return 0
+	}
+	return min(max(s.Sum/s.Count, s.Min), s.Max)
+}
+
+// Variance returns the population variance of a timer's values, each
+// weighted by 1/rate: sum(w*(v-mean)^2)/sum(w). While every value is kept
+// (PercentilesExact) and all came with the same rate it is computed
+// exactly from them, in two passes; otherwise it comes from a running
+// (West's weighted Welford) update, which does not lose precision to
+// cancellation as sum(w*v^2)/sum(w)-mean^2 does. 0 for other kinds.
+func (s *Series) Variance() float64 {
+	if s.TimerStats == nil || s.Count == 0 {
+		return 0
+	}
+	if !s.running {
+		_, v := meanVariance(s.Values)
+		return v
+	}
+	return max(s.m2/s.Count, 0)
+}
+
+// meanVariance returns the mean and population variance of vals (not
+// empty), by the corrected two-pass algorithm.
+func meanVariance(vals []float64) (mean, variance float64) {
+	n := float64(len(vals))
+	var sum float64
+	for _, v := range vals {
+		sum += v
+	}
+	mean = sum / n
+	var sq, dev float64
+	for _, v := range vals {
+		d := v - mean
+		sq += d * d
+		dev += d
+	}
+	return mean, max((sq-dev*dev/n)/n, 0)
+}
+
+// Tags returns the series' tags, sorted by name, one per name (the last
+// one written on the line wins). A bare DogStatsD tag has Value "" (with
+// Config.Sanitizer, the value it makes of an empty one).
+func (s *Series) Tags() []Tag { return s.AppendTags(nil) }
+
+// AppendTags appends the series' tags (see Tags) to dst. The strings share
+// the series' memory: it does not allocate but to grow dst.
+func (s *Series) AppendTags(dst []Tag) []Tag { return appendKeyTags(dst, s.key) }
+
+// extra is the part of a Series that only some series need.
+type extra struct {
+	sketch  *sketch             // timer values past MaxTimerSamples
+	members map[uint64]struct{} // set member hashes, up to MaxSetMembers
+	hll     *hll                // set members past MaxSetMembers
+}
+
+// Cardinality returns the number of distinct members of a set: exact up to
+// Config.MaxSetMembers, a HyperLogLog estimate past it (see
+// CardinalityExact).
+func (s *Series) Cardinality() int {
+	switch {
+	case s.x == nil:
+		return 0
+	case s.x.hll != nil:
+		return int(math.Round(s.x.hll.estimate()))
+	}
+	return len(s.x.members)
+}
+
+// CardinalityExact reports whether Cardinality is exact: false for a set
+// that received more than Config.MaxSetMembers distinct members.
+func (s *Series) CardinalityExact() bool { return s.x == nil || s.x.hll == nil }
+
+// PercentilesExact reports whether Percentiles are exact: false for a timer
+// that received more than Config.MaxTimerSamples values.
+func (s *Series) PercentilesExact() bool { return s.x == nil || s.x.sketch == nil }
+
+// samples returns the number of timer values received, unweighted.
+func (s *Series) samples() int {
+	if s.TimerStats == nil {
+		return 0
+	}
+	if !s.PercentilesExact() {
+		return int(s.x.sketch.count())
+	}
+	return len(s.Values)
+}
+
+// Percentile describes the lowest k = round(p/100*n) of a timer's n values
+// (unweighted), as Etsy StatsD computes its upper_p, sum_p and count_p:
+// their number, sum, sum of squares, population variance, smallest and
+// largest.
+type Percentile struct {
+	Count           int
+	Sum, SumSquares float64
+	Variance        float64
+	Min, Max        float64
+}
+
+// Percentiles computes, for each p in ps (0 < p < 100), the Percentile of
+// the series' n values (unweighted), sorting Values in place. ok[i] is
+// false when round(p/100*n) is 0. out and ok are appended to and returned.
+//
+// Past Config.MaxTimerSamples values (PercentilesExact is false) the
+// results come from the sketch: Count is exact, Min is the exact smallest
+// value, Max (the p-th percentile) is within ±1% of the true k-th value,
+// and Sum is within 1% of the true sum of the lowest k values (1% of the
+// sum of their absolute values when signs are mixed), SumSquares within
+// 2.01%; Variance is derived from those two (an estimate, which can lose
+// precision to cancellation when the values are large and close). Values
+// more than 17.8 decades below the largest of their sign lose that bound
+// (see the sketch).
+func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
+	if s.TimerStats == nil {
+		for range ps {
+			out, ok = append(out, Percentile{}), append(ok, false)
+		}
+		return out, ok
+	}
+	if !s.PercentilesExact() {
+		return s.estimatePercentiles(ps, out, ok)
+	}
+	vals := s.Values
+	sortFloats(vals)
+	n := len(vals)
+	for _, p := range ps {
+		k := int(math.Round(p / 100 * float64(n)))
+		if k > n {
+			k = n
+		}
+		if k <= 0 {
+			out = append(out, Percentile{})
+			ok = append(ok, false)
+			continue
+		}
+		var sum, sq float64
+		for _, v := range vals[:k] {
+			sum += v
+			sq += v * v
+		}
+		out = append(out, Percentile{Count: k, Sum: sum, SumSquares: sq, Variance: variance(vals[:k]), Min: vals[0], Max: vals[k-1]})
+		ok = append(ok, true)
+	}
+	return out, ok
+}
+
+// estimatePercentiles is Percentiles from the sketch.
+func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
+	k := s.x.sketch
+	n := k.count()
+	for _, p := range ps {
+		r := uint64(max(math.Round(p/100*float64(n)), 0))
+		if r > n {
+			r = n
+		}
+		if r == 0 {
+			out = append(out, Percentile{})
+			ok = append(ok, false)
+			continue
+		}
+		sum, sq, kth := k.lowest(r)
+		// The true r-th value lies in [Min, Max]; clamping only helps.
+		kth = min(max(kth, s.Min), s.Max)
+		if r == n {
+			kth = s.Max
+		}
+		mean := sum / float64(r)
+		out = append(out, Percentile{Count: int(r), Sum: sum, SumSquares: sq,
+			Variance: max(sq/float64(r)-mean*mean, 0), Min: s.Min, Max: kth})
+		ok = append(ok, true)
+	}
+	return out, ok
+}
+
+func newSeries(kind Kind, key []byte) *Series {
+	s := &Series{Kind: kind, key: string(key)}
+	s.Name = keyName(s.key)
+	if kind == Timer {
+		s.TimerStats = &TimerStats{}
+	}
+	return s
+}
+
+// variance returns the population variance of vals (not empty).
+func variance(vals []float64) float64 {
+	_, v := meanVariance(vals)
+	return v
+}

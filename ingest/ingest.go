@@ -1,0 +1,376 @@
+// Package ingest is the stage between the listener and the aggregator: its
+// Handler splits what the listener read into lines, parses them, drops the
+// lines below the minimum level, counts what it sees and adds the metrics to
+// the aggregator. DogStatsD events go to an EventSink; it knows nothing of
+// where they end up.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/rs/zerolog"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/listener"
+	"github.com/libratod/libratod/parser"
+)
+
+// maxIdleWork bounds the idle scratch spaces kept for Handle: enough for
+// every UDP reader and many TCP connections at once.
+const maxIdleWork = 64
+
+// Aggregator is where the Handler adds the metrics it parses; it is
+// implemented by *aggregator.Aggregator.
+type Aggregator interface {
+	// NewWriter returns a Writer for one goroutine at a time.
+	NewWriter() *aggregator.Writer
+}
+
+// EventSink receives the DogStatsD events the Handler reads. Event is called
+// from the listener's goroutines, several at once, and must copy what it
+// keeps: the event's slices point into the listener's buffer.
+type EventSink interface {
+	Event(ev *parser.Event)
+}
+
+// Config is what New needs.
+type Config struct {
+	// Aggregator receives the metrics; required.
+	Aggregator Aggregator
+	// Registerer registers the Handler's counters (packets, lines, invalid
+	// and unsupported lines, timestamps outside the period); nil registers
+	// them nowhere, and they still count.
+	Registerer prometheus.Registerer
+	// Dropped returns the counter of metrics dropped for a reason
+	// ("max_series", "overflow", "bad_name", "below_min_level"); nil counts
+	// none.
+	Dropped func(reason string) prometheus.Counter
+	// TagsDropped returns the counter of tags the aggregator left out for a
+	// reason ("legacy_api", "invalid", "too_many"); nil counts none.
+	TagsDropped func(reason string) prometheus.Counter
+	// Logger receives the bad lines, at most one entry a second.
+	Logger zerolog.Logger
+	// TagSyntaxes are the tag syntaxes read (listen.tag_syntaxes); nil
+	// reads every one.
+	TagSyntaxes []string
+	// MinLevel drops lines whose "level" tag is below it
+	// (aggregate.min_level); "" keeps every line.
+	MinLevel string
+	// Period is the aggregation period and Now the clock, by which lines
+	// whose "|T" timestamp lies outside the open period are counted; Period
+	// 0 counts none, Now nil is time.Now.
+	Period time.Duration
+	Now    func() time.Time
+	// Events receives the DogStatsD events; nil counts them as unsupported.
+	Events EventSink
+}
+
+// Handler is the listener's Handler: it splits packets into lines, parses
+// them and adds the metrics to the aggregator, counting what it sees. It is
+// safe for concurrent use.
+type Handler struct {
+	agg Aggregator
+	// free holds idle scratch space for Handle, last in first out, so that
+	// a reader that comes back mostly gets the Writer it had, whose key
+	// cache is warm in its core's memory cache. Unlike a sync.Pool it is
+	// not emptied at every garbage collection.
+	freeMu sync.Mutex
+	free   []*work
+
+	packets     [listener.Unixgram + 1]prometheus.Counter // by listener.Transport
+	lines       [listener.Unixgram + 1]prometheus.Counter
+	invalid     [256]prometheus.Counter // by parser.Error
+	unsupported [256]prometheus.Counter // events and service checks, by parser.Error
+	maxSeries   prometheus.Counter
+	overflow    prometheus.Counter // metrics whose weighted value would overflow their series
+	belowLevel  prometheus.Counter
+	badName     prometheus.Counter // metrics whose name has nothing Librato accepts
+	// The tags the aggregator left out: not kept (legacy API), invalid
+	// after sanitizing, past the most a series keeps.
+	tagsNotKept, tagsInvalid, tagsTooMany prometheus.Counter
+	// minLevel drops lines whose level tag is below it; levelOff keeps all.
+	minLevel atomic.Int32
+	// syntaxes holds the parser.TagSyntaxes read (listen.tag_syntaxes).
+	syntaxes atomic.Uint32
+	// events receives DogStatsD events; nil ignores them.
+	events EventSink
+	// period is the aggregation period and now the clock, by which lines
+	// whose "|T" timestamp lies outside the open period are counted in
+	// tsLate and tsFuture; period 0 counts none.
+	period           time.Duration
+	now              func() time.Time
+	tsLate, tsFuture prometheus.Counter
+
+	badLog *rateLog
+}
+
+type work struct {
+	w  *aggregator.Writer
+	ms []parser.Metric
+}
+
+// New returns the Handler for cfg, its counters registered with
+// cfg.Registerer.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Aggregator == nil {
+		return nil, errors.New("ingest: no aggregator")
+	}
+	packets := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "libratod_packets_received_total",
+		Help: "Datagrams (UDP, unixgram) or chunks of complete lines (TCP) received.",
+	}, []string{"transport"})
+	lines := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "libratod_lines_received_total",
+		Help: "Non-empty StatsD lines received, valid or not.",
+	}, []string{"transport"})
+	invalid := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "libratod_lines_invalid_total",
+		Help: "Lines dropped because they could not be parsed, by reason.",
+	}, []string{"reason"})
+	unsupported := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "libratod_lines_unsupported_total",
+		Help: "Well-formed lines of a kind libratod does not handle yet (DogStatsD events, service checks).",
+	}, []string{"kind"})
+	timestamps := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "libratod_lines_timestamp_outside_period_total",
+		Help: "Lines whose DogStatsD |T timestamp is before (late) or after (future) the open period; they are aggregated into the open period all the same.",
+	}, []string{"reason"})
+	if cfg.Registerer != nil {
+		for _, c := range []prometheus.Collector{packets, lines, invalid, unsupported, timestamps} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("ingest self-metrics: %w", err)
+			}
+		}
+	}
+	dropped := counterOrNone(cfg.Dropped)
+	tagsDropped := counterOrNone(cfg.TagsDropped)
+	h := &Handler{
+		agg:         cfg.Aggregator,
+		free:        make([]*work, 0, maxIdleWork),
+		maxSeries:   dropped("max_series"),
+		overflow:    dropped("overflow"),
+		badName:     dropped("bad_name"),
+		belowLevel:  dropped("below_min_level"),
+		tagsNotKept: tagsDropped("legacy_api"),
+		tagsInvalid: tagsDropped("invalid"),
+		tagsTooMany: tagsDropped("too_many"),
+		events:      cfg.Events,
+		period:      cfg.Period,
+		now:         cfg.Now,
+		tsLate:      timestamps.WithLabelValues("late"),
+		tsFuture:    timestamps.WithLabelValues("future"),
+		badLog:      &rateLog{every: time.Second, log: cfg.Logger},
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	for _, t := range []listener.Transport{listener.UDP, listener.TCP, listener.Unixgram} {
+		h.packets[t] = packets.WithLabelValues(t.String())
+		h.lines[t] = lines.WithLabelValues(t.String())
+	}
+	for _, e := range parser.Reasons() {
+		switch e {
+		case parser.ErrEvent, parser.ErrServiceCheck:
+			h.unsupported[e] = unsupported.WithLabelValues(e.Reason())
+		default:
+			h.invalid[e] = invalid.WithLabelValues(e.Reason())
+		}
+	}
+	h.invalid[0] = invalid.WithLabelValues("unknown")
+	h.syntaxes.Store(uint32(parser.AllTagSyntaxes))
+	if cfg.TagSyntaxes != nil {
+		if err := h.SetTagSyntaxes(cfg.TagSyntaxes); err != nil {
+			return nil, err
+		}
+	}
+	if err := h.SetMinLevel(cfg.MinLevel); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// counterOrNone returns get, or when it is nil a function giving counters
+// that count nowhere.
+func counterOrNone(get func(string) prometheus.Counter) func(string) prometheus.Counter {
+	if get != nil {
+		return get
+	}
+	return func(reason string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered", ConstLabels: prometheus.Labels{"reason": reason}})
+	}
+}
+
+// Handle implements listener.Handler.
+func (h *Handler) Handle(t listener.Transport, p []byte) {
+	var wk *work
+	h.freeMu.Lock()
+	if n := len(h.free); n > 0 {
+		wk, h.free = h.free[n-1], h.free[:n-1]
+	}
+	h.freeMu.Unlock()
+	if wk == nil {
+		wk = &work{w: h.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
+	}
+	lines := 0
+	syntaxes := parser.TagSyntaxes(h.syntaxes.Load())
+	for len(p) > 0 {
+		var line []byte
+		line, p = parser.NextLine(p)
+		if len(line) == 0 {
+			continue
+		}
+		ms, err := parser.ParseWith(line, wk.ms[:0], syntaxes)
+		wk.ms = ms
+		if len(ms) == 0 && err == nil {
+			continue // blank
+		}
+		lines++
+		if err != nil {
+			h.reject(line, err)
+			continue
+		}
+		if ms[0].Timestamp != 0 && h.period > 0 {
+			h.checkTimestamp(ms[0].Timestamp)
+		}
+		for i := range ms {
+			if min := h.minLevel.Load(); min != levelOff && lineLevel(&ms[i]) < min {
+				h.belowLevel.Inc()
+				continue
+			}
+			if err := wk.w.Add(&ms[i]); err != nil {
+				h.refused(line, err)
+			}
+		}
+	}
+	if d := wk.w.DroppedTags(); d != (aggregator.DroppedTags{}) {
+		h.tagsNotKept.Add(float64(d.NotKept))
+		h.tagsInvalid.Add(float64(d.Invalid))
+		h.tagsTooMany.Add(float64(d.TooMany))
+	}
+	if int(t) < len(h.packets) && h.packets[t] != nil {
+		h.packets[t].Inc()
+		h.lines[t].Add(float64(lines))
+	}
+	h.freeMu.Lock()
+	if len(h.free) < maxIdleWork { // else more Handles ran at once than are kept idle
+		h.free = append(h.free, wk)
+	}
+	h.freeMu.Unlock()
+}
+
+// refused counts and logs a metric of line the aggregator refused with err.
+func (h *Handler) refused(line []byte, err error) {
+	switch {
+	case errors.Is(err, aggregator.ErrMaxSeries):
+		h.maxSeries.Inc()
+		h.badLog.log0("series limit reached; new series are dropped", line, "max_series")
+	case errors.Is(err, aggregator.ErrBadName):
+		h.badName.Inc()
+		h.badLog.log0("metric dropped: no letter or digit in its name", line, "bad_name")
+	case errors.Is(err, aggregator.ErrOverflow):
+		h.overflow.Inc()
+		h.badLog.log0("metric dropped: its weighted value would overflow", line, "overflow")
+	default:
+		h.badLog.log0("metric refused", line, err.Error())
+	}
+}
+
+// checkTimestamp counts a line whose "|T" timestamp (unix seconds) is
+// outside the open period. The line is aggregated into the open period
+// all the same: sending it with the time of its own period would give
+// Librato a second point for a series and time that may already hold one,
+// and Librato keeps one of them, losing the other's units.
+func (h *Handler) checkTimestamp(ts int64) {
+	start := h.now().Truncate(h.period).Unix()
+	switch {
+	case ts < start:
+		h.tsLate.Inc()
+	case ts >= start+int64(h.period/time.Second):
+		h.tsFuture.Inc()
+	}
+}
+
+// reject counts and logs a line the parser refused with err; an event or a
+// service check is not an error but a kind of line handled apart.
+func (h *Handler) reject(line []byte, err error) {
+	var pe parser.Error
+	if !errors.As(err, &pe) {
+		pe = 0
+	}
+	switch pe {
+	case parser.ErrEvent:
+		if h.events != nil {
+			ev, err := parser.ParseEvent(line)
+			if err != nil {
+				h.invalid[parser.ErrBadEvent].Inc()
+				h.badLog.log0("invalid event dropped", line, parser.ErrBadEvent.Reason())
+				return
+			}
+			h.events.Event(&ev)
+			return
+		}
+	case parser.ErrServiceCheck:
+		if _, err := parser.ParseServiceCheck(line); err != nil {
+			h.invalid[parser.ErrBadServiceCheck].Inc()
+			h.badLog.log0("invalid service check dropped", line, parser.ErrBadServiceCheck.Reason())
+			return
+		}
+	}
+	if c := h.unsupported[pe]; c != nil {
+		c.Inc()
+		return
+	}
+	if c := h.invalid[pe]; c != nil {
+		c.Inc()
+	} else {
+		h.invalid[0].Inc()
+	}
+	h.badLog.log0("invalid line dropped", line, pe.Reason())
+}
+
+// SetTagSyntaxes sets the tag syntaxes read (listen.tag_syntaxes) while
+// running; an unknown name is an error and keeps the syntaxes read so far.
+func (h *Handler) SetTagSyntaxes(names []string) error {
+	s, err := parser.ParseTagSyntaxes(names)
+	if err != nil {
+		return fmt.Errorf("tag syntaxes: %w", err)
+	}
+	h.syntaxes.Store(uint32(s))
+	return nil
+}
+
+// SetMinLevel sets the minimum level (aggregate.min_level) while running:
+// "" keeps every line; an unknown level is an error and keeps the one set.
+func (h *Handler) SetMinLevel(name string) error {
+	if err := CheckLevel(name); err != nil {
+		return fmt.Errorf("min level: %w", err)
+	}
+	lvl := int32(levelOff)
+	if name != "" {
+		lvl = parseLevel([]byte(name))
+	}
+	h.minLevel.Store(lvl)
+	return nil
+}
+
+// LinesReceived returns how many non-empty lines the Handler has seen
+// (libratod_lines_received_total summed over the transports).
+func (h *Handler) LinesReceived() uint64 {
+	var total float64
+	for _, c := range h.lines {
+		if c == nil {
+			continue
+		}
+		var m dto.Metric
+		if c.Write(&m) == nil {
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return uint64(total)
+}
