@@ -89,6 +89,10 @@ func TestEndToEndHotShotsTelegraf(t *testing.T) {
 	if n := strings.Count(string(buffered), "\n") + 1; n != lines {
 		t.Fatalf("the buffered datagram holds %d lines, the other fixture %d", n, lines)
 	}
+	// The lines went in datagrams of their own, which several UDP readers may
+	// take out of order (a gauge's 7 after its 9): wait for them all before
+	// the buffered sends, whose lines arrive in order and set the last value.
+	waitSeen(t, d, float64(lines))
 	sendUDP(t, d.lst.UDPAddr(), string(buffered))
 	sendTCP(t, d.lst.TCPAddr(), string(buffered))
 	waitSeen(t, d, float64(3*lines))
