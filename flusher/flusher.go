@@ -244,9 +244,21 @@ func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 }
 
 // PeriodStart returns the start of the period that holds t:
-// floor(t/period)*period.
+// floor(t/period)*period in unix seconds. (time.Time.Truncate counts from
+// year 1, not from the unix epoch: for a period that does not divide the
+// 62135596800 s between them, 7 s say, its boundaries are not these.)
 func (f *Flusher) PeriodStart(t time.Time) time.Time {
-	return t.Truncate(f.period)
+	return time.Unix(periodStartUnix(t.Unix(), int64(f.period/time.Second)), 0)
+}
+
+// periodStartUnix returns floor(t/period)*period for unix seconds t and a
+// period of seconds (at least 1).
+func periodStartUnix(t, period int64) int64 {
+	start := t - t%period
+	if t%period < 0 {
+		start -= period
+	}
+	return start
 }
 
 // Result summarises a flush.

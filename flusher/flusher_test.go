@@ -283,11 +283,32 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestPeriodStart(t *testing.T) {
-	f := New(Config{Period: 10 * time.Second}, nil, nil)
-	for in, want := range map[int64]int64{1_800_000_000: 1_800_000_000, 1_800_000_009: 1_800_000_000, 1_800_000_010: 1_800_000_010} {
-		if got := f.PeriodStart(time.Unix(in, 999_000_000)).Unix(); got != want {
-			t.Errorf("PeriodStart(%d.999) = %d, want %d", in, got, want)
+	tests := []struct {
+		period   time.Duration
+		in, want int64
+	}{
+		{10 * time.Second, 1_800_000_000, 1_800_000_000},
+		{10 * time.Second, 1_800_000_009, 1_800_000_000},
+		{10 * time.Second, 1_800_000_010, 1_800_000_010},
+		// 7 s does not divide the seconds from year 1 to 1970, where
+		// time.Time.Truncate counts from: the boundaries are still
+		// multiples of 7 unix seconds.
+		{7 * time.Second, 1_800_000_000, 1_799_999_999},
+		{7 * time.Second, 1_800_000_005, 1_799_999_999},
+		{7 * time.Second, 1_800_000_006, 1_800_000_006},
+		{13 * time.Second, 1_800_000_000, 1_799_999_994},
+	}
+	for _, tt := range tests {
+		f := New(Config{Period: tt.period}, nil, nil)
+		if got := f.PeriodStart(time.Unix(tt.in, 999_000_000)).Unix(); got != tt.want {
+			t.Errorf("period %v: PeriodStart(%d.999) = %d, want %d", tt.period, tt.in, got, tt.want)
 		}
+		if got := tt.want % int64(tt.period/time.Second); got != 0 {
+			t.Fatalf("bad case: %d is not a multiple of %v", tt.want, tt.period)
+		}
+	}
+	if got := periodStartUnix(-1, 7); got != -7 {
+		t.Errorf("periodStartUnix(-1, 7) = %d, want -7", got)
 	}
 }
 

@@ -63,8 +63,8 @@ type Config struct {
 	// (aggregate.min_level); "" keeps every line.
 	MinLevel string
 	// Period is the aggregation period and Now the clock, by which lines
-	// whose "|T" timestamp lies outside the open period are counted; Period
-	// 0 counts none, Now nil is time.Now.
+	// whose "|T" timestamp lies outside the open period are counted; a Period
+	// under a second counts none, Now nil is time.Now.
 	Period time.Duration
 	Now    func() time.Time
 	// Events receives the DogStatsD events; nil counts them as unsupported.
@@ -102,7 +102,7 @@ type Handler struct {
 	events EventSink
 	// period is the aggregation period and now the clock, by which lines
 	// whose "|T" timestamp lies outside the open period are counted in
-	// tsLate and tsFuture; period 0 counts none.
+	// tsLate and tsFuture; a period under a second counts none.
 	period           time.Duration
 	now              func() time.Time
 	tsLate, tsFuture prometheus.Counter
@@ -235,7 +235,7 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 			h.reject(line, err)
 			continue
 		}
-		if ms[0].Timestamp != 0 && h.period > 0 {
+		if ms[0].Timestamp != 0 && h.period >= time.Second {
 			h.checkTimestamp(ms[0].Timestamp)
 		}
 		for i := range ms {
@@ -287,11 +287,14 @@ func (h *Handler) refused(line []byte, err error) {
 // Librato a second point for a series and time that may already hold one,
 // and Librato keeps one of them, losing the other's units.
 func (h *Handler) checkTimestamp(ts int64) {
-	start := h.now().Truncate(h.period).Unix()
+	// floor(now/period)*period in unix seconds, as flusher.PeriodStart.
+	period := int64(h.period / time.Second)
+	now := h.now().Unix()
+	start := now - now%period
 	switch {
 	case ts < start:
 		h.tsLate.Inc()
-	case ts >= start+int64(h.period/time.Second):
+	case ts >= start+period:
 		h.tsFuture.Inc()
 	}
 }

@@ -207,6 +207,18 @@ func TestTimestampOutsidePeriod(t *testing.T) {
 	}
 }
 
+// TestTimestampOutsidePeriodOddPeriod checks that the open period's
+// bounds are multiples of the period in unix seconds, for a period that
+// does not divide the seconds from year 1 to 1970 (7 s).
+func TestTimestampOutsidePeriodOddPeriod(t *testing.T) {
+	now := time.Unix(1_800_000_005, 0) // the 7 s period [1_799_999_999, 1_800_000_006)
+	in, _, _ := newTestIngest(t, Config{Period: 7 * time.Second, Now: func() time.Time { return now }})
+	in.Handle(listener.UDP, []byte("a:1|c|T1799999999\na:1|c|T1800000005\na:1|c|T1799999998\na:1|c|T1800000006\n"))
+	if late, future := testutil.ToFloat64(in.tsLate), testutil.ToFloat64(in.tsFuture); late != 1 || future != 1 {
+		t.Errorf("late %v, future %v; want 1 and 1", late, future)
+	}
+}
+
 // TestIngestCountsSanitizing checks what ingest counts when the aggregator
 // sanitizes: a name with nothing usable is a dropped metric, tags left out
 // are counted by reason.
