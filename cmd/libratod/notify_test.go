@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,40 +10,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify/sdnotifytest"
 )
-
-// listenNotify listens like systemd's notification socket at name (a path,
-// or "@name" for the abstract namespace), closed when the test ends.
-func listenNotify(t *testing.T, name string) *net.UnixConn {
-	t.Helper()
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// receive returns the next datagram, failing the test after 10s.
-func receive(t *testing.T, conn *net.UnixConn) string {
-	t.Helper()
-	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	n, err := conn.Read(buf)
-	if err != nil {
-		t.Fatalf("no notification: %v", err)
-	}
-	return string(buf[:n])
-}
 
 // TestDaemonNotifies runs a daemon under a fake systemd: READY=1 once
 // bound, WATCHDOG=1 keep-alives, RELOADING=1/READY=1 on demand, STOPPING=1
 // at shutdown, and nothing after run returns.
 func TestDaemonNotifies(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify")
-	conn := listenNotify(t, sock)
+	conn := sdnotifytest.Listen(t, sock)
 	env := map[string]string{"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "100000"} // a keep-alive every 50ms
 	cfg := testConfig("http://127.0.0.1:1", "tagged")
 	var logs safeBuffer
@@ -58,7 +31,7 @@ func TestDaemonNotifies(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- d.run(ctx) }()
 
-	if got := receive(t, conn); got != "READY=1" {
+	if got := sdnotifytest.Receive(t, conn); got != "READY=1" {
 		t.Fatalf("first notification %q, want READY=1", got)
 	}
 	select {
@@ -67,7 +40,7 @@ func TestDaemonNotifies(t *testing.T) {
 		t.Error("READY=1 sent before the listeners were bound")
 	}
 	for i := 0; i < 2; i++ {
-		if got := receive(t, conn); got != "WATCHDOG=1" {
+		if got := sdnotifytest.Receive(t, conn); got != "WATCHDOG=1" {
 			t.Fatalf("notification %q, want WATCHDOG=1", got)
 		}
 	}
@@ -76,7 +49,7 @@ func TestDaemonNotifies(t *testing.T) {
 	want := []string{"RELOADING=1", "READY=1", "STOPPING=1"}
 	cancel()
 	for i := 0; i < 50 && len(want) > 0; i++ { // keep-alives may come in between
-		if got := receive(t, conn); got == want[0] {
+		if got := sdnotifytest.Receive(t, conn); got == want[0] {
 			want = want[1:]
 		} else if got != "WATCHDOG=1" {
 			t.Fatalf("notification %q, want %q", got, want[0])
@@ -94,21 +67,8 @@ func TestDaemonNotifies(t *testing.T) {
 		t.Fatal("daemon did not stop")
 	}
 	// The watchdog goroutine has ended: after the keep-alives queued before
-	// the exit, silence (a live one would send every 50ms, never 500ms of it).
-	buf := make([]byte, 64)
-	for i := 0; ; i++ {
-		if err := conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
-		n, err := conn.Read(buf)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			break
-		}
-		if err != nil || string(buf[:n]) != "WATCHDOG=1" || i > 1000 {
-			t.Fatalf("after exit: %q, %v (#%d)", buf[:n], err, i)
-		}
-	}
+	// the exit, silence.
+	sdnotifytest.Quiet(t, conn, "WATCHDOG=1")
 }
 
 func TestSendNotifyLogsFailures(t *testing.T) {

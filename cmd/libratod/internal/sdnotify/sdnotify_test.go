@@ -1,14 +1,14 @@
 package sdnotify
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify/sdnotifytest"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -37,32 +37,6 @@ func TestFromEnv(t *testing.T) {
 	}
 }
 
-// listenNotify listens like systemd's notification socket at name (a path,
-// or "@name" for the abstract namespace), closed when the test ends.
-func listenNotify(t *testing.T, name string) *net.UnixConn {
-	t.Helper()
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// receive returns the next datagram, failing the test after 10s.
-func receive(t *testing.T, conn *net.UnixConn) string {
-	t.Helper()
-	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	n, err := conn.Read(buf)
-	if err != nil {
-		t.Fatalf("no notification: %v", err)
-	}
-	return string(buf[:n])
-}
-
 func TestNotify(t *testing.T) {
 	tests := map[string]struct {
 		socket func(t *testing.T) string // creates the listener when it should exist
@@ -78,11 +52,11 @@ func TestNotify(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			addr := tc.socket(t)
-			conn := listenNotify(t, addr)
+			conn := sdnotifytest.Listen(t, addr)
 			if err := (Notifier{socket: addr}).Notify(tc.state); err != nil {
 				t.Fatal(err)
 			}
-			if got := receive(t, conn); got != tc.state {
+			if got := sdnotifytest.Receive(t, conn); got != tc.state {
 				t.Errorf("received %q, want %q", got, tc.state)
 			}
 		})
@@ -113,31 +87,17 @@ func TestNotifyErrors(t *testing.T) {
 // nothing after it returns, and nothing started without a watchdog.
 func TestStartWatchdog(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "notify")
-	conn := listenNotify(t, sock)
+	conn := sdnotifytest.Listen(t, sock)
 	n := Notifier{socket: sock, watchdog: 20 * time.Millisecond}
 	stop := n.StartWatchdog(func(err error) { t.Error(err) })
 	for range 2 {
-		if got := receive(t, conn); got != Watchdog {
+		if got := sdnotifytest.Receive(t, conn); got != Watchdog {
 			t.Fatalf("notification %q, want %q", got, Watchdog)
 		}
 	}
 	stop()
-	// After the keep-alives queued before stop, silence (a live goroutine
-	// would send every 20ms, never 500ms of it).
-	buf := make([]byte, 64)
-	for i := 0; ; i++ {
-		if err := conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
-		n, err := conn.Read(buf)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			break
-		}
-		if err != nil || string(buf[:n]) != Watchdog || i > 1000 {
-			t.Fatalf("after stop: %q, %v (#%d)", buf[:n], err, i)
-		}
-	}
+	// After the keep-alives queued before stop, silence.
+	sdnotifytest.Quiet(t, conn, Watchdog)
 	if (Notifier{watchdog: time.Second}).WatchdogInterval() != 0 {
 		t.Error("a watchdog without a socket: keep-alives due")
 	}
