@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 func writeConfig(t *testing.T, text string) string {
@@ -128,10 +130,10 @@ func TestMain(m *testing.M) {
 
 // startBinary runs the built daemon and returns it with the addresses it
 // logged at start.
-func startBinary(t *testing.T, bin, cfgPath string, args ...string) (cmd *exec.Cmd, udp, tcp string, stdout *bytes.Buffer, stderr *safeBuffer) {
+func startBinary(t *testing.T, bin, cfgPath string, args ...string) (cmd *exec.Cmd, udp, tcp string, stdout *bytes.Buffer, stderr *testproc.SafeBuffer) {
 	t.Helper()
 	cmd = exec.Command(bin, append([]string{"-config", cfgPath}, args...)...)
-	stdout, stderr = &bytes.Buffer{}, &safeBuffer{}
+	stdout, stderr = &bytes.Buffer{}, &testproc.SafeBuffer{}
 	cmd.Stdout = stdout
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -162,25 +164,6 @@ func startBinary(t *testing.T, bin, cfgPath string, args ...string) (cmd *exec.C
 		t.Fatalf("daemon did not start; stderr:\n%s", stderr.String())
 	}
 	return cmd, udp, tcp, stdout, stderr
-}
-
-func waitExit(t *testing.T, cmd *exec.Cmd) int {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil {
-			return 0
-		}
-		if ee, ok := err.(*exec.ExitError); ok {
-			return ee.ExitCode()
-		}
-		t.Fatalf("wait: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("daemon did not exit within 20s of SIGTERM")
-	}
-	return -1
 }
 
 func TestBinarySIGTERMFlushes(t *testing.T) {
@@ -227,7 +210,7 @@ listen = "127.0.0.1:0"
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd); code != 0 {
+	if code := testproc.WaitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, stderr.String())
 	}
 	got := map[string]float64{}
@@ -272,7 +255,7 @@ listen = ""
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd); code != 0 {
+	if code := testproc.WaitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
@@ -283,7 +266,7 @@ listen = ""
 
 // startedField returns the field key of the "libratod started" line the daemon
 // logged to stderr.
-func startedField(t *testing.T, stderr *safeBuffer, key string) string {
+func startedField(t *testing.T, stderr *testproc.SafeBuffer, key string) string {
 	t.Helper()
 	for line := range strings.SplitSeq(stderr.String(), "\n") {
 		var e map[string]any

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 const (
@@ -31,7 +33,7 @@ const (
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{"up": true}
-	d, err := newDaemon(testConfig("http://127.0.0.1:1", "tagged"), options{stderr: &safeBuffer{}, hostname: "test-host"})
+	d, err := newDaemon(testConfig("http://127.0.0.1:1", "tagged"), options{stderr: &testproc.SafeBuffer{}, hostname: "test-host"})
 	if err != nil {
 		t.Fatal(err)
 	}

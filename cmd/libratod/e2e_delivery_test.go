@@ -16,6 +16,7 @@ import (
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/internal/eventually"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // points returns every plain or summary point the fake received, keyed by
@@ -197,7 +198,7 @@ func TestReloadDoesNotLogToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &safeBuffer{}
+	logs := &testproc.SafeBuffer{}
 	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: noEnv}, logs)
 	bad := strings.Replace(good, fmt.Sprintf("token = %q", testToken), "token = abcdefsecret123", 1)
 	if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/internal/eventually"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // delivered sums the values of plain measurements by name, and records
@@ -233,7 +234,7 @@ level = "info"
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &safeBuffer{}
+	logs := &testproc.SafeBuffer{}
 	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: noEnv}, logs)
 	sendUDP(t, d.lst.UDPAddr(), "before:1|c\nbefore,k=v:1|c\n")
 	waitSeen(t, d, 2)

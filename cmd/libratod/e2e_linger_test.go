@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // lingerConfig is the configuration of a daemon binary with every
@@ -67,7 +69,7 @@ func sendTCPLines(t *testing.T, addr, line string, n int) {
 
 // waitLog waits until the daemon has logged a line holding message,
 // polling for 10 s at most.
-func waitLog(t *testing.T, stderr *safeBuffer, message string) {
+func waitLog(t *testing.T, stderr *testproc.SafeBuffer, message string) {
 	t.Helper()
 	for range 1000 {
 		if strings.Contains(stderr.String(), message) {
@@ -81,7 +83,7 @@ func waitLog(t *testing.T, stderr *safeBuffer, message string) {
 // stoppedLine returns the fields of the daemon's "libratod stopped" line.
 // The daemon has exited, but the goroutine copying its stderr may not have
 // copied the last lines yet: it waits for them, 5 s at most.
-func stoppedLine(t *testing.T, stderr *safeBuffer) map[string]any {
+func stoppedLine(t *testing.T, stderr *testproc.SafeBuffer) map[string]any {
 	t.Helper()
 	for range 500 {
 		for line := range strings.SplitSeq(stderr.String(), "\n") {
@@ -154,7 +156,7 @@ func TestBinaryShutdownLinger(t *testing.T) {
 	sendUDPLines(t, udp, "linger.udp:1|c", 10)
 	sendTCPLines(t, tcp, "linger.tcp:3|c", 5)
 
-	if code := waitExit(t, cmd); code != 0 {
+	if code := testproc.WaitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, stderr.String())
 	}
 	reqs := fake.requests()
@@ -192,7 +194,7 @@ func TestBinaryLingerCutShort(t *testing.T) {
 			if err := cmd.Process.Signal(second); err != nil {
 				t.Fatal(err)
 			}
-			if code := waitExit(t, cmd); code != 0 {
+			if code := testproc.WaitExit(t, cmd); code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 			}
 			// Generous: the point is that the 5 minute linger ended.
@@ -220,7 +222,7 @@ func TestBinarySIGINTSkipsLinger(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd); code != 0 {
+	if code := testproc.WaitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 	stoppedLine(t, stderr) // the last line: all are copied
@@ -266,7 +268,7 @@ func TestBinaryTCPClientsBeforeSIGTERM(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd); code != 0 {
+	if code := testproc.WaitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 	if got := units(fake.requests())["queued.tcp"]; got != clients {

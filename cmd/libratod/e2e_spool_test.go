@@ -16,6 +16,7 @@ import (
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/internal/eventually"
+	"github.com/libratod/libratod/internal/testproc"
 	"github.com/libratod/libratod/spool"
 )
 
@@ -123,7 +124,7 @@ func TestSpoolSIGTERMThenRestart(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd); code != 0 {
+	if code := testproc.WaitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
 	ended := time.Now().Unix()
@@ -140,7 +141,7 @@ func TestSpoolSIGTERMThenRestart(t *testing.T) {
 	if err := cmd2.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd2); code != 0 {
+	if code := testproc.WaitExit(t, cmd2); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr2.String())
 	}
 	got := received(fake.requests())
@@ -198,7 +199,7 @@ func TestSpoolKill9(t *testing.T) {
 	if err := cmd2.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, cmd2); code != 0 {
+	if code := testproc.WaitExit(t, cmd2); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr2.String())
 	}
 	got := received(fake.requests())
@@ -354,7 +355,7 @@ func TestSpoolWriteFailure(t *testing.T) {
 			fake.down.Store(true)
 			cfg := spoolDaemonConfig(fake.URL, dir)
 			cfg.Aggregate.Period = time.Second
-			logs := &safeBuffer{}
+			logs := &testproc.SafeBuffer{}
 			d, stop := startDaemonWith(t, cfg, options{now: time.Now}, logs)
 			switch how {
 			case "full":
@@ -425,7 +426,7 @@ func TestWrongTokenThenReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &safeBuffer{}
+	logs := &testproc.SafeBuffer{}
 	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: noEnv, now: time.Now}, logs)
 	sendTCP(t, d.lst.TCPAddr(), "tok.a:1|c\ntok.a:1|c\ntok.a:1|c\n")
 	eventually.True(10*time.Second, func() bool { return refused.Load() >= 1 })
@@ -468,7 +469,7 @@ func TestSpoolLocked(t *testing.T) {
 	}
 	defer sp.Close()
 	cfg := spoolDaemonConfig("http://127.0.0.1:1", dir)
-	_, err = newDaemon(cfg, options{stderr: &safeBuffer{}, hostname: "h"})
+	_, err = newDaemon(cfg, options{stderr: &testproc.SafeBuffer{}, hostname: "h"})
 	if !errors.Is(err, spool.ErrLocked) || !strings.Contains(err.Error(), "librato.spool_dir") {
 		t.Errorf("newDaemon: %v, want a locked librato.spool_dir", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/internal/fakelibrato"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 const (
@@ -164,10 +164,10 @@ func startDaemon(t *testing.T, cfg *config.Config) (d *daemon, stop func() strin
 
 // startDaemonWith is startDaemon with options; logs, when not nil,
 // receives the daemon's log as it runs.
-func startDaemonWith(t *testing.T, cfg *config.Config, opts options, logs *safeBuffer) (d *daemon, stop func() string) {
+func startDaemonWith(t *testing.T, cfg *config.Config, opts options, logs *testproc.SafeBuffer) (d *daemon, stop func() string) {
 	t.Helper()
 	if logs == nil {
-		logs = &safeBuffer{}
+		logs = &testproc.SafeBuffer{}
 	}
 	opts.stderr, opts.hostname = logs, "test-host"
 	if opts.now == nil {
@@ -211,23 +211,6 @@ func testClock() func() time.Time {
 	real := time.Now()
 	shift := real.Truncate(time.Hour).Add(time.Minute).Sub(real.Truncate(time.Second))
 	return func() time.Time { return time.Now().Add(shift) }
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func sendUDP(t *testing.T, addr net.Addr, payload string) {

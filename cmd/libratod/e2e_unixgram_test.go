@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // TestEndToEndUnixgram runs a daemon listening on a Unix datagram socket only,
@@ -141,7 +142,7 @@ func TestUnixgramStartErrors(t *testing.T) {
 // with before it is ready; nil if it started (it is then stopped).
 func startError(t *testing.T, cfg *config.Config) error {
 	t.Helper()
-	d, err := newDaemon(cfg, options{stderr: &safeBuffer{}, hostname: "test-host"})
+	d, err := newDaemon(cfg, options{stderr: &testproc.SafeBuffer{}, hostname: "test-host"})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 func TestReadyz(t *testing.T) {
@@ -217,18 +218,6 @@ func TestHealthURL(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback TCP port nothing listens on.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	return port
-}
-
 func TestRunHealth(t *testing.T) {
 	// A real daemon: its /healthz answers 200.
 	cfg := testConfig("http://127.0.0.1:1", "tagged")
@@ -252,10 +241,10 @@ func TestRunHealth(t *testing.T) {
 	}{
 		"healthy":              {config: metrics("127.0.0.1:" + daemonPort), code: 0, stdout: "/healthz: ok"},
 		"healthy via wildcard": {config: metrics("0.0.0.0:" + daemonPort), code: 0, stdout: "http://127.0.0.1:" + daemonPort},
-		"address from the environment": {config: metrics("127.0.0.1:" + freePort(t)),
+		"address from the environment": {config: metrics("127.0.0.1:" + testproc.FreePort(t)),
 			env: map[string]string{"LIBRATOD_METRICS_LISTEN": "127.0.0.1:" + daemonPort}, code: 0, stdout: "ok"},
 		"answers 503":       {config: metrics("127.0.0.1:" + unhealthyPort), code: 1, stderr: `503 Service Unavailable: "wedged"`},
-		"nothing listening": {config: metrics("127.0.0.1:" + freePort(t)), code: 1, stderr: "connection refused"},
+		"nothing listening": {config: metrics("127.0.0.1:" + testproc.FreePort(t)), code: 1, stderr: "connection refused"},
 		"metrics disabled":  {config: metrics(""), code: 1, stderr: "metrics.listen is empty"},
 		"bad config":        {config: "[aggregate]\nperiod = \"ten\"\n", code: 1, stderr: "aggregate.period"},
 	}

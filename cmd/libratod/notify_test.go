@@ -11,6 +11,7 @@ import (
 
 	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
 	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify/sdnotifytest"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // TestDaemonNotifies runs a daemon under a fake systemd: READY=1 once
@@ -21,7 +22,7 @@ func TestDaemonNotifies(t *testing.T) {
 	conn := sdnotifytest.Listen(t, sock)
 	env := map[string]string{"NOTIFY_SOCKET": sock, "WATCHDOG_USEC": "100000"} // a keep-alive every 50ms
 	cfg := testConfig("http://127.0.0.1:1", "tagged")
-	var logs safeBuffer
+	var logs testproc.SafeBuffer
 	d, err := newDaemon(cfg, options{stderr: &logs, hostname: "test-host", notify: sdnotify.FromEnv(func(k string) string { return env[k] })})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +73,7 @@ func TestDaemonNotifies(t *testing.T) {
 }
 
 func TestSendNotifyLogsFailures(t *testing.T) {
-	var logs safeBuffer
+	var logs testproc.SafeBuffer
 	d := &daemon{log: zerolog.New(&logs), notify: sdnotify.FromEnv(func(string) string { return "/nonexistent/libratod/notify" })}
 	d.sendNotify("READY=1")
 	if got := logs.String(); !strings.Contains(got, "cannot notify systemd") {

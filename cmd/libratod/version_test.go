@@ -4,6 +4,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 func TestBuildFrom(t *testing.T) {
@@ -54,7 +56,7 @@ func TestBuildString(t *testing.T) {
 // libratod_build_info with the version line's values.
 func TestBuildInfoMetric(t *testing.T) {
 	cfg := testConfig("http://127.0.0.1:1", "tagged")
-	d, err := newDaemon(cfg, options{stderr: &safeBuffer{}, hostname: "test-host"})
+	d, err := newDaemon(cfg, options{stderr: &testproc.SafeBuffer{}, hostname: "test-host"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/cmd/libratod/internal/sdnotify"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // Paths from this package's directory.
@@ -613,7 +614,7 @@ func TestContainerHealthcheck(t *testing.T) {
 	env := append(os.Environ(),
 		"LIBRATOD_LISTEN_UDP=127.0.0.1:0",
 		"LIBRATOD_LISTEN_TCP=127.0.0.1:0",
-		"LIBRATOD_METRICS_LISTEN=127.0.0.1:"+freePort(t),
+		"LIBRATOD_METRICS_LISTEN=127.0.0.1:"+testproc.FreePort(t),
 		"LIBRATOD_LOG_LEVEL=warn",
 		"NOTIFY_SOCKET=", // not systemd's child, whatever runs the tests
 	)
@@ -634,7 +635,7 @@ func TestContainerHealthcheck(t *testing.T) {
 
 	daemon := exec.Command(bin, "-config", containerConfig, "-dry-run")
 	daemon.Env = env
-	var logs safeBuffer
+	var logs testproc.SafeBuffer
 	daemon.Stdout, daemon.Stderr = &logs, &logs
 	if err := daemon.Start(); err != nil {
 		t.Fatal(err)
@@ -652,7 +653,7 @@ func TestContainerHealthcheck(t *testing.T) {
 	if err := daemon.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := waitExit(t, daemon); code != 0 {
+	if code := testproc.WaitExit(t, daemon); code != 0 {
 		t.Errorf("daemon exit %d after SIGTERM:\n%s", code, logs.String())
 	}
 }
