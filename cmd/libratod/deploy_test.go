@@ -7,9 +7,7 @@ package main
 
 import (
 	"encoding/json"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -47,28 +45,8 @@ func exportedMetrics(t *testing.T) map[string]bool {
 	if !names["process_resident_memory_bytes"] || !names["libratod_flush_duration_seconds_bucket"] {
 		t.Fatalf("the registry lacks process or histogram series: %v", names)
 	}
-	code := regexp.MustCompile(`"(libratod_[a-z0-9_]+)"`)
-	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && path != "../.." && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
-			return filepath.SkipDir
-		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.Contains(path, "statsd-load") {
-			return nil
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for _, m := range code.FindAllStringSubmatch(string(src), -1) {
-			names[m[1]] = true
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	for name := range codeMetricNames(t) {
+		names[name] = true
 	}
 	return names
 }
