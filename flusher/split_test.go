@@ -1,11 +1,9 @@
 package flusher
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/internal/testproc"
 	"github.com/libratod/libratod/librato"
 )
 
@@ -138,24 +137,6 @@ func TestPartialFailureCounted(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestFailureEpisodeIsLogged keeps Librato failing with an error that is
 // retried (a TLS failure, say), then lets it through: the start and the
 // end of the episode are logged at warn, with the reason and the counts.
@@ -163,7 +144,7 @@ func TestFailureEpisodeIsLogged(t *testing.T) {
 	a := aggregator.New(aggregator.Config{})
 	tlsErr := &librato.Error{Retryable: true, Message: "tls: failed to verify certificate: x509: certificate signed by unknown authority"}
 	s := &scripted{answer: func(int, *librato.Batch) error { return tlsErr }}
-	var logs syncBuffer
+	var logs testproc.SafeBuffer
 	cfg := fastConfig(newMetrics(t))
 	cfg.Logger = zerolog.New(&logs).Level(zerolog.WarnLevel)
 	f := New(cfg, a, s)
@@ -190,7 +171,7 @@ func TestFailureEpisodeIsLogged(t *testing.T) {
 // and logged, once however often it happens within a minute.
 func TestUnsendableIsLogged(t *testing.T) {
 	a := aggregator.New(aggregator.Config{})
-	var logs syncBuffer
+	var logs testproc.SafeBuffer
 	m := newMetrics(t)
 	cfg := fastConfig(m)
 	cfg.Logger = zerolog.New(&logs)

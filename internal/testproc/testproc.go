@@ -1,7 +1,8 @@
-// Package testproc holds what tests that run a process (the built daemon,
-// or a daemon in the test's own process) share: a free loopback port, a
-// buffer the process may write to while the test reads it, and a bounded
-// wait for the process's exit. It is used only by tests.
+// Package testproc holds what tests that run something beside themselves
+// (the built daemon, a daemon or a stage on goroutines of the test's own
+// process) share: a free loopback port, a buffer it may write to while the
+// test reads it, and a bounded wait for a process's exit. It is used only
+// by tests.
 package testproc
 
 import (
