@@ -293,24 +293,15 @@ func TestSpoolDamage(t *testing.T) {
 	}
 }
 
-// gaugeValue returns the value of an unlabelled metric of d.
+// gaugeValue returns the value of an unlabelled self-metric of d, failing
+// the test when it is not registered.
 func gaugeValue(t *testing.T, d *daemon, name string) float64 {
 	t.Helper()
-	mfs, err := d.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v := gathered(t, d, name)
+	if v == -1 {
+		t.Fatalf("no metric %s", name)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return v
 }
 
 // fillUp writes into dir until its file system is full.
