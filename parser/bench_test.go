@@ -17,6 +17,7 @@ func BenchmarkParse(b *testing.B) {
 		"long_value":       "a:0.1234567890123456789012345678901234567890|g",
 		"influxdb_tags":    "rcn.requests,app=rcnode,env=test,service=web,code=200:3|c",
 		"graphite_tags":    "rcn.latency;app=rcnode;env=test:12.5|ms|@0.5",
+		"load_tool":        "load.r5f3a9c0e.c.42:1|c|#tag0:value-42,tag1:value-42",
 	}
 	for name, line := range benchmarks {
 		b.Run(name, func(b *testing.B) {

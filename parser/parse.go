@@ -301,8 +301,8 @@ type nameTags struct {
 func (nt *nameTags) split(line []byte, syntaxes TagSyntaxes) (rest []byte, e Error) {
 	colon, start, bad := -1, -1, false
 	for i, c := range line {
-		if c > ';' && c != '|' && c != 0x7f {
-			continue // letters, '_' and UTF-8: most of a name
+		if c > ';' && c != '|' && c != 0x7f || c-'-' <= '9'-'-' {
+			continue // letters, digits, '_', '.', '-', '/' and UTF-8: most of a name
 		}
 		switch {
 		case c == ':':
