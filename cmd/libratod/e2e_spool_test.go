@@ -136,20 +136,7 @@ func TestSpoolSIGTERMThenRestart(t *testing.T) {
 	}
 
 	fake.down.Store(false)
-	cmd2, _, _, _, stderr2 := startBinary(t, bin, cfg)
-	waitReceived(t, fake, "dur.c", "dur.t", "dur.g", "dur.s")
-	if err := cmd2.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := testproc.WaitExit(t, cmd2); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr2.String())
-	}
-	got := received(fake.requests())
-	for name, ps := range got {
-		if len(ps) != 1 {
-			t.Errorf("%s received %d times: %v", name, len(ps), ps)
-		}
-	}
+	got, stderr2 := resendAndStop(t, bin, cfg, fake, "dur.c", "dur.t", "dur.g", "dur.s")
 	c, tm, g, s := got["dur.c"][0], got["dur.t"][0], got["dur.g"][0], got["dur.s"][0]
 	if c.value != 50 || tm.count != 2 || tm.sum != 12 || g.value != 42 || s.value != 2 {
 		t.Errorf("counter %v, timer %v, gauge %v, set %v: want 50 units, 2 samples summing 12, 42, 2 members", c, tm, g, s)
@@ -170,6 +157,29 @@ func TestSpoolSIGTERMThenRestart(t *testing.T) {
 	if segs, _ := filepath.Glob(filepath.Join(dir, "*.spool")); len(segs) != 0 {
 		t.Errorf("spool segments left after everything was delivered: %v", segs)
 	}
+}
+
+// resendAndStop starts the daemon again on cfg (its spool holding what an
+// earlier one could not deliver), waits until the fake has received names,
+// stops it with SIGTERM and returns what the fake received, by name,
+// failing t on a name received more than once.
+func resendAndStop(t *testing.T, bin, cfg string, fake *fakeLibrato, names ...string) (map[string][]point, *testproc.SafeBuffer) {
+	t.Helper()
+	cmd, _, _, _, stderr := startBinary(t, bin, cfg)
+	waitReceived(t, fake, names...)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := testproc.WaitExit(t, cmd); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	got := received(fake.requests())
+	for name, ps := range got {
+		if len(ps) != 1 {
+			t.Errorf("%s received %d times: %v", name, len(ps), ps)
+		}
+	}
+	return got, stderr
 }
 
 // TestSpoolKill9 kills the daemon (SIGKILL) after two periods failed:
@@ -194,20 +204,7 @@ func TestSpoolKill9(t *testing.T) {
 	_ = cmd.Wait()
 
 	fake.down.Store(false)
-	cmd2, _, _, _, stderr2 := startBinary(t, bin, cfg)
-	waitReceived(t, fake, "k1.c", "k1.t", "k2.c", "k2.g")
-	if err := cmd2.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := testproc.WaitExit(t, cmd2); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr2.String())
-	}
-	got := received(fake.requests())
-	for name, ps := range got {
-		if len(ps) != 1 {
-			t.Errorf("%s received %d times: %v", name, len(ps), ps)
-		}
-	}
+	got, _ := resendAndStop(t, bin, cfg, fake, "k1.c", "k1.t", "k2.c", "k2.g")
 	k1c, k1t, k2c, k2g := got["k1.c"][0], got["k1.t"][0], got["k2.c"][0], got["k2.g"][0]
 	if k1c.value != 10 || k1t.count != 2 || k1t.sum != 10 || k2c.value != 7 || k2g.value != 3 {
 		t.Errorf("k1.c %v, k1.t %v, k2.c %v, k2.g %v", k1c, k1t, k2c, k2g)
