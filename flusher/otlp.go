@@ -1,0 +1,293 @@
+package flusher
+
+import (
+	"math"
+	"strings"
+
+	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/otlp"
+)
+
+// OTLPMapping says how a period's series become OTLP points.
+type OTLPMapping struct {
+	// Temporality of counters and histograms: otlp.Delta (each point
+	// covers its own period) or otlp.Cumulative (each covers everything
+	// since the series was first seen by this process).
+	Temporality otlp.Temporality
+	// TimersAsSummary sends timers, histograms and distributions as
+	// summaries (count, sum, the percentiles, and quantiles 0 and 1 as min
+	// and max) rather than exponential histograms.
+	TimersAsSummary bool
+	// BatchSize is the most points one request carries.
+	BatchSize int
+	// Resource is the resource of every point (host.name, service.name).
+	Resource otlp.Resource
+	// ScopeVersion is libratod's version, sent as the scope's.
+	ScopeVersion string
+	// MaxCumulative bounds the series whose running totals are kept for
+	// cumulative temporality; 0: one million.
+	MaxCumulative int
+}
+
+// otlpBuilder turns the series of one period into OTLP points and hands
+// them to emit BatchSize at a time. It is the OTLP output's counterpart of
+// batcher.
+type otlpBuilder struct {
+	m      *OTLPMapping
+	pcts   []float64 // the percentiles of summaries, each in (0, 100]
+	prefix string
+	attrs  []otlp.Attribute // global attributes, on every point
+	// start and end bound the period, in unix nanoseconds.
+	start, end int64
+	cum        *cumulative // nil for delta temporality
+	emit       func(*otlp.Batch)
+
+	b     *otlp.Batch
+	hist  otlp.HistogramBuilder
+	arena []otlp.Attribute
+	res   Result
+	// refused counts the series whose point could not be built (a value
+	// OTLP cannot carry).
+	refused int
+	// Scratch space reused from series to series.
+	tags  []aggregator.Tag
+	name  []byte
+	key   []byte
+	pv    []aggregator.Percentile
+	pok   []bool
+	quant []otlp.Quantile
+}
+
+// newOTLPBuilder returns a builder of the period (start, end].
+func newOTLPBuilder(m *OTLPMapping, s *settings, start, end int64, cum *cumulative, emit func(*otlp.Batch)) *otlpBuilder {
+	ob := &otlpBuilder{m: m, pcts: s.cfg.Percentiles, prefix: s.cfg.Prefix, start: start, end: end, emit: emit}
+	if m.Temporality == otlp.Cumulative {
+		ob.cum = cum
+	}
+	for _, t := range s.cfg.Tags {
+		if t.Name != "" {
+			ob.attrs = setAttr(ob.attrs, otlp.Attribute{Key: t.Name, Value: t.Value})
+		}
+	}
+	ob.newBatch()
+	return ob
+}
+
+func (ob *otlpBuilder) newBatch() {
+	ob.b = &otlp.Batch{Resource: ob.m.Resource, ScopeVersion: ob.m.ScopeVersion,
+		Points: make([]otlp.Point, 0, min(ob.m.BatchSize, 1024))}
+	ob.arena = nil // the batch owns the attributes it points to
+}
+
+// series adds the point of one series.
+func (ob *otlpBuilder) series(sr *aggregator.Series) {
+	ob.res.Series++
+	p := otlp.Point{Name: ob.pointName(sr.Name), Start: ob.start, Time: ob.end}
+	ob.tags = sr.AppendTags(ob.tags[:0])
+	p.Attributes = ob.attributes(ob.tags)
+	ok := true
+	switch sr.Kind {
+	case aggregator.Counter:
+		ok = ob.counter(sr, p)
+	case aggregator.Gauge:
+		p.Kind, p.Value = otlp.KindGauge, sr.Value
+		ok = finiteValue(p.Value) && ob.add(p)
+	case aggregator.Set:
+		p.Kind, p.Value = otlp.KindGauge, float64(sr.Cardinality())
+		ok = ob.add(p)
+	case aggregator.Timer:
+		if ob.m.TimersAsSummary {
+			ok = ob.summary(sr, p)
+		} else {
+			ok = ob.histogram(sr, p)
+		}
+	}
+	if !ok {
+		ob.refused++
+		ob.res.Dropped++
+	}
+}
+
+// counter adds a counter's Sum: the period's weighted total (delta), or
+// the running total since the series' start (cumulative). A delta is sent
+// as monotonic when it is not negative; a running total while none of its
+// deltas was.
+func (ob *otlpBuilder) counter(sr *aggregator.Series, p otlp.Point) bool {
+	if !finiteValue(sr.Value) {
+		return false
+	}
+	p.Kind, p.Value = otlp.KindSum, sr.Value
+	p.Temporality, p.Monotonic = otlp.Delta, sr.Value >= 0
+	if ob.cum != nil {
+		ob.key = seriesKey(ob.key[:0], p.Name, p.Attributes)
+		st := ob.cum.counter(ob.key, ob.start, sr.Value)
+		p.Temporality, p.Start, p.Value, p.Monotonic = otlp.Cumulative, st.start, st.total, st.monotonic
+	}
+	return ob.add(p)
+}
+
+// histogram adds a timer's exponential histogram. Its buckets hold the
+// values the aggregator kept (every one, up to aggregate.max_timer_samples
+// a period), scaled to the weighted count; count, sum, min and max are
+// exact. With cumulative temporality the buckets, count and sum run on
+// from the series' start.
+func (ob *otlpBuilder) histogram(sr *aggregator.Series, p otlp.Point) bool {
+	ob.hist.Reset()
+	count, sum, lo, hi := sr.Count, sr.Sum, sr.Min, sr.Max
+	p.Temporality = otlp.Delta
+	if ob.cum != nil {
+		ob.key = seriesKey(ob.key[:0], p.Name, p.Attributes)
+		st := ob.cum.histogram(ob.key, ob.start, sr.Values, count, sum, lo, hi)
+		p.Temporality, p.Start = otlp.Cumulative, st.start
+		count, sum, lo, hi = st.total, st.sum, st.min, st.max
+		for i, c := range st.pos {
+			ob.hist.AddBucket(i, false, c)
+		}
+		for i, c := range st.neg {
+			ob.hist.AddBucket(i, true, c)
+		}
+		ob.hist.AddZero(st.zero)
+	} else {
+		ob.hist.Add(sr.Values...)
+	}
+	return ob.hist.Append(ob.b, p, count, sum, lo, hi) == nil && ob.added()
+}
+
+// summary adds a timer's summary: the weighted count and sum, quantile 0
+// (min), the configured percentiles, and quantile 1 (max).
+func (ob *otlpBuilder) summary(sr *aggregator.Series, p otlp.Point) bool {
+	ob.quant = append(ob.quant[:0], otlp.Quantile{Quantile: 0, Value: sr.Min})
+	ob.pv, ob.pok = sr.Percentiles(ob.pcts, ob.pv[:0], ob.pok[:0])
+	for i, pc := range ob.pv {
+		if ob.pok[i] && ob.pcts[i] < 100 {
+			ob.quant = append(ob.quant, otlp.Quantile{Quantile: ob.pcts[i] / 100, Value: pc.Max})
+		}
+	}
+	ob.quant = append(ob.quant, otlp.Quantile{Quantile: 1, Value: sr.Max})
+	count := min(max(1, math.Round(sr.Count)), maxCount)
+	if !finiteValue(sr.Sum) || !finiteValue(sr.Min) || !finiteValue(sr.Max) {
+		return false
+	}
+	for _, q := range ob.quant {
+		if !finiteValue(q.Value) {
+			return false
+		}
+	}
+	ob.b.AddSummary(p, uint64(count), sr.Sum, ob.quant)
+	return ob.added()
+}
+
+// add appends p to the batch under way.
+func (ob *otlpBuilder) add(p otlp.Point) bool {
+	ob.b.Points = append(ob.b.Points, p)
+	return ob.added()
+}
+
+// added counts the point just appended and hands the batch on when full.
+func (ob *otlpBuilder) added() bool {
+	ob.res.Measurements++
+	if len(ob.b.Points) >= ob.m.BatchSize {
+		ob.emit(ob.b)
+		ob.newBatch()
+	}
+	return true
+}
+
+// done hands on the last batch and returns the period's result.
+func (ob *otlpBuilder) done() Result {
+	if len(ob.b.Points) > 0 {
+		ob.emit(ob.b)
+	}
+	return ob.res
+}
+
+// pointName returns the OTLP instrument name of a series: the prefix and
+// the name joined by ".", each byte outside OTLP's instrument-name
+// alphabet (letters, digits, "_", ".", "-", "/") replaced by "_", a name
+// that does not start with a letter prefixed with "m_", cut at 255 bytes.
+func (ob *otlpBuilder) pointName(name string) string {
+	b := ob.name[:0]
+	if ob.prefix != "" {
+		b = append(append(b, ob.prefix...), '.')
+	}
+	b = append(b, name...)
+	ob.name = b
+	return otlpName(b)
+}
+
+// otlpName returns b as a valid OTLP instrument name (see pointName),
+// without allocating when b is one already but for the string itself.
+func otlpName(b []byte) string {
+	valid := len(b) > 0 && len(b) <= 255 && isLetter(b[0])
+	for i := 0; valid && i < len(b); i++ {
+		valid = isInstrumentByte(b[i])
+	}
+	if valid {
+		return string(b)
+	}
+	var sb strings.Builder
+	if len(b) == 0 || !isLetter(b[0]) {
+		sb.WriteString("m_")
+	}
+	for _, c := range b {
+		if sb.Len() == 255 {
+			break
+		}
+		if !isInstrumentByte(c) {
+			c = '_'
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+func isInstrumentByte(c byte) bool {
+	return isLetter(c) || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-' || c == '/'
+}
+
+// attributes returns the global attributes with the series tags set over
+// them (a bare DogStatsD tag gets the value "true"), in ob's arena.
+func (ob *otlpBuilder) attributes(tags []aggregator.Tag) []otlp.Attribute {
+	n := len(ob.attrs) + len(tags)
+	if n == 0 {
+		return nil
+	}
+	if cap(ob.arena)-len(ob.arena) < n {
+		ob.arena = make([]otlp.Attribute, 0, max(n*min(ob.m.BatchSize, 1024), n))
+	}
+	from := len(ob.arena)
+	merged := append(ob.arena[from:from:cap(ob.arena)], ob.attrs...)
+	for _, t := range tags {
+		v := t.Value
+		if v == "" {
+			v = bareTagValue
+		}
+		merged = setAttr(merged, otlp.Attribute{Key: t.Name, Value: v})
+	}
+	ob.arena = ob.arena[:from+len(merged)]
+	return merged[:len(merged):len(merged)]
+}
+
+// setAttr sets a in attrs, replacing an attribute of the same key.
+func setAttr(attrs []otlp.Attribute, a otlp.Attribute) []otlp.Attribute {
+	for i := range attrs {
+		if attrs[i].Key == a.Key {
+			attrs[i].Value = a.Value
+			return attrs
+		}
+	}
+	return append(attrs, a)
+}
+
+// seriesKey appends the identity of a point, name and attributes, to dst.
+func seriesKey(dst []byte, name string, attrs []otlp.Attribute) []byte {
+	dst = append(dst, name...)
+	for _, a := range attrs {
+		dst = append(append(append(append(dst, 0), a.Key...), 0), a.Value...)
+	}
+	return dst
+}
+
+func finiteValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
