@@ -1,7 +1,13 @@
 package flusher
 
 import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/libratod/libratod/aggregator"
@@ -291,3 +297,141 @@ func seriesKey(dst []byte, name string, attrs []otlp.Attribute) []byte {
 }
 
 func finiteValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// otlpOutput is the OTLP output: data points, encoded as protobuf and
+// sent with the OTLPSender of the settings (an otlp.Client).
+type otlpOutput struct{}
+
+// otlpSpoolKind is the spool record kind of an OTLP request (gob of an
+// otlp.Batch, version 1).
+const otlpSpoolKind = 0x10
+
+func (otlpOutput) name() string           { return "otlp" }
+func (otlpOutput) size(b *otlp.Batch) int { return len(b.Points) }
+func (otlpOutput) kind(*settings) uint8   { return otlpSpoolKind }
+func (otlpOutput) firstName(b *otlp.Batch) string {
+	if len(b.Points) == 0 {
+		return ""
+	}
+	return b.Points[0].Name
+}
+
+// unix returns the period start of b's points (those of a request all
+// have one).
+func (otlpOutput) unix(b *otlp.Batch) int64 {
+	if len(b.Points) == 0 {
+		return 0
+	}
+	p := b.Points[0]
+	if p.Start != 0 && p.Temporality != otlp.Cumulative {
+		return p.Start / 1e9
+	}
+	return p.Time/1e9 - 1
+}
+
+func (otlpOutput) build(l *lane[*otlp.Batch], s *settings, p period, emit func(*otlp.Batch)) Result {
+	ob := newOTLPBuilder(&s.cfg.OTLP.OTLPMapping, s, p.start.UnixNano(), p.end.UnixNano(), l.f.cum, emit)
+	p.snap.Each(ob.series)
+	res := ob.done()
+	if ob.refused > 0 {
+		l.m.dropped.WithLabelValues("not_sendable").Add(float64(ob.refused))
+	}
+	return res
+}
+
+func (otlpOutput) send(ctx context.Context, l *lane[*otlp.Batch], s *settings, b *otlp.Batch) (accepted, *refusal) {
+	var enc otlp.Encoder
+	body, encoded := enc.Append(nil, b)
+	n := len(b.Points)
+	refused := n - encoded
+	if refused >= n {
+		return accepted{skipped: n, skippedName: b.Points[0].Name}, nil
+	}
+	res, err := s.otlpDst.Send(ctx, body)
+	if err == nil {
+		a := accepted{status: res.StatusCode, sent: n - refused, skipped: refused, failed: int(min(res.Rejected, int64(n)))}
+		if refused > 0 {
+			a.skippedName = b.Points[enc.Refused()[0]].Name
+		}
+		if res.Message != "" && (res.Rejected > 0 || res.Undecodable) {
+			a.errors = []string{res.Message}
+		}
+		return a, nil
+	}
+	var oe *otlp.Error
+	if !errors.As(err, &oe) {
+		oe = &otlp.Error{Message: err.Error(), Retryable: true, Err: err}
+	}
+	return accepted{}, &refusal{
+		status:      oe.StatusCode,
+		message:     oe.Message,
+		reason:      oe.Error(),
+		retryable:   oe.Retryable,
+		rateLimited: oe.StatusCode == 429,
+		credentials: oe.Credentials,
+		splittable:  oe.Refused,
+		retryAfter:  oe.RetryAfter,
+	}
+}
+
+// halves splits b's points in two; both halves share b's arenas, which
+// no one writes once a batch is built.
+func (otlpOutput) halves(b *otlp.Batch) (*otlp.Batch, *otlp.Batch) {
+	h := len(b.Points) / 2
+	lo, hi := *b, *b
+	lo.Points, hi.Points = b.Points[:h:h], b.Points[h:]
+	return &lo, &hi
+}
+
+// join returns a's and b's points in one batch; they are halves of one
+// batch (see halves), so share its arenas.
+func (otlpOutput) join(a, b *otlp.Batch) *otlp.Batch {
+	r := *a
+	r.Points = append(slices.Clip(a.Points), b.Points...)
+	return &r
+}
+
+func (otlpOutput) without(b *otlp.Batch, _ func(string) bool) (*otlp.Batch, int) { return b, 0 }
+
+func (otlpOutput) marshal(dst []byte, b *otlp.Batch) []byte {
+	buf := bytes.NewBuffer(dst)
+	if err := gob.NewEncoder(buf).Encode(b); err != nil {
+		// Not expected: an otlp.Batch holds nothing gob cannot encode.
+		return dst
+	}
+	return buf.Bytes()
+}
+
+func (otlpOutput) unmarshal(p []byte) (*otlp.Batch, error) {
+	b := new(otlp.Batch)
+	if err := gob.NewDecoder(bytes.NewReader(p)).Decode(b); err != nil {
+		return nil, fmt.Errorf("decoding a spooled OTLP request: %w", err)
+	}
+	if err := checkBatch(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// checkBatch checks that every index and span of b's points lies within
+// its arenas (a spooled batch is read back from disk).
+func checkBatch(b *otlp.Batch) error {
+	in := func(s otlp.Span, n int) bool { return uint64(s.Off)+uint64(s.Len) <= uint64(n) }
+	for _, p := range b.Points {
+		switch p.Kind {
+		case otlp.KindExponentialHistogram:
+			if int(p.Index) >= len(b.Histograms) {
+				return errors.New("spooled OTLP request: histogram index out of range")
+			}
+			h := b.Histograms[p.Index]
+			if !in(h.Positive.Counts, len(b.Counts)) || !in(h.Negative.Counts, len(b.Counts)) {
+				return errors.New("spooled OTLP request: bucket span out of range")
+			}
+		case otlp.KindSummary:
+			if int(p.Index) >= len(b.Summaries) || !in(b.Summaries[p.Index].Quantiles, len(b.Quantiles)) {
+				return errors.New("spooled OTLP request: summary out of range")
+			}
+		}
+	}
+	return nil
+}
