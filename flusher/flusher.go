@@ -10,6 +10,7 @@ package flusher
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strconv"
 	"sync"
@@ -53,6 +54,9 @@ type OTLPConfig struct {
 	// Spool, when set, is the OTLP output's own spool (see Config.Spool).
 	// It cannot change after New.
 	Spool *spool.Spool
+	// DryRun, when set, receives each request as OTLP/JSON, one a line,
+	// instead of Sender.
+	DryRun io.Writer
 }
 
 // Config configures a Flusher.
@@ -176,6 +180,7 @@ type Flusher struct {
 
 	statusMu sync.Mutex
 	status   Status
+	dryMu    sync.Mutex // orders the writes of OTLPConfig.DryRun
 }
 
 // Status is the flusher's delivery state, for health checks.

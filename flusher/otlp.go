@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/otlp"
@@ -28,6 +29,9 @@ type OTLPMapping struct {
 	BatchSize int
 	// Resource is the resource of every point (host.name, service.name).
 	Resource otlp.Resource
+	// Attributes are set on every point (the global tags); a series tag
+	// of the same key wins.
+	Attributes []otlp.Attribute
 	// ScopeVersion is libratod's version, sent as the scope's.
 	ScopeVersion string
 	// MaxCumulative bounds the series whose running totals are kept for
@@ -70,9 +74,9 @@ func newOTLPBuilder(m *OTLPMapping, s *settings, start, end int64, cum *cumulati
 	if m.Temporality == otlp.Cumulative {
 		ob.cum = cum
 	}
-	for _, t := range s.cfg.Tags {
-		if t.Name != "" {
-			ob.attrs = setAttr(ob.attrs, otlp.Attribute{Key: t.Name, Value: t.Value})
+	for _, a := range m.Attributes {
+		if a.Key != "" {
+			ob.attrs = setAttr(ob.attrs, otlp.Attribute{Key: validUTF8(a.Key), Value: validUTF8(a.Value)})
 		}
 	}
 	ob.newBatch()
@@ -270,7 +274,7 @@ func (ob *otlpBuilder) attributes(tags []aggregator.Tag) []otlp.Attribute {
 		if v == "" {
 			v = bareTagValue
 		}
-		merged = setAttr(merged, otlp.Attribute{Key: t.Name, Value: v})
+		merged = setAttr(merged, otlp.Attribute{Key: validUTF8(t.Name), Value: validUTF8(v)})
 	}
 	ob.arena = ob.arena[:from+len(merged)]
 	return merged[:len(merged):len(merged)]
@@ -294,6 +298,17 @@ func seriesKey(dst []byte, name string, attrs []otlp.Attribute) []byte {
 		dst = append(append(append(append(dst, 0), a.Key...), 0), a.Value...)
 	}
 	return dst
+}
+
+// validUTF8 returns s with each invalid UTF-8 sequence replaced by U+FFFD:
+// OTLP strings are protobuf strings, which must be UTF-8, and tags come from
+// the network as they are (with the Librato output off, no sanitizer
+// cleaned them). It allocates only for an invalid s.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func finiteValue(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -341,8 +356,19 @@ func (otlpOutput) build(l *lane[*otlp.Batch], s *settings, p period, emit func(*
 
 func (otlpOutput) send(ctx context.Context, l *lane[*otlp.Batch], s *settings, b *otlp.Batch) (accepted, *refusal) {
 	var enc otlp.Encoder
-	body, encoded := enc.Append(nil, b)
 	n := len(b.Points)
+	if w := s.cfg.OTLP.DryRun; w != nil {
+		// -dry-run: the request as OTLP/JSON, one a line.
+		body, encoded := enc.AppendJSON(nil, b)
+		l.f.dryMu.Lock()
+		_, err := w.Write(append(body, '\n'))
+		l.f.dryMu.Unlock()
+		if err != nil {
+			return accepted{}, &refusal{message: err.Error(), reason: "dry run: " + err.Error(), retryable: true}
+		}
+		return accepted{status: 200, sent: encoded, skipped: n - encoded}, nil
+	}
+	body, encoded := enc.Append(nil, b)
 	refused := n - encoded
 	if refused >= n {
 		return accepted{skipped: n, skippedName: b.Points[0].Name}, nil
@@ -369,7 +395,7 @@ func (otlpOutput) send(ctx context.Context, l *lane[*otlp.Batch], s *settings, b
 		retryable:   oe.Retryable,
 		rateLimited: oe.StatusCode == 429,
 		credentials: oe.Credentials,
-		splittable:  oe.Refused,
+		splittable:  oe.Refused || oe.StatusCode == 413,
 		retryAfter:  oe.RetryAfter,
 	}
 }
