@@ -48,6 +48,11 @@
 //     CRC32-C; damaged bytes are skipped up to the next valid record and
 //     counted (Stats.CorruptRecords, Stats.CorruptBytes). A damaged .ack
 //     entry is ignored, so its record is sent again.
+//   - A segment file that cannot be opened or read at Take (too many
+//     open files, EIO, a network file system's hiccup): nothing is lost.
+//     Take returns an error wrapping ErrRead, counts it
+//     (Stats.ReadErrors) and leaves that file's records for a later Take;
+//     the records of the other segments are taken meanwhile.
 //   - Past Config.MaxBytes: Append removes the oldest whole segments first
 //     and counts their records under ReasonFull.
 //

@@ -80,7 +80,7 @@ func TestTakeReadErrorKeepsRecords(t *testing.T) {
 			fault.install(s)
 			for range 3 { // a flusher's refill calls again and again
 				got, err := s.Take(10)
-				if !errors.Is(err, tc.err) || len(got) != 0 {
+				if !errors.Is(err, tc.err) || !errors.Is(err, ErrRead) || len(got) != 0 {
 					t.Fatalf("Take: %d records, %v; want none and %v", len(got), err, tc.err)
 				}
 			}
@@ -122,8 +122,8 @@ func TestTakeReadErrorInOneSegment(t *testing.T) {
 	fault := &ioFault{err: syscall.EIO, only: []string{filepath.Base(segFiles(t, cfg.Dir)[1])}, on: true}
 	fault.install(s)
 	got, err := s.Take(10)
-	if !errors.Is(err, syscall.EIO) {
-		t.Errorf("Take: %v, want EIO", err)
+	if !errors.Is(err, syscall.EIO) || !errors.Is(err, ErrRead) {
+		t.Errorf("Take: %v, want ErrRead and EIO", err)
 	}
 	sameRecords(t, got, []Record{all[0], all[1], all[4], all[5]})
 	if err := s.Ack(ids(got)...); err != nil {
@@ -147,11 +147,32 @@ func TestTakeTruncatedAfterOpen(t *testing.T) {
 	}
 	var got []Entry
 	for range 3 {
-		es, _ := s.Take(10)
+		es, err := s.Take(10)
+		if errors.Is(err, ErrRead) {
+			t.Errorf("Take: %v, want damage, not ErrRead", err)
+		}
 		got = append(got, es...)
 	}
 	sameRecords(t, got, []Record{all[0], all[1], all[2], all[4], all[5]})
 	if st := s.Stats(); st.Pending.Records != 5 || st.CorruptRecords != 1 {
 		t.Errorf("stats %+v, want the 5 intact records pending and 1 corrupt", st)
+	}
+}
+
+// A segment file removed behind the spool's back will not come back: its
+// records are skipped as damage, not tried forever.
+func TestTakeRemovedIsNotErrRead(t *testing.T) {
+	cfg, all := spoolOfSix(t)
+	s := open(t, cfg)
+	if err := os.Remove(segFiles(t, cfg.Dir)[0]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Take(10)
+	if !errors.Is(err, os.ErrNotExist) || errors.Is(err, ErrRead) {
+		t.Errorf("Take: %v, want ErrNotExist, not ErrRead", err)
+	}
+	sameRecords(t, got, all[2:])
+	if st := s.Stats(); st.ReadErrors != 0 || st.CorruptRecords != 2 {
+		t.Errorf("stats %+v", st)
 	}
 }

@@ -53,6 +53,10 @@ var (
 	// its frame past MaxBytes). It is returned wrapped together with
 	// ErrWrite.
 	ErrTooLarge = errors.New("spool: record too large")
+	// ErrRead marks an error of Take that left records in the spool: a
+	// segment file could not be opened or read (too many open files, EIO,
+	// ...). They are taken by a later Take once the file can be read.
+	ErrRead = errors.New("spool: read failed")
 	// ErrClosed: the spool was closed.
 	ErrClosed = errors.New("spool: closed")
 	// ErrVersion: a segment file has a format version this code does not
@@ -611,8 +615,9 @@ func (s *Spool) closeSeg(g *segment) {
 // it. A segment file that cannot be opened or read (too many open files,
 // EIO, ...) loses nothing: its records stay where they are, counted in
 // Stats.ReadErrors, and later Takes try them again; meanwhile the records
-// of the segments after it are taken. Either way the error reports the
-// first failure, and the records returned are valid all the same.
+// of the segments after it are taken. The error then wraps ErrRead (and
+// the cause); otherwise it reports the first damage found. The records
+// returned are valid all the same.
 func (s *Spool) Take(n int) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -632,14 +637,17 @@ func (s *Spool) Take(n int) ([]Entry, error) {
 				continue
 			}
 			p, retry, err := s.read(g, r)
-			if err != nil && rerr == nil {
-				rerr = err
-			}
 			if retry {
 				// Leave this segment as it is until a later Take.
 				s.st.ReadErrors++
 				s.dropHandle(g)
+				if !errors.Is(rerr, ErrRead) {
+					rerr = fmt.Errorf("%w: %w", ErrRead, err)
+				}
 				break
+			}
+			if err != nil && rerr == nil {
+				rerr = err
 			}
 			if p == nil {
 				s.st.CorruptRecords++
