@@ -47,7 +47,9 @@
 //   - Damage (a flipped bit, a truncated file): each record carries a
 //     CRC32-C; damaged bytes are skipped up to the next valid record and
 //     counted (Stats.CorruptRecords, Stats.CorruptBytes). A damaged .ack
-//     entry is ignored, so its record is sent again.
+//     entry is ignored, so its record is sent again; a torn one (the
+//     process killed while writing it) is trimmed by Open, and the entries
+//     after it count all the same.
 //   - A segment file that cannot be opened or read at Take (too many
 //     open files, EIO, a network file system's hiccup): nothing is lost.
 //     Take returns an error wrapping ErrRead, counts it

@@ -379,21 +379,26 @@ func (s *Spool) loadSegment(seq uint64, buf *[]byte) (*segment, error) {
 	s.st.CorruptBytes += int64(badBytes)
 	seg.open = len(seg.recs)
 
-	if ack, err := os.ReadFile(ackPath(s.dir, seq)); err == nil {
-		seg.ackSize = int64(len(ack))
-		parseAcks(ack, seq, func(off uint32) {
-			i, ok := slices.BinarySearchFunc(seg.recs, off, func(r recInfo, off uint32) int { return cmp.Compare(r.off, off) })
-			if ok && seg.recs[i].state != done {
-				seg.recs[i].state = done
-				seg.open--
-			}
-		})
-	} else if !errors.Is(err, os.ErrNotExist) {
+	ack, err := os.ReadFile(ackPath(s.dir, seq))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("spool: read acknowledgements: %w", err)
 	}
+	seg.ackSize = int64(len(ack))
+	end := parseAcks(ack, seq, func(off uint32) {
+		i, ok := slices.BinarySearchFunc(seg.recs, off, func(r recInfo, off uint32) int { return cmp.Compare(r.off, off) })
+		if ok && seg.recs[i].state != done {
+			seg.recs[i].state = done
+			seg.open--
+		}
+	})
 	if seg.open == 0 {
 		s.removeFiles(seq)
 		return nil, nil
+	}
+	// A torn tail would put the entries appended next out of step; should
+	// the trim fail, parseAcks finds them all the same.
+	if end < len(ack) && os.Truncate(ackPath(s.dir, seq), int64(end)) == nil {
+		seg.ackSize = int64(end)
 	}
 	seg.advance()
 	return seg, nil
