@@ -144,6 +144,8 @@ func (f *Flusher) spoolDone(it item, reason string) {
 
 // refill drops what waits on disk past max_age and takes records into
 // memory while the backlog has room (at least one when memory is empty).
+// A spool file that cannot be read leaves its records on disk for a later
+// refill.
 func (f *Flusher) refill(s *settings) {
 	st := &f.spool
 	st.mu.Lock()
@@ -168,7 +170,8 @@ func (f *Flusher) refill(s *settings) {
 				s.cfg.Logger.Warn().Err(err).Msg("spool: cannot read; the requests stay in the spool and are read again later (logged at most once a minute)")
 			}
 			if len(es) == 0 {
-				if inMem == 0 { // nothing else to send: no retry before a backoff
+				// Nothing else to send: no retry before a backoff.
+				if inMem == 0 {
 					f.backlog.mu.Lock()
 					f.backlog.failures++
 					f.backlog.next = time.Now().Add(f.backoff(s, f.backlog.failures, 0))

@@ -47,7 +47,8 @@ func TestTornAckThenMoreAcks(t *testing.T) {
 	s = open(t, cfg)
 	got = takeAll(t, s, 10)
 	sameRecords(t, got, all[2:])
-	if err := s.Ack(got[0].ID, got[1].ID, got[2].ID); err != nil { // records 2, 3, 4
+	// Acknowledge records 2, 3 and 4.
+	if err := s.Ack(got[0].ID, got[1].ID, got[2].ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
