@@ -144,6 +144,8 @@ func (f *Flusher) spoolDone(it item, reason string) {
 
 // refill drops what waits on disk past max_age and takes records into
 // memory while the backlog has room (at least one when memory is empty).
+// A spool file that cannot be read leaves its records on disk for a later
+// refill.
 func (f *Flusher) refill(s *settings) {
 	st := &f.spool
 	st.mu.Lock()
@@ -162,7 +164,22 @@ func (f *Flusher) refill(s *settings) {
 	}
 	for disk > 0 && (inMem == 0 || inMem < s.cfg.Backlog) {
 		es, err := f.sp.Take(1)
-		if err != nil && len(es) == 0 && !errors.Is(err, spool.ErrClosed) {
+		if errors.Is(err, spool.ErrRead) {
+			// Nothing is lost: the records stay for a later refill.
+			if ok, _ := f.logs.allow("spool_read_error", time.Minute); ok {
+				s.cfg.Logger.Warn().Err(err).Msg("spool: cannot read; the requests stay in the spool and are read again later (logged at most once a minute)")
+			}
+			if len(es) == 0 {
+				// Nothing else to send: no retry before a backoff.
+				if inMem == 0 {
+					f.backlog.mu.Lock()
+					f.backlog.failures++
+					f.backlog.next = time.Now().Add(f.backoff(s, f.backlog.failures, 0))
+					f.backlog.mu.Unlock()
+				}
+				return
+			}
+		} else if err != nil && len(es) == 0 && !errors.Is(err, spool.ErrClosed) {
 			if ok, _ := f.logs.allow("spool_read", time.Minute); ok {
 				s.cfg.Logger.Warn().Err(err).Msg("spool: read error; skipping the damaged record (logged at most once a minute)")
 			}
@@ -287,6 +304,8 @@ var (
 		"Damaged spool records skipped (torn writes, flipped bits, undecodable payloads).", nil, nil)
 	spoolWriteErrorsDesc = prometheus.NewDesc("libratod_spool_write_errors_total",
 		"Failed writes to the spool (full disk, unwritable directory): those requests were kept in memory only.", nil, nil)
+	spoolReadErrorsDesc = prometheus.NewDesc("libratod_spool_read_errors_total",
+		"Failed reads of spool files (too many open files, EIO): those requests stay in the spool and are read again later.", nil, nil)
 )
 
 // spoolCollector reads the spool's Stats at scrape time.
@@ -294,7 +313,7 @@ type spoolCollector struct{ f *Flusher }
 
 func (c *spoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{spoolBytesDesc, spoolPendingDesc, spoolPendingMeasDesc, spoolRequestsDesc,
-		spoolDroppedDesc, spoolCorruptDesc, spoolWriteErrorsDesc} {
+		spoolDroppedDesc, spoolCorruptDesc, spoolWriteErrorsDesc, spoolReadErrorsDesc} {
 		ch <- d
 	}
 }
@@ -327,4 +346,5 @@ func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(spoolCorruptDesc, st.CorruptRecords+c.f.spool.undecodable.Load())
 	counter(spoolWriteErrorsDesc, st.WriteErrors)
+	counter(spoolReadErrorsDesc, st.ReadErrors)
 }
