@@ -115,7 +115,7 @@ type sendStats struct {
 type daemonStats struct {
 	cpu     time.Duration // user+system CPU time used from the start of sending until the daemon went idle
 	peakRSS uint64        // bytes, VmHWM
-	idleRSS uint64        // bytes, VmRSS before sending (-cardinality); 0: not measured
+	idleRSS uint64        // VmRSS before sending (-cardinality); 0: none
 }
 
 // result is the outcome of one run.
@@ -128,8 +128,8 @@ type result struct {
 	fake        fakeStats
 	daemon      *daemonStats // nil without -daemon
 	kernelDrops int64        // datagrams the kernel dropped on the daemon's port during the run; -1 unknown
-	series      int          // -cardinality: series of the fullest period delivered; 0: not counted
-	spread      bool         // -cardinality: the sending took longer than a period
+	series      int          // -cardinality: series of the fullest period
+	spread      bool         // -cardinality: sending outlasted a period
 }
 
 // clean says whether everything sent arrived exactly once.

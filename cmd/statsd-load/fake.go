@@ -314,7 +314,7 @@ type received struct {
 	other    int            // measurements whose names the tool did not send (timer percentiles among them)
 	wrongTyp int            // the tool's names with the wrong shape (a counter as a summary, say)
 	total    int            // measurements
-	perTime  map[int64]int  // the tool's points by time (a period), each counted once
+	perTime  map[int64]int  // the tool's points by time, once each
 }
 
 func newReceived(prefix string) *received {

@@ -128,7 +128,8 @@ func TestFloorSummary(t *testing.T) {
 }
 
 func TestUntilBoundary(t *testing.T) {
-	base := time.Date(2031, 5, 6, 7, 8, 0, 0, time.UTC) // a multiple of 10s in unix seconds
+	// A multiple of 10s in unix seconds.
+	base := time.Date(2031, 5, 6, 7, 8, 0, 0, time.UTC)
 	tests := []struct {
 		now    time.Time
 		period time.Duration
@@ -136,7 +137,7 @@ func TestUntilBoundary(t *testing.T) {
 	}{
 		{base, 10 * time.Second, 10 * time.Second},
 		{base.Add(3500 * time.Millisecond), 10 * time.Second, 6500 * time.Millisecond},
-		{base.Add(59 * time.Second), time.Minute, time.Second}, // 7:08:59 -> 7:09:00
+		{base.Add(59 * time.Second), time.Minute, time.Second}, // to 7:09
 		{base.Add(999 * time.Millisecond), time.Second, time.Millisecond},
 	}
 	for _, tt := range tests {
@@ -154,7 +155,8 @@ func TestMaxPeriodSeries(t *testing.T) {
 		`{"time":1700000000,"measurements":[{"name":"load.c.0","value":1},{"name":"load.c.1","value":1}]}`,
 		`{"time":1700000010,"measurements":[{"name":"load.c.0","value":1},{"name":"load.c.1","value":1},
 			{"name":"load.c.1","value":1,"tags":{"t0":"v1"}},{"name":"other","value":1}]}`,
-		`{"time":1700000010,"measurements":[{"name":"load.c.0","value":1}]}`, // a resent point
+		// A resent point.
+		`{"time":1700000010,"measurements":[{"name":"load.c.0","value":1}]}`,
 	} {
 		p, err := decodePayload(&fakelibrato.Request{Body: []byte(body)})
 		if err != nil {

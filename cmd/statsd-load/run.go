@@ -45,8 +45,8 @@ type runConfig struct {
 	pps            float64 // lines per second over every sender; 0: as fast as possible
 	setLimit       int     // the daemon's bound on a set's members per period (exact below it)
 
-	floorRounds int  // rounds of floor and daemon runs to compare (-floor); 0: none
-	cardinality bool // measure the idle RSS, send in one period, report RSS per series
+	floorRounds int  // rounds of floor and daemon runs (-floor); 0: none
+	cardinality bool // idle RSS, one period, RSS per series
 
 	faults []fault
 	down   time.Duration
