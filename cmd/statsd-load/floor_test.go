@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -208,17 +207,11 @@ func TestParseVmRSS(t *testing.T) {
 	}
 }
 
-// TestFloorAndCardinalityAgainstDaemon builds libratod and runs one round of
-// -floor and one -cardinality run, small: the floor and the daemon must
+// testFloorAndCardinality runs, against the libratod built at bin, one round
+// of -floor and one -cardinality run, small: the floor and the daemon must
 // both get every line, and the cardinality run must count the series sent.
-func TestFloorAndCardinalityAgainstDaemon(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs libratod")
-	}
-	bin := filepath.Join(t.TempDir(), "libratod")
-	if out, err := exec.Command("go", "build", "-o", bin, "../libratod").CombinedOutput(); err != nil {
-		t.Fatalf("building libratod: %v\n%s", err, out)
-	}
+// TestAgainstDaemon calls it with the binary it built.
+func testFloorAndCardinality(t *testing.T, bin string) {
 	cfg := runConfig{
 		daemon: bin, libratoListen: "127.0.0.1:0", period: time.Second,
 		gen:   genConfig{prefix: freshPrefix(), names: 500, tags: 2, rate: 1, conns: 1, mix: mix{counterType: 1}},

@@ -139,4 +139,5 @@ func TestAgainstDaemon(t *testing.T) {
 			}
 		})
 	}
+	testFloorAndCardinality(t, bin)
 }
