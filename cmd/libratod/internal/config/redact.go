@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A key of the file whose field is tagged secret:"true" holds a secret: a
@@ -140,6 +141,18 @@ func redact(s string, secrets []string) string {
 	}
 	if !found {
 		return s
+	}
+	// Whole characters: a run that starts or ends inside a UTF-8 sequence
+	// takes the rest of it.
+	for i := 1; i < len(s); i++ {
+		if hide[i-1] && !hide[i] && !utf8.RuneStart(s[i]) {
+			hide[i] = true
+		}
+	}
+	for i := len(s) - 2; i >= 0; i-- {
+		if hide[i+1] && !hide[i] && !utf8.RuneStart(s[i+1]) {
+			hide[i] = true
+		}
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {

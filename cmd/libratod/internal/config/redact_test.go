@@ -96,13 +96,19 @@ func TestSecretFieldsAreTagged(t *testing.T) {
 
 // TestRedact checks the redaction of runs of a secret.
 func TestRedact(t *testing.T) {
-	secrets := []string{"abcdefgh", "xy"}
+	secrets := []string{"abcdefgh", "xy", "éabcz"}
 	for _, tt := range []struct{ in, want string }{
 		{`got "abcdefgh"`, `got "[redacted]"`},
 		{`got "zzabcdzz"`, `got "zz[redacted]zz"`},
-		{`got "abc"`, `got "abc"`},                             // three bytes: ordinary text
-		{`got "efghabcd"`, `got "[redacted]"`},                 // two runs side by side
-		{`got "xy" and "axyb"`, `got "[redacted]" and "axyb"`}, // a short secret: quoted whole
+		// Three bytes are ordinary text.
+		{`got "abc"`, `got "abc"`},
+		// Two runs side by side.
+		{`got "efghabcd"`, `got "[redacted]"`},
+		// A secret shorter than four bytes: only where quoted whole.
+		{`got "xy" and "axyb"`, `got "[redacted]" and "axyb"`},
+		// A run cut inside a character takes the whole character.
+		{"got \"\u00e9abc\"", `got "[redacted]"`},
+		{"got \"\u00a9abc\"", `got "[redacted]"`},
 		{`nothing`, `nothing`},
 	} {
 		if got := redact(tt.in, secrets); got != tt.want {
