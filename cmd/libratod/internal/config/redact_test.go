@@ -30,6 +30,12 @@ func TestLoadErrorsHideSecrets(t *testing.T) {
 			if leak := secrettest.Leak(msg); leak != "" {
 				t.Fatalf("the message shows %q of a secret:\n%s", leak, msg)
 			}
+			if _, reason, ok := strings.Cut(msg, "invalid TOML at line "); ok {
+				_, reason, _ = strings.Cut(reason, ": ")
+				if !slices.ContainsFunc(syntaxReasons(), func(r struct{ prefix, reason string }) bool { return r.reason == reason }) {
+					t.Errorf("a syntax error's reason is not one of libratod's own: %q", reason)
+				}
+			}
 			if strings.Contains(msg, "the parser's words are not shown") {
 				t.Errorf("no reason of its own for the parser's message (toml upgraded?):\n%s", msg)
 			}

@@ -45,6 +45,7 @@ func Cases() []Case {
 		f("dotted quoted key", "\"librato\".\"token\" = "+T+"\n"),
 		f("quoted key", "[librato]\n\"token\" = "+T+"\n"),
 		f("literal quoted key", "[librato]\n'email' = "+E+"\n"),
+		f("token with spaces", "[librato]\ntoken = "+T[:4]+" "+T[4:]+"\n"),
 		f("tabs", "[librato]\n\ttoken\t=\t"+T+"\t\n"),
 		f("no spaces", "[librato]\ntoken="+T+"\n"),
 		f("comment after", "[librato]\ntoken = "+T+" # the token\n"),
@@ -75,6 +76,8 @@ func Cases() []Case {
 		f("a date email", "[librato]\nemail = 1987-06-05T04:03:02Z\n"),
 		f("token in another key", "[librato]\ntoken = \""+T+"\"\napi = \""+T+"\"\n"),
 		f("email in another key", "[librato]\nemail = \""+E+"\"\nsource = \""+E+"\"\nevents_stream = \""+E+"\"\n"),
+		f("multi-line token in another key", "[librato]\ntoken = \"\"\"\n"+T[:8]+"\n"+T[8:]+"\"\"\"\napi = \""+T[:8]+"\"\n"),
+		f("literal token in another key", "[librato]\ntoken = '"+T+"'\nsource_regex = '("+T+"'\n"),
 		f("token in a dotted table", "librato.token = \""+T+"\"\nlibrato.counters_as = \"x"+T+"\"\n"),
 		{Name: "env token in another key", File: "", Env: map[string]string{
 			"LIBRATOD_LIBRATO_TOKEN": T, "LIBRATOD_LIBRATO_BATCH_SIZE": T}},
