@@ -19,10 +19,14 @@ type CheckStep string
 // The steps of a request, in order. A proxy (HTTPS_PROXY) is what the DNS
 // and TCP steps reach when one is set.
 const (
-	StepDNS  CheckStep = "DNS"  // resolving the host name
-	StepTCP  CheckStep = "TCP"  // opening the connection
-	StepTLS  CheckStep = "TLS"  // the handshake, certificate verification included
-	StepHTTP CheckStep = "HTTP" // sending the request and reading the answer's headers
+	// StepDNS is resolving the host name.
+	StepDNS CheckStep = "DNS"
+	// StepTCP is opening the connection.
+	StepTCP CheckStep = "TCP"
+	// StepTLS is the handshake, certificate verification included.
+	StepTLS CheckStep = "TLS"
+	// StepHTTP is sending the request and reading the answer's headers.
+	StepHTTP CheckStep = "HTTP"
 )
 
 // CheckResult is what Check learned, as far as it got.

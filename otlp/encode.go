@@ -32,7 +32,7 @@ const (
 	fMetricSum        = 7 // Metric.sum
 	fMetricExpHist    = 10
 	fMetricSummary    = 11
-	fDataPoints       = 1 // Gauge, Sum, ExponentialHistogram, Summary .data_points
+	fDataPoints       = 1 // data_points of Gauge, Sum, ExponentialHistogram...
 	fTemporality      = 2 // Sum, ExponentialHistogram .aggregation_temporality
 	fSumMonotonic     = 3 // Sum.is_monotonic
 	fPointStart       = 2 // every data point's start_time_unix_nano
@@ -76,6 +76,8 @@ const (
 // Temporality, or an Index or Span outside the batch's slices.
 type Encoder struct {
 	order   []int32 // the points encoded, grouped
+	psize   []int   // the size of each point of order
+	msize   []int   // the size of each Metric's data (Gauge, Sum...)
 	refused []int
 }
 
@@ -98,27 +100,48 @@ func (e *Encoder) AppendRange(dst []byte, b *Batch, i, j int) ([]byte, int) {
 	if len(e.order) == 0 {
 		return dst, 0
 	}
-	dst, rm := openMsg(dst, fRequestResourceMetrics)
-	if len(b.Resource.Attributes) > 0 {
-		var r int
-		dst, r = openMsg(dst, fResourceMetricsResource)
-		dst = appendAttrs(dst, fResourceAttributes, b.Resource.Attributes)
-		dst = closeMsg(dst, r)
+	// Sizes first, so that every length is written once, minimal: the
+	// points' sizes, each Metric's, then the enclosing messages'.
+	e.psize = slices.Grow(e.psize[:0], len(e.order))[:len(e.order)]
+	e.msize = e.msize[:0]
+	metrics := 0
+	for k, run := 0, e.order; len(run) > 0; {
+		n := runLen(b, run)
+		d := dataSize(b, run[:n], e.psize[k:k+n])
+		e.msize = append(e.msize, d)
+		metrics += lenField(fScopeMetricsMetrics, metricSize(&b.Points[run[0]], d))
+		k += n
+		run = run[n:]
 	}
-	dst, sm := openMsg(dst, fResourceMetricsScope)
-	dst, sc := openMsg(dst, fScopeMetricsScope)
+	scope := lenField(fScopeName, stringSize(ScopeName))
+	if b.ScopeVersion != "" {
+		scope += lenField(fScopeVersion, stringSize(b.ScopeVersion))
+	}
+	sm := lenField(fScopeMetricsScope, scope) + metrics
+	res := attrsSize(fResourceAttributes, b.Resource.Attributes)
+	rm := lenField(fResourceMetricsScope, sm)
+	if len(b.Resource.Attributes) > 0 {
+		rm += lenField(fResourceMetricsResource, res)
+	}
+	dst = slices.Grow(dst, lenField(fRequestResourceMetrics, rm))
+
+	dst = appendLen(dst, fRequestResourceMetrics, rm)
+	if len(b.Resource.Attributes) > 0 {
+		dst = appendLen(dst, fResourceMetricsResource, res)
+		dst = appendAttrs(dst, fResourceAttributes, b.Resource.Attributes)
+	}
+	dst = appendLen(dst, fResourceMetricsScope, sm)
+	dst = appendLen(dst, fScopeMetricsScope, scope)
 	dst = appendString(dst, fScopeName, ScopeName)
 	if b.ScopeVersion != "" {
 		dst = appendString(dst, fScopeVersion, b.ScopeVersion)
 	}
-	dst = closeMsg(dst, sc)
-	for run := e.order; len(run) > 0; {
+	for k, m, run := 0, 0, e.order; len(run) > 0; m++ {
 		n := runLen(b, run)
-		dst = appendMetric(dst, b, run[:n])
+		dst = appendMetric(dst, b, run[:n], e.msize[m], e.psize[k:k+n])
+		k += n
 		run = run[n:]
 	}
-	dst = closeMsg(dst, sm)
-	dst = closeMsg(dst, rm)
 	return dst, len(e.order)
 }
 
@@ -228,26 +251,61 @@ func inArena(s Span, n int) bool {
 	return uint64(s.Off)+uint64(s.Len) <= uint64(n)
 }
 
-// appendMetric appends one Metric holding the points run, which share its
-// key.
-func appendMetric(dst []byte, b *Batch, run []int32) []byte {
-	p0 := &b.Points[run[0]]
-	dst, m := openMsg(dst, fScopeMetricsMetrics)
-	dst = appendString(dst, fMetricName, p0.Name)
-	var field protowire.Number
-	switch p0.Kind {
+// dataField returns the Metric field of the data of points of kind k.
+func dataField(k Kind) protowire.Number {
+	switch k {
 	case KindSum:
-		field = fMetricSum
+		return fMetricSum
 	case KindGauge:
-		field = fMetricGauge
+		return fMetricGauge
 	case KindExponentialHistogram:
-		field = fMetricExpHist
-	default:
-		field = fMetricSummary
+		return fMetricExpHist
 	}
-	dst, d := openMsg(dst, field)
-	for _, k := range run {
+	return fMetricSummary
+}
+
+// dataSize returns the size of the Gauge, Sum, ExponentialHistogram or
+// Summary message of the points run, whose sizes it stores in psize.
+func dataSize(b *Batch, run []int32, psize []int) int {
+	n := 0
+	for i, k := range run {
 		p := &b.Points[k]
+		switch p.Kind {
+		case KindSum, KindGauge:
+			psize[i] = numberPointSize(p)
+		case KindExponentialHistogram:
+			psize[i] = histPointSize(b, p)
+		default:
+			psize[i] = summaryPointSize(b, p)
+		}
+		n += lenField(fDataPoints, psize[i])
+	}
+	p0 := &b.Points[run[0]]
+	if temporality(p0) != 0 {
+		n += protowire.SizeTag(fTemporality) + 1
+	}
+	if p0.Kind == KindSum && p0.Monotonic {
+		n += protowire.SizeTag(fSumMonotonic) + 1
+	}
+	return n
+}
+
+// metricSize returns the size of the Metric of points like p0 whose data
+// has size data.
+func metricSize(p0 *Point, data int) int {
+	return lenField(fMetricName, stringSize(p0.Name)) + lenField(dataField(p0.Kind), data)
+}
+
+// appendMetric appends the Metric of the points run, which share its key,
+// have the sizes psize and data of size data.
+func appendMetric(dst []byte, b *Batch, run []int32, data int, psize []int) []byte {
+	p0 := &b.Points[run[0]]
+	dst = appendLen(dst, fScopeMetricsMetrics, metricSize(p0, data))
+	dst = appendString(dst, fMetricName, p0.Name)
+	dst = appendLen(dst, dataField(p0.Kind), data)
+	for i, k := range run {
+		p := &b.Points[k]
+		dst = appendLen(dst, fDataPoints, psize[i])
 		switch p.Kind {
 		case KindSum, KindGauge:
 			dst = appendNumberPoint(dst, p)
@@ -265,8 +323,16 @@ func appendMetric(dst []byte, b *Batch, run []int32) []byte {
 		dst = protowire.AppendTag(dst, fSumMonotonic, protowire.VarintType)
 		dst = protowire.AppendVarint(dst, 1)
 	}
-	dst = closeMsg(dst, d)
-	return closeMsg(dst, m)
+	return dst
+}
+
+// timesSize returns the size of a data point's start and time fields.
+func timesSize(p *Point) int {
+	n := protowire.SizeTag(fPointTime) + 8
+	if p.Start != 0 {
+		n += protowire.SizeTag(fPointStart) + 8
+	}
+	return n
 }
 
 // appendTimes appends a data point's start (when set) and time.
@@ -277,19 +343,46 @@ func appendTimes(dst []byte, p *Point) []byte {
 	return appendFixed64(dst, fPointTime, uint64(p.Time))
 }
 
-// appendNumberPoint appends a NumberDataPoint.
-func appendNumberPoint(dst []byte, p *Point) []byte {
-	dst, n := openMsg(dst, fDataPoints)
-	dst = appendAttrs(dst, fNumberAttributes, p.Attributes)
-	dst = appendTimes(dst, p)
-	dst = appendDouble(dst, fNumberDouble, p.Value)
-	return closeMsg(dst, n)
+// numberPointSize returns the size of a NumberDataPoint.
+func numberPointSize(p *Point) int {
+	return attrsSize(fNumberAttributes, p.Attributes) + timesSize(p) +
+		protowire.SizeTag(fNumberDouble) + 8
 }
 
-// appendHistPoint appends an ExponentialHistogramDataPoint.
+// appendNumberPoint appends the fields of a NumberDataPoint.
+func appendNumberPoint(dst []byte, p *Point) []byte {
+	dst = appendAttrs(dst, fNumberAttributes, p.Attributes)
+	dst = appendTimes(dst, p)
+	return appendDouble(dst, fNumberDouble, p.Value)
+}
+
+// histPointSize returns the size of an ExponentialHistogramDataPoint.
+func histPointSize(b *Batch, p *Point) int {
+	h := &b.Histograms[p.Index]
+	n := attrsSize(fHistAttributes, p.Attributes) + timesSize(p) +
+		protowire.SizeTag(fHistCount) + 8 + protowire.SizeTag(fHistSum) + 8
+	if h.Scale != 0 {
+		n += protowire.SizeTag(fHistScale) +
+			protowire.SizeVarint(protowire.EncodeZigZag(int64(h.Scale)))
+	}
+	if h.ZeroCount != 0 {
+		n += protowire.SizeTag(fHistZeroCount) + 8
+	}
+	if h.Positive.Counts.Len > 0 {
+		n += lenField(fHistPositive, bucketsSize(b, h.Positive))
+	}
+	if h.Negative.Counts.Len > 0 {
+		n += lenField(fHistNegative, bucketsSize(b, h.Negative))
+	}
+	if h.Count > 0 {
+		n += protowire.SizeTag(fHistMin) + 8 + protowire.SizeTag(fHistMax) + 8
+	}
+	return n
+}
+
+// appendHistPoint appends the fields of an ExponentialHistogramDataPoint.
 func appendHistPoint(dst []byte, b *Batch, p *Point) []byte {
 	h := &b.Histograms[p.Index]
-	dst, n := openMsg(dst, fDataPoints)
 	dst = appendAttrs(dst, fHistAttributes, p.Attributes)
 	dst = appendTimes(dst, p)
 	dst = appendFixed64(dst, fHistCount, h.Count)
@@ -307,7 +400,28 @@ func appendHistPoint(dst []byte, b *Batch, p *Point) []byte {
 		dst = appendDouble(dst, fHistMin, h.Min)
 		dst = appendDouble(dst, fHistMax, h.Max)
 	}
-	return closeMsg(dst, n)
+	return dst
+}
+
+// packedSize returns the size of counts as packed varints.
+func packedSize(counts []uint64) int {
+	n := len(counts)
+	for _, c := range counts {
+		if c >= 0x80 {
+			n += protowire.SizeVarint(c) - 1
+		}
+	}
+	return n
+}
+
+// bucketsSize returns the size of a Buckets message.
+func bucketsSize(b *Batch, bk Buckets) int {
+	n := lenField(fBucketsCounts, packedSize(b.counts(bk.Counts)))
+	if bk.Offset != 0 {
+		n += protowire.SizeTag(fBucketsOffset) +
+			protowire.SizeVarint(protowire.EncodeZigZag(int64(bk.Offset)))
+	}
+	return n
 }
 
 // appendBuckets appends the Buckets of one sign, when it has any.
@@ -315,53 +429,80 @@ func appendBuckets(dst []byte, b *Batch, field protowire.Number, bk Buckets) []b
 	if bk.Counts.Len == 0 {
 		return dst
 	}
-	dst, n := openMsg(dst, field)
+	counts := b.counts(bk.Counts)
+	size := packedSize(counts)
+	n := lenField(fBucketsCounts, size)
+	if bk.Offset != 0 {
+		n += protowire.SizeTag(fBucketsOffset) +
+			protowire.SizeVarint(protowire.EncodeZigZag(int64(bk.Offset)))
+	}
+	dst = appendLen(dst, field, n)
 	if bk.Offset != 0 {
 		dst = protowire.AppendTag(dst, fBucketsOffset, protowire.VarintType)
 		dst = protowire.AppendVarint(dst, protowire.EncodeZigZag(int64(bk.Offset)))
 	}
-	counts := b.counts(bk.Counts)
-	size := 0
+	dst = appendLen(dst, fBucketsCounts, size)
+	// Most counts are small (many zero): the one-byte case is the fast path.
 	for _, c := range counts {
-		size += protowire.SizeVarint(c)
+		if c < 0x80 {
+			dst = append(dst, byte(c))
+		} else {
+			dst = protowire.AppendVarint(dst, c)
+		}
 	}
-	dst = protowire.AppendTag(dst, fBucketsCounts, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(size))
-	for _, c := range counts {
-		dst = protowire.AppendVarint(dst, c)
-	}
-	return closeMsg(dst, n)
+	return dst
 }
 
-// appendSummaryPoint appends a SummaryDataPoint.
+// summaryPointSize returns the size of a SummaryDataPoint.
+func summaryPointSize(b *Batch, p *Point) int {
+	s := &b.Summaries[p.Index]
+	q := lenField(fSummaryQuantiles, protowire.SizeTag(fQuantileQuantile)+8+
+		protowire.SizeTag(fQuantileValue)+8)
+	return attrsSize(fSummaryAttributes, p.Attributes) + timesSize(p) +
+		protowire.SizeTag(fSummaryCount) + 8 + protowire.SizeTag(fSummarySum) + 8 +
+		int(s.Quantiles.Len)*q
+}
+
+// appendSummaryPoint appends the fields of a SummaryDataPoint.
 func appendSummaryPoint(dst []byte, b *Batch, p *Point) []byte {
 	s := &b.Summaries[p.Index]
-	dst, n := openMsg(dst, fDataPoints)
 	dst = appendAttrs(dst, fSummaryAttributes, p.Attributes)
 	dst = appendTimes(dst, p)
 	dst = appendFixed64(dst, fSummaryCount, s.Count)
 	dst = appendDouble(dst, fSummarySum, s.Sum)
+	qsize := protowire.SizeTag(fQuantileQuantile) + 8 + protowire.SizeTag(fQuantileValue) + 8
 	for _, q := range b.quantiles(s.Quantiles) {
-		var v int
-		dst, v = openMsg(dst, fSummaryQuantiles)
+		dst = appendLen(dst, fSummaryQuantiles, qsize)
 		dst = appendDouble(dst, fQuantileQuantile, q.Quantile)
 		dst = appendDouble(dst, fQuantileValue, q.Value)
-		dst = closeMsg(dst, v)
 	}
-	return closeMsg(dst, n)
+	return dst
+}
+
+// kvSize returns the size of the KeyValue of a.
+func kvSize(a *Attribute) int {
+	return lenField(fKeyValueKey, stringSize(a.Key)) +
+		lenField(fKeyValueValue, lenField(fAnyValueString, stringSize(a.Value)))
+}
+
+// attrsSize returns the size of attrs as repeated KeyValue field.
+func attrsSize(field protowire.Number, attrs []Attribute) int {
+	n := 0
+	for i := range attrs {
+		n += lenField(field, kvSize(&attrs[i]))
+	}
+	return n
 }
 
 // appendAttrs appends attrs as KeyValues with string values.
 func appendAttrs(dst []byte, field protowire.Number, attrs []Attribute) []byte {
-	for _, a := range attrs {
-		var kv, v int
-		dst, kv = openMsg(dst, field)
+	for i := range attrs {
+		a := &attrs[i]
+		dst = appendLen(dst, field, kvSize(a))
 		dst = appendString(dst, fKeyValueKey, a.Key)
-		dst, v = openMsg(dst, fKeyValueValue)
 		// Sent even when empty: string_value is a oneof member.
+		dst = appendLen(dst, fKeyValueValue, lenField(fAnyValueString, stringSize(a.Value)))
 		dst = appendString(dst, fAnyValueString, a.Value)
-		dst = closeMsg(dst, v)
-		dst = closeMsg(dst, kv)
 	}
 	return dst
 }
@@ -377,6 +518,19 @@ func appendDouble(dst []byte, field protowire.Number, v float64) []byte {
 	return appendFixed64(dst, field, math.Float64bits(v))
 }
 
+// stringSize returns the encoded length of s: invalid bytes become U+FFFD
+// (3 bytes).
+func stringSize(s string) int {
+	if utf8.ValidString(s) {
+		return len(s)
+	}
+	n := 0
+	for _, r := range s {
+		n += utf8.RuneLen(r) // an invalid byte is RuneError
+	}
+	return n
+}
+
 // appendString appends a string field. Protobuf strings must be valid
 // UTF-8 (decoders reject the whole request otherwise), so invalid bytes
 // become U+FFFD.
@@ -385,42 +539,21 @@ func appendString(dst []byte, field protowire.Number, s string) []byte {
 	if utf8.ValidString(s) {
 		return protowire.AppendString(dst, s)
 	}
-	n := 0
-	for _, r := range s {
-		n += utf8.RuneLen(r) // an invalid byte is RuneError, 3 bytes
-	}
-	dst = protowire.AppendVarint(dst, uint64(n))
+	dst = protowire.AppendVarint(dst, uint64(stringSize(s)))
 	for _, r := range s {
 		dst = utf8.AppendRune(dst, r)
 	}
 	return dst
 }
 
-// openMsg appends the tag of a length-delimited field and a one-byte
-// placeholder for its length; closeMsg, given the returned start, fills it
-// in.
-func openMsg(dst []byte, field protowire.Number) ([]byte, int) {
-	dst = protowire.AppendTag(dst, field, protowire.BytesType)
-	dst = append(dst, 0)
-	return dst, len(dst)
+// lenField returns the size of a length-delimited field of n bytes.
+func lenField(field protowire.Number, n int) int {
+	return protowire.SizeTag(field) + protowire.SizeBytes(n)
 }
 
-// closeMsg writes the length of the message that began at start as a
-// minimal varint: in the placeholder byte when it fits (< 128 bytes), else
-// by moving the message up to make room. The moves cost a copy of each
-// message longer than 127 bytes per level of nesting above its points: a
-// few copies of the request in all, cheaper than sizing every message
-// first (see BenchmarkEncode).
-func closeMsg(dst []byte, start int) []byte {
-	n := len(dst) - start
-	if n < 0x80 {
-		dst[start-1] = byte(n)
-		return dst
-	}
-	k := protowire.SizeVarint(uint64(n))
-	var pad [9]byte
-	dst = append(dst, pad[:k-1]...)
-	copy(dst[start+k-1:], dst[start:start+n])
-	protowire.AppendVarint(dst[start-1:start-1], uint64(n))
-	return dst
+// appendLen appends the tag and length of a length-delimited field of n
+// bytes, whose content follows.
+func appendLen(dst []byte, field protowire.Number, n int) []byte {
+	dst = protowire.AppendTag(dst, field, protowire.BytesType)
+	return protowire.AppendVarint(dst, uint64(n))
 }

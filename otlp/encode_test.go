@@ -108,7 +108,8 @@ func TestEncodeKinds(t *testing.T) {
 			fill: func(b *Batch) {
 				b.Points = append(b.Points,
 					Point{Name: "c", Kind: KindSum, Attributes: attrs, Start: t0, Time: t1, Value: 2.5, Monotonic: true, Temporality: Delta},
-					Point{Name: "c", Kind: KindSum, Time: t1, Value: 0, Monotonic: true}, // temporality unset: delta
+					// Temporality unset: delta.
+					Point{Name: "c", Kind: KindSum, Time: t1, Value: 0, Monotonic: true},
 					Point{Name: "d", Kind: KindSum, Start: t0, Time: t1, Value: -3, Temporality: Cumulative},
 				)
 			},
@@ -176,8 +177,8 @@ func TestEncodeKinds(t *testing.T) {
 					DataPoints: []*metricspb.ExponentialHistogramDataPoint{{
 						Attributes: pbAttrs, StartTimeUnixNano: uint64(t0), TimeUnixNano: uint64(t1),
 						Count: 5, Sum: f64(5), Scale: 6, ZeroCount: 1, Min: f64(-1), Max: f64(3),
-						// 1 = 2^0 is the upper bound of bucket -1; 2 of 63; 3 in
-						// (2^(101/64), 2^(102/64)].
+						// 1 = 2^0 is the upper bound of bucket -1; 2 of
+						// 63; 3 is in (2^(101/64), 2^(102/64)].
 						Positive: &metricspb.ExponentialHistogramDataPoint_Buckets{Offset: -1, BucketCounts: append(append([]uint64{1}, make([]uint64, 63)...), append([]uint64{1}, append(make([]uint64, 37), 1)...)...)},
 						Negative: &metricspb.ExponentialHistogramDataPoint_Buckets{Offset: -1, BucketCounts: []uint64{1}},
 					}},
