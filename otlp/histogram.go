@@ -109,17 +109,30 @@ func (h *HistogramBuilder) Add(values ...float64) {
 // negative is set. Min and max are not tracked for them: Append takes them
 // from the caller when it has them.
 func (h *HistogramBuilder) AddBucket(index int32, negative bool, count uint64) {
-	if count == 0 {
+	if count == 0 || !h.count(count) {
 		return
 	}
-	h.total += count
 	h.entries = append(h.entries, entry{index: index, neg: negative, count: count})
 }
 
 // AddZero counts count zero values already counted.
 func (h *HistogramBuilder) AddZero(count uint64) {
-	h.zero += count
-	h.total += count
+	if h.count(count) {
+		h.zero += count
+	}
+}
+
+// count adds n to the total; false, and an error for Append, when the total
+// would exceed 2^63 (the scaling of counts needs room).
+func (h *HistogramBuilder) count(n uint64) bool {
+	if n > 1<<63 || h.total > 1<<63-n {
+		if h.err == nil {
+			h.err = errors.New("otlp: histogram count overflows")
+		}
+		return false
+	}
+	h.total += n
+	return true
 }
 
 // Min returns the smallest value given to Add since the last Reset; NaN if
@@ -179,7 +192,8 @@ func (h *HistogramBuilder) Append(b *Batch, p Point, count, sum, minV, maxV floa
 	}
 	shift := 0
 	for s := range 2 {
-		for seen[s] && (hi[s]>>shift)-(lo[s]>>shift) >= MaxHistogramBuckets {
+		// In 64 bits: AddBucket takes any index.
+		for seen[s] && int64(hi[s]>>shift)-int64(lo[s]>>shift) >= MaxHistogramBuckets {
 			shift++
 		}
 	}

@@ -340,3 +340,27 @@ func TestHistogramBuilderAllocatesNothing(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// TestHistogramExtremeBuckets gives AddBucket the extreme indices and
+// counts: no panic, at most MaxHistogramBuckets buckets, counts kept.
+func TestHistogramExtremeBuckets(t *testing.T) {
+	var h HistogramBuilder
+	b := testBatch()
+	h.Reset()
+	h.AddBucket(math.MinInt32, false, 1)
+	h.AddBucket(math.MaxInt32, false, 2)
+	h.AddBucket(math.MaxInt32, true, 3)
+	if err := h.Append(b, Point{Name: "h", Time: t1}, 6, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	p := decodedHist(t, b)[0]
+	if n := len(p.GetPositive().GetBucketCounts()); n > MaxHistogramBuckets || bucketSum(p) != 6 {
+		t.Errorf("%d positive buckets, %d counted", n, bucketSum(p))
+	}
+	h.Reset()
+	h.AddBucket(1, false, 1<<63)
+	h.AddZero(1 << 63)
+	if err := h.Append(b, Point{Name: "h", Time: t1}, 1, 0, 0, 0); err == nil {
+		t.Error("overflowing count appended")
+	}
+}
