@@ -420,7 +420,7 @@ func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
 // the running totals advance (see advanceTotals, whose result it returns).
 func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start time.Time) map[*aggregator.Series]float64 {
 	f.statusMu.Lock()
-	f.status.LastFlush = time.Now()
+	f.status.LastFlush = f.now()
 	f.statusMu.Unlock()
 	for _, o := range s.cfg.Observers {
 		o.ObservePeriod(start, snap)
@@ -474,7 +474,7 @@ func (f *Flusher) deliver(ctx context.Context, s *settings, snap *aggregator.Sna
 	f.m.flushDuration.Observe(time.Since(began).Seconds())
 	if res.Dropped == 0 && queued == 0 {
 		f.statusMu.Lock()
-		f.status.LastDelivered = time.Now()
+		f.status.LastDelivered = f.now()
 		f.statusMu.Unlock()
 	}
 	res.Pending, _ = f.backlog.state()

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
+	"os/exec"
 	"reflect"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -71,7 +74,32 @@ func feed(t *testing.T, a *aggregator.Aggregator, lines ...string) {
 	fixture.Feed(t, a, lines...)
 }
 
-var t0 = time.Unix(1_800_000_000, 0)
+// t0 is the period time the tests flush at, and where their clock
+// (testClock) starts: 1_800_000_000 (2027-01-15 08:00 UTC), or the unix
+// seconds in LIBRATOD_TEST_T0, so that the suite can be run at any date
+// (TestAtOtherTimes runs it so). Nothing in the tests may depend on
+// where it falls against the real clock.
+var t0 = testT0()
+
+// t0Env names the variable that moves t0.
+const t0Env = "LIBRATOD_TEST_T0"
+
+func testT0() time.Time {
+	if v := os.Getenv(t0Env); v != "" {
+		if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(sec, 0)
+		}
+		panic(t0Env + " is not unix seconds: " + v)
+	}
+	return time.Unix(1_800_000_000, 0)
+}
+
+// testClock returns a clock that reads t0 when it is made and runs on
+// with the real time from there.
+func testClock() func() time.Time {
+	began := time.Now()
+	return func() time.Time { return t0.Add(time.Since(began)) }
+}
 
 func TestMeasurements(t *testing.T) {
 	lines := []string{
@@ -508,7 +536,8 @@ func TestRunningTotalsAdvanceInPeriodOrder(t *testing.T) {
 }
 
 func TestFirstTime(t *testing.T) {
-	for in, want := range map[time.Duration]int64{0: 1_800_000_000, 1: 1_800_000_001, 999 * time.Millisecond: 1_800_000_001, time.Second: 1_800_000_001} {
+	s := t0.Unix()
+	for in, want := range map[time.Duration]int64{0: s, 1: s + 1, 999 * time.Millisecond: s + 1, time.Second: s + 1} {
 		if got := FirstTime(t0.Add(in)).Unix(); got != want {
 			t.Errorf("FirstTime(t0+%v) = %d, want %d", in, got, want)
 		}
@@ -544,5 +573,32 @@ func TestFirstPeriodTime(t *testing.T) {
 	}
 	if !after.After(time.Unix(got, 0)) {
 		t.Errorf("Run returned at %v, before the time %d it sent", after, got)
+	}
+}
+
+// TestAtOtherTimes runs this package's tests again, in a child process,
+// with t0 two hours before the real clock (as when the real date passes
+// the default t0), 400 days and 30 years after the default, and 30 years
+// before it: whatever the date, the tests must not see the real clock.
+func TestAtOtherTimes(t *testing.T) {
+	if os.Getenv(t0Env) != "" {
+		return // the child itself
+	}
+	if testing.Short() {
+		t.Skip("runs the package's tests four times")
+	}
+	base := time.Unix(1_800_000_000, 0)
+	ago := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	for _, at := range []time.Time{ago, base.AddDate(0, 0, 400), base.AddDate(30, 0, 0), base.AddDate(-30, 0, 0)} {
+		t.Run(at.UTC().Format(time.DateOnly), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.count=1", "-test.run=^Test")
+			cmd.Env = append(os.Environ(), t0Env+"="+strconv.FormatInt(at.Unix(), 10))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("the tests fail with t0 = %v: %v\n%s", at.UTC(), err, out)
+			}
+		})
 	}
 }
