@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/internal/fixture"
 	"github.com/libratod/libratod/librato"
 )
@@ -598,6 +599,88 @@ func TestAtOtherTimes(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("the tests fail with t0 = %v: %v\n%s", at.UTC(), err, out)
+			}
+		})
+	}
+}
+
+// steppingClock is testClock with a step the test sets: the wall clock
+// put back (or forward) under a running flusher.
+type steppingClock struct {
+	read  func() time.Time
+	mu    sync.Mutex
+	step  time.Duration
+	reads int
+}
+
+func (c *steppingClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads++
+	return c.read().Add(c.step)
+}
+
+func (c *steppingClock) wasRead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads > 0
+}
+
+func (c *steppingClock) set(d time.Duration) {
+	c.mu.Lock()
+	c.step = d
+	c.mu.Unlock()
+}
+
+// TestClockStepAtShutdown puts the clock back an hour just before Run is
+// stopped, in its first period and after a boundary: the final flush
+// must not be stamped after the time it was stopped at, rounded up to a
+// second as FirstTime rounds a start, and Run must return soon (not wait
+// an hour for the clock to catch up), once the clock has passed that
+// stamp, so that a process started after it cannot use it again.
+func TestClockStepAtShutdown(t *testing.T) {
+	for name, boundaries := range map[string]int{"first period": 0, "after a boundary": 1} {
+		t.Run(name, func(t *testing.T) {
+			a := aggregator.New(aggregator.Config{})
+			s := &fakeSender{got: make(chan struct{}, 1)}
+			clock := &steppingClock{read: testClock()}
+			f := New(Config{API: librato.Tagged, Period: time.Second, Now: clock.now,
+				ShutdownTimeout: time.Second}, a, s)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan Result, 1)
+			go func() { done <- f.Run(ctx) }()
+			eventually.Require(t, 5*time.Second, clock.wasRead, "Run reads the clock")
+			for range boundaries {
+				feed(t, a, "early:1|c")
+				select {
+				case <-s.got:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no flush within 10s of a 1s period")
+				}
+			}
+			feed(t, a, "last:1|c")
+			clock.set(-time.Hour)
+			stopped := clock.now()
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return within 5s of a stop with a 1s shutdown timeout")
+			}
+			returned := clock.now()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			last := s.batches[len(s.batches)-1]
+			if last.Measurements[0].Name != "last" {
+				t.Fatalf("last batch %+v, want the final flush's", last)
+			}
+			if limit := FirstTime(stopped).Unix(); last.Time > limit {
+				t.Errorf("final flush stamped %d, %ds after the clock at the stop rounded up (%d)",
+					last.Time, last.Time-limit, limit)
+			}
+			if !returned.After(time.Unix(last.Time, 0)) {
+				t.Errorf("Run returned at %v, before the time %d it sent", returned, last.Time)
 			}
 		})
 	}
