@@ -406,7 +406,7 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 		f.endEpisode(s)
 		return
 	}
-	oldest := time.Now().Add(-s.cfg.MaxAge).Unix()
+	oldest := f.now().Add(-s.cfg.MaxAge).Unix()
 	live := items[:0]
 	tooOld := 0
 	for _, it := range items {

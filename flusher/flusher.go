@@ -309,7 +309,10 @@ func FirstTime(started time.Time) time.Time {
 // flight or in the backlog (Carried); Pending is what is left undelivered.
 // If it is stopped less than a second after it started, it returns only
 // once the clock has passed its first period's time, so that a process
-// started after it cannot use that time again.
+// started after it cannot use that time again. The open period is never
+// stamped after the stop time rounded up to a second: should the clock
+// be put back under Run, the final flush takes that time instead of its
+// period's (which may then be an earlier period's time).
 func (f *Flusher) Run(ctx context.Context) Result {
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	var drainer sync.WaitGroup
@@ -331,9 +334,15 @@ func (f *Flusher) Run(ctx context.Context) Result {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			// A clock put back under Run leaves label after the stop:
+			// the final flush is stamped no later than the stop rounded
+			// up, as a start is, and waited out below.
+			if stop := FirstTime(f.now()); label.After(stop) {
+				label = stop
+			}
 			res := f.shutdown(ctx, &drainer, stopDrain, label)
-			if d := first.Sub(f.now()); d >= 0 {
-				sleep(context.Background(), d+time.Millisecond)
+			if d := label.Sub(f.now()); d >= 0 {
+				sleep(context.Background(), min(d, time.Second)+time.Millisecond)
 			}
 			return res
 		case <-timer.C:
@@ -420,7 +429,7 @@ func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
 // the running totals advance (see advanceTotals, whose result it returns).
 func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start time.Time) map[*aggregator.Series]float64 {
 	f.statusMu.Lock()
-	f.status.LastFlush = time.Now()
+	f.status.LastFlush = f.now()
 	f.statusMu.Unlock()
 	for _, o := range s.cfg.Observers {
 		o.ObservePeriod(start, snap)
@@ -474,7 +483,7 @@ func (f *Flusher) deliver(ctx context.Context, s *settings, snap *aggregator.Sna
 	f.m.flushDuration.Observe(time.Since(began).Seconds())
 	if res.Dropped == 0 && queued == 0 {
 		f.statusMu.Lock()
-		f.status.LastDelivered = time.Now()
+		f.status.LastDelivered = f.now()
 		f.statusMu.Unlock()
 	}
 	res.Pending, _ = f.backlog.state()

@@ -46,7 +46,7 @@ type spoolState struct {
 func (f *Flusher) openSpool(s *settings) {
 	sp := f.sp
 	f.spool.dropped = map[string]int64{}
-	old, err := sp.DropOlderThan(time.Now().Add(-s.cfg.MaxAge)) // as drainOnce
+	old, err := sp.DropOlderThan(f.now().Add(-s.cfg.MaxAge)) // as drainOnce
 	if err != nil {
 		s.cfg.Logger.Warn().Err(err).Msg("spool: could not record the removal of requests past max_age; they may be read again at the next start")
 	}
@@ -155,7 +155,7 @@ func (f *Flusher) refill(s *settings) {
 	if disk == 0 {
 		return
 	}
-	old, _ := f.sp.DropOlderThan(time.Now().Add(-s.cfg.MaxAge))
+	old, _ := f.sp.DropOlderThan(f.now().Add(-s.cfg.MaxAge))
 	if old.Measurements > 0 {
 		f.dropped.Add(old.Measurements)
 		f.m.dropped.WithLabelValues("too_old").Add(float64(old.Measurements))
