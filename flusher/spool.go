@@ -56,7 +56,18 @@ func (f *Flusher) openSpool(s *settings) {
 		f.m.dropped.WithLabelValues("too_old").Add(float64(old.Measurements))
 	}
 	st := sp.Stats()
-	f.spool.lastFull = st.Dropped[spool.ReasonFull].Measurements
+	// What Open evicted past the size limit (spool_max_bytes lowered since
+	// the records were written) was never counted: it is built and dropped
+	// here, in measurements (each record's header holds their number).
+	full := st.Dropped[spool.ReasonFull]
+	f.spool.lastFull = full.Measurements
+	if full.Measurements > 0 {
+		f.built.Add(full.Measurements)
+		f.dropped.Add(full.Measurements)
+		f.m.dropped.WithLabelValues("spool_full").Add(float64(full.Measurements))
+		s.cfg.Logger.Warn().Int64("requests", full.Records).Int64("measurements", full.Measurements).
+			Msg("spool: past spool_max_bytes at start, the oldest undelivered measurements an earlier run left were dropped")
+	}
 	waiting := st.Pending.Measurements
 	ev := s.cfg.Logger.Info()
 	if st.CorruptRecords > 0 {
