@@ -2,6 +2,7 @@ package flusher
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,22 +95,10 @@ func (f *Flusher) spoolKeep(s *settings, b *librato.Batch, wait time.Duration) b
 	n := len(b.Measurements)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.buf = librato.MarshalBatch(st.buf[:0], b)
-	id, err := f.sp.Append(spool.Record{Time: b.Time, Measurements: n, Kind: uint8(s.cfg.API), Payload: st.buf})
-	if len(st.buf) > 1<<20 {
-		st.buf = nil
-	}
+	id, err := f.spoolAppend(s, b)
 	if err != nil {
-		if st.failing.CompareAndSwap(false, true) {
-			s.cfg.Logger.Warn().Err(err).
-				Msg("spool: cannot write; keeping undelivered measurements in memory only until it works again (logged once per episode)")
-		}
 		return false
 	}
-	if st.failing.CompareAndSwap(true, false) {
-		s.cfg.Logger.Info().Msg("spool: writing again")
-	}
-	st.dirty.Store(true)
 	inMem, disk := f.backlog.memory()
 	if disk == 0 && (inMem+n <= s.cfg.Backlog || inMem == 0) {
 		es, err := f.sp.Take(1)
@@ -140,16 +129,77 @@ func (f *Flusher) spoolDone(it item, reason string) {
 	if !it.spooled {
 		return
 	}
-	if err := f.sp.Ack(it.id); err != nil && !errors.Is(err, spool.ErrClosed) {
-		if ok, _ := f.logs.allow("spool_ack", time.Minute); ok {
-			f.set.Load().cfg.Logger.Warn().Err(err).
-				Msg("spool: could not record a delivery; the request may be sent again after a restart (logged at most once a minute)")
-		}
-	}
+	f.ack(it.id)
 	if reason != "delivered" {
 		f.spool.dropMu.Lock()
 		f.spool.dropped[reason]++
 		f.spool.dropMu.Unlock()
+	}
+}
+
+// spoolRewrite replaces the record id of a spooled item of which only
+// left is still to be sent (a split delivered or dropped the rest), so
+// that neither a refill nor the next process sends the rest again: left
+// is appended as a record of its own, then id is acknowledged. A crash
+// between the two brings back the old record whole beside the new one:
+// duplicates, never a loss. It returns the item to put back in memory, or
+// false when left now waits on disk only, behind the records waiting
+// there. Should the spool not take left, id is acknowledged all the same
+// and left kept in memory only, as spoolKeep does with a batch the spool
+// cannot take.
+func (f *Flusher) spoolRewrite(s *settings, id spool.ID, left *librato.Batch) (item, bool) {
+	st := &f.spool
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	nid, err := f.spoolAppend(s, left)
+	f.ack(id)
+	if err != nil {
+		return item{b: left}, true
+	}
+	if _, disk := f.backlog.memory(); disk == 0 {
+		es, err := f.sp.Take(1)
+		if err == nil && len(es) == 1 && es[0].ID == nid {
+			return item{b: left, id: nid, spooled: true}, true
+		}
+		for _, e := range es {
+			f.sp.Release(e.ID) // not expected: leave it to refill
+		}
+	}
+	f.backlog.addDisk(len(left.Measurements), left.Time, 0)
+	return item{}, false
+}
+
+// spoolAppend appends b to the spool, logging the start and the end of an
+// episode of failed writes. The caller holds spool.mu.
+func (f *Flusher) spoolAppend(s *settings, b *librato.Batch) (spool.ID, error) {
+	st := &f.spool
+	st.buf = librato.MarshalBatch(st.buf[:0], b)
+	id, err := f.sp.Append(spool.Record{Time: b.Time, Measurements: len(b.Measurements), Kind: uint8(s.cfg.API), Payload: st.buf})
+	if len(st.buf) > 1<<20 {
+		st.buf = nil
+	}
+	if err != nil {
+		if st.failing.CompareAndSwap(false, true) {
+			s.cfg.Logger.Warn().Err(err).
+				Msg("spool: cannot write; keeping undelivered measurements in memory only until it works again (logged once per episode)")
+		}
+		return id, fmt.Errorf("flusher: spool a batch of %d measurements: %w", len(b.Measurements), err)
+	}
+	if st.failing.CompareAndSwap(true, false) {
+		s.cfg.Logger.Info().Msg("spool: writing again")
+	}
+	st.dirty.Store(true)
+	return id, nil
+}
+
+// ack acknowledges a record, logging (at most once a minute) a failure to
+// record it.
+func (f *Flusher) ack(id spool.ID) {
+	if err := f.sp.Ack(id); err != nil && !errors.Is(err, spool.ErrClosed) {
+		if ok, _ := f.logs.allow("spool_ack", time.Minute); ok {
+			f.set.Load().cfg.Logger.Warn().Err(err).
+				Msg("spool: could not record a delivery; the request may be sent again after a restart (logged at most once a minute)")
+		}
 	}
 }
 
