@@ -103,7 +103,9 @@ func checkOnce(t *testing.T, want []string, senders ...*scripted) {
 // TestPartialResendEvictedAndRefilled: what is left of a spooled request
 // after a split delivered half of it is pushed out of the memory window
 // (a new period took its room while the resend was under way) and read
-// back from the spool: only that half is sent again, once.
+// back from the spool: only that half is sent again, once, and the
+// records behind it on disk are not forgotten (the backlog's count of
+// them on disk stays that of the spool).
 func TestPartialResendEvictedAndRefilled(t *testing.T) {
 	sp := openSpool(t, t.TempDir())
 	a2 := aggregator.New(aggregator.Config{})
@@ -117,10 +119,13 @@ func TestPartialResendEvictedAndRefilled(t *testing.T) {
 		}
 		feed(t, a2, lines...)
 		f.Flush(context.Background(), t0.Add(10*time.Second))
+		// And the one after, e0 and e1, waits on disk only.
+		feed(t, a2, "e0:1|c", "e1:1|c")
+		f.Flush(context.Background(), t0.Add(20*time.Second))
 	})
 	checkAccounts(t, "after the partial resend", f, sp)
-	if mem, disk := f.backlog.memory(); mem != 8 || disk != 4 {
-		t.Errorf("memory %d, disk %d: want the new period in memory, the half left on disk", mem, disk)
+	if mem, disk := f.backlog.memory(); mem != 8 || disk != 2+4 {
+		t.Errorf("memory %d, disk %d: want the new period in memory, the last and the half left on disk", mem, disk)
 	}
 	s.setAnswer(nil)
 	f.drainAll(context.Background())
@@ -129,6 +134,7 @@ func TestPartialResendEvictedAndRefilled(t *testing.T) {
 	for i := range 8 {
 		want = append(want, fmt.Sprintf("c%d@%d", i, t0.Unix()), fmt.Sprintf("d%d@%d", i, t0.Unix()+10))
 	}
+	want = append(want, fmt.Sprintf("e0@%d", t0.Unix()+20), fmt.Sprintf("e1@%d", t0.Unix()+20))
 	checkOnce(t, want, s)
 	if st := sp.Stats(); st.Pending.Records != 0 {
 		t.Errorf("the spool still holds %+v", st.Pending)
