@@ -40,6 +40,8 @@ type spoolState struct {
 	dropped map[string]int64 // records acknowledged undelivered, by reason
 	// undecodable counts records whose payload could not be decoded.
 	undecodable atomic.Int64
+	// decode is librato.UnmarshalBatch; tests observe it.
+	decode func([]byte) (*librato.Batch, error)
 }
 
 // openSpool accounts for what an earlier process left in the spool: what
@@ -47,6 +49,7 @@ type spoolState struct {
 func (f *Flusher) openSpool(s *settings) {
 	sp := f.sp
 	f.spool.dropped = map[string]int64{}
+	f.spool.decode = librato.UnmarshalBatch
 	old, err := sp.DropOlderThan(time.Now().Add(-s.cfg.MaxAge)) // as drainOnce
 	if err != nil {
 		s.cfg.Logger.Warn().Err(err).Msg("spool: could not record the removal of requests past max_age; they may be read again at the next start")
@@ -205,14 +208,59 @@ func (f *Flusher) ack(id spool.ID) {
 
 // refill drops what waits on disk past max_age and takes records into
 // memory while the backlog has room (at least one when memory is empty).
+// It decodes them outside spool.mu, so that a period's spoolKeep does not
+// wait for a backlog's worth of decoding: until they are in memory the
+// backlog counts them on disk, so that spoolKeep leaves its own batch on
+// disk, behind them.
 func (f *Flusher) refill(s *settings) {
+	st := &f.spool
+	es := f.takeRefill(s)
+	if len(es) == 0 {
+		return
+	}
+	bs := make([]*librato.Batch, len(es))
+	errs := make([]error, len(es))
+	for i := range es {
+		bs[i], errs[i] = st.decode(es[i].Payload)
+		es[i].Payload = nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, e := range es {
+		if errs[i] != nil {
+			st.undecodable.Add(1)
+			f.spoolDrop(e, "undecodable")
+			continue
+		}
+		t, ok := f.sp.Oldest()
+		f.backlog.fromDisk(e.Measurements, t, ok)
+		f.backlog.pushSpooled(item{b: bs[i], id: e.ID, spooled: true}, 0)
+	}
+}
+
+// spoolDrop acknowledges a record taken by refill and never sent, and
+// counts it dropped for reason. The caller holds spool.mu.
+func (f *Flusher) spoolDrop(e spool.Entry, reason string) {
+	st := &f.spool
+	_ = f.sp.Ack(e.ID)
+	st.dropMu.Lock()
+	st.dropped[reason]++
+	st.dropMu.Unlock()
+	f.dropped.Add(int64(e.Measurements))
+	f.m.dropped.WithLabelValues("spool_" + reason).Add(float64(e.Measurements))
+	f.backlog.fromDisk(e.Measurements, 0, true)
+}
+
+// takeRefill is refill under spool.mu: it returns the records to decode
+// and put in memory, still counted on disk.
+func (f *Flusher) takeRefill(s *settings) (taken []spool.Entry) {
 	st := &f.spool
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	f.reconcile(s)
 	inMem, disk := f.backlog.memory()
 	if disk == 0 {
-		return
+		return nil
 	}
 	old, _ := f.sp.DropOlderThan(time.Now().Add(-s.cfg.MaxAge))
 	if old.Measurements > 0 {
@@ -231,37 +279,22 @@ func (f *Flusher) refill(s *settings) {
 		}
 		if len(es) == 0 {
 			// What the count says waits is gone: damaged since Open.
+			// (Those taken count on disk until refill places them.)
 			f.dropped.Add(int64(disk))
 			f.m.dropped.WithLabelValues("spool_corrupt").Add(float64(disk))
-			f.backlog.fromDisk(disk, 0, false)
-			return
+			f.backlog.fromDisk(disk, 0, len(taken) > 0)
+			return taken
 		}
 		e := es[0]
 		disk -= e.Measurements
-		b, err := librato.UnmarshalBatch(e.Payload)
-		reason := ""
-		switch {
-		case err != nil:
-			reason = "undecodable"
-			st.undecodable.Add(1)
-		case librato.API(e.Kind) != s.cfg.API:
-			reason = "api_changed"
-		}
-		if reason != "" {
-			_ = f.sp.Ack(e.ID)
-			st.dropMu.Lock()
-			st.dropped[reason]++
-			st.dropMu.Unlock()
-			f.dropped.Add(int64(e.Measurements))
-			f.m.dropped.WithLabelValues("spool_" + reason).Add(float64(e.Measurements))
-			f.backlog.fromDisk(e.Measurements, 0, true)
+		if librato.API(e.Kind) != s.cfg.API {
+			f.spoolDrop(e, "api_changed")
 			continue
 		}
-		t, ok := f.sp.Oldest()
-		f.backlog.fromDisk(e.Measurements, t, ok)
-		f.backlog.pushSpooled(item{b: b, id: e.ID, spooled: true}, 0)
+		taken = append(taken, e)
 		inMem += e.Measurements
 	}
+	return taken
 }
 
 // reconcile counts as dropped what the spool removed past its size
