@@ -115,3 +115,18 @@ func TestUnmarshalBatchVersion1(t *testing.T) {
 		t.Errorf("version 1 batch:\n got %+v\nwant %+v", got, want)
 	}
 }
+
+func BenchmarkMarshalBatch(b *testing.B) {
+	ms := make([]Measurement, 300)
+	for i := range ms {
+		ms[i] = Measurement{Name: "some.metric.name.timer", Tags: []Tag{{"host", "web-1"}}, Count: 10, Sum: 55,
+			Min: 1, Max: 10, SumSquares: 385, StdDev: 2.87, HasStdDev: true, Last: 3, HasLast: true}
+	}
+	batch := &Batch{Time: 1_700_000_000, Period: 10, Measurements: ms}
+	buf := MarshalBatch(nil, batch)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = MarshalBatch(buf[:0], batch)
+	}
+}
