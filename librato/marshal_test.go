@@ -71,16 +71,18 @@ func TestUnmarshalBatchDamaged(t *testing.T) {
 func FuzzUnmarshalBatch(f *testing.F) {
 	f.Add(MarshalBatch(nil, &Batch{Time: 1, Tags: []Tag{{"a", "b"}}, Measurements: []Measurement{{Name: "m", Value: 1}, {Name: "s", Count: 2, Sum: 3}}}))
 	f.Add([]byte{batchFormat})
+	f.Add(MarshalBatch(nil, &Batch{Measurements: []Measurement{{Name: "t", Count: -1, StdDev: 0.5, HasStdDev: true, Last: 1, Counter: true}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := UnmarshalBatch(data)
 		if err != nil {
 			return
 		}
-		again, err := UnmarshalBatch(MarshalBatch(nil, b))
+		enc := MarshalBatch(nil, b)
+		again, err := UnmarshalBatch(enc)
 		if err != nil {
 			t.Fatalf("re-encoding fails: %v", err)
 		}
-		if len(again.Measurements) != len(b.Measurements) || again.Time != b.Time {
+		if !bytes.Equal(MarshalBatch(nil, again), enc) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
