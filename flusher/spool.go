@@ -16,12 +16,13 @@ import (
 // The spool, when Config.Spool is set, is the source of truth for what
 // has not been delivered: every batch kept for later is appended to it
 // (librato.MarshalBatch, the record's Kind is the API) and acknowledged
-// when Librato takes it or it is given up on. The memory backlog is a
-// window on the spool's head: a record in memory is taken (in flight in
-// the spool's terms); records the window has no room for wait on disk
-// (backlog.disk) and are taken as it drains (refill). What is in flight
-// or waiting when the process ends, however it ends, is read back by the
-// next Open and resent.
+// when Librato takes it or it is given up on; a record a resend delivered
+// in part is replaced by one of the rest (spoolRewrite). The memory
+// backlog is a window on the spool's head: a record in memory is taken
+// (in flight in the spool's terms); records the window has no room for
+// wait on disk (backlog.disk) and are taken as it drains (refill). What
+// is in flight or waiting when the process ends, however it ends, is read
+// back by the next Open and resent.
 
 // spoolState is the flusher's side of the spool.
 type spoolState struct {
