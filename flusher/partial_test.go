@@ -168,3 +168,25 @@ func TestPartialResendRestart(t *testing.T) {
 	}
 	checkOnce(t, want, s, good)
 }
+
+// TestPartialResendSpoolFails: when the spool cannot take what is left
+// (here it is closed under the resend), the rest is kept in memory only
+// and delivered once, and the accounting holds.
+func TestPartialResendSpoolFails(t *testing.T) {
+	sp := openSpool(t, t.TempDir())
+	f, s, _ := partialSetup(t, sp, func(*Flusher) { sp.Close() })
+	if mem, disk := f.backlog.memory(); mem != 4 || disk != 0 {
+		t.Errorf("memory %d, disk %d: want the half left in memory", mem, disk)
+	}
+	s.setAnswer(nil)
+	f.drainAll(context.Background())
+	var want []string
+	for i := range 8 {
+		want = append(want, fmt.Sprintf("c%d@%d", i, t0.Unix()))
+	}
+	checkOnce(t, want, s)
+	built, sent, dropped := f.built.Load(), f.sent.Load(), f.dropped.Load()
+	if built != 8 || sent != 8 || dropped != 0 {
+		t.Errorf("built %d, sent %d, dropped %d; want 8, 8, 0", built, sent, dropped)
+	}
+}
