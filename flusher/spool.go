@@ -144,9 +144,9 @@ func (f *Flusher) spoolDone(it item, reason string) {
 // spoolRewrite replaces the record id of a spooled item of which only
 // left is still to be sent (a split delivered or dropped the rest), so
 // that neither a refill nor the next process sends the rest again: left
-// is appended as a record of its own, then id is acknowledged. A crash
-// between the two brings back the old record whole beside the new one:
-// duplicates, never a loss. It returns the item to put back in memory, or
+// is appended as a record of its own and synced, then id is
+// acknowledged. A crash between the two brings back the old record whole
+// beside the new one: duplicates, never a loss. It returns the item to put back in memory, or
 // false when left now waits on disk only, behind the records waiting
 // there. Should the spool not take left, id is acknowledged all the same
 // and left kept in memory only, as spoolKeep does with a batch the spool
@@ -156,6 +156,15 @@ func (f *Flusher) spoolRewrite(s *settings, id spool.ID, left *librato.Batch) (i
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	nid, err := f.spoolAppend(s, left)
+	if err == nil {
+		// With NoSync the acknowledgement could reach the disk before
+		// the new record: a power loss would then lose left.
+		if serr := f.sp.Sync(); serr != nil && !errors.Is(serr, spool.ErrClosed) {
+			if ok, _ := f.logs.allow("spool_sync", time.Minute); ok {
+				s.cfg.Logger.Warn().Err(serr).Msg("spool: fsync failed; what it holds survives a crash of the process, maybe not of the machine (logged at most once a minute)")
+			}
+		}
+	}
 	f.ack(id)
 	if err != nil {
 		return item{b: left}, true
