@@ -432,9 +432,8 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 			f.m.retries.Inc()
 			o := f.send(ctx, s, it.b, false)
 			if o.retry != nil {
-				// What is left keeps the record: should the process
-				// stop now, the whole request is sent again (at least
-				// once).
+				// What is left keeps the record until spoolRewrite
+				// replaces it, below, when it is only part of it.
 				failed[i] = item{b: o.retry, id: it.id, spooled: it.spooled}
 				reason.Store(o.reason)
 				for {
@@ -453,8 +452,20 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 		})
 	}
 	requests.Wait()
+	anyFailed := false
+	for i, it := range failed {
+		if it.b == nil {
+			continue
+		}
+		anyFailed = true
+		if it.spooled && len(it.b.Measurements) < len(live[i].b.Measurements) {
+			// A split delivered part of the record: only the rest may
+			// be read back from the spool (a refill, a restart).
+			failed[i], _ = f.spoolRewrite(s, it.id, it.b)
+		}
+	}
 	failed = slices.DeleteFunc(failed, func(it item) bool { return it.b == nil })
-	if len(failed) > 0 {
+	if anyFailed {
 		evicted := f.backlog.putBack(failed, func(attempt int) time.Duration {
 			return f.backoff(s, attempt, time.Duration(retryAfter.Load()))
 		})

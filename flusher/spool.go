@@ -2,6 +2,7 @@ package flusher
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,12 +16,13 @@ import (
 // The spool, when Config.Spool is set, is the source of truth for what
 // has not been delivered: every batch kept for later is appended to it
 // (librato.MarshalBatch, the record's Kind is the API) and acknowledged
-// when Librato takes it or it is given up on. The memory backlog is a
-// window on the spool's head: a record in memory is taken (in flight in
-// the spool's terms); records the window has no room for wait on disk
-// (backlog.disk) and are taken as it drains (refill). What is in flight
-// or waiting when the process ends, however it ends, is read back by the
-// next Open and resent.
+// when Librato takes it or it is given up on; a record a resend delivered
+// in part is replaced by one of the rest (spoolRewrite). The memory
+// backlog is a window on the spool's head: a record in memory is taken
+// (in flight in the spool's terms); records the window has no room for
+// wait on disk (backlog.disk) and are taken as it drains (refill). What
+// is in flight or waiting when the process ends, however it ends, is read
+// back by the next Open and resent.
 
 // spoolState is the flusher's side of the spool.
 type spoolState struct {
@@ -39,6 +41,8 @@ type spoolState struct {
 	dropped map[string]int64 // records acknowledged undelivered, by reason
 	// undecodable counts records whose payload could not be decoded.
 	undecodable atomic.Int64
+	// decode is librato.UnmarshalBatch; tests observe it.
+	decode func([]byte) (*librato.Batch, error)
 }
 
 // openSpool accounts for what an earlier process left in the spool: what
@@ -46,6 +50,7 @@ type spoolState struct {
 func (f *Flusher) openSpool(s *settings) {
 	sp := f.sp
 	f.spool.dropped = map[string]int64{}
+	f.spool.decode = librato.UnmarshalBatch
 	old, err := sp.DropOlderThan(f.now().Add(-s.cfg.MaxAge)) // as drainOnce
 	if err != nil {
 		s.cfg.Logger.Warn().Err(err).Msg("spool: could not record the removal of requests past max_age; they may be read again at the next start")
@@ -56,7 +61,18 @@ func (f *Flusher) openSpool(s *settings) {
 		f.m.dropped.WithLabelValues("too_old").Add(float64(old.Measurements))
 	}
 	st := sp.Stats()
-	f.spool.lastFull = st.Dropped[spool.ReasonFull].Measurements
+	// What Open evicted past the size limit (spool_max_bytes lowered since
+	// the records were written) was never counted: it is built and dropped
+	// here, in measurements (each record's header holds their number).
+	full := st.Dropped[spool.ReasonFull]
+	f.spool.lastFull = full.Measurements
+	if full.Measurements > 0 {
+		f.built.Add(full.Measurements)
+		f.dropped.Add(full.Measurements)
+		f.m.dropped.WithLabelValues("spool_full").Add(float64(full.Measurements))
+		s.cfg.Logger.Warn().Int64("requests", full.Records).Int64("measurements", full.Measurements).
+			Msg("spool: past spool_max_bytes at start, the oldest undelivered measurements an earlier run left were dropped")
+	}
 	waiting := st.Pending.Measurements
 	ev := s.cfg.Logger.Info()
 	if st.CorruptRecords > 0 {
@@ -83,22 +99,10 @@ func (f *Flusher) spoolKeep(s *settings, b *librato.Batch, wait time.Duration) b
 	n := len(b.Measurements)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.buf = librato.MarshalBatch(st.buf[:0], b)
-	id, err := f.sp.Append(spool.Record{Time: b.Time, Measurements: n, Kind: uint8(s.cfg.API), Payload: st.buf})
-	if len(st.buf) > 1<<20 {
-		st.buf = nil
-	}
+	id, err := f.spoolAppend(s, b)
 	if err != nil {
-		if st.failing.CompareAndSwap(false, true) {
-			s.cfg.Logger.Warn().Err(err).
-				Msg("spool: cannot write; keeping undelivered measurements in memory only until it works again (logged once per episode)")
-		}
 		return false
 	}
-	if st.failing.CompareAndSwap(true, false) {
-		s.cfg.Logger.Info().Msg("spool: writing again")
-	}
-	st.dirty.Store(true)
 	inMem, disk := f.backlog.memory()
 	if disk == 0 && (inMem+n <= s.cfg.Backlog || inMem == 0) {
 		es, err := f.sp.Take(1)
@@ -129,12 +133,7 @@ func (f *Flusher) spoolDone(it item, reason string) {
 	if !it.spooled {
 		return
 	}
-	if err := f.sp.Ack(it.id); err != nil && !errors.Is(err, spool.ErrClosed) {
-		if ok, _ := f.logs.allow("spool_ack", time.Minute); ok {
-			f.set.Load().cfg.Logger.Warn().Err(err).
-				Msg("spool: could not record a delivery; the request may be sent again after a restart (logged at most once a minute)")
-		}
-	}
+	f.ack(it.id)
 	if reason != "delivered" {
 		f.spool.dropMu.Lock()
 		f.spool.dropped[reason]++
@@ -142,18 +141,137 @@ func (f *Flusher) spoolDone(it item, reason string) {
 	}
 }
 
+// spoolRewrite replaces the record id of a spooled item of which only
+// left is still to be sent (a split delivered or dropped the rest), so
+// that neither a refill nor the next process sends the rest again: left
+// is appended as a record of its own and synced, then id is
+// acknowledged. A crash between the two brings back the old record whole
+// beside the new one: duplicates, never a loss. It returns the item to put back in memory, or
+// false when left now waits on disk only, behind the records waiting
+// there. Should the spool not take left, id is acknowledged all the same
+// and left kept in memory only, as spoolKeep does with a batch the spool
+// cannot take.
+func (f *Flusher) spoolRewrite(s *settings, id spool.ID, left *librato.Batch) (item, bool) {
+	st := &f.spool
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	nid, err := f.spoolAppend(s, left)
+	if err == nil {
+		// With NoSync the acknowledgement could reach the disk before
+		// the new record: a power loss would then lose left.
+		if serr := f.sp.Sync(); serr != nil && !errors.Is(serr, spool.ErrClosed) {
+			if ok, _ := f.logs.allow("spool_sync", time.Minute); ok {
+				s.cfg.Logger.Warn().Err(serr).Msg("spool: fsync failed; what it holds survives a crash of the process, maybe not of the machine (logged at most once a minute)")
+			}
+		}
+	}
+	f.ack(id)
+	if err != nil {
+		return item{b: left}, true
+	}
+	if _, disk := f.backlog.memory(); disk == 0 {
+		es, err := f.sp.Take(1)
+		if err == nil && len(es) == 1 && es[0].ID == nid {
+			return item{b: left, id: nid, spooled: true}, true
+		}
+		for _, e := range es {
+			f.sp.Release(e.ID) // not expected: leave it to refill
+		}
+	}
+	f.backlog.addDisk(len(left.Measurements), left.Time, 0)
+	return item{}, false
+}
+
+// spoolAppend appends b to the spool, logging the start and the end of an
+// episode of failed writes. The caller holds spool.mu.
+func (f *Flusher) spoolAppend(s *settings, b *librato.Batch) (spool.ID, error) {
+	st := &f.spool
+	st.buf = librato.MarshalBatch(st.buf[:0], b)
+	id, err := f.sp.Append(spool.Record{Time: b.Time, Measurements: len(b.Measurements), Kind: uint8(s.cfg.API), Payload: st.buf})
+	if len(st.buf) > 1<<20 {
+		st.buf = nil
+	}
+	if err != nil {
+		if st.failing.CompareAndSwap(false, true) {
+			s.cfg.Logger.Warn().Err(err).
+				Msg("spool: cannot write; keeping undelivered measurements in memory only until it works again (logged once per episode)")
+		}
+		return id, fmt.Errorf("flusher: spool a batch of %d measurements: %w", len(b.Measurements), err)
+	}
+	if st.failing.CompareAndSwap(true, false) {
+		s.cfg.Logger.Info().Msg("spool: writing again")
+	}
+	st.dirty.Store(true)
+	return id, nil
+}
+
+// ack acknowledges a record, logging (at most once a minute) a failure to
+// record it.
+func (f *Flusher) ack(id spool.ID) {
+	if err := f.sp.Ack(id); err != nil && !errors.Is(err, spool.ErrClosed) {
+		if ok, _ := f.logs.allow("spool_ack", time.Minute); ok {
+			f.set.Load().cfg.Logger.Warn().Err(err).
+				Msg("spool: could not record a delivery; the request may be sent again after a restart (logged at most once a minute)")
+		}
+	}
+}
+
 // refill drops what waits on disk past max_age and takes records into
 // memory while the backlog has room (at least one when memory is empty).
 // A spool file that cannot be read leaves its records on disk for a later
-// refill.
+// refill. It decodes them outside spool.mu, so that a period's spoolKeep
+// does not wait for a backlog's worth of decoding: until they are in
+// memory the backlog counts them on disk, so that spoolKeep leaves its own
+// batch on disk, behind them.
 func (f *Flusher) refill(s *settings) {
+	st := &f.spool
+	es := f.takeRefill(s)
+	if len(es) == 0 {
+		return
+	}
+	bs := make([]*librato.Batch, len(es))
+	errs := make([]error, len(es))
+	for i := range es {
+		bs[i], errs[i] = st.decode(es[i].Payload)
+		es[i].Payload = nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, e := range es {
+		if errs[i] != nil {
+			st.undecodable.Add(1)
+			f.spoolDrop(e, "undecodable")
+			continue
+		}
+		t, ok := f.sp.Oldest()
+		f.backlog.fromDisk(e.Measurements, t, ok)
+		f.backlog.pushSpooled(item{b: bs[i], id: e.ID, spooled: true}, 0)
+	}
+}
+
+// spoolDrop acknowledges a record taken by refill and never sent, and
+// counts it dropped for reason. The caller holds spool.mu.
+func (f *Flusher) spoolDrop(e spool.Entry, reason string) {
+	st := &f.spool
+	_ = f.sp.Ack(e.ID)
+	st.dropMu.Lock()
+	st.dropped[reason]++
+	st.dropMu.Unlock()
+	f.dropped.Add(int64(e.Measurements))
+	f.m.dropped.WithLabelValues("spool_" + reason).Add(float64(e.Measurements))
+	f.backlog.fromDisk(e.Measurements, 0, true)
+}
+
+// takeRefill is refill under spool.mu: it returns the records to decode
+// and put in memory, still counted on disk.
+func (f *Flusher) takeRefill(s *settings) (taken []spool.Entry) {
 	st := &f.spool
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	f.reconcile(s)
 	inMem, disk := f.backlog.memory()
 	if disk == 0 {
-		return
+		return nil
 	}
 	old, _ := f.sp.DropOlderThan(f.now().Add(-s.cfg.MaxAge))
 	if old.Measurements > 0 {
@@ -187,37 +305,22 @@ func (f *Flusher) refill(s *settings) {
 		}
 		if len(es) == 0 {
 			// What the count says waits is gone: damaged since Open.
+			// (Those taken count on disk until refill places them.)
 			f.dropped.Add(int64(disk))
 			f.m.dropped.WithLabelValues("spool_corrupt").Add(float64(disk))
-			f.backlog.fromDisk(disk, 0, false)
-			return
+			f.backlog.fromDisk(disk, 0, len(taken) > 0)
+			return taken
 		}
 		e := es[0]
 		disk -= e.Measurements
-		b, err := librato.UnmarshalBatch(e.Payload)
-		reason := ""
-		switch {
-		case err != nil:
-			reason = "undecodable"
-			st.undecodable.Add(1)
-		case librato.API(e.Kind) != s.cfg.API:
-			reason = "api_changed"
-		}
-		if reason != "" {
-			_ = f.sp.Ack(e.ID)
-			st.dropMu.Lock()
-			st.dropped[reason]++
-			st.dropMu.Unlock()
-			f.dropped.Add(int64(e.Measurements))
-			f.m.dropped.WithLabelValues("spool_" + reason).Add(float64(e.Measurements))
-			f.backlog.fromDisk(e.Measurements, 0, true)
+		if librato.API(e.Kind) != s.cfg.API {
+			f.spoolDrop(e, "api_changed")
 			continue
 		}
-		t, ok := f.sp.Oldest()
-		f.backlog.fromDisk(e.Measurements, t, ok)
-		f.backlog.pushSpooled(item{b: b, id: e.ID, spooled: true}, 0)
+		taken = append(taken, e)
 		inMem += e.Measurements
 	}
+	return taken
 }
 
 // reconcile counts as dropped what the spool removed past its size
