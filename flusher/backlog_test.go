@@ -85,6 +85,7 @@ func fastConfig(m *Metrics) Config {
 	return Config{
 		API: librato.Tagged, Period: 10 * time.Second, Backlog: 1000, MaxAttempts: 2,
 		MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond, Metrics: m,
+		Now: testClock(),
 	}
 }
 
@@ -185,11 +186,11 @@ func TestTooOldIsDropped(t *testing.T) {
 	cfg.MaxAge = time.Hour
 	f := New(cfg, a, s)
 	ctx := context.Background()
-	old := time.Now().Add(-2 * time.Hour).Truncate(10 * time.Second)
+	old := t0.Add(-2 * time.Hour)
 	feed(t, a, "old:1|c")
 	f.Flush(ctx, old)
 	feed(t, a, "new:1|c")
-	recent := time.Now().Truncate(10 * time.Second)
+	recent := t0
 	f.Flush(ctx, recent)
 	s.setAnswer(nil)
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)

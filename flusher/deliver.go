@@ -371,7 +371,7 @@ func (l *lane[B]) drainOnce(ctx context.Context) {
 		l.endEpisode(s)
 		return
 	}
-	oldest := time.Now().Add(-s.cfg.MaxAge).Unix()
+	oldest := l.f.now().Add(-s.cfg.MaxAge).Unix()
 	live := items[:0]
 	tooOld := 0
 	for _, it := range items {
@@ -397,9 +397,8 @@ func (l *lane[B]) drainOnce(ctx context.Context) {
 			l.m.retries.Inc()
 			o := l.send(ctx, s, it.b, false)
 			if o.ok {
-				// What is left keeps the record: should the process
-				// stop now, the whole request is sent again (at least
-				// once).
+				// What is left keeps the record until spoolRewrite
+				// replaces it, below, when it is only part of it.
 				failed[i] = l.item(o.retry)
 				failed[i].id, failed[i].spooled = it.id, it.spooled
 				reason.Store(o.reason)
@@ -419,8 +418,20 @@ func (l *lane[B]) drainOnce(ctx context.Context) {
 		})
 	}
 	requests.Wait()
+	anyFailed := false
+	for i, it := range failed {
+		if it.n == 0 {
+			continue
+		}
+		anyFailed = true
+		if it.spooled && it.n < live[i].n {
+			// A split delivered part of the record: only the rest may
+			// be read back from the spool (a refill, a restart).
+			failed[i], _ = l.spoolRewrite(s, it.id, it.b)
+		}
+	}
 	failed = slices.DeleteFunc(failed, func(it item[B]) bool { return it.n == 0 })
-	if len(failed) > 0 {
+	if anyFailed {
 		evicted := l.backlog.putBack(failed, func(attempt int) time.Duration {
 			return l.backoff(s, attempt, time.Duration(retryAfter.Load()))
 		})

@@ -408,7 +408,10 @@ func FirstTime(started time.Time) time.Time {
 // flight or in the backlog (Carried); Pending is what is left undelivered.
 // If it is stopped less than a second after it started, it returns only
 // once the clock has passed its first period's time, so that a process
-// started after it cannot use that time again.
+// started after it cannot use that time again. The open period is never
+// stamped after the stop time rounded up to a second: should the clock
+// be put back under Run, the final flush takes that time instead of its
+// period's (which may then be an earlier period's time).
 func (f *Flusher) Run(ctx context.Context) Result {
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	var drainer sync.WaitGroup
@@ -432,9 +435,15 @@ func (f *Flusher) Run(ctx context.Context) Result {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			// A clock put back under Run leaves label after the stop:
+			// the final flush is stamped no later than the stop rounded
+			// up, as a start is, and waited out below.
+			if stop := FirstTime(f.now()); label.After(stop) {
+				label = stop
+			}
 			res := f.shutdown(ctx, &drainer, stopDrain, label)
-			if d := first.Sub(f.now()); d >= 0 {
-				sleep(context.Background(), d+time.Millisecond)
+			if d := label.Sub(f.now()); d >= 0 {
+				sleep(context.Background(), min(d, time.Second)+time.Millisecond)
 			}
 			return res
 		case <-timer.C:
@@ -556,7 +565,7 @@ func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
 // that the outputs can read the series at once.
 func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start, end time.Time) period {
 	f.statusMu.Lock()
-	f.status.LastFlush = time.Now()
+	f.status.LastFlush = f.now()
 	f.statusMu.Unlock()
 	for _, o := range s.cfg.Observers {
 		o.ObservePeriod(start, snap)
@@ -645,7 +654,7 @@ func (l *lane[B]) deliver(ctx context.Context, s *settings, p period) Result {
 	l.m.flushDuration.Observe(time.Since(began).Seconds())
 	if res.Dropped == 0 && queued == 0 {
 		l.statusMu.Lock()
-		l.lastDelivered = time.Now()
+		l.lastDelivered = l.f.now()
 		l.statusMu.Unlock()
 	}
 	res.Pending, _ = l.backlog.state()

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"os"
+	"os/exec"
 	"reflect"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/libratod/libratod/aggregator"
+	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/internal/fixture"
 	"github.com/libratod/libratod/librato"
 )
@@ -71,7 +75,32 @@ func feed(t *testing.T, a *aggregator.Aggregator, lines ...string) {
 	fixture.Feed(t, a, lines...)
 }
 
-var t0 = time.Unix(1_800_000_000, 0)
+// t0 is the period time the tests flush at, and where their clock
+// (testClock) starts: 1_800_000_000 (2027-01-15 08:00 UTC), or the unix
+// seconds in LIBRATOD_TEST_T0, so that the suite can be run at any date
+// (TestAtOtherTimes runs it so). Nothing in the tests may depend on
+// where it falls against the real clock.
+var t0 = testT0()
+
+// t0Env names the variable that moves t0.
+const t0Env = "LIBRATOD_TEST_T0"
+
+func testT0() time.Time {
+	if v := os.Getenv(t0Env); v != "" {
+		if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.Unix(sec, 0)
+		}
+		panic(t0Env + " is not unix seconds: " + v)
+	}
+	return time.Unix(1_800_000_000, 0)
+}
+
+// testClock returns a clock that reads t0 when it is made and runs on
+// with the real time from there.
+func testClock() func() time.Time {
+	began := time.Now()
+	return func() time.Time { return t0.Add(time.Since(began)) }
+}
 
 func TestMeasurements(t *testing.T) {
 	lines := []string{
@@ -508,7 +537,8 @@ func TestRunningTotalsAdvanceInPeriodOrder(t *testing.T) {
 }
 
 func TestFirstTime(t *testing.T) {
-	for in, want := range map[time.Duration]int64{0: 1_800_000_000, 1: 1_800_000_001, 999 * time.Millisecond: 1_800_000_001, time.Second: 1_800_000_001} {
+	s := t0.Unix()
+	for in, want := range map[time.Duration]int64{0: s, 1: s + 1, 999 * time.Millisecond: s + 1, time.Second: s + 1} {
 		if got := FirstTime(t0.Add(in)).Unix(); got != want {
 			t.Errorf("FirstTime(t0+%v) = %d, want %d", in, got, want)
 		}
@@ -544,5 +574,114 @@ func TestFirstPeriodTime(t *testing.T) {
 	}
 	if !after.After(time.Unix(got, 0)) {
 		t.Errorf("Run returned at %v, before the time %d it sent", after, got)
+	}
+}
+
+// TestAtOtherTimes runs this package's tests again, in a child process,
+// with t0 two hours before the real clock (as when the real date passes
+// the default t0), 400 days and 30 years after the default, and 30 years
+// before it: whatever the date, the tests must not see the real clock.
+func TestAtOtherTimes(t *testing.T) {
+	if os.Getenv(t0Env) != "" {
+		return // the child itself
+	}
+	if testing.Short() {
+		t.Skip("runs the package's tests four times")
+	}
+	base := time.Unix(1_800_000_000, 0)
+	ago := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	for _, at := range []time.Time{ago, base.AddDate(0, 0, 400), base.AddDate(30, 0, 0), base.AddDate(-30, 0, 0)} {
+		t.Run(at.UTC().Format(time.DateOnly), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.count=1", "-test.run=^Test")
+			cmd.Env = append(os.Environ(), t0Env+"="+strconv.FormatInt(at.Unix(), 10))
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("the tests fail with t0 = %v: %v\n%s", at.UTC(), err, out)
+			}
+		})
+	}
+}
+
+// steppingClock is testClock with a step the test sets: the wall clock
+// put back (or forward) under a running flusher.
+type steppingClock struct {
+	read  func() time.Time
+	mu    sync.Mutex
+	step  time.Duration
+	reads int
+}
+
+func (c *steppingClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads++
+	return c.read().Add(c.step)
+}
+
+func (c *steppingClock) wasRead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads > 0
+}
+
+func (c *steppingClock) set(d time.Duration) {
+	c.mu.Lock()
+	c.step = d
+	c.mu.Unlock()
+}
+
+// TestClockStepAtShutdown puts the clock back an hour just before Run is
+// stopped, in its first period and after a boundary: the final flush
+// must not be stamped after the time it was stopped at, rounded up to a
+// second as FirstTime rounds a start, and Run must return soon (not wait
+// an hour for the clock to catch up), once the clock has passed that
+// stamp, so that a process started after it cannot use it again.
+func TestClockStepAtShutdown(t *testing.T) {
+	for name, boundaries := range map[string]int{"first period": 0, "after a boundary": 1} {
+		t.Run(name, func(t *testing.T) {
+			a := aggregator.New(aggregator.Config{})
+			s := &fakeSender{got: make(chan struct{}, 1)}
+			clock := &steppingClock{read: testClock()}
+			f := New(Config{API: librato.Tagged, Period: time.Second, Now: clock.now,
+				ShutdownTimeout: time.Second}, a, s)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan Result, 1)
+			go func() { done <- f.Run(ctx) }()
+			eventually.Require(t, 5*time.Second, clock.wasRead, "Run reads the clock")
+			for range boundaries {
+				feed(t, a, "early:1|c")
+				select {
+				case <-s.got:
+				case <-time.After(10 * time.Second):
+					t.Fatal("no flush within 10s of a 1s period")
+				}
+			}
+			feed(t, a, "last:1|c")
+			clock.set(-time.Hour)
+			stopped := clock.now()
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Run did not return within 5s of a stop with a 1s shutdown timeout")
+			}
+			returned := clock.now()
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			last := s.batches[len(s.batches)-1]
+			if last.Measurements[0].Name != "last" {
+				t.Fatalf("last batch %+v, want the final flush's", last)
+			}
+			if limit := FirstTime(stopped).Unix(); last.Time > limit {
+				t.Errorf("final flush stamped %d, %ds after the clock at the stop rounded up (%d)",
+					last.Time, last.Time-limit, limit)
+			}
+			if !returned.After(time.Unix(last.Time, 0)) {
+				t.Errorf("Run returned at %v, before the time %d it sent", returned, last.Time)
+			}
+		})
 	}
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/internal/fixture"
-	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/otlp"
 )
 
@@ -88,8 +87,8 @@ func decodeBatches(t *testing.T, bs []*otlp.Batch) map[string]decodedPoint {
 }
 
 func TestOTLPDeltaMapping(t *testing.T) {
-	m := &OTLPMapping{Temporality: otlp.Delta, BatchSize: 100}
-	cfg := Config{Tags: []librato.Tag{{Name: "region", Value: "eu"}}, Percentiles: []float64{90}}
+	m := &OTLPMapping{Temporality: otlp.Delta, BatchSize: 100, Attributes: []otlp.Attribute{{Key: "region", Value: "eu"}}}
+	cfg := Config{Percentiles: []float64{90}}
 	start, end := int64(1e18), int64(1e18)+10e9
 	bs, res := buildOTLP(t, m, cfg, nil, start, end,
 		"c:3|c", "c:2|c|@0.5", "d:-2|c", "d:1|c", "g:5|g", "s:a|s", "s:b|s", "s:a|s",

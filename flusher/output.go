@@ -116,7 +116,7 @@ type lane[B any] struct {
 	credsLogged atomic.Bool
 
 	sp    *spool.Spool // nil: memory only
-	spool spoolState
+	spool spoolState[B]
 }
 
 // newLane returns the lane of out, with the settings s and the spool sp

@@ -128,10 +128,10 @@ func TestPartialFailureCounted(t *testing.T) {
 		if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("partial")); int(n) != failed {
 			t.Errorf("failed=%d: dropped{partial} = %v", failed, n)
 		}
-		if n := testutil.ToFloat64(m.sent); int(n) != 4-failed {
+		if n := testutil.ToFloat64(m.forOutput("librato").sent); int(n) != 4-failed {
 			t.Errorf("failed=%d: sent metric = %v", failed, n)
 		}
-		if n := testutil.ToFloat64(m.partial); n != 1 {
+		if n := testutil.ToFloat64(m.forOutput("librato").partial); n != 1 {
 			t.Errorf("failed=%d: partial failures = %v, want 1", failed, n)
 		}
 	}

@@ -2,6 +2,7 @@ package flusher
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,15 +15,16 @@ import (
 // The spool, when Config.Spool is set, is the source of truth for what
 // has not been delivered: every batch kept for later is appended to it
 // (librato.MarshalBatch, the record's Kind is the API) and acknowledged
-// when Librato takes it or it is given up on. The memory backlog is a
-// window on the spool's head: a record in memory is taken (in flight in
-// the spool's terms); records the window has no room for wait on disk
-// (backlog.disk) and are taken as it drains (refill). What is in flight
-// or waiting when the process ends, however it ends, is read back by the
-// next Open and resent.
+// when Librato takes it or it is given up on; a record a resend delivered
+// in part is replaced by one of the rest (spoolRewrite). The memory
+// backlog is a window on the spool's head: a record in memory is taken
+// (in flight in the spool's terms); records the window has no room for
+// wait on disk (backlog.disk) and are taken as it drains (refill). What
+// is in flight or waiting when the process ends, however it ends, is read
+// back by the next Open and resent.
 
 // spoolState is the flusher's side of the spool.
-type spoolState struct {
+type spoolState[B any] struct {
 	// mu orders appends and takes, so that a record appended and at once
 	// taken into memory is the one just appended; lock order: mu, then
 	// the backlog's.
@@ -38,6 +40,8 @@ type spoolState struct {
 	dropped map[string]int64 // records acknowledged undelivered, by reason
 	// undecodable counts records whose payload could not be decoded.
 	undecodable atomic.Int64
+	// decode is the output's unmarshal; tests observe it.
+	decode func([]byte) (B, error)
 }
 
 // openSpool accounts for what an earlier process left in the spool: what
@@ -45,7 +49,8 @@ type spoolState struct {
 func (l *lane[B]) openSpool(s *settings) {
 	sp := l.sp
 	l.spool.dropped = map[string]int64{}
-	old, err := sp.DropOlderThan(time.Now().Add(-s.cfg.MaxAge)) // as drainOnce
+	l.spool.decode = l.out.unmarshal
+	old, err := sp.DropOlderThan(l.f.now().Add(-s.cfg.MaxAge)) // as drainOnce
 	if err != nil {
 		s.cfg.Logger.Warn().Err(err).Msg("spool: could not record the removal of requests past max_age; they may be read again at the next start")
 	}
@@ -55,7 +60,18 @@ func (l *lane[B]) openSpool(s *settings) {
 		l.m.dropped.WithLabelValues("too_old").Add(float64(old.Measurements))
 	}
 	st := sp.Stats()
-	l.spool.lastFull = st.Dropped[spool.ReasonFull].Measurements
+	// What Open evicted past the size limit (spool_max_bytes lowered since
+	// the records were written) was never counted: it is built and dropped
+	// here, in measurements (each record's header holds their number).
+	full := st.Dropped[spool.ReasonFull]
+	l.spool.lastFull = full.Measurements
+	if full.Measurements > 0 {
+		l.built.Add(full.Measurements)
+		l.dropped.Add(full.Measurements)
+		l.m.dropped.WithLabelValues("spool_full").Add(float64(full.Measurements))
+		s.cfg.Logger.Warn().Int64("requests", full.Records).Int64("measurements", full.Measurements).
+			Msg("spool: past spool_max_bytes at start, the oldest undelivered measurements an earlier run left were dropped")
+	}
 	waiting := st.Pending.Measurements
 	ev := s.cfg.Logger.Info()
 	if st.CorruptRecords > 0 {
@@ -83,22 +99,10 @@ func (l *lane[B]) spoolKeep(s *settings, b B, wait time.Duration) bool {
 	n := it.n
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.buf = l.out.marshal(st.buf[:0], b)
-	id, err := l.sp.Append(spool.Record{Time: it.t, Measurements: n, Kind: l.out.kind(s), Payload: st.buf})
-	if len(st.buf) > 1<<20 {
-		st.buf = nil
-	}
+	id, err := l.spoolAppend(s, b)
 	if err != nil {
-		if st.failing.CompareAndSwap(false, true) {
-			s.cfg.Logger.Warn().Str("output", l.name()).Err(err).
-				Msg("spool: cannot write; keeping undelivered measurements in memory only until it works again (logged once per episode)")
-		}
 		return false
 	}
-	if st.failing.CompareAndSwap(true, false) {
-		s.cfg.Logger.Info().Msg("spool: writing again")
-	}
-	st.dirty.Store(true)
 	inMem, disk := l.backlog.memory()
 	if disk == 0 && (inMem+n <= s.cfg.Backlog || inMem == 0) {
 		es, err := l.sp.Take(1)
@@ -130,12 +134,7 @@ func (l *lane[B]) spoolDone(it item[B], reason string) {
 	if !it.spooled {
 		return
 	}
-	if err := l.sp.Ack(it.id); err != nil && !errors.Is(err, spool.ErrClosed) {
-		if ok, _ := l.logs.allow("spool_ack", time.Minute); ok {
-			l.set.Load().cfg.Logger.Warn().Err(err).
-				Msg("spool: could not record a delivery; the request may be sent again after a restart (logged at most once a minute)")
-		}
-	}
+	l.ack(it.id)
 	if reason != "delivered" {
 		l.spool.dropMu.Lock()
 		l.spool.dropped[reason]++
@@ -143,18 +142,145 @@ func (l *lane[B]) spoolDone(it item[B], reason string) {
 	}
 }
 
+// spoolRewrite replaces the record id of a spooled item of which only
+// left is still to be sent (a split delivered or dropped the rest), so
+// that neither a refill nor the next process sends the rest again: left
+// is appended as a record of its own and synced, then id is
+// acknowledged. A crash between the two brings back the old record whole
+// beside the new one: duplicates, never a loss. It returns the item to put back in memory, or
+// false when left now waits on disk only, behind the records waiting
+// there. Should the spool not take left, id is acknowledged all the same
+// and left kept in memory only, as spoolKeep does with a batch the spool
+// cannot take.
+func (l *lane[B]) spoolRewrite(s *settings, id spool.ID, left B) (item[B], bool) {
+	st := &l.spool
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	nid, err := l.spoolAppend(s, left)
+	if err == nil {
+		// With NoSync the acknowledgement could reach the disk before
+		// the new record: a power loss would then lose left.
+		if serr := l.sp.Sync(); serr != nil && !errors.Is(serr, spool.ErrClosed) {
+			if ok, _ := l.logs.allow("spool_sync", time.Minute); ok {
+				s.cfg.Logger.Warn().Err(serr).Msg("spool: fsync failed; what it holds survives a crash of the process, maybe not of the machine (logged at most once a minute)")
+			}
+		}
+	}
+	l.ack(id)
+	if err != nil {
+		return l.item(left), true
+	}
+	if _, disk := l.backlog.memory(); disk == 0 {
+		es, err := l.sp.Take(1)
+		if err == nil && len(es) == 1 && es[0].ID == nid {
+			it := l.item(left)
+			it.id, it.spooled = nid, true
+			return it, true
+		}
+		for _, e := range es {
+			l.sp.Release(e.ID) // not expected: leave it to refill
+		}
+	}
+	it := l.item(left)
+	l.backlog.addDisk(it.n, it.t, 0)
+	return item[B]{}, false
+}
+
+// spoolAppend appends b to the spool, logging the start and the end of an
+// episode of failed writes. The caller holds spool.mu.
+func (l *lane[B]) spoolAppend(s *settings, b B) (spool.ID, error) {
+	st := &l.spool
+	it := l.item(b)
+	st.buf = l.out.marshal(st.buf[:0], b)
+	id, err := l.sp.Append(spool.Record{Time: it.t, Measurements: it.n, Kind: l.out.kind(s), Payload: st.buf})
+	if len(st.buf) > 1<<20 {
+		st.buf = nil
+	}
+	if err != nil {
+		if st.failing.CompareAndSwap(false, true) {
+			s.cfg.Logger.Warn().Err(err).
+				Msg("spool: cannot write; keeping undelivered measurements in memory only until it works again (logged once per episode)")
+		}
+		return id, fmt.Errorf("flusher: spool a %s batch of %d: %w", l.name(), it.n, err)
+	}
+	if st.failing.CompareAndSwap(true, false) {
+		s.cfg.Logger.Info().Msg("spool: writing again")
+	}
+	st.dirty.Store(true)
+	return id, nil
+}
+
+// ack acknowledges a record, logging (at most once a minute) a failure to
+// record it.
+func (l *lane[B]) ack(id spool.ID) {
+	if err := l.sp.Ack(id); err != nil && !errors.Is(err, spool.ErrClosed) {
+		if ok, _ := l.logs.allow("spool_ack", time.Minute); ok {
+			l.set.Load().cfg.Logger.Warn().Err(err).
+				Msg("spool: could not record a delivery; the request may be sent again after a restart (logged at most once a minute)")
+		}
+	}
+}
+
 // refill drops what waits on disk past max_age and takes records into
 // memory while the backlog has room (at least one when memory is empty).
+// A spool file that cannot be read leaves its records on disk for a later
+// refill. It decodes them outside spool.mu, so that a period's spoolKeep
+// does not wait for a backlog's worth of decoding: until they are in
+// memory the backlog counts them on disk, so that spoolKeep leaves its own
+// batch on disk, behind them.
 func (l *lane[B]) refill(s *settings) {
+	st := &l.spool
+	es := l.takeRefill(s)
+	if len(es) == 0 {
+		return
+	}
+	bs := make([]B, len(es))
+	errs := make([]error, len(es))
+	for i := range es {
+		bs[i], errs[i] = st.decode(es[i].Payload)
+		es[i].Payload = nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, e := range es {
+		if errs[i] != nil {
+			st.undecodable.Add(1)
+			l.spoolDrop(e, "undecodable")
+			continue
+		}
+		t, ok := l.sp.Oldest()
+		l.backlog.fromDisk(e.Measurements, t, ok)
+		it := l.item(bs[i])
+		it.id, it.spooled = e.ID, true
+		l.backlog.pushSpooled(it, 0)
+	}
+}
+
+// spoolDrop acknowledges a record taken by refill and never sent, and
+// counts it dropped for reason. The caller holds spool.mu.
+func (l *lane[B]) spoolDrop(e spool.Entry, reason string) {
+	st := &l.spool
+	_ = l.sp.Ack(e.ID)
+	st.dropMu.Lock()
+	st.dropped[reason]++
+	st.dropMu.Unlock()
+	l.dropped.Add(int64(e.Measurements))
+	l.m.dropped.WithLabelValues("spool_" + reason).Add(float64(e.Measurements))
+	l.backlog.fromDisk(e.Measurements, 0, true)
+}
+
+// takeRefill is refill under spool.mu: it returns the records to decode
+// and put in memory, still counted on disk.
+func (l *lane[B]) takeRefill(s *settings) (taken []spool.Entry) {
 	st := &l.spool
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	l.reconcile(s)
 	inMem, disk := l.backlog.memory()
 	if disk == 0 {
-		return
+		return nil
 	}
-	old, _ := l.sp.DropOlderThan(time.Now().Add(-s.cfg.MaxAge))
+	old, _ := l.sp.DropOlderThan(l.f.now().Add(-s.cfg.MaxAge))
 	if old.Measurements > 0 {
 		l.dropped.Add(old.Measurements)
 		l.m.dropped.WithLabelValues("too_old").Add(float64(old.Measurements))
@@ -163,7 +289,22 @@ func (l *lane[B]) refill(s *settings) {
 	}
 	for disk > 0 && (inMem == 0 || inMem < s.cfg.Backlog) {
 		es, err := l.sp.Take(1)
-		if err != nil && len(es) == 0 && !errors.Is(err, spool.ErrClosed) {
+		if errors.Is(err, spool.ErrRead) {
+			// Nothing is lost: the records stay for a later refill.
+			if ok, _ := l.logs.allow("spool_read_error", time.Minute); ok {
+				s.cfg.Logger.Warn().Err(err).Msg("spool: cannot read; the requests stay in the spool and are read again later (logged at most once a minute)")
+			}
+			if len(es) == 0 {
+				// Nothing else to send: no retry before a backoff.
+				if inMem == 0 {
+					l.backlog.mu.Lock()
+					l.backlog.failures++
+					l.backlog.next = time.Now().Add(l.backoff(s, l.backlog.failures, 0))
+					l.backlog.mu.Unlock()
+				}
+				return
+			}
+		} else if err != nil && len(es) == 0 && !errors.Is(err, spool.ErrClosed) {
 			if ok, _ := l.logs.allow("spool_read", time.Minute); ok {
 				s.cfg.Logger.Warn().Err(err).Msg("spool: read error; skipping the damaged record (logged at most once a minute)")
 			}
@@ -171,39 +312,22 @@ func (l *lane[B]) refill(s *settings) {
 		}
 		if len(es) == 0 {
 			// What the count says waits is gone: damaged since Open.
+			// (Those taken count on disk until refill places them.)
 			l.dropped.Add(int64(disk))
 			l.m.dropped.WithLabelValues("spool_corrupt").Add(float64(disk))
-			l.backlog.fromDisk(disk, 0, false)
-			return
+			l.backlog.fromDisk(disk, 0, len(taken) > 0)
+			return taken
 		}
 		e := es[0]
 		disk -= e.Measurements
-		b, err := l.out.unmarshal(e.Payload)
-		reason := ""
-		switch {
-		case err != nil:
-			reason = "undecodable"
-			st.undecodable.Add(1)
-		case e.Kind != l.out.kind(s):
-			reason = "api_changed"
-		}
-		if reason != "" {
-			_ = l.sp.Ack(e.ID)
-			st.dropMu.Lock()
-			st.dropped[reason]++
-			st.dropMu.Unlock()
-			l.dropped.Add(int64(e.Measurements))
-			l.m.dropped.WithLabelValues("spool_" + reason).Add(float64(e.Measurements))
-			l.backlog.fromDisk(e.Measurements, 0, true)
+		if e.Kind != l.out.kind(s) {
+			l.spoolDrop(e, "api_changed")
 			continue
 		}
-		t, ok := l.sp.Oldest()
-		l.backlog.fromDisk(e.Measurements, t, ok)
-		it := l.item(b)
-		it.id, it.spooled = e.ID, true
-		l.backlog.pushSpooled(it, 0)
+		taken = append(taken, e)
 		inMem += e.Measurements
 	}
+	return taken
 }
 
 // reconcile counts as dropped what the spool removed past its size
@@ -273,36 +397,54 @@ func (l *lane[B]) spoolCollector() prometheus.Collector {
 	if l.sp == nil {
 		return nil
 	}
-	c := &spoolCollector{stats: l.sp.Stats, st: &l.spool}
+	c := &spoolCollector{stats: l.sp.Stats, dropped: l.spoolDropped, undecodable: l.spool.undecodable.Load}
 	cl := prometheus.Labels{"output": l.name()}
-	c.bytes = prometheus.NewDesc("libratod_spool_bytes",
-		"Bytes of the spool's files on disk.", nil, cl)
-	c.pending = prometheus.NewDesc("libratod_spool_pending_requests",
-		"Requests in the spool not yet delivered (including those being resent).", nil, cl)
-	c.pendingMeas = prometheus.NewDesc("libratod_spool_pending_measurements",
-		"Measurements in the spool not yet delivered (including those being resent).", nil, cl)
-	c.requests = prometheus.NewDesc("libratod_spool_requests_total",
-		"Requests by spool event: spooled (written, delivery failed), replayed (found at start from an earlier run), acked (removed: delivered or given up on).", []string{"event"}, cl)
-	c.dropped = prometheus.NewDesc("libratod_spool_dropped_total",
-		"Spooled requests removed undelivered, by reason (spool_full, too_old, rejected, undecodable, api_changed).", []string{"reason"}, cl)
-	c.corrupt = prometheus.NewDesc("libratod_spool_corrupt_records_total",
-		"Damaged spool records skipped (torn writes, flipped bits, undecodable payloads).", nil, cl)
-	c.writeErrors = prometheus.NewDesc("libratod_spool_write_errors_total",
-		"Failed writes to the spool (full disk, unwritable directory): those requests were kept in memory only.", nil, cl)
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, cl)
+	}
+	c.bytes = desc("libratod_spool_bytes", "Bytes of the spool's files on disk.")
+	c.pending = desc("libratod_spool_pending_requests",
+		"Requests in the spool not yet delivered (including those being resent).")
+	c.pendingMeas = desc("libratod_spool_pending_measurements",
+		"Measurements in the spool not yet delivered (including those being resent).")
+	c.requests = desc("libratod_spool_requests_total",
+		"Requests by spool event: spooled (written, delivery failed), replayed (found at start from an earlier run), acked (removed: delivered or given up on).", "event")
+	c.droppedDesc = desc("libratod_spool_dropped_total",
+		"Spooled requests removed undelivered, by reason (spool_full, too_old, rejected, undecodable, api_changed).", "reason")
+	c.corrupt = desc("libratod_spool_corrupt_records_total",
+		"Damaged spool records skipped (torn writes, flipped bits, undecodable payloads).")
+	c.writeErrors = desc("libratod_spool_write_errors_total",
+		"Failed writes to the spool (full disk, unwritable directory): those requests were kept in memory only.")
+	c.readErrors = desc("libratod_spool_read_errors_total",
+		"Failed reads of spool files (too many open files, EIO): those requests stay in the spool and are read again later.")
 	return c
+}
+
+// spoolDropped returns the records the lane acknowledged undelivered, by
+// reason.
+func (l *lane[B]) spoolDropped() map[string]int64 {
+	l.spool.dropMu.Lock()
+	defer l.spool.dropMu.Unlock()
+	out := make(map[string]int64, len(l.spool.dropped))
+	for k, v := range l.spool.dropped {
+		out[k] = v
+	}
+	return out
 }
 
 // spoolCollector reads a spool's Stats at scrape time.
 type spoolCollector struct {
-	stats func() spool.Stats
-	st    *spoolState
+	stats       func() spool.Stats
+	dropped     func() map[string]int64
+	undecodable func() int64
 
-	bytes, pending, pendingMeas, requests, dropped, corrupt, writeErrors *prometheus.Desc
+	bytes, pending, pendingMeas, requests, droppedDesc *prometheus.Desc
+	corrupt, writeErrors, readErrors                   *prometheus.Desc
 }
 
 func (c *spoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.bytes, c.pending, c.pendingMeas, c.requests,
-		c.dropped, c.corrupt, c.writeErrors} {
+		c.droppedDesc, c.corrupt, c.writeErrors, c.readErrors} {
 		ch <- d
 	}
 }
@@ -325,16 +467,15 @@ func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range st.Dropped {
 		dropped[k] += v.Records
 	}
-	c.st.dropMu.Lock()
-	for k, v := range c.st.dropped {
+	for k, v := range c.dropped() {
 		dropped[k] += v
 	}
-	c.st.dropMu.Unlock()
 	for k, v := range dropped {
-		counter(c.dropped, v, k)
+		counter(c.droppedDesc, v, k)
 	}
-	counter(c.corrupt, st.CorruptRecords+c.st.undecodable.Load())
+	counter(c.corrupt, st.CorruptRecords+c.undecodable())
 	counter(c.writeErrors, st.WriteErrors)
+	counter(c.readErrors, st.ReadErrors)
 }
 
 // SpoolCollector returns the collector of the spools' self-metrics, each

@@ -1,6 +1,8 @@
 package librato
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"math"
 	"reflect"
@@ -53,7 +55,7 @@ func TestUnmarshalBatchDamaged(t *testing.T) {
 		"nil":         nil,
 		"version":     append([]byte{9}, good[1:]...),
 		"left over":   append(append([]byte{}, good...), 0),
-		"bad flags":   func() []byte { b := append([]byte{}, good...); b[len(b)-46] = 0x80; return b }(),
+		"bad fields":  func() []byte { b := append([]byte{}, good...); b[len(b)-10] = 0x18; return b }(),
 		"huge length": {batchFormat, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	}
 	for i := 1; i < len(good); i++ {
@@ -69,16 +71,18 @@ func TestUnmarshalBatchDamaged(t *testing.T) {
 func FuzzUnmarshalBatch(f *testing.F) {
 	f.Add(MarshalBatch(nil, &Batch{Time: 1, Tags: []Tag{{"a", "b"}}, Measurements: []Measurement{{Name: "m", Value: 1}, {Name: "s", Count: 2, Sum: 3}}}))
 	f.Add([]byte{batchFormat})
+	f.Add(MarshalBatch(nil, &Batch{Measurements: []Measurement{{Name: "t", Count: -1, StdDev: 0.5, HasStdDev: true, Last: 1, Counter: true}}}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := UnmarshalBatch(data)
 		if err != nil {
 			return
 		}
-		again, err := UnmarshalBatch(MarshalBatch(nil, b))
+		enc := MarshalBatch(nil, b)
+		again, err := UnmarshalBatch(enc)
 		if err != nil {
 			t.Fatalf("re-encoding fails: %v", err)
 		}
-		if len(again.Measurements) != len(b.Measurements) || again.Time != b.Time {
+		if !bytes.Equal(MarshalBatch(nil, again), enc) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
@@ -101,7 +105,8 @@ func BenchmarkUnmarshalBatch(b *testing.B) {
 
 func TestUnmarshalBatchFlagsOffset(t *testing.T) {
 	good := MarshalBatch(nil, &Batch{Time: 1, Tags: []Tag{{"a", "b"}}, Measurements: []Measurement{{Name: "m", Count: 2, Sum: 1, HasLast: true}}})
-	if f := good[len(good)-46]; f != flagSummary|flagLast {
-		t.Fatalf("flags byte is %#x: the damaged-flags case tests something else", f)
+	want := binary.AppendUvarint(nil, fieldCount|fieldSum|fieldHasLast)
+	if f := good[len(good)-11 : len(good)-9]; !bytes.Equal(f, want) {
+		t.Fatalf("fields are %#x, not %#x: the damaged-fields case tests something else", f, want)
 	}
 }

@@ -47,7 +47,14 @@
 //   - Damage (a flipped bit, a truncated file): each record carries a
 //     CRC32-C; damaged bytes are skipped up to the next valid record and
 //     counted (Stats.CorruptRecords, Stats.CorruptBytes). A damaged .ack
-//     entry is ignored, so its record is sent again.
+//     entry is ignored, so its record is sent again; a torn one (the
+//     process killed while writing it) is trimmed by Open, and the entries
+//     after it count all the same.
+//   - A segment file that cannot be opened or read at Take (too many
+//     open files, EIO, a network file system's hiccup): nothing is lost.
+//     Take returns an error wrapping ErrRead, counts it
+//     (Stats.ReadErrors) and leaves that file's records for a later Take;
+//     the records of the other segments are taken meanwhile.
 //   - Past Config.MaxBytes: Append removes the oldest whole segments first
 //     and counts their records under ReasonFull.
 //

@@ -12,11 +12,14 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // tmpfs mounts a tmpfs of the given size (e.g. "64k") on a fresh
 // directory and unmounts it when the test ends; it skips the test, saying
-// why, where mounting is not permitted.
+// why, where mounting is not permitted (a test that is not root runs
+// itself again as root of its own namespaces first: testproc.AsRoot).
 func tmpfs(t *testing.T, size string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "mnt")
@@ -52,6 +55,9 @@ func filesBytes(t *testing.T, dir string) int64 {
 }
 
 func TestDiskFull(t *testing.T) {
+	if testproc.AsRoot(t) {
+		return // mounts a tmpfs
+	}
 	dir := tmpfs(t, "64k")
 	// Three records of 10 KB a segment: the second segment fills the
 	// file system in the middle of its third record (a short write).
@@ -114,6 +120,9 @@ func TestDiskFull(t *testing.T) {
 
 // A full disk while a new segment is created (its header) fails cleanly.
 func TestDiskFullAtCreate(t *testing.T) {
+	if testproc.AsRoot(t) {
+		return // mounts a tmpfs
+	}
 	dir := tmpfs(t, "64k")
 	filler, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
@@ -152,6 +161,9 @@ func TestDiskFullAtCreate(t *testing.T) {
 }
 
 func TestReadOnlyDirectory(t *testing.T) {
+	if testproc.AsRoot(t) {
+		return // mounts a tmpfs
+	}
 	mnt := tmpfs(t, "64k")
 	dir := filepath.Join(mnt, "spool")
 	if err := Check(dir); err != nil {
@@ -174,8 +186,8 @@ func TestReadOnlyDirectory(t *testing.T) {
 
 // Without root, a directory without write permission is refused too.
 func TestUnwritableDirectoryByPermission(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root bypasses file permissions; TestReadOnlyDirectory covers an unwritable directory")
+	if testproc.AsNobody(t) {
+		return // root bypasses file permissions
 	}
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o500); err != nil {

@@ -30,7 +30,8 @@ import (
 // 8-byte entries: the offset of an acknowledged record in the segment
 // (uint32) and the CRC32-C of the segment number (uint64) followed by that
 // offset, so an entry that is torn, damaged or copied beside another segment
-// is ignored.
+// is ignored. Open trims what follows the last valid entry (a torn tail),
+// so that the entries appended next stay 8 bytes apart.
 //
 // Resynchronising after damage trusts the first magic followed by a frame
 // with a valid checksum: a payload that itself held a whole valid frame
@@ -176,14 +177,21 @@ func ackEntry(seq uint64, off uint32) [ackEntryLen]byte {
 }
 
 // parseAcks calls visit with the offset of every valid entry of an
-// acknowledgement file of segment seq; a torn last entry and damaged
-// entries are ignored.
-func parseAcks(data []byte, seq uint64, visit func(off uint32)) {
-	for len(data) >= ackEntryLen {
-		off := binary.LittleEndian.Uint32(data)
-		if ackEntry(seq, off) == [ackEntryLen]byte(data[:ackEntryLen]) {
-			visit(off)
+// acknowledgement file of segment seq and returns the end of the last
+// valid one. Entries follow each other 8 bytes apart; past bytes that are
+// not a valid entry (a torn or damaged one) the next valid entry is
+// searched byte by byte, so that entries appended after a torn one (by a
+// version that did not trim it) still count.
+func parseAcks(data []byte, seq uint64, visit func(off uint32)) (end int) {
+	for p := 0; len(data)-p >= ackEntryLen; {
+		off := binary.LittleEndian.Uint32(data[p:])
+		if ackEntry(seq, off) != [ackEntryLen]byte(data[p:p+ackEntryLen]) {
+			p++
+			continue
 		}
-		data = data[ackEntryLen:]
+		visit(off)
+		p += ackEntryLen
+		end = p
 	}
+	return end
 }

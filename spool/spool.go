@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,6 +53,10 @@ var (
 	// its frame past MaxBytes). It is returned wrapped together with
 	// ErrWrite.
 	ErrTooLarge = errors.New("spool: record too large")
+	// ErrRead marks an error of Take that left records in the spool: a
+	// segment file could not be opened or read (too many open files, EIO,
+	// ...). They are taken by a later Take once the file can be read.
+	ErrRead = errors.New("spool: read failed")
 	// ErrClosed: the spool was closed.
 	ErrClosed = errors.New("spool: closed")
 	// ErrVersion: a segment file has a format version this code does not
@@ -147,6 +153,10 @@ type Stats struct {
 	// WriteErrors counts failed Appends; AckErrors failed writes of
 	// acknowledgements (those records may be resent after a restart).
 	WriteErrors, AckErrors int64
+	// ReadErrors counts segment files that Take could not open or read
+	// (EMFILE, EIO, ...): their records stay in the spool and later Takes
+	// try them again.
+	ReadErrors int64
 }
 
 // record states
@@ -191,6 +201,10 @@ type Spool struct {
 	lock     *os.File
 	// syncFile is (*os.File).Sync; tests observe it.
 	syncFile func(*os.File) error
+	// openSeg (os.Open) and readAt ((*os.File).ReadAt) read segment files
+	// at Take; tests inject read errors through them.
+	openSeg func(name string) (*os.File, error)
+	readAt  func(f *os.File, b []byte, off int64) (int, error)
 
 	mu       sync.Mutex
 	closed   bool
@@ -228,6 +242,8 @@ func Open(ctx context.Context, cfg Config) (*Spool, error) {
 		detached: make(map[ID]uint32),
 		nextSeq:  1,
 		syncFile: (*os.File).Sync,
+		openSeg:  os.Open,
+		readAt:   (*os.File).ReadAt,
 	}
 	if s.maxBytes <= 0 {
 		s.maxBytes = DefaultMaxBytes
@@ -363,21 +379,26 @@ func (s *Spool) loadSegment(seq uint64, buf *[]byte) (*segment, error) {
 	s.st.CorruptBytes += int64(badBytes)
 	seg.open = len(seg.recs)
 
-	if ack, err := os.ReadFile(ackPath(s.dir, seq)); err == nil {
-		seg.ackSize = int64(len(ack))
-		parseAcks(ack, seq, func(off uint32) {
-			i, ok := slices.BinarySearchFunc(seg.recs, off, func(r recInfo, off uint32) int { return cmp.Compare(r.off, off) })
-			if ok && seg.recs[i].state != done {
-				seg.recs[i].state = done
-				seg.open--
-			}
-		})
-	} else if !errors.Is(err, os.ErrNotExist) {
+	ack, err := os.ReadFile(ackPath(s.dir, seq))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("spool: read acknowledgements: %w", err)
 	}
+	seg.ackSize = int64(len(ack))
+	end := parseAcks(ack, seq, func(off uint32) {
+		i, ok := slices.BinarySearchFunc(seg.recs, off, func(r recInfo, off uint32) int { return cmp.Compare(r.off, off) })
+		if ok && seg.recs[i].state != done {
+			seg.recs[i].state = done
+			seg.open--
+		}
+	})
 	if seg.open == 0 {
 		s.removeFiles(seq)
 		return nil, nil
+	}
+	// A torn tail would put the entries appended next out of step; should
+	// the trim fail, parseAcks finds them all the same.
+	if end < len(ack) && os.Truncate(ackPath(s.dir, seq), int64(end)) == nil {
+		seg.ackSize = int64(end)
 	}
 	seg.advance()
 	return seg, nil
@@ -591,11 +612,17 @@ func (s *Spool) closeSeg(g *segment) {
 
 // Take returns up to n records, oldest first, that are neither
 // acknowledged nor already taken. Each must later be acknowledged (Ack,
-// once delivered) or released (Release, to be taken again). A record that
-// cannot be read back intact (damaged since Open, or a read error) is
-// skipped for good and counted as corrupt, so that one bad spot never
-// stops the records behind it; the error then reports the first read
-// error, and the records returned are valid all the same.
+// once delivered) or released (Release, to be taken again).
+//
+// A record proven damaged since Open (its framing or checksum, a file cut
+// short or removed behind the spool's back) is skipped for good and
+// counted as corrupt, so that one bad spot never stops the records behind
+// it. A segment file that cannot be opened or read (too many open files,
+// EIO, ...) loses nothing: its records stay where they are, counted in
+// Stats.ReadErrors, and later Takes try them again; meanwhile the records
+// of the segments after it are taken. The error then wraps ErrRead (and
+// the cause); otherwise it reports the first damage found. The records
+// returned are valid all the same.
 func (s *Spool) Take(n int) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -614,7 +641,16 @@ func (s *Spool) Take(n int) ([]Entry, error) {
 			if r.state != pending {
 				continue
 			}
-			p, err := s.read(g, r)
+			p, retry, err := s.read(g, r)
+			if retry {
+				// Leave this segment as it is until a later Take.
+				s.st.ReadErrors++
+				s.dropHandle(g)
+				if !errors.Is(rerr, ErrRead) {
+					rerr = fmt.Errorf("%w: %w", ErrRead, err)
+				}
+				break
+			}
 			if err != nil && rerr == nil {
 				rerr = err
 			}
@@ -640,24 +676,37 @@ func (s *Spool) Take(n int) ([]Entry, error) {
 }
 
 // read returns the payload of r, or nil if the record cannot be read back
-// intact, with the error if reading failed.
-func (s *Spool) read(g *segment, r *recInfo) ([]byte, error) {
+// intact, with the error if reading failed. retry reports an error that
+// proves nothing about the record (it may pass): the record must stay.
+func (s *Spool) read(g *segment, r *recInfo) (p []byte, retry bool, err error) {
 	if g.f == nil {
-		f, err := os.Open(segPath(s.dir, g.seq))
+		f, err := s.openSeg(segPath(s.dir, g.seq))
 		if err != nil {
-			return nil, fmt.Errorf("spool: take: %w", err)
+			// A file that is gone will not come back.
+			return nil, !errors.Is(err, fs.ErrNotExist), fmt.Errorf("spool: take: %w", err)
 		}
 		g.f = f
 	}
 	b := make([]byte, frameHeader+int(r.n))
-	if _, err := g.f.ReadAt(b, int64(r.off)); err != nil {
-		return nil, fmt.Errorf("spool: take from %s: %w", segPath(s.dir, g.seq), err)
+	if _, err := s.readAt(g.f, b, int64(r.off)); err != nil {
+		// io.EOF: the file is shorter than the record, cut since Open.
+		return nil, !errors.Is(err, io.EOF), fmt.Errorf("spool: take from %s: %w", segPath(s.dir, g.seq), err)
 	}
 	fr, ok := parseFrame(b, 0)
 	if !ok || fr.n != int(r.n) || fr.time != r.time || fr.count != r.count || fr.kind != r.kind {
-		return nil, nil
+		return nil, false, nil
 	}
-	return b[frameHeader:], nil
+	return b[frameHeader:], false, nil
+}
+
+// dropHandle closes the read handle of g after a read error, so that the
+// next Take opens the file afresh; the active segment, and one with
+// unsynced appends, keep theirs.
+func (s *Spool) dropHandle(g *segment) {
+	if g != s.active && !g.dirty && g.f != nil {
+		g.f.Close()
+		g.f = nil
+	}
 }
 
 // finish marks record i of g done and writes its acknowledgement; the

@@ -9,7 +9,28 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/libratod/libratod/cmd/libratod/internal/config/secrettest"
 )
+
+// TestCheckHidesSecrets runs -check on every secrettest case: it fails
+// with exit 2, and nothing it prints shows four bytes of a secret.
+func TestCheckHidesSecrets(t *testing.T) {
+	for _, tc := range secrettest.Cases() {
+		t.Run(tc.Name, func(t *testing.T) {
+			path := writeConfig(t, tc.File)
+			var out, errb bytes.Buffer
+			code := run([]string{"-config", path, "-check"}, &out, &errb, func(k string) string { return tc.Env[k] })
+			all := out.String() + errb.String()
+			if code != exitConfig {
+				t.Errorf("exit %d, want %d:\n%s", code, exitConfig, all)
+			}
+			if leak := secrettest.Leak(all); leak != "" {
+				t.Errorf("-check shows %q of a secret:\n%s", leak, all)
+			}
+		})
+	}
+}
 
 // TestCheckOnline runs -check -online against a fake Librato that accepts,
 // refuses the credentials, forgets the rate-limit headers, and against a

@@ -239,6 +239,10 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 
 	// Health, and the self-metrics server, which run starts.
 	d.health = newHealth(d.ready, d.flusher.Status, cfg.Aggregate.Period)
+	if opts.now != nil {
+		// The flusher's status is stamped on this clock.
+		d.health.now, d.health.started = opts.now, opts.now()
+	}
 	if cfg.Metrics.Listen != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/cmd/libratod/internal/config/secrettest"
 	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/internal/testproc"
 )
@@ -182,6 +183,44 @@ func TestShutdownAccountsForEverything(t *testing.T) {
 	if n("measurements") != 6 || n("measurements") != n("sent")+n("dropped")+n("undelivered") ||
 		n("sent") != accepted.Load() || n("undelivered") < 4 {
 		t.Errorf("stop line %v with %d accepted: want the 6 measurements, each sent, dropped or undelivered", last, accepted.Load())
+	}
+}
+
+// TestReloadHidesSecrets reloads every secrettest case into a running
+// daemon, each with its environment: each is refused, and the logs show no
+// four bytes of a secret.
+func TestReloadHidesSecrets(t *testing.T) {
+	fake := newFakeLibrato(t)
+	path := filepath.Join(t.TempDir(), "libratod.toml")
+	good := fmt.Sprintf("[listen]\nudp = \"127.0.0.1:0\"\ntcp = \"\"\n[librato]\nurl = %q\ntoken = %q\n[metrics]\nlisten = \"\"\n", fake.URL, testToken)
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env atomic.Pointer[map[string]string]
+	env.Store(&map[string]string{})
+	getenv := func(k string) string { return (*env.Load())[k] }
+	logs := &testproc.SafeBuffer{}
+	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: getenv}, logs)
+	const refused = "the new configuration is invalid"
+	cases := secrettest.Cases()
+	for i, tc := range cases {
+		env.Store(&tc.Env)
+		if err := os.WriteFile(path, []byte(tc.File), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		d.hup <- syscall.SIGHUP
+		eventually.Require(t, 5*time.Second, func() bool { return strings.Count(logs.String(), refused) == i+1 },
+			"%s: reload %d refused; logs:\n%s", tc.Name, i+1, logs)
+	}
+	out := stop()
+	for _, line := range strings.Split(out, "\n") {
+		if leak := secrettest.Leak(line); leak != "" {
+			t.Errorf("the log shows %q of a secret: %s", leak, line)
+		}
 	}
 }
 

@@ -125,15 +125,17 @@ func getStatus(t *testing.T, addr, path string) (int, string) {
 }
 
 // TestBinaryShutdownLinger stops the daemon with SIGTERM under
-// shutdown_linger = "2s": lines sent before the signal, over UDP 500 ms
-// after it and on a TCP connection opened 500 ms after it all reach
-// Librato, in the final flush; /readyz fails during the linger while
-// /healthz answers, and the last log line counts the lines that came
-// after the signal.
+// shutdown_linger = "5s": lines sent before the signal, and over UDP and
+// on a TCP connection opened once the linger has begun, all reach
+// Librato, in the final flush; the latter are seen received (the
+// daemon's /metrics counts them) before the linger ends. /readyz fails
+// during the linger while /healthz answers, and the last log line counts
+// the lines that came after the signal.
 func TestBinaryShutdownLinger(t *testing.T) {
+	const linger = 5 * time.Second
 	bin := buildBinary(t)
 	fake := newFakeLibrato(t)
-	cmd, udp, tcp, _, stderr := startBinary(t, bin, lingerConfig(t, fake.URL, "2s", "10s"))
+	cmd, udp, tcp, _, stderr := startBinary(t, bin, lingerConfig(t, fake.URL, linger.String(), "10s"))
 	metricsAddr := startedField(t, stderr, "metrics")
 
 	sendUDPLines(t, udp, "linger.before:1|c", 10)
@@ -142,6 +144,7 @@ func TestBinaryShutdownLinger(t *testing.T) {
 	waitSelfMetric(t, metricsAddr, `libratod_lines_received_total{transport="tcp"}`, 5)
 	before := len(fake.requests())
 
+	signalled := time.Now() // the linger begins after this
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -152,9 +155,15 @@ func TestBinaryShutdownLinger(t *testing.T) {
 	if code, _ := getStatus(t, metricsAddr, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz during the linger: %d, want 200", code)
 	}
-	time.Sleep(500 * time.Millisecond) // the application's last words come a little after the signal
+	// The application's last words, after the signal.
 	sendUDPLines(t, udp, "linger.udp:1|c", 10)
 	sendTCPLines(t, tcp, "linger.tcp:3|c", 5)
+	waitSelfMetric(t, metricsAddr, `libratod_lines_received_total{transport="udp"}`, 20)
+	waitSelfMetric(t, metricsAddr, `libratod_lines_received_total{transport="tcp"}`, 10)
+	if took := time.Since(signalled); took >= linger || strings.Contains(stderr.String(), "stopping: draining sockets") {
+		t.Fatalf("the lines sent during the linger were counted %v after the signal, not within the %v linger; stderr:\n%s",
+			took, linger, stderr.String())
+	}
 
 	if code := testproc.WaitExit(t, cmd); code != 0 {
 		t.Fatalf("exit %d after SIGTERM; stderr:\n%s", code, stderr.String())

@@ -346,3 +346,23 @@ func TestDeployedProbes(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthReadsTheDaemonClock: the flusher stamps its status with the
+// daemon's clock, so /readyz must measure ages on that clock too, not on
+// the real one: a backlog a second old on the daemon's clock is not late,
+// however far that clock is from the real time.
+func TestHealthReadsTheDaemonClock(t *testing.T) {
+	at := time.Unix(1_000_000_000, 0) // long before any real date
+	d, err := newDaemon(testConfig("http://127.0.0.1:1", "tagged"),
+		options{stderr: &testproc.SafeBuffer{}, hostname: "test-host", now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.health.status = func() flusher.Status {
+		return flusher.Status{LastFlush: at.Add(-time.Second), LastDelivered: at.Add(-time.Second),
+			Pending: 1, OldestPending: at.Add(-time.Second)}
+	}
+	if p := d.health.deliveryProblem(); p != "" {
+		t.Errorf("delivery problem %q, want none: everything is a second old on the daemon's clock", p)
+	}
+}

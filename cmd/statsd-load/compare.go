@@ -115,6 +115,7 @@ type sendStats struct {
 type daemonStats struct {
 	cpu     time.Duration // user+system CPU time used from the start of sending until the daemon went idle
 	peakRSS uint64        // bytes, VmHWM
+	idleRSS uint64        // VmRSS before sending (-cardinality); 0: none
 }
 
 // result is the outcome of one run.
@@ -127,6 +128,8 @@ type result struct {
 	fake        fakeStats
 	daemon      *daemonStats // nil without -daemon
 	kernelDrops int64        // datagrams the kernel dropped on the daemon's port during the run; -1 unknown
+	series      int          // -cardinality: series of the fullest period
+	spread      bool         // -cardinality: sending outlasted a period
 }
 
 // clean says whether everything sent arrived exactly once.
@@ -194,6 +197,15 @@ func (r *result) summary() string {
 	}
 	if d := r.daemon; d != nil && secs > 0 {
 		fmt.Fprintf(&b, " daemon cpu=%.2f cores peak_rss=%dMiB", d.cpu.Seconds()/secs, d.peakRSS>>20)
+		if d.idleRSS > 0 {
+			fmt.Fprintf(&b, " idle_rss=%dMiB series=%d", d.idleRSS>>20, r.series)
+			if r.series > 0 {
+				fmt.Fprintf(&b, " rss/series=%.0fB", (float64(d.peakRSS)-float64(d.idleRSS))/float64(r.series))
+			}
+			if r.spread {
+				b.WriteString(" (sending outlasted a period: lengthen -period)")
+			}
+		}
 	}
 	return b.String()
 }

@@ -40,6 +40,7 @@ type daemonConfig struct {
 	librato    string // the fake's base URL
 	period     time.Duration
 	udpReaders int    // 0: the daemon's default
+	maxSeries  int    // aggregate.max_series; 0: the daemon's default
 	logLevel   string // "" means warn
 }
 
@@ -52,6 +53,9 @@ func (c daemonConfig) toml() string {
 		fmt.Fprintf(&b, "udp_readers = %d\n", c.udpReaders)
 	}
 	fmt.Fprintf(&b, "\n[aggregate]\nperiod = %q\npercentiles = []\n", c.period.String())
+	if c.maxSeries > 0 {
+		fmt.Fprintf(&b, "max_series = %d\n", c.maxSeries)
+	}
 	fmt.Fprintf(&b, "\n[librato]\napi = \"tagged\"\nurl = %q\nemail = \"statsd-load@example.com\"\n", c.librato)
 	b.WriteString("token = \"statsd-load-placeholder\"\nshutdown_timeout = \"30s\"\n")
 	fmt.Fprintf(&b, "\n[log]\nlevel = %q\n\n[metrics]\nlisten = \"\"\n", cmp.Or(c.logLevel, "warn"))
@@ -104,13 +108,19 @@ func startDaemon(ctx context.Context, path string, cfg daemonConfig) (*daemonPro
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("writing the daemon config: %w", err)
 	}
-	d := &daemonProc{dir: dir, udp: cfg.udp, tcp: cfg.tcp, logs: &tailBuffer{max: daemonLogTailSize}, exited: make(chan struct{})}
-	d.cmd = exec.Command(path, "-config", cfgPath)
+	d := &daemonProc{dir: dir, udp: cfg.udp, tcp: cfg.tcp}
+	return d.launch(ctx, exec.Command(path, "-config", cfgPath))
+}
+
+// launch starts cmd as d's process, returning once it accepts TCP
+// connections on d.tcp; on failure it removes d.dir.
+func (d *daemonProc) launch(ctx context.Context, cmd *exec.Cmd) (*daemonProc, error) {
+	d.cmd, d.logs, d.exited = cmd, &tailBuffer{max: daemonLogTailSize}, make(chan struct{})
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	d.cmd.Env = daemonEnv(os.Environ())
 	if err := d.cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting %s: %w", path, err)
+		d.removeDir()
+		return nil, fmt.Errorf("starting %s: %w", d.cmd.Path, err)
 	}
 	go func() {
 		d.waitErr = d.cmd.Wait()
@@ -165,6 +175,15 @@ func (d *daemonProc) peakRSS() (uint64, error) {
 	return parseVmHWM(data)
 }
 
+// rss returns the daemon's resident set size now, in bytes.
+func (d *daemonProc) rss() (uint64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("daemon rss: %w", err)
+	}
+	return parseStatusBytes(data, "VmRSS")
+}
+
 // waitIdle waits until the daemon stops using CPU (it has worked through what
 // its sockets held), at most daemonIdleLimit, and returns its CPU time then.
 func (d *daemonProc) waitIdle(ctx context.Context) (time.Duration, error) {
@@ -194,7 +213,7 @@ func (d *daemonProc) waitIdle(ctx context.Context) (time.Duration, error) {
 // the exit; past daemonStopLimit it kills the daemon. It removes the temporary
 // directory.
 func (d *daemonProc) stop() error {
-	defer os.RemoveAll(d.dir)
+	defer d.removeDir()
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		d.kill()
 		return fmt.Errorf("stopping the daemon: %w", err)
@@ -215,7 +234,14 @@ func (d *daemonProc) stop() error {
 func (d *daemonProc) kill() {
 	_ = d.cmd.Process.Kill() // it may be gone already
 	<-d.exited
-	_ = os.RemoveAll(d.dir)
+	d.removeDir()
+}
+
+// removeDir removes the temporary directory, if there is one.
+func (d *daemonProc) removeDir() {
+	if d.dir != "" {
+		_ = os.RemoveAll(d.dir) // in the system's temporary directory
+	}
 }
 
 // ownedKeys are the settings the tool's config must decide: environment
@@ -264,23 +290,27 @@ func parseProcStat(data []byte) (time.Duration, error) {
 
 // parseVmHWM returns the VmHWM (peak resident set size) of a /proc/PID/status
 // file, in bytes.
-func parseVmHWM(data []byte) (uint64, error) {
+func parseVmHWM(data []byte) (uint64, error) { return parseStatusBytes(data, "VmHWM") }
+
+// parseStatusBytes returns a size field ("VmHWM", "VmRSS") of a
+// /proc/PID/status file, in bytes.
+func parseStatusBytes(data []byte, field string) (uint64, error) {
 	for l := range strings.SplitSeq(string(data), "\n") {
-		rest, ok := strings.CutPrefix(l, "VmHWM:")
+		rest, ok := strings.CutPrefix(l, field+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("/proc status: VmHWM %q: want \"N kB\"", strings.TrimSpace(rest))
+			return 0, fmt.Errorf("/proc status: %s %q: want \"N kB\"", field, strings.TrimSpace(rest))
 		}
 		kb, err := strconv.ParseUint(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc status: VmHWM: %w", err)
+			return 0, fmt.Errorf("/proc status: %s: %w", field, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, errors.New("/proc status: no VmHWM")
+	return 0, fmt.Errorf("/proc status: no %s", field)
 }
 
 // tailBuffer is an io.Writer keeping the last max bytes written, safe for

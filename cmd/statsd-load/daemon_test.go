@@ -94,9 +94,10 @@ func TestDaemonConfigTOML(t *testing.T) {
 			cfg: daemonConfig{udp: "127.0.0.1:1", tcp: "127.0.0.1:2", librato: "http://127.0.0.1:3", period: 2 * time.Second},
 			want: []string{`udp = "127.0.0.1:1"`, `tcp = "127.0.0.1:2"`, `period = "2s"`, `url = "http://127.0.0.1:3"`,
 				`api = "tagged"`, "percentiles = []", `listen = ""`},
-			not: []string{"udp_readers"},
+			not: []string{"udp_readers", "max_series"},
 		},
 		{cfg: daemonConfig{udpReaders: 3, period: time.Second}, want: []string{"udp_readers = 3"}},
+		{cfg: daemonConfig{maxSeries: 2000, period: time.Second}, want: []string{"max_series = 2000"}},
 	}
 	for _, tt := range tests {
 		got := tt.cfg.toml()

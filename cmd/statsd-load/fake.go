@@ -314,6 +314,7 @@ type received struct {
 	other    int            // measurements whose names the tool did not send (timer percentiles among them)
 	wrongTyp int            // the tool's names with the wrong shape (a counter as a summary, say)
 	total    int            // measurements
+	perTime  map[int64]int  // the tool's points by time, once each
 }
 
 func newReceived(prefix string) *received {
@@ -322,6 +323,7 @@ func newReceived(prefix string) *received {
 		gauges:   make(map[int]gaugeSeen),
 		points:   make(map[uint64]float64),
 		dupTimes: make(map[dupKey]int),
+		perTime:  make(map[int64]int),
 		seed:     maphash.MakeSeed(),
 	}
 	for t := range rc.sums {
@@ -347,7 +349,8 @@ func (rc *received) add(p *payload) {
 		if v == nil {
 			v = m.Count
 		}
-		if first, seen := rc.firstPoint(m.Name, tags, tm, *v); seen {
+		first, seen := rc.firstPoint(m.Name, tags, tm, *v)
+		if seen {
 			rc.dupes++
 			if first == *v {
 				rc.sameDup++
@@ -365,6 +368,9 @@ func (rc *received) add(p *payload) {
 		if (t == timerType) != (m.Count != nil) {
 			rc.wrongTyp++
 			continue
+		}
+		if !seen {
+			rc.perTime[tm]++
 		}
 		switch t {
 		case timerType:
@@ -404,6 +410,16 @@ func (rc *received) firstPoint(name string, tags map[string]string, tm int64, v 
 	return v, false
 }
 
+// maxPeriodSeries returns the most series of the tool's names delivered for
+// one time (one period): the live series of the fullest period.
+func (rc *received) maxPeriodSeries() int {
+	n := 0
+	for _, c := range rc.perTime {
+		n = max(n, c)
+	}
+	return n
+}
+
 // clone returns a copy of rc's tallies, to read: it does not keep the points
 // seen, so it cannot add.
 func (rc *received) clone() *received {
@@ -413,6 +429,7 @@ func (rc *received) clone() *received {
 	}
 	c.gauges = maps.Clone(rc.gauges)
 	c.dupTimes = maps.Clone(rc.dupTimes)
+	c.perTime = maps.Clone(rc.perTime)
 	c.points = nil
 	return &c
 }

@@ -74,6 +74,17 @@ func parseMix(s string) (mix, error) {
 	return m, nil
 }
 
+// types returns how many types m sends.
+func (m mix) types() int {
+	n := 0
+	for _, w := range m {
+		if w > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // String formats m as parseMix reads it.
 func (m mix) String() string {
 	var parts []string

@@ -89,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg runConfig, findMax, allowL
 	fs.IntVar(&cfg.setLimit, "set-limit", 10000, "the daemon's bound on the members one set keeps per period: when a delivered cardinality\ncomes within 10% of it, the daemon may be estimating, so sets are reported apart, not checked exactly")
 	fs.BoolVar(&allowLoss, "allow-loss", false, "only report losses: exit 0 anyway")
 	fs.DurationVar(&cfg.down, "down", 0, "the fake Librato answers 503 to everything for this long after it starts")
+	fs.IntVar(&cfg.floorRounds, "floor", 0, "with -daemon: run `N` rounds of the same traffic, each against a fresh floor (a bare\nreceive loop: this tool as a separate process, reading the daemon's kind of sockets with its\nnumber of UDP readers and counting lines, nothing else) and then a fresh daemon; report each\nside's CPU (cpu-s, cpu-ns/line) and the daemon's CPU per line as a ratio to the floor's")
+	fs.BoolVar(&cfg.cardinality, "cardinality", false, "with -daemon: measure the daemon's RSS before sending (idle), start sending just after a\nperiod boundary so every line falls in one period (make -period longer than the sending),\nand report the live series of the fullest period delivered and the peak RSS per series\n(peak - idle) / series; the daemon's max_series is raised to 2*-names (at least 1000)")
 	fs.BoolVar(&findMax, "find-max", false, "with -daemon: run again and again (a fresh daemon each time), doubling -pps (from 50000\nwhen 0) until something is lost, then bisecting; report the highest zero-loss rate")
 
 	if err := fs.Parse(args); err != nil {
@@ -144,6 +146,15 @@ func parseFlags(args []string, stderr io.Writer) (cfg runConfig, findMax, allowL
 	if findMax && cfg.daemon == "" {
 		bad("-find-max needs -daemon: each step runs a fresh daemon")
 	}
+	if cfg.floorRounds < 0 || cfg.floorRounds > 100 {
+		bad("-floor %d: want 0 to 100 rounds", cfg.floorRounds)
+	}
+	if cfg.floorRounds > 0 && (cfg.daemon == "" || findMax) {
+		bad("-floor needs -daemon (it compares a daemon with the floor), and not -find-max")
+	}
+	if cfg.cardinality && cfg.daemon == "" {
+		bad("-cardinality needs -daemon: it measures the daemon's memory")
+	}
 	if *prefix != "" && strings.ContainsAny(*prefix, ":|#@\n ") {
 		bad("-prefix %q: no ':', '|', '#', '@', spaces or newlines", *prefix)
 	}
@@ -172,6 +183,9 @@ func freshPrefix() string {
 
 // realMain runs the tool and returns its exit code.
 func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == floorCommand {
+		return serveFloor(ctx, args[1:], stdout, stderr)
+	}
 	cfg, findMax, allowLoss, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
@@ -182,6 +196,9 @@ func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if findMax {
 		return searchMax(ctx, cfg, stdout, stderr)
+	}
+	if cfg.floorRounds > 0 {
+		return compareFloor(ctx, cfg, cfg.floorRounds, allowLoss, stdout, stderr)
 	}
 	if cfg.gen.prefix == "" {
 		cfg.gen.prefix = freshPrefix()

@@ -45,6 +45,12 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad set limit", args: []string{"-set-limit", "0"}, wantErr: "-set-limit"},
 		{name: "several problems at once", args: []string{"-proto", "x", "-tags", "99"}, wantErr: "-tags 99"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected"},
+		{name: "floor and cardinality", args: []string{"-daemon", "/bin/libratod", "-floor", "3", "-cardinality"},
+			check: func(c runConfig, _, _ bool) bool { return c.floorRounds == 3 && c.cardinality }},
+		{name: "floor without daemon", args: []string{"-floor", "1"}, wantErr: "-floor needs -daemon"},
+		{name: "floor with find-max", args: []string{"-daemon", "x", "-floor", "1", "-find-max"}, wantErr: "-floor needs"},
+		{name: "floor rounds", args: []string{"-daemon", "x", "-floor", "-1"}, wantErr: "-floor -1"},
+		{name: "cardinality without daemon", args: []string{"-cardinality"}, wantErr: "-cardinality needs -daemon"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,4 +139,5 @@ func TestAgainstDaemon(t *testing.T) {
 			}
 		})
 	}
+	testFloorAndCardinality(t, bin)
 }

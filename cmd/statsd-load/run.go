@@ -45,6 +45,9 @@ type runConfig struct {
 	pps            float64 // lines per second over every sender; 0: as fast as possible
 	setLimit       int     // the daemon's bound on a set's members per period (exact below it)
 
+	floorRounds int  // rounds of floor and daemon runs (-floor); 0: none
+	cardinality bool // idle RSS, one period, RSS per series
+
 	faults []fault
 	down   time.Duration
 	seed   uint64
@@ -74,6 +77,9 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 	var d *daemonProc
 	if cfg.daemon != "" {
 		dc := daemonConfig{librato: url, period: cfg.period, udpReaders: cfg.readers, logLevel: "warn"}
+		if cfg.cardinality {
+			dc.maxSeries = max(2*cfg.gen.names*cfg.gen.mix.types(), 1000)
+		}
 		if cfg.log != nil {
 			dc.logLevel = "debug"
 		}
@@ -93,6 +99,17 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 		cfg.logf("daemon pid %d, udp %s, tcp %s", d.cmd.Process.Pid, d.udp, d.tcp)
 	}
 
+	var idleRSS uint64
+	if cfg.cardinality && d != nil {
+		if idleRSS, err = d.rss(); err != nil {
+			return nil, err
+		}
+		wait := untilBoundary(time.Now(), cfg.period) + boundaryMargin
+		cfg.logf("idle rss %dMiB; sending in %v, after a period boundary", idleRSS>>20, wait)
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil, err
+		}
+	}
 	drops0, dropsErr := kernelDrops(cfg.proto, target)
 	var cpu0 time.Duration
 	if d != nil {
@@ -129,7 +146,7 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 		if stopErr != nil {
 			return nil, stopErr
 		}
-		res.daemon = &daemonStats{cpu: cpu1 - cpu0, peakRSS: rss}
+		res.daemon = &daemonStats{cpu: cpu1 - cpu0, peakRSS: rss, idleRSS: idleRSS}
 	} else {
 		cfg.logf("waiting %v for the daemon's flush", cfg.settle)
 		t := time.NewTimer(cfg.settle)
@@ -146,6 +163,10 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 	}
 	fs, got := fake.snapshot()
 	res.fake = fs
+	if cfg.cardinality {
+		res.series = got.maxPeriodSeries()
+		res.spread = elapsed > cfg.period-boundaryMargin
+	}
 	res.cmp = compare(want, got, cfg.setLimit)
 	keys := slices.SortedFunc(maps.Keys(got.dupTimes), func(a, b dupKey) int {
 		return cmp.Or(cmp.Compare(a.time, b.time), strings.Compare(a.typ, b.typ))
@@ -155,6 +176,30 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 			time.Unix(k.time, 0).UTC().Format(time.RFC3339))
 	}
 	return res, nil
+}
+
+// boundaryMargin is how long after a period boundary -cardinality starts
+// sending: the daemon's flusher wakes at the boundary and takes the period
+// just ended, so no line sent after it falls in that period.
+const boundaryMargin = 200 * time.Millisecond
+
+// untilBoundary returns the time from now to the next period boundary: the
+// daemon's periods end at multiples of the period in unix seconds.
+func untilBoundary(now time.Time, period time.Duration) time.Duration {
+	since := time.Duration(now.UnixNano()) % period
+	return period - since
+}
+
+// sleepCtx waits d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // logf writes a progress line with -v.

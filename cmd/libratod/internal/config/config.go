@@ -110,11 +110,14 @@ type Aggregate struct {
 // Librato configures the Librato output and its API client.
 type Librato struct {
 	// Enabled turns the Librato output on (the default) or off.
-	Enabled         bool          `toml:"enabled" reload:"restart"`
-	API             string        `toml:"api" reload:"restart"`           // APITagged or APILegacy
-	URL             string        `toml:"url" reload:"live"`              // API base URL
-	Email           string        `toml:"email" reload:"live"`            // account email (HTTP Basic user); may be empty
-	Token           Secret        `toml:"token" reload:"live"`            // API token; required unless dry run
+	Enabled bool   `toml:"enabled" reload:"restart"`
+	API     string `toml:"api" reload:"restart"` // APITagged or APILegacy
+	URL     string `toml:"url" reload:"live"`    // API base URL
+	// Email is the account email (HTTP Basic user); may be empty. Like
+	// every credential it is tagged secret (see secretTag).
+	Email string `toml:"email" reload:"live" secret:"true"`
+	// Token is the API token; required unless dry run.
+	Token           Secret        `toml:"token" reload:"live" secret:"true"`
 	Source          string        `toml:"source" reload:"live"`           // legacy API: default source; "" means the host name (resolved by the caller)
 	BatchSize       int           `toml:"batch_size" reload:"live"`       // measurements per POST, 1..1000
 	HostTag         bool          `toml:"host_tag" reload:"live"`         // tagged API: add a "host" tag with the host name

@@ -60,13 +60,15 @@ func Load(path string, env func(string) string) (*Config, error) {
 // to "" (to disable a listener, say) or a list to empty.
 func Parse(data []byte, env func(string) string) (*Config, error) {
 	c := Default()
-	problems, ok := decode(&c, data)
+	problems, secrets, ok := decode(&c, data)
 	if ok {
 		problems = append(problems, applyEnv(&c, env)...)
 		problems = append(problems, c.problems(true)...)
 	}
 	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
+		secrets = append(secrets, c.secretValues()...)
+		secrets = append(secrets, envSecrets(&c, env)...)
+		return nil, errors.Join(redactErrors(problems, secrets)...)
 	}
 	return &c, nil
 }
@@ -79,6 +81,7 @@ type setting struct {
 	key    toml.Key      // section and name, e.g. {"listen", "udp"}
 	field  reflect.Value // addressable field of a Config
 	reload string        // its reload struct tag: reloadLive or reloadRestart
+	secret bool          // tagged secret:"true": never shown (see secretTag)
 }
 
 // env is the name of the environment variable that overrides s.
@@ -102,7 +105,8 @@ func settings(c *Config) []setting {
 		for j := range section.NumField() {
 			tag := section.Type().Field(j).Tag
 			key := toml.Key{name, tag.Get("toml")}
-			out = append(out, setting{key: key, field: section.Field(j), reload: tag.Get("reload")})
+			out = append(out, setting{key: key, field: section.Field(j), reload: tag.Get("reload"),
+				secret: isSecretField(section.Type().Field(j))})
 		}
 	}
 	return out
@@ -110,13 +114,14 @@ func settings(c *Config) []setting {
 
 // decode decodes the TOML text data over c. It reports each unknown key and
 // each value of the wrong type; a field whose value is bad keeps its
-// previous value. ok is false when the text is not TOML at all, in which case
-// nothing was decoded.
-func decode(c *Config, data []byte) (problems []error, ok bool) {
+// previous value. secrets holds the text of the values of the secret keys,
+// whatever their type, for redaction. ok is false when the text is not TOML
+// at all, in which case nothing was decoded.
+func decode(c *Config, data []byte) (problems []error, secrets []string, ok bool) {
 	var top map[string]toml.Primitive
 	md, err := toml.Decode(string(data), &top)
 	if err != nil {
-		return []error{syntaxError(err, data)}, false
+		return []error{syntaxError(err)}, nil, false
 	}
 
 	sections := map[string][]setting{} // section name -> its settings
@@ -151,7 +156,13 @@ func decode(c *Config, data []byte) (problems []error, ok bool) {
 		for _, s := range sections[section] {
 			names = append(names, s.key[1])
 			if v, present := values[s.key[1]]; present {
-				if err := decodeValue(&md, s.key, v, s.field); err != nil {
+				if s.secret {
+					var raw any
+					if md.PrimitiveDecode(v, &raw) == nil {
+						secrets = append(secrets, secretStrings(raw, s.field.Kind() != reflect.Map)...)
+					}
+				}
+				if err := decodeValue(&md, s.key, v, s.field, s.secret); err != nil {
 					problems = append(problems, err)
 				}
 			}
@@ -169,7 +180,7 @@ func decode(c *Config, data []byte) (problems []error, ok bool) {
 	if prim, present := top[tagsKey]; present {
 		problems = append(problems, decodeTags(c, &md, prim)...)
 	}
-	return problems, true
+	return problems, secrets, true
 }
 
 // decodeTags decodes the [tags] table into c.Tags.
@@ -181,7 +192,7 @@ func decodeTags(c *Config, md *toml.MetaData, prim toml.Primitive) []error {
 	var problems []error
 	for _, name := range slices.Sorted(maps.Keys(values)) {
 		var v string
-		if err := decodeValue(md, toml.Key{tagsKey, name}, values[name], reflect.ValueOf(&v).Elem()); err != nil {
+		if err := decodeValue(md, toml.Key{tagsKey, name}, values[name], reflect.ValueOf(&v).Elem(), false); err != nil {
 			problems = append(problems, err)
 			continue
 		}
@@ -199,28 +210,28 @@ func table(md *toml.MetaData, key toml.Key, prim toml.Primitive) (map[string]tom
 	// at the raw value first.
 	var raw any
 	if err := md.PrimitiveDecode(prim, &raw); err != nil {
-		return nil, decodeError(key, "a table", err)
+		return nil, decodeError(key, "a table", err, false)
 	}
 	if _, ok := raw.(map[string]any); !ok {
 		return nil, &FieldError{Key: key.String(), Problem: fmt.Sprintf("expected a table [%s], got %s", key, tomlType(md.Type(key...)))}
 	}
 	var values map[string]toml.Primitive
 	if err := md.PrimitiveDecode(prim, &values); err != nil {
-		return nil, decodeError(key, "a table", err)
+		return nil, decodeError(key, "a table", err, false)
 	}
 	return values, nil
 }
 
 // decodeValue decodes prim, the value of key, into field. On failure field
-// is left as it was.
-func decodeValue(md *toml.MetaData, key toml.Key, prim toml.Primitive, field reflect.Value) error {
+// is left as it was. The error of a secret key does not show the value.
+func decodeValue(md *toml.MetaData, key toml.Key, prim toml.Primitive, field reflect.Value, secret bool) error {
 	v := reflect.New(field.Type()) // decode aside: a failed list decode leaves partial data
 	target := v.Interface()
 	if d, ok := target.(*time.Duration); ok {
 		target = (*durationText)(d) // string durations only; the library takes integers as nanoseconds
 	}
 	if err := md.PrimitiveDecode(prim, target); err != nil {
-		return decodeError(key, expected(field.Type()), err)
+		return decodeError(key, expected(field.Type()), err, secret)
 	}
 	field.Set(v.Elem())
 	return nil
@@ -250,10 +261,12 @@ func expected(t reflect.Type) string {
 }
 
 // decodeError turns an error of the toml library about key into a
-// *FieldError saying what was expected, with the line when known.
-func decodeError(key toml.Key, want string, err error) error {
+// *FieldError saying what was expected, with the line when known. When the
+// key is secret the library's words, which may quote the value, are left
+// out.
+func decodeError(key toml.Key, want string, err error, secret bool) error {
 	var pe toml.ParseError
-	if isSecretKey(key) {
+	if secret {
 		// The library's words may quote the value.
 		line := 0
 		if errors.As(err, &pe) {
@@ -284,19 +297,19 @@ func decodeError(key toml.Key, want string, err error) error {
 	return &FieldError{Key: key.String(), Problem: atLine(line) + "expected " + want + " (" + msg + ")"}
 }
 
-// syntaxError reports a file, data, that is not valid TOML. The parser's
-// message is left out when it could show any part of the token or the
-// email (see redactParseMessage).
-func syntaxError(err error, data []byte) error {
+// syntaxError reports a file that is not valid TOML: where, and the
+// reason in fixed words (see syntaxReasons). Nothing of the file's text is
+// shown, as it could be a secret's.
+func syntaxError(err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		return &FieldError{
-			Key: pe.LastKey,
+			Key: syntaxKey(pe.LastKey),
 			Problem: fmt.Sprintf("invalid TOML at line %d, column %d: %s", pe.Position.Line, pe.Position.Col,
-				redactParseMessage(pe.Message, pe.Position.Line, data)),
+				syntaxReason(pe.Message)),
 		}
 	}
-	return &FieldError{Problem: "invalid TOML: " + redactParseMessage(err.Error(), 0, data)}
+	return &FieldError{Problem: "invalid TOML (the parser's words are not shown: they could quote a secret)"}
 }
 
 // atLine returns "line n: ", or "" when n is unknown.
@@ -344,8 +357,11 @@ func applyEnv(c *Config, env func(string) string) []error {
 			continue
 		}
 		if err := setText(s.field, v); err != nil {
-			// Only non-string fields can fail, so the token is never echoed.
-			problems = append(problems, &FieldError{Key: s.key.String(), Problem: name + ": " + err.Error()})
+			problem := name + ": " + err.Error()
+			if s.secret {
+				problem = name + ": cannot be set from the environment (the value is not shown)"
+			}
+			problems = append(problems, &FieldError{Key: s.key.String(), Problem: problem})
 		}
 	}
 	if v := env("LIBRATOD_TAGS"); v != "" {
@@ -363,6 +379,21 @@ func applyEnv(c *Config, env func(string) string) []error {
 		}
 	}
 	return problems
+}
+
+// envSecrets returns the values env gives the secret keys (see applyEnv),
+// for redaction.
+func envSecrets(c *Config, env func(string) string) []string {
+	if env == nil {
+		return nil
+	}
+	out := []string{env("LIBRATO_TOKEN"), env("LIBRATO_EMAIL")}
+	for _, s := range settings(c) {
+		if s.secret {
+			out = append(out, env(s.env()))
+		}
+	}
+	return out
 }
 
 // setText sets field from s, text from the environment.

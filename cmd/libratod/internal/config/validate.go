@@ -37,13 +37,14 @@ const (
 )
 
 // Validate checks c and returns every problem found, joined (see
-// [FieldError]), or nil. The token is required unless dryRun is set.
+// [FieldError]), or nil. The token is required unless dryRun is set. No
+// problem shows any part of a secret (a field tagged secret:"true").
 //
 // [Load] and [Parse] already check everything but the token, so after them
 // Validate(dryRun) only adds the token rule; it exists separately because
 // only the caller knows whether this is a dry run.
 func (c *Config) Validate(dryRun bool) error {
-	return errors.Join(c.problems(dryRun)...)
+	return errors.Join(redactErrors(c.problems(dryRun), c.secretValues())...)
 }
 
 // problems is Validate returning the list.
