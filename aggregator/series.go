@@ -26,6 +26,18 @@ func (s *Snapshot) Each(fn func(*Series)) {
 	}
 }
 
+// SortValues sorts the Values of every timer, as Percentiles would: the
+// snapshot's series can then be read by several goroutines at once, which
+// Percentiles, sorting in place, would not allow.
+func (s *Snapshot) SortValues() {
+	s.Each(func(x *Series) {
+		if x.TimerStats != nil && !x.sorted {
+			sortFloats(x.Values)
+			x.sorted = true
+		}
+	})
+}
+
 // Tag is one tag of a series.
 type Tag struct {
 	Name, Value string
@@ -74,6 +86,8 @@ type TimerStats struct {
 	w0       float64
 	running  bool
 	mean, m2 float64
+	// sorted: Values are sorted (by Percentiles or SortValues).
+	sorted bool
 }
 
 // startRunning sets the running mean and sum of squared deviations from
@@ -215,7 +229,10 @@ func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Perce
 		return s.estimatePercentiles(ps, out, ok)
 	}
 	vals := s.Values
-	sortFloats(vals)
+	if !s.sorted {
+		sortFloats(vals)
+		s.sorted = true
+	}
 	n := len(vals)
 	for _, p := range ps {
 		k := int(math.Round(p / 100 * float64(n)))

@@ -64,7 +64,7 @@ func (q *Annotations) putBack(as []librato.Annotation) int {
 // sendAnnotations delivers the queued annotations, one request each, at
 // most Concurrency at once; what fails in a way worth retrying waits for
 // the next flush.
-func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
+func sendAnnotations(ctx context.Context, l *lane[*librato.Batch], s *settings) {
 	q := s.cfg.Annotations
 	if q == nil {
 		return
@@ -75,13 +75,13 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 	}
 	dst, ok := s.dst.(AnnotationSender)
 	if !ok {
-		f.m.annotations.WithLabelValues("unsupported").Add(float64(len(as)))
+		l.m.annotations.WithLabelValues("unsupported").Add(float64(len(as)))
 		return
 	}
 	var mu sync.Mutex
 	var again []librato.Annotation
 	requests := newLimiter(s.cfg.Concurrency)
-	actx, cancel := f.attemptCtx(ctx) // as for measurements: never cancel a request under way
+	actx, cancel := l.attemptCtx(ctx) // as for measurements: never cancel a request under way
 	defer cancel()
 	for i := range as {
 		a := &as[i]
@@ -89,24 +89,26 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 			for attempt := 1; ; attempt++ {
 				err := dst.SendAnnotation(actx, a)
 				if err == nil {
-					f.m.annotations.WithLabelValues("sent").Inc()
+					l.m.annotations.WithLabelValues("sent").Inc()
 					return
 				}
-				le := f.failed(err)
+				le := libratoError(err)
+				l.m.setRateLimit(le.RateLimit)
+				l.failed(&refusal{status: le.StatusCode})
 				if !le.Retryable {
 					s.cfg.Logger.Warn().Int("status", le.StatusCode).Str("error", le.Message).
 						Str("stream", a.Stream).Msg("Librato refused an annotation; not resending it")
-					f.m.annotations.WithLabelValues("rejected").Inc()
+					l.m.annotations.WithLabelValues("rejected").Inc()
 					return
 				}
-				wait := f.backoff(s, attempt, le.RetryAfter)
+				wait := l.backoff(s, attempt, le.RetryAfter)
 				if attempt >= s.cfg.MaxAttempts || le.RateLimited || !roomFor(ctx, wait) {
 					mu.Lock()
 					again = append(again, *a)
 					mu.Unlock()
 					return
 				}
-				f.m.retries.Inc()
+				l.m.retries.Inc()
 				sleep(ctx, wait)
 			}
 		})
@@ -114,7 +116,7 @@ func (f *Flusher) sendAnnotations(ctx context.Context, s *settings) {
 	requests.Wait()
 	if len(again) > 0 {
 		if lost := q.putBack(again); lost > 0 {
-			f.m.annotations.WithLabelValues("dropped").Add(float64(lost))
+			l.m.annotations.WithLabelValues("dropped").Add(float64(lost))
 		}
 	}
 }

@@ -5,16 +5,23 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/spool"
 )
 
-// item is one undelivered batch in the backlog; spooled when it is also
-// in the spool (taken: in flight there), under id.
-type item struct {
-	b       *librato.Batch
+// item is one undelivered batch in the backlog, of n items of the period
+// at unix time t; spooled when it is also in the spool (taken: in flight
+// there), under id.
+type item[B any] struct {
+	b       B
+	n       int
+	t       int64
 	id      spool.ID
 	spooled bool
+}
+
+// item returns the backlog item of b.
+func (l *lane[B]) item(b B) item[B] {
+	return item[B]{b: b, n: l.out.size(b), t: l.out.unix(b)}
 }
 
 // backlog holds undelivered batches, oldest first, up to a number of
@@ -22,9 +29,9 @@ type item struct {
 // head: disk counts the measurements of records waiting in the spool and
 // not (yet) in memory, all newer than those in memory but for the rare
 // batch the spool could not take.
-type backlog struct {
+type backlog[B any] struct {
 	mu          sync.Mutex
-	q           []item
+	q           []item[B]
 	n           int   // measurements in q
 	disk        int   // measurements waiting in the spool only
 	diskOldest  int64 // time of the oldest of them, when disk > 0
@@ -38,13 +45,13 @@ type backlog struct {
 	kicked bool
 }
 
-func (q *backlog) setLimit(n int) {
+func (q *backlog[B]) setLimit(n int) {
 	q.mu.Lock()
 	q.limit = n
 	q.mu.Unlock()
 }
 
-func (q *backlog) empty() bool {
+func (q *backlog[B]) empty() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.q) == 0 && q.disk == 0
@@ -52,12 +59,12 @@ func (q *backlog) empty() bool {
 
 // state returns the measurements waiting, in memory and in the spool, and
 // the time of the oldest.
-func (q *backlog) state() (int, time.Time) {
+func (q *backlog[B]) state() (int, time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	switch {
 	case len(q.q) > 0:
-		oldest := q.q[0].b.Time
+		oldest := q.q[0].t
 		if q.disk > 0 {
 			oldest = min(oldest, q.diskOldest)
 		}
@@ -69,7 +76,7 @@ func (q *backlog) state() (int, time.Time) {
 }
 
 // memory returns the measurements in memory and those in the spool only.
-func (q *backlog) memory() (n, disk int) {
+func (q *backlog[B]) memory() (n, disk int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.n, q.disk
@@ -77,7 +84,7 @@ func (q *backlog) memory() (n, disk int) {
 
 // schedule makes the first resend of an empty backlog wait; the caller
 // holds mu.
-func (q *backlog) schedule(wait time.Duration) {
+func (q *backlog[B]) schedule(wait time.Duration) {
 	if len(q.q) == 0 && q.disk == 0 && q.next.Before(time.Now()) {
 		q.next = time.Now().Add(wait)
 	}
@@ -85,11 +92,11 @@ func (q *backlog) schedule(wait time.Duration) {
 
 // push appends it, evicting the oldest items past the limit (see trim). A
 // push to an empty backlog schedules the first resend after wait.
-func (q *backlog) push(it item, wait time.Duration) (evicted []item, first bool) {
+func (q *backlog[B]) push(it item[B], wait time.Duration) (evicted []item[B], first bool) {
 	q.mu.Lock()
 	q.schedule(wait)
 	q.q = append(q.q, it)
-	q.n += len(it.b.Measurements)
+	q.n += it.n
 	evicted, first = q.trim()
 	q.mu.Unlock()
 	q.poke()
@@ -98,11 +105,11 @@ func (q *backlog) push(it item, wait time.Duration) (evicted []item, first bool)
 
 // pushSpooled appends a spooled item the caller made room for (it
 // evicts nothing: memory holds at most the limit and one more batch).
-func (q *backlog) pushSpooled(it item, wait time.Duration) {
+func (q *backlog[B]) pushSpooled(it item[B], wait time.Duration) {
 	q.mu.Lock()
 	q.schedule(wait)
 	q.q = append(q.q, it)
-	q.n += len(it.b.Measurements)
+	q.n += it.n
 	q.mu.Unlock()
 	q.poke()
 }
@@ -110,12 +117,12 @@ func (q *backlog) pushSpooled(it item, wait time.Duration) {
 // trim removes the oldest items past the limit and returns them, and
 // whether this began an episode of dropping (an evicted item that is not
 // spooled is lost). The caller holds mu.
-func (q *backlog) trim() (evicted []item, first bool) {
+func (q *backlog[B]) trim() (evicted []item[B], first bool) {
 	for q.n > q.limit && len(q.q) > 0 {
 		it := q.q[0]
 		evicted = append(evicted, it)
-		q.n -= len(it.b.Measurements)
-		q.q[0] = item{}
+		q.n -= it.n
+		q.q[0] = item[B]{}
 		q.q = q.q[1:]
 		if !it.spooled && !q.overflowing {
 			q.overflowing, first = true, true
@@ -126,7 +133,7 @@ func (q *backlog) trim() (evicted []item, first bool) {
 
 // addDisk records a batch of n measurements of time t kept in the spool
 // only. On an empty backlog it schedules the first resend after wait.
-func (q *backlog) addDisk(n int, t int64, wait time.Duration) {
+func (q *backlog[B]) addDisk(n int, t int64, wait time.Duration) {
 	q.mu.Lock()
 	q.schedule(wait)
 	if q.disk == 0 || t < q.diskOldest {
@@ -140,7 +147,7 @@ func (q *backlog) addDisk(n int, t int64, wait time.Duration) {
 // fromDisk records n measurements of the spool gone (taken into memory,
 // dropped or lost); oldest, when ok, is the time of the oldest left, and
 // !ok says nothing is left.
-func (q *backlog) fromDisk(n int, oldest int64, ok bool) {
+func (q *backlog[B]) fromDisk(n int, oldest int64, ok bool) {
 	q.mu.Lock()
 	q.disk = max(q.disk-n, 0)
 	if !ok {
@@ -152,7 +159,7 @@ func (q *backlog) fromDisk(n int, oldest int64, ok bool) {
 	q.mu.Unlock()
 }
 
-func (q *backlog) poke() {
+func (q *backlog[B]) poke() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -160,7 +167,7 @@ func (q *backlog) poke() {
 }
 
 // due reports whether anything waits and how long until it may be resent.
-func (q *backlog) due(now time.Time) (time.Duration, bool) {
+func (q *backlog[B]) due(now time.Time) (time.Duration, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if len(q.q) == 0 && q.disk == 0 {
@@ -170,14 +177,14 @@ func (q *backlog) due(now time.Time) (time.Duration, bool) {
 }
 
 // take removes up to k items from the head.
-func (q *backlog) take(k int) []item {
+func (q *backlog[B]) take(k int) []item[B] {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	k = min(k, len(q.q))
 	out := slices.Clone(q.q[:k])
 	for i := range k {
-		q.n -= len(q.q[i].b.Measurements)
-		q.q[i] = item{}
+		q.n -= q.q[i].n
+		q.q[i] = item[B]{}
 	}
 	q.q = q.q[k:]
 	return out
@@ -186,11 +193,11 @@ func (q *backlog) take(k int) []item {
 // putBack returns failed items to the head, in order, schedules the next
 // resend after backoff(failures), and evicts what is then past the limit
 // (see trim).
-func (q *backlog) putBack(its []item, backoff func(attempt int) time.Duration) (evicted []item) {
+func (q *backlog[B]) putBack(its []item[B], backoff func(attempt int) time.Duration) (evicted []item[B]) {
 	q.mu.Lock()
 	q.q = append(slices.Clone(its), q.q...)
 	for _, it := range its {
-		q.n += len(it.b.Measurements)
+		q.n += it.n
 	}
 	q.failures++
 	q.next = time.Now().Add(backoff(q.failures))
@@ -205,7 +212,7 @@ func (q *backlog) putBack(its []item, backoff func(attempt int) time.Duration) (
 
 // retryNow lets the next resend go at once: the API has just taken a
 // request, or the configuration (the credentials) changed.
-func (q *backlog) retryNow() {
+func (q *backlog[B]) retryNow() {
 	q.mu.Lock()
 	nonEmpty := len(q.q) > 0 || q.disk > 0
 	if nonEmpty {
@@ -219,7 +226,7 @@ func (q *backlog) retryNow() {
 
 // kick makes the next resend go at once, and that of what a resend
 // under way puts back: the configuration changed.
-func (q *backlog) kick() {
+func (q *backlog[B]) kick() {
 	q.mu.Lock()
 	q.kicked, q.failures = true, 0
 	q.mu.Unlock()
@@ -227,7 +234,7 @@ func (q *backlog) kick() {
 }
 
 // succeeded records a resend that went through: the next may go at once.
-func (q *backlog) succeeded() {
+func (q *backlog[B]) succeeded() {
 	q.mu.Lock()
 	q.failures = 0
 	q.next = time.Time{}

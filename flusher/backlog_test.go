@@ -148,7 +148,7 @@ func TestOutageKeepsEveryPeriod(t *testing.T) {
 	if st := f.Status(); st.Pending != 0 {
 		t.Errorf("pending after recovery: %d", st.Pending)
 	}
-	if n := testutil.ToFloat64(m.backlog); n != 0 {
+	if n := testutil.ToFloat64(m.forOutput("librato").backlog); n != 0 {
 		t.Errorf("backlog gauge %v after recovery", n)
 	}
 }
@@ -165,7 +165,7 @@ func TestBacklogFullDropsOldest(t *testing.T) {
 		feed(t, a, fmt.Sprintf("p%d:1|c", p))
 		f.Flush(ctx, t0.Add(time.Duration(p)*10*time.Second))
 	}
-	if n := testutil.ToFloat64(m.dropped.WithLabelValues("backlog_full")); n != 2 {
+	if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("backlog_full")); n != 2 {
 		t.Errorf("backlog_full drops = %v, want 2", n)
 	}
 	s.setAnswer(nil)
@@ -196,7 +196,7 @@ func TestTooOldIsDropped(t *testing.T) {
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	f.drainAll(dctx)
-	if n := testutil.ToFloat64(m.dropped.WithLabelValues("too_old")); n != 1 {
+	if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("too_old")); n != 1 {
 		t.Errorf("too_old drops = %v, want 1", n)
 	}
 	got := s.totals()
@@ -229,10 +229,10 @@ func TestTypeConflictStopList(t *testing.T) {
 	if res.Sent != 1 || res.Dropped != 1 {
 		t.Fatalf("second period %+v: the stopped name must not be sent again", res)
 	}
-	if n := testutil.ToFloat64(m.dropped.WithLabelValues("type_conflict")); n != 2 {
+	if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("type_conflict")); n != 2 {
 		t.Errorf("type_conflict drops = %v, want 2", n)
 	}
-	if n := testutil.ToFloat64(m.stopList); n != 1 {
+	if n := testutil.ToFloat64(m.forOutput("librato").stopList); n != 1 {
 		t.Errorf("stop list size = %v, want 1", n)
 	}
 	for tm, names := range s.totals() {
@@ -327,12 +327,12 @@ func TestShutdownReportsUndelivered(t *testing.T) {
 }
 
 func TestBacklogQueue(t *testing.T) {
-	q := backlog{wake: make(chan struct{}, 1)}
+	q := backlog[*librato.Batch]{wake: make(chan struct{}, 1)}
 	q.setLimit(5)
-	b := func(tm int64, n int) item {
-		return item{b: &librato.Batch{Time: tm, Measurements: make([]librato.Measurement, n)}}
+	b := func(tm int64, n int) item[*librato.Batch] {
+		return item[*librato.Batch]{b: &librato.Batch{Time: tm, Measurements: make([]librato.Measurement, n)}, n: n, t: tm}
 	}
-	dropped := func(ev []item) (n int) {
+	dropped := func(ev []item[*librato.Batch]) (n int) {
 		for _, it := range ev {
 			n += len(it.b.Measurements)
 		}
@@ -381,7 +381,7 @@ func TestRequestMetrics(t *testing.T) {
 	f := New(fastConfig(m), a, s)
 	feed(t, a, "x:1|c")
 	f.Flush(context.Background(), t0)
-	if n := testutil.ToFloat64(m.rateLimit.WithLabelValues("agg")); n != 123 {
+	if n := testutil.ToFloat64(m.forOutput("librato").rateLimit.WithLabelValues("agg")); n != 123 {
 		t.Errorf("rate limit remaining = %v, want 123", n)
 	}
 	if n := testutil.CollectAndCount(m.requestDuration); n != 1 {

@@ -2,8 +2,6 @@ package flusher
 
 import (
 	"context"
-	"errors"
-	"math"
 	"math/bits"
 	"math/rand/v2"
 	"slices"
@@ -16,10 +14,11 @@ import (
 )
 
 // outcome is what became of one batch.
-type outcome struct {
+type outcome[B any] struct {
 	sent, dropped int
-	// retry, when set, is what is left of the batch to resend later.
-	retry      *librato.Batch
+	// retry, when ok, is what is left of the batch to resend later.
+	retry      B
+	ok         bool
 	retryAfter time.Duration
 	reason     string // why the last attempt failed, for the logs
 }
@@ -53,65 +52,66 @@ func splittable(status int) bool {
 // on no name it holds) is split in halves, each sent on its own, down to
 // the measurements refused alone, within splitBudget requests; the rest
 // is delivered.
-func (f *Flusher) send(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool) outcome {
-	budget := splitBudget(len(b.Measurements))
-	o := f.attempt(ctx, s, b, inPeriod, &budget)
-	f.sent.Add(int64(o.sent))
-	f.dropped.Add(int64(o.dropped))
+func (l *lane[B]) send(ctx context.Context, s *settings, b B, inPeriod bool) outcome[B] {
+	budget := splitBudget(l.out.size(b))
+	o := l.attempt(ctx, s, b, inPeriod, &budget)
+	l.sent.Add(int64(o.sent))
+	l.dropped.Add(int64(o.dropped))
 	return o
 }
 
 // attempt is send without the accounting; budget is what is left of the
 // requests it may spend splitting refused requests.
-func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool, budget *int) (o outcome) {
+func (l *lane[B]) attempt(ctx context.Context, s *settings, b B, inPeriod bool, budget *int) (o outcome[B]) {
 	log := s.cfg.Logger
-	actx, cancel := f.attemptCtx(ctx)
+	actx, cancel := l.attemptCtx(ctx)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
-		if f.stopping.Load() && ctx.Err() != nil {
+		if l.f.stopping.Load() && ctx.Err() != nil {
 			// The shutdown deadline has passed: no new attempt.
-			o.retry, o.reason = b, "the shutdown deadline passed"
+			o.retry, o.ok, o.reason = b, true, "the shutdown deadline passed"
 			return o
 		}
 		began := time.Now()
-		res, err := s.dst.Send(actx, b)
-		f.m.requestDuration.Observe(time.Since(began).Seconds())
-		if err == nil {
-			f.credsLogged.Store(false)
-			f.rateLimit(res.RateLimit)
-			f.m.requests.WithLabelValues(strconv.Itoa(res.StatusCode)).Inc()
-			if res.Skipped > 0 {
-				f.m.dropped.WithLabelValues("not_sendable").Add(float64(res.Skipped))
-				if ok, held := f.logs.allow("not_sendable", time.Minute); ok {
-					log.Warn().Int("measurements", res.Skipped).Str("first", unsendable(b)).Int("held_back", held).
-						Msg("dropping measurements that cannot be sent: a NaN, infinite or too large (|x| > 1e126) number, an empty name, or too many tags (logged at most once a minute)")
+		res, rf := l.out.send(actx, l, s, b)
+		l.m.requestDuration.Observe(time.Since(began).Seconds())
+		if rf == nil {
+			l.credsLogged.Store(false)
+			if res.status != 0 {
+				l.m.requests.WithLabelValues(strconv.Itoa(res.status)).Inc()
+			}
+			if res.skipped > 0 {
+				l.m.dropped.WithLabelValues("not_sendable").Add(float64(res.skipped))
+				if ok, held := l.logs.allow("not_sendable", time.Minute); ok {
+					log.Warn().Str("output", l.name()).Int("measurements", res.skipped).Str("first", res.skippedName).Int("held_back", held).
+						Msg("dropping measurements that cannot be sent: a NaN, infinite or too large number, an empty name, or too many tags (logged at most once a minute)")
 				}
 			}
-			failed := min(res.Failed, res.Sent)
-			if len(res.Errors) > 0 {
-				f.m.partial.Inc()
+			failed := min(res.failed, res.sent)
+			if len(res.errors) > 0 || failed > 0 {
+				l.m.partial.Inc()
 				if failed > 0 {
-					f.m.dropped.WithLabelValues("partial").Add(float64(failed))
+					l.m.dropped.WithLabelValues("partial").Add(float64(failed))
 				}
-				if ok, held := f.logs.allow("partial", time.Minute); ok {
-					log.Warn().Strs("errors", res.Errors).Int("measurements", len(b.Measurements)).
+				if ok, held := l.logs.allow("partial", time.Minute); ok {
+					log.Warn().Str("output", l.name()).Strs("errors", res.errors).Int("measurements", l.out.size(b)).
 						Int("failed", failed).Bool("failed_known", failed > 0).Int("held_back", held).
-						Msg("Librato accepted the request but reported errors (logged at most once a minute)")
+						Msg(l.what + " accepted the request but reported errors (logged at most once a minute)")
 				}
 			}
-			f.m.sent.Add(float64(res.Sent - failed))
-			o.sent += res.Sent - failed
-			o.dropped += res.Skipped + failed
+			l.m.sent.Add(float64(res.sent - failed))
+			o.sent += res.sent - failed
+			o.dropped += res.skipped + failed
 			return o
 		}
-		le := f.failed(err)
-		n := len(b.Measurements)
+		l.failed(rf)
+		n := l.out.size(b)
 
-		if len(le.TypeConflicts) > 0 {
-			rest, removed := f.stripConflicts(s, b, le.TypeConflicts)
+		if len(rf.conflicts) > 0 {
+			rest, removed := l.stripConflicts(s, b, rf.conflicts)
 			if removed > 0 {
 				o.dropped += removed
-				if len(rest.Measurements) == 0 {
+				if l.out.size(rest) == 0 {
 					return o
 				}
 				b = rest
@@ -119,94 +119,74 @@ func (f *Flusher) attempt(ctx context.Context, s *settings, b *librato.Batch, in
 				continue
 			}
 		}
-		if !le.Retryable && credentials(le) {
+		if !rf.retryable && rf.credentials {
 			// Kept, not dropped: the operator may fix the token and
 			// reload (Reconfigure resends at once); max_age bounds it.
-			if f.credsLogged.CompareAndSwap(false, true) {
-				log.Error().Str("hint", "check librato.email and librato.token, then reload (SIGHUP)").
-					Int("status", le.StatusCode).Str("error", le.Message).Dur("max_age", s.cfg.MaxAge).
-					Msg("Librato refused the credentials; keeping the measurements and resending them until max_age (logged once until a request succeeds)")
+			if l.credsLogged.CompareAndSwap(false, true) {
+				log.Error().Str("output", l.name()).Str("hint", "check the credentials, then reload (SIGHUP)").
+					Int("status", rf.status).Str("error", rf.message).Dur("max_age", s.cfg.MaxAge).
+					Msg(l.what + " refused the credentials; keeping the measurements and resending them until max_age (logged once until a request succeeds)")
 			}
-			o.retry, o.reason = b, "Librato refused the credentials ("+strconv.Itoa(le.StatusCode)+")"
+			o.retry, o.ok, o.reason = b, true, l.what+" refused the credentials ("+strconv.Itoa(rf.status)+")"
 			return o
 		}
-		if !le.Retryable {
-			if n > 1 && *budget >= 2 && (splittable(le.StatusCode) || len(le.TypeConflicts) > 0) {
+		if !rf.retryable {
+			if n > 1 && *budget >= 2 && (rf.splittable || len(rf.conflicts) > 0) {
 				*budget -= 2
-				return f.split(ctx, s, b, inPeriod, budget)
+				return l.split(ctx, s, b, inPeriod, budget)
 			}
 			reason := "rejected"
-			if len(le.TypeConflicts) > 0 {
+			if len(rf.conflicts) > 0 {
 				reason = "type_conflict" // on a name it does not hold, or the stop list is full
 				if n == 1 {
 					// Found alone: its own name is the one in conflict
 					// (Librato may spell it otherwise), so that later
 					// periods do not search for it again.
-					f.stopName(s, b.Measurements[0].Name)
+					l.stopName(s, l.out.firstName(b))
 				}
 			}
-			if ok, held := f.logs.allow("rejected", time.Minute); ok {
-				ev := log.Warn()
+			if ok, held := l.logs.allow("rejected", time.Minute); ok {
+				ev := log.Warn().Str("output", l.name())
 				if n == 1 {
-					ev = ev.Str("name", b.Measurements[0].Name)
+					ev = ev.Str("name", l.out.firstName(b))
 				}
-				ev.Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).Int("held_back", held).
-					Msg("Librato refused the request; not resending it (logged at most once a minute)")
+				ev.Int("status", rf.status).Str("error", rf.message).Int("measurements", n).Int("held_back", held).
+					Msg(l.what + " refused the request; not resending it (logged at most once a minute)")
 			}
-			f.m.dropped.WithLabelValues(reason).Add(float64(n))
+			l.m.dropped.WithLabelValues(reason).Add(float64(n))
 			o.dropped += n
 			return o
 		}
-		wait := f.backoff(s, attempt, le.RetryAfter)
-		if !inPeriod || le.RateLimited || attempt >= s.cfg.MaxAttempts || !f.backlog.empty() ||
-			wait > f.period || !roomFor(ctx, wait) {
-			log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Int("measurements", n).
+		wait := l.backoff(s, attempt, rf.retryAfter)
+		if !inPeriod || rf.rateLimited || attempt >= s.cfg.MaxAttempts || !l.backlog.empty() ||
+			wait > l.f.period || !roomFor(ctx, wait) {
+			log.Debug().Str("output", l.name()).Int("status", rf.status).Str("error", rf.message).Int("measurements", n).
 				Msg("request failed; keeping it for a later attempt")
-			o.retry, o.retryAfter, o.reason = b, le.RetryAfter, le.Error()
+			o.retry, o.ok, o.retryAfter, o.reason = b, true, rf.retryAfter, rf.Error()
 			return o
 		}
-		log.Debug().Int("status", le.StatusCode).Str("error", le.Message).Dur("wait", wait).
+		log.Debug().Str("output", l.name()).Int("status", rf.status).Str("error", rf.message).Dur("wait", wait).
 			Int("attempt", attempt).Msg("retrying a request")
-		f.m.retries.Inc()
+		l.m.retries.Inc()
 		sleep(ctx, wait)
 	}
 }
 
 // split sends the halves of a refused request apart and merges what
 // became of them.
-func (f *Flusher) split(ctx context.Context, s *settings, b *librato.Batch, inPeriod bool, budget *int) outcome {
-	h := len(b.Measurements) / 2
-	lo, hi := *b, *b
-	lo.Measurements, hi.Measurements = b.Measurements[:h:h], b.Measurements[h:]
-	o := f.attempt(ctx, s, &lo, inPeriod, budget)
-	o2 := f.attempt(ctx, s, &hi, inPeriod, budget)
+func (l *lane[B]) split(ctx context.Context, s *settings, b B, inPeriod bool, budget *int) outcome[B] {
+	lo, hi := l.out.halves(b)
+	o := l.attempt(ctx, s, lo, inPeriod, budget)
+	o2 := l.attempt(ctx, s, hi, inPeriod, budget)
 	o.sent += o2.sent
 	o.dropped += o2.dropped
 	switch {
-	case o.retry == nil:
-		o.retry, o.retryAfter, o.reason = o2.retry, o2.retryAfter, o2.reason
-	case o2.retry != nil:
-		r := *o.retry
-		r.Measurements = append(slices.Clip(o.retry.Measurements), o2.retry.Measurements...)
-		o.retry, o.retryAfter, o.reason = &r, max(o.retryAfter, o2.retryAfter), o2.reason
+	case !o.ok:
+		o.retry, o.ok, o.retryAfter, o.reason = o2.retry, o2.ok, o2.retryAfter, o2.reason
+	case o2.ok:
+		o.retry, o.retryAfter, o.reason = l.out.join(o.retry, o2.retry), max(o.retryAfter, o2.retryAfter), o2.reason
 	}
 	return o
-}
-
-// unsendable returns the name of the first measurement of b that the
-// client cannot encode, as far as can be told here, or "".
-func unsendable(b *librato.Batch) string {
-	bad := func(v float64) bool { return !(math.Abs(v) <= 1e126) }
-	for _, m := range b.Measurements {
-		if m.Name == "" {
-			return "(empty name)"
-		}
-		if len(m.Tags) > librato.MaxTags || bad(m.Value) || bad(m.Sum) || bad(m.Min) || bad(m.Max) ||
-			bad(m.SumSquares) || bad(m.Last) {
-			return m.Name
-		}
-	}
-	return ""
 }
 
 // attemptCtx returns the context of the attempts at a request. An attempt
@@ -215,12 +195,12 @@ func unsendable(b *librato.Batch) string {
 // Only the client's own timeout ends it, and the end of the shutdown
 // (haltNow), or, once the flusher is stopping (nothing will be resent),
 // the shutdown deadline.
-func (f *Flusher) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	if f.stopping.Load() {
+func (l *lane[B]) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.f.stopping.Load() {
 		return ctx, func() {}
 	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(f.halt, cancel)
+	stop := context.AfterFunc(l.f.halt, cancel)
 	return actx, func() {
 		stop()
 		cancel()
@@ -243,48 +223,33 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// failed counts a failed request by status and returns its error as a
-// *librato.Error; any other error is taken as a transport failure, worth
-// retrying.
-func (f *Flusher) failed(err error) *librato.Error {
-	var le *librato.Error
-	if !errors.As(err, &le) {
-		le = &librato.Error{Message: err.Error(), Retryable: true, Err: err}
-	}
-	f.rateLimit(le.RateLimit)
+// failed counts a failed request by status.
+func (l *lane[B]) failed(rf *refusal) {
 	status := "error"
-	if le.StatusCode != 0 {
-		status = strconv.Itoa(le.StatusCode)
+	if rf.status != 0 {
+		status = strconv.Itoa(rf.status)
 	}
-	f.m.requests.WithLabelValues(status).Inc()
-	return le
+	l.m.requests.WithLabelValues(status).Inc()
 }
 
-// stripConflicts puts the names Librato reported as registered with
+// stripConflicts puts the names the output reported as registered with
 // another type on the stop list and returns b without them.
-func (f *Flusher) stripConflicts(s *settings, b *librato.Batch, names []string) (*librato.Batch, int) {
+func (l *lane[B]) stripConflicts(s *settings, b B, names []string) (B, int) {
 	for _, n := range names {
-		f.stopName(s, n)
+		l.stopName(s, n)
 	}
-	rest := *b
-	rest.Measurements = make([]librato.Measurement, 0, len(b.Measurements))
-	for _, m := range b.Measurements {
-		if !f.stops.has(m.Name) {
-			rest.Measurements = append(rest.Measurements, m)
-		}
-	}
-	removed := len(b.Measurements) - len(rest.Measurements)
-	f.m.dropped.WithLabelValues("type_conflict").Add(float64(removed))
-	return &rest, removed
+	rest, removed := l.out.without(b, l.stops.has)
+	l.m.dropped.WithLabelValues("type_conflict").Add(float64(removed))
+	return rest, removed
 }
 
 // stopName puts a name Librato has with another type on the stop list,
 // logging it the first time.
-func (f *Flusher) stopName(s *settings, n string) {
-	if f.stops.add(n) {
-		f.m.stopList.Set(float64(f.stops.len()))
-		s.cfg.Logger.Error().Str("name", n).
-			Msg("Librato has this metric with another type; it is no longer sent (rename it or delete it in Librato, then restart)")
+func (l *lane[B]) stopName(s *settings, n string) {
+	if l.stops.add(n) {
+		l.m.stopList.Set(float64(l.stops.len()))
+		s.cfg.Logger.Error().Str("output", l.name()).Str("name", n).
+			Msg(l.what + " has this metric with another type; it is no longer sent (rename it or delete it there, then restart)")
 	}
 }
 
@@ -293,45 +258,45 @@ func (f *Flusher) stopName(s *settings, n string) {
 // queued, or dropped when there is nowhere to keep them. Older
 // measurements it pushes out of a full backlog are counted in the metrics
 // only: they belong to earlier periods.
-func (f *Flusher) keep(s *settings, b *librato.Batch, retryAfter time.Duration, reason string) (queued, lost int) {
-	n := len(b.Measurements)
-	wait := f.backoff(s, 1, retryAfter)
-	if f.sp != nil && f.spoolKeep(s, b, wait) {
-		f.updateBacklogGauge()
-		f.failing(s, reason)
+func (l *lane[B]) keep(s *settings, b B, retryAfter time.Duration, reason string) (queued, lost int) {
+	n := l.out.size(b)
+	wait := l.backoff(s, 1, retryAfter)
+	if l.sp != nil && l.spoolKeep(s, b, wait) {
+		l.updateBacklogGauge()
+		l.failing(s, reason)
 		return n, 0
 	}
 	if s.cfg.Backlog == 0 {
-		if ok, held := f.logs.allow("backlog_off", time.Minute); ok {
+		if ok, held := l.logs.allow("backlog_off", time.Minute); ok {
 			s.cfg.Logger.Warn().Int("measurements", n).Str("reason", reason).Int("held_back", held).
 				Msg("could not deliver a request and the backlog is off; dropping it (logged at most once a minute)")
 		}
-		f.m.dropped.WithLabelValues("retries_exhausted").Add(float64(n))
-		f.dropped.Add(int64(n))
+		l.m.dropped.WithLabelValues("retries_exhausted").Add(float64(n))
+		l.dropped.Add(int64(n))
 		return 0, n
 	}
-	evicted, first := f.backlog.push(item{b: b}, wait)
-	f.evict(s, evicted, first)
-	f.updateBacklogGauge()
-	f.failing(s, reason)
+	evicted, first := l.backlog.push(l.item(b), wait)
+	l.evict(s, evicted, first)
+	l.updateBacklogGauge()
+	l.failing(s, reason)
 	return n, 0
 }
 
 // evict deals with the items pushed out of a full backlog: those in the
 // spool go back to it (they are resent when the backlog has room), the
 // others are dropped. first says this began an episode of dropping.
-func (f *Flusher) evict(s *settings, evicted []item, first bool) {
+func (l *lane[B]) evict(s *settings, evicted []item[B], first bool) {
 	dropped := 0
 	for _, it := range evicted {
 		if it.spooled {
-			f.spoolRelease(it)
+			l.spoolRelease(it)
 			continue
 		}
-		dropped += len(it.b.Measurements)
+		dropped += it.n
 	}
 	if dropped > 0 {
-		f.dropped.Add(int64(dropped))
-		f.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
+		l.dropped.Add(int64(dropped))
+		l.m.dropped.WithLabelValues("backlog_full").Add(float64(dropped))
 	}
 	if first {
 		s.cfg.Logger.Warn().Int("backlog", s.cfg.Backlog).
@@ -339,16 +304,16 @@ func (f *Flusher) evict(s *settings, evicted []item, first bool) {
 	}
 }
 
-func (f *Flusher) updateBacklogGauge() {
-	n, _ := f.backlog.state()
-	f.m.backlog.Set(float64(n))
+func (l *lane[B]) updateBacklogGauge() {
+	n, _ := l.backlog.state()
+	l.m.backlog.Set(float64(n))
 }
 
 // drainLoop resends the backlog whenever it holds something due, until
 // ctx ends.
-func (f *Flusher) drainLoop(ctx context.Context) {
+func (l *lane[B]) drainLoop(ctx context.Context) {
 	for {
-		wait, ok := f.backlog.due(time.Now())
+		wait, ok := l.backlog.due(time.Now())
 		var timer <-chan time.Time
 		var t *time.Timer
 		if ok {
@@ -361,21 +326,21 @@ func (f *Flusher) drainLoop(ctx context.Context) {
 				t.Stop()
 			}
 			return
-		case <-f.backlog.wake:
+		case <-l.backlog.wake:
 			if t != nil {
 				t.Stop()
 			}
 			continue
 		case <-timer:
 		}
-		f.drainOnce(ctx)
+		l.drainOnce(ctx)
 	}
 }
 
 // drainAll resends the backlog until it is empty or ctx ends.
-func (f *Flusher) drainAll(ctx context.Context) {
+func (l *lane[B]) drainAll(ctx context.Context) {
 	for ctx.Err() == nil {
-		wait, ok := f.backlog.due(time.Now())
+		wait, ok := l.backlog.due(time.Now())
 		if !ok {
 			return
 		}
@@ -388,53 +353,54 @@ func (f *Flusher) drainAll(ctx context.Context) {
 			case <-t.C:
 			}
 		}
-		f.drainOnce(ctx)
+		l.drainOnce(ctx)
 	}
 }
 
 // drainOnce resends up to Concurrency batches from the head of the
 // backlog, oldest first (refilled from the spool first); those that fail
 // again go back to the head.
-func (f *Flusher) drainOnce(ctx context.Context) {
-	s := f.set.Load()
-	if f.sp != nil {
-		f.refill(s)
+func (l *lane[B]) drainOnce(ctx context.Context) {
+	s := l.set.Load()
+	if l.sp != nil {
+		l.refill(s)
 	}
-	items := f.backlog.take(s.cfg.Concurrency)
+	items := l.backlog.take(s.cfg.Concurrency)
 	if len(items) == 0 {
-		f.updateBacklogGauge()
-		f.endEpisode(s)
+		l.updateBacklogGauge()
+		l.endEpisode(s)
 		return
 	}
-	oldest := f.now().Add(-s.cfg.MaxAge).Unix()
+	oldest := l.f.now().Add(-s.cfg.MaxAge).Unix()
 	live := items[:0]
 	tooOld := 0
 	for _, it := range items {
-		if it.b.Time < oldest {
-			tooOld += len(it.b.Measurements)
-			f.spoolDone(it, "too_old")
+		if it.t < oldest {
+			tooOld += it.n
+			l.spoolDone(it, "too_old")
 			continue
 		}
 		live = append(live, it)
 	}
 	if tooOld > 0 {
-		f.dropped.Add(int64(tooOld))
-		f.m.dropped.WithLabelValues("too_old").Add(float64(tooOld))
+		l.dropped.Add(int64(tooOld))
+		l.m.dropped.WithLabelValues("too_old").Add(float64(tooOld))
 		s.cfg.Logger.Warn().Int("measurements", tooOld).Dur("max_age", s.cfg.MaxAge).
 			Msg("dropping undelivered measurements older than max_age")
 	}
-	failed := make([]item, len(live)) // in the order taken
+	failed := make([]item[B], len(live)) // in the order taken
 	var retryAfter atomic.Int64
 	var reason atomic.Value
 	requests := newLimiter(s.cfg.Concurrency)
 	for i, it := range live {
 		requests.Go(func() {
-			f.m.retries.Inc()
-			o := f.send(ctx, s, it.b, false)
-			if o.retry != nil {
+			l.m.retries.Inc()
+			o := l.send(ctx, s, it.b, false)
+			if o.ok {
 				// What is left keeps the record until spoolRewrite
 				// replaces it, below, when it is only part of it.
-				failed[i] = item{b: o.retry, id: it.id, spooled: it.spooled}
+				failed[i] = l.item(o.retry)
+				failed[i].id, failed[i].spooled = it.id, it.spooled
 				reason.Store(o.reason)
 				for {
 					cur := retryAfter.Load()
@@ -448,36 +414,36 @@ func (f *Flusher) drainOnce(ctx context.Context) {
 			if o.sent == 0 {
 				why = "rejected"
 			}
-			f.spoolDone(it, why)
+			l.spoolDone(it, why)
 		})
 	}
 	requests.Wait()
 	anyFailed := false
 	for i, it := range failed {
-		if it.b == nil {
+		if it.n == 0 {
 			continue
 		}
 		anyFailed = true
-		if it.spooled && len(it.b.Measurements) < len(live[i].b.Measurements) {
+		if it.spooled && it.n < live[i].n {
 			// A split delivered part of the record: only the rest may
 			// be read back from the spool (a refill, a restart).
-			failed[i], _ = f.spoolRewrite(s, it.id, it.b)
+			failed[i], _ = l.spoolRewrite(s, it.id, it.b)
 		}
 	}
-	failed = slices.DeleteFunc(failed, func(it item) bool { return it.b == nil })
+	failed = slices.DeleteFunc(failed, func(it item[B]) bool { return it.n == 0 })
 	if anyFailed {
-		evicted := f.backlog.putBack(failed, func(attempt int) time.Duration {
-			return f.backoff(s, attempt, time.Duration(retryAfter.Load()))
+		evicted := l.backlog.putBack(failed, func(attempt int) time.Duration {
+			return l.backoff(s, attempt, time.Duration(retryAfter.Load()))
 		})
-		f.evict(s, evicted, false)
+		l.evict(s, evicted, false)
 	} else {
-		f.backlog.succeeded()
+		l.backlog.succeeded()
 	}
-	f.updateBacklogGauge()
+	l.updateBacklogGauge()
 	if r, ok := reason.Load().(string); ok {
-		f.failing(s, r)
+		l.failing(s, r)
 	} else {
-		f.endEpisode(s)
+		l.endEpisode(s)
 	}
 }
 
@@ -500,21 +466,21 @@ const episodeReminder = 10 * time.Minute
 // failing records a request that failed and was kept for later, for
 // reason: it starts an episode, logged at warn (at most one start a
 // minute), or, every episodeReminder, reminds of the one under way.
-func (f *Flusher) failing(s *settings, reason string) {
-	e := &f.episode
+func (l *lane[B]) failing(s *settings, reason string) {
+	e := &l.episode
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := time.Now()
-	waiting, _ := f.backlog.state()
+	waiting, _ := l.backlog.state()
 	if !e.active {
 		e.active, e.began, e.reason = true, now, reason
-		e.sent, e.dropped = f.sent.Load(), f.dropped.Load()
-		ok, held := f.logs.allow("episode", time.Minute)
+		e.sent, e.dropped = l.sent.Load(), l.dropped.Load()
+		ok, held := l.logs.allow("episode", time.Minute)
 		e.logged = ok
 		if ok {
 			e.lastLog = now
-			s.cfg.Logger.Warn().Str("reason", reason).Int("waiting", waiting).Int("episodes_held_back", held).
-				Msg("cannot deliver to Librato: keeping measurements in the backlog and resending them")
+			s.cfg.Logger.Warn().Str("output", l.name()).Str("reason", reason).Int("waiting", waiting).Int("episodes_held_back", held).
+				Msg("cannot deliver to " + l.what + ": keeping measurements in the backlog and resending them")
 		}
 		return
 	}
@@ -522,26 +488,26 @@ func (f *Flusher) failing(s *settings, reason string) {
 	if now.Sub(e.lastLog) >= episodeReminder {
 		e.lastLog = now
 		s.cfg.Logger.Warn().Str("reason", reason).Int("waiting", waiting).Dur("for", now.Sub(e.began)).
-			Int64("delivered", f.sent.Load()-e.sent).Int64("dropped", f.dropped.Load()-e.dropped).
-			Msg("still cannot deliver to Librato")
+			Int64("delivered", l.sent.Load()-e.sent).Int64("dropped", l.dropped.Load()-e.dropped).
+			Str("output", l.name()).Msg("still cannot deliver to " + l.what)
 	}
 }
 
 // endEpisode ends the episode under way, if any, once the backlog is
 // empty, logging how long it lasted and what became of the measurements
 // meanwhile.
-func (f *Flusher) endEpisode(s *settings) {
-	e := &f.episode
+func (l *lane[B]) endEpisode(s *settings) {
+	e := &l.episode
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !e.active || !f.backlog.empty() {
+	if !e.active || !l.backlog.empty() {
 		return
 	}
 	e.active = false
 	if e.logged || time.Since(e.began) >= episodeReminder {
 		s.cfg.Logger.Warn().Str("reason", e.reason).Dur("lasted", time.Since(e.began)).
-			Int64("delivered", f.sent.Load()-e.sent).Int64("dropped", f.dropped.Load()-e.dropped).
-			Msg("delivering to Librato again: the backlog is empty")
+			Int64("delivered", l.sent.Load()-e.sent).Int64("dropped", l.dropped.Load()-e.dropped).
+			Str("output", l.name()).Msg("delivering to " + l.what + " again: the backlog is empty")
 	}
 }
 
@@ -575,7 +541,7 @@ func (l *logLimit) allow(key string, every time.Duration) (ok bool, held int) {
 // backoff returns the wait before attempt+1: MinBackoff doubled per
 // attempt, capped at MaxBackoff, with jitter in [d/2, d], or the server's
 // Retry-After when that is longer.
-func (f *Flusher) backoff(s *settings, attempt int, retryAfter time.Duration) time.Duration {
+func (l *lane[B]) backoff(s *settings, attempt int, retryAfter time.Duration) time.Duration {
 	d := s.cfg.MinBackoff << min(max(attempt-1, 0), 20)
 	if d <= 0 || d > s.cfg.MaxBackoff {
 		d = s.cfg.MaxBackoff
@@ -585,11 +551,11 @@ func (f *Flusher) backoff(s *settings, attempt int, retryAfter time.Duration) ti
 }
 
 // rateLimit records what the rate-limit headers of a response said.
-func (f *Flusher) rateLimit(rl librato.RateLimit) {
+func (m *laneMetrics) setRateLimit(rl librato.RateLimit) {
 	if rl.Agg.Present {
-		f.m.rateLimit.WithLabelValues("agg").Set(float64(rl.Agg.Remaining))
+		m.rateLimit.WithLabelValues("agg").Set(float64(rl.Agg.Remaining))
 	}
 	if rl.Std.Present {
-		f.m.rateLimit.WithLabelValues("std").Set(float64(rl.Std.Remaining))
+		m.rateLimit.WithLabelValues("std").Set(float64(rl.Std.Remaining))
 	}
 }

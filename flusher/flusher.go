@@ -1,12 +1,16 @@
-// Package flusher closes each aggregation period on a wall-clock boundary,
-// turns the period's series into Librato measurements, and delivers them in
+// Package flusher closes each aggregation period on a wall-clock boundary
+// and hands it to every output that is on: Librato (measurements) and OTLP
+// (data points). Each output turns the period into its own requests; they
+// are delivered by the same machinery for both, a lane per output, in
 // batches with bounded concurrency, retries and backoff. What cannot be
-// delivered is kept in a bounded backlog and resent, oldest first, at later
-// flushes until it is delivered, refused, or too old.
+// delivered is kept in the lane's bounded backlog (and spool) and resent,
+// oldest first, until it is delivered, refused, or too old. One output's
+// outage or slowness never delays or loses another's data.
 package flusher
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strconv"
 	"sync"
@@ -17,6 +21,7 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/otlp"
 	"github.com/libratod/libratod/spool"
 )
 
@@ -25,9 +30,33 @@ type Source interface {
 	Snapshot() *aggregator.Snapshot
 }
 
-// Sender delivers one batch of measurements.
+// Sender delivers one batch of measurements to Librato.
 type Sender interface {
 	Send(ctx context.Context, b *librato.Batch) (librato.Result, error)
+}
+
+// OTLPSender delivers one encoded OTLP request (an
+// ExportMetricsServiceRequest).
+type OTLPSender interface {
+	Send(ctx context.Context, body []byte) (otlp.Result, error)
+}
+
+// OTLPConfig configures the OTLP output.
+type OTLPConfig struct {
+	// OTLPMapping says how series become points.
+	OTLPMapping
+	// Sender delivers the requests.
+	Sender OTLPSender
+	// Concurrency, MaxAttempts, Backlog and MaxAge are as in Config, for
+	// this output; BatchSize (in OTLPMapping) counts points.
+	Concurrency, MaxAttempts, Backlog int
+	MaxAge                            time.Duration
+	// Spool, when set, is the OTLP output's own spool (see Config.Spool).
+	// It cannot change after New.
+	Spool *spool.Spool
+	// DryRun, when set, receives each request as OTLP/JSON, one a line,
+	// instead of Sender.
+	DryRun io.Writer
 }
 
 // Config configures a Flusher.
@@ -97,6 +126,12 @@ type Config struct {
 	// with the period's own (libratod's self-metrics, say). Their names
 	// and tags are sent as given.
 	Extra func() []librato.Measurement
+	// LibratoOff turns the Librato output off; OTLP must then be set.
+	// It cannot change after New.
+	LibratoOff bool
+	// OTLP, when set, turns the OTLP output on. Whether it is set cannot
+	// change after New; what it holds can.
+	OTLP *OTLPConfig
 }
 
 // Observer is told of every finished period. ObservePeriod is called from
@@ -107,26 +142,35 @@ type Observer interface {
 }
 
 // settings is what a flush reads of the configuration: replaced as a
-// whole by Reconfigure, read once per flush or request.
+// whole by Reconfigure, read once per flush or request. Each lane has its
+// own: cfg holds that output's delivery keys (BatchSize, Concurrency...).
 type settings struct {
 	cfg      Config
-	dst      Sender
+	dst      Sender        // the Librato output's
+	otlpDst  OTLPSender    // the OTLP output's
 	tags     []librato.Tag // sanitized global tags
 	source   string        // sanitized default source
 	suffixes []string      // ".90", ".99.5", per percentile
 }
 
-// Flusher turns periods into Librato requests.
+// Flusher closes periods and hands them to its outputs' lanes. The
+// Librato lane is embedded: it is there even when that output is off
+// (then it is not in lanes and never sends).
 type Flusher struct {
+	*lane[*librato.Batch]
+	otlp *lane[*otlp.Batch] // nil when the OTLP output is off
+
 	period time.Duration
 	now    func() time.Time
 	src    Source
 	m      *Metrics
-	set    atomic.Pointer[settings]
+	// lanes are the outputs that are on, Librato first.
+	lanes []laneRunner
+	// set is the flusher's own settings (the Librato lane's).
+	set atomic.Pointer[settings]
 
-	backlog  backlog
-	stops    stopList
 	totals   runningTotals
+	cum      *cumulative // OTLP's cumulative temporality state
 	inflight sync.WaitGroup
 	stopping atomic.Bool // the final flush has begun: deadlines may cancel requests
 	// halt, once cancelled by haltNow at the end of the shutdown, ends
@@ -134,22 +178,9 @@ type Flusher struct {
 	halt    context.Context
 	haltNow context.CancelFunc
 
-	// built counts the measurements built for delivery (including those
-	// dropped before a request was made), sent and dropped what became of
-	// them; the difference is in flight or in the backlog.
-	built, sent, dropped atomic.Int64
-
 	statusMu sync.Mutex
 	status   Status
-
-	logs    logLimit // rate limits the warnings of delivery problems
-	episode episode  // the failure under way, if any
-	// credsLogged: a refusal of the credentials was logged since the
-	// last request that succeeded.
-	credsLogged atomic.Bool
-
-	sp    *spool.Spool // nil: memory only
-	spool spoolState
+	dryMu    sync.Mutex // orders the writes of OTLPConfig.DryRun
 }
 
 // Status is the flusher's delivery state, for health checks.
@@ -166,16 +197,28 @@ type Status struct {
 	OldestPending time.Time
 }
 
-// Status returns the current delivery state.
+// Status returns the current delivery state, over every output: what
+// waits in all, the oldest of it, and the earliest of the outputs' last
+// deliveries.
 func (f *Flusher) Status() Status {
 	f.statusMu.Lock()
 	s := f.status
 	f.statusMu.Unlock()
-	s.Pending, s.OldestPending = f.backlog.state()
+	for i, l := range f.lanes {
+		n, oldest, delivered := l.state()
+		s.Pending += n
+		if n > 0 && (s.OldestPending.IsZero() || oldest.Before(s.OldestPending)) {
+			s.OldestPending = oldest
+		}
+		if i == 0 || delivered.Before(s.LastDelivered) {
+			s.LastDelivered = delivered
+		}
+	}
 	return s
 }
 
-// New returns a Flusher that takes periods from src and sends them to dst.
+// New returns a Flusher that takes periods from src and sends them to dst
+// (Librato, unless cfg.LibratoOff) and to cfg.OTLP's Sender (when set).
 func New(cfg Config, src Source, dst Sender) *Flusher {
 	if cfg.Period <= 0 {
 		cfg.Period = 10 * time.Second
@@ -183,24 +226,44 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics, sp: cfg.Spool}
+	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics}
 	f.halt, f.haltNow = context.WithCancel(context.Background())
-	f.backlog.wake = make(chan struct{}, 1)
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
 	}
-	f.Reconfigure(cfg, dst)
-	if f.sp != nil {
-		f.openSpool(f.set.Load())
+	cfg.Metrics = f.m
+	s, os := f.settings(cfg, dst)
+	f.set.Store(s)
+	f.lane = newLane[*librato.Batch](f, libratoOutput{}, "Librato", s, cfg.Spool)
+	if !cfg.LibratoOff {
+		f.lanes = append(f.lanes, f.lane)
+	}
+	if os != nil {
+		f.cum = newCumulative(cfg.OTLP.MaxCumulative)
+		f.otlp = newLane[*otlp.Batch](f, otlpOutput{}, "the OTLP endpoint", os, cfg.OTLP.Spool)
+		f.lanes = append(f.lanes, f.otlp)
 	}
 	return f
 }
 
 // Reconfigure replaces the configuration and the Sender from the next
-// flush or request on. Period, Now, Metrics and Spool keep their values
-// from New. What waits in the backlog is resent at once: new credentials
-// may be what it waited for.
+// flush or request on. Period, Now, Metrics, the spools and which outputs
+// are on keep their values from New. What waits in the backlog is resent
+// at once: new credentials may be what it waited for.
 func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
+	cfg.Metrics = f.m
+	s, os := f.settings(cfg, dst)
+	f.set.Store(s)
+	f.lane.reconfigure(s)
+	if f.otlp != nil && os != nil {
+		f.otlp.reconfigure(os)
+	}
+}
+
+// settings returns the settings of the Librato lane (and of the flusher)
+// and those of the OTLP lane (nil when cfg.OTLP is not set), defaults
+// applied.
+func (f *Flusher) settings(cfg Config, dst Sender) (*settings, *settings) {
 	if cfg.BatchSize < 1 {
 		cfg.BatchSize = 300
 	}
@@ -225,7 +288,7 @@ func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
-	cfg.Period, cfg.Now, cfg.Metrics, cfg.Spool = f.period, f.now, f.m, f.sp
+	cfg.Period, cfg.Now = f.period, f.now
 	s := &settings{cfg: cfg, dst: dst}
 	for _, t := range cfg.Tags {
 		if n, v := librato.SanitizeTagName(t.Name), librato.SanitizeTagValue(t.Value); n != "" && v != "" {
@@ -236,11 +299,26 @@ func (f *Flusher) Reconfigure(cfg Config, dst Sender) {
 	for _, p := range cfg.Percentiles {
 		s.suffixes = append(s.suffixes, "."+strconv.FormatFloat(p, 'f', -1, 64))
 	}
-	old := f.set.Swap(s)
-	f.backlog.setLimit(cfg.Backlog)
-	if old != nil {
-		f.backlog.kick()
+	if cfg.OTLP == nil {
+		return s, nil
 	}
+	// The OTLP lane: the same settings but for its own delivery keys.
+	o := *cfg.OTLP
+	oc := cfg
+	oc.BatchSize = o.BatchSize
+	if oc.BatchSize < 1 {
+		oc.BatchSize = 1000
+	}
+	o.BatchSize = oc.BatchSize
+	oc.Concurrency = max(o.Concurrency, 1)
+	oc.MaxAttempts = max(o.MaxAttempts, 1)
+	oc.Backlog = max(o.Backlog, 0)
+	oc.MaxAge = o.MaxAge
+	if oc.MaxAge <= 0 {
+		oc.MaxAge = time.Hour
+	}
+	oc.OTLP = &o
+	return s, &settings{cfg: oc, otlpDst: o.Sender, tags: s.tags, source: s.source, suffixes: s.suffixes}
 }
 
 // PeriodStart returns the start of the period that holds t:
@@ -261,26 +339,47 @@ func periodStartUnix(t, period int64) int64 {
 	return start
 }
 
-// Result summarises a flush.
+// Result summarises a flush. Its counts are those of every output added
+// up (a measurement sent to Librato and as a point to OTLP counts twice);
+// Outputs has each output's own.
 type Result struct {
 	// Series is the number of series in the period.
 	Series int
-	// Measurements is the number of measurements built from them,
-	// including those dropped before a request was made (a name on the
-	// stop list, a name that sanitizes to nothing). In the result of Run,
-	// it also counts Carried.
+	// Measurements is the number of measurements (or OTLP points) built
+	// from them, including those dropped before a request was made (a
+	// name on the stop list, a name that sanitizes to nothing). In the
+	// result of Run, it also counts Carried.
 	Measurements int
 	// Carried, in the result of Run only, is the number of measurements of
 	// earlier periods that were still in flight or waiting in the backlog
 	// when the shutdown began.
 	Carried int
-	// Sent is the number of measurements Librato accepted.
+	// Sent is the number of measurements the outputs accepted.
 	Sent int
 	// Dropped is the number of measurements given up on.
 	Dropped int
-	// Pending is the number of measurements left in the backlog. In the
+	// Pending is the number of measurements left in the backlogs. In the
 	// result of Run, Measurements = Sent + Dropped + Pending.
 	Pending int
+	// Outputs is the result of each output that is on, Librato first.
+	Outputs []OutputResult
+}
+
+// OutputResult is the result of one output.
+type OutputResult struct {
+	// Output is its name: "librato" or "otlp".
+	Output string
+	Result
+}
+
+// add adds r's counts (not its Series) to res.
+func (res *Result) add(name string, r Result) {
+	res.Measurements += r.Measurements
+	res.Carried += r.Carried
+	res.Sent += r.Sent
+	res.Dropped += r.Dropped
+	res.Pending += r.Pending
+	res.Outputs = append(res.Outputs, OutputResult{Output: name, Result: r})
 }
 
 // FirstTime returns the time the first period of a flusher started at
@@ -316,11 +415,13 @@ func FirstTime(started time.Time) time.Time {
 func (f *Flusher) Run(ctx context.Context) Result {
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	var drainer sync.WaitGroup
-	drainer.Add(1)
-	go func() {
-		defer drainer.Done()
-		f.drainLoop(drainCtx)
-	}()
+	for _, l := range f.lanes {
+		drainer.Add(1)
+		go func() {
+			defer drainer.Done()
+			l.drainLoop(drainCtx)
+		}()
+	}
 
 	started := f.now()
 	first := FirstTime(started)
@@ -347,18 +448,16 @@ func (f *Flusher) Run(ctx context.Context) Result {
 			return res
 		case <-timer.C:
 		}
-		snap := f.src.Snapshot()
-		s := f.set.Load()
-		totals := f.closePeriod(s, snap, label)
+		p := f.closePeriod(f.set.Load(), f.src.Snapshot(), label, next)
 		// A period's own delivery may take until the next boundary after
 		// this one; what is left then waits in the backlog.
 		dctx, cancel := context.WithDeadline(ctx, next.Add(f.period))
 		f.inflight.Add(1)
-		go func(label time.Time) {
+		go func() {
 			defer f.inflight.Done()
 			defer cancel()
-			f.deliver(dctx, s, snap, label, totals)
-		}(label)
+			f.deliver(dctx, p)
+		}()
 		label = next
 		next = next.Add(f.period)
 	}
@@ -366,18 +465,29 @@ func (f *Flusher) Run(ctx context.Context) Result {
 
 // shutdown is the end of Run: it flushes the open period, labelled
 // label, waits for the earlier periods' deliveries and resends the
-// backlog until it is empty or the shutdown timeout passes, then ends
+// backlogs until they are empty or the shutdown timeout passes, then ends
 // what is still under way and accounts for every measurement.
 func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDrain context.CancelFunc, label time.Time) Result {
 	stopDrain()
 	drainer.Wait()
 	f.stopping.Store(true)
-	sent0, dropped0 := f.sent.Load(), f.dropped.Load()
+	before := make([][3]int64, len(f.lanes))
+	for i, l := range f.lanes {
+		before[i][0], before[i][1], before[i][2] = l.counts()
+	}
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.set.Load().cfg.ShutdownTimeout)
 	defer cancel()
-	res := f.Flush(final, label)
+	open := f.Flush(final, label)
 	f.wait(final)
-	f.drainAll(final)
+	var drains sync.WaitGroup
+	for _, l := range f.lanes {
+		drains.Add(1)
+		go func() {
+			defer drains.Done()
+			l.drainAll(final)
+		}()
+	}
+	drains.Wait()
 	// Past the deadline: requests under way are ended (what they carried
 	// goes back to the backlog) and the deliveries of earlier periods,
 	// which now fail at once, are waited for, so that every measurement
@@ -385,22 +495,44 @@ func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDra
 	cancel()
 	f.haltNow()
 	f.inflight.Wait()
-	// What is left in memory only goes to the spool now, if it can.
-	f.spillMemory(f.set.Load())
-	f.syncSpool(f.set.Load())
-	built, sent, dropped := f.built.Load(), f.sent.Load(), f.dropped.Load()
-	total := int(built - sent0 - dropped0)
-	res.Carried = total - res.Measurements
-	res.Measurements = total
+	res := Result{Series: open.Series}
+	for i, l := range f.lanes {
+		r := l.finish(l.settings(), before[i][1], before[i][2])
+		var opened int
+		for _, o := range open.Outputs {
+			if o.Output == l.name() {
+				opened = o.Measurements
+			}
+		}
+		r.Series = open.Series
+		r.Carried = r.Measurements - opened
+		res.add(l.name(), r)
+	}
+	return res
+}
+
+// finish ends the lane's part of a shutdown: what waits in memory only
+// goes to the spool, if it can, and the lane's result since sent0 and
+// dropped0 were its counts is returned (Measurements: every measurement
+// it had to deliver since then).
+func (l *lane[B]) finish(s *settings, sent0, dropped0 int64) Result {
+	l.spillMemory(s)
+	l.syncSpool(s)
+	built, sent, dropped := l.counts()
+	var res Result
+	res.Measurements = int(built - sent0 - dropped0)
 	res.Sent = int(sent - sent0)
 	res.Dropped = int(dropped - dropped0)
 	res.Pending = int(built - sent - dropped)
-	if n, _ := f.backlog.state(); n != res.Pending {
-		f.set.Load().cfg.Logger.Error().Int("backlog", n).Int("unaccounted", res.Pending).
+	if n, _ := l.backlog.state(); n != res.Pending {
+		s.cfg.Logger.Error().Str("output", l.name()).Int("backlog", n).Int("unaccounted", res.Pending).
 			Msg("measurement accounting is off: please report this")
 	}
 	return res
 }
+
+// halt is nothing for a lane: the flusher's halt ends its requests.
+func (l *lane[B]) halt() {}
 
 // wait waits for the periods still being delivered, or for ctx to end.
 func (f *Flusher) wait(ctx context.Context) {
@@ -415,54 +547,93 @@ func (f *Flusher) wait(ctx context.Context) {
 	}
 }
 
+// wait is nothing for a lane: the flusher waits for the periods.
+func (l *lane[B]) wait(context.Context) {}
+
 // Flush closes the current period now, labels it with start, and delivers
 // it, returning when every request has succeeded, given up or been put in
 // the backlog.
 func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
-	snap := f.src.Snapshot()
-	s := f.set.Load()
-	return f.deliver(ctx, s, snap, start, f.closePeriod(s, snap, start))
+	end := f.PeriodStart(f.now()).Add(f.period)
+	return f.deliver(ctx, f.closePeriod(f.set.Load(), f.src.Snapshot(), start, end))
 }
 
 // closePeriod does what must happen to each period in period order,
-// before it is handed to a delivery goroutine: the observers see it, and
-// the running totals advance (see advanceTotals, whose result it returns).
-func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start time.Time) map[*aggregator.Series]float64 {
+// before it is handed to a delivery goroutine: the observers see it, the
+// running totals advance (see advanceTotals), the series are counted by
+// kind, and, for more than one output, the timer values are sorted so
+// that the outputs can read the series at once.
+func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start, end time.Time) period {
 	f.statusMu.Lock()
 	f.status.LastFlush = f.now()
 	f.statusMu.Unlock()
 	for _, o := range s.cfg.Observers {
 		o.ObservePeriod(start, snap)
 	}
-	return f.advanceTotals(s, snap)
+	var perKind [5]int
+	snap.Each(func(sr *aggregator.Series) { perKind[sr.Kind%5]++ })
+	for _, k := range aggregator.Kinds() {
+		f.m.series.WithLabelValues(k.String()).Set(float64(perKind[k%5]))
+	}
+	if len(f.lanes) > 1 {
+		snap.SortValues()
+	}
+	if f.cum != nil {
+		f.cum.beginPeriod()
+	}
+	p := period{snap: snap, start: start, end: end}
+	if !s.cfg.LibratoOff {
+		p.totals = f.advanceTotals(s, snap)
+	}
+	return p
 }
 
-// deliver sends one period, closed by closePeriod, which gave totals.
-func (f *Flusher) deliver(ctx context.Context, s *settings, snap *aggregator.Snapshot, start time.Time, totals map[*aggregator.Series]float64) Result {
+// deliver sends one period, closed by closePeriod, to every output at
+// once, and the annotations to Librato.
+func (f *Flusher) deliver(ctx context.Context, p period) Result {
+	results := make([]Result, len(f.lanes))
+	var wg sync.WaitGroup
+	if !f.set.Load().cfg.LibratoOff {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sendAnnotations(ctx, f.lane, f.lane.settings())
+		}()
+	}
+	for i, l := range f.lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = l.deliver(ctx, l.settings(), p)
+		}()
+	}
+	wg.Wait()
+	res := Result{Series: p.snap.Len()}
+	for i, l := range f.lanes {
+		results[i].Series = res.Series
+		res.add(l.name(), results[i])
+	}
+	return res
+}
+
+// deliver builds the lane's requests of one period and sends them.
+func (l *lane[B]) deliver(ctx context.Context, s *settings, p period) Result {
 	began := time.Now()
-	var annotations sync.WaitGroup
-	annotations.Add(1)
-	go func() {
-		defer annotations.Done()
-		f.sendAnnotations(ctx, s)
-	}()
-	defer annotations.Wait()
-	// Measurements are built and sent a batch at a time, Concurrency
-	// batches at most under way, so a period with a million series never
-	// holds a million measurements at once.
+	// Requests are built and sent a batch at a time, Concurrency batches
+	// at most under way, so a period with a million series never holds a
+	// million measurements at once.
 	var mu sync.Mutex
 	queued, sent, dropped := 0, 0, 0
 	requests := newLimiter(s.cfg.Concurrency)
-	res := f.measurements(s, snap, totals, func(ms []librato.Measurement) {
-		b := s.batch(ms, start)
-		f.built.Add(int64(len(ms)))
+	res := l.out.build(l, s, p, func(b B) {
+		l.built.Add(int64(l.out.size(b)))
 		requests.Go(func() {
-			o := f.send(ctx, s, b, true)
+			o := l.send(ctx, s, b, true)
 			var q, lost int
-			if o.retry != nil {
-				q, lost = f.keep(s, o.retry, o.retryAfter, o.reason)
+			if o.ok {
+				q, lost = l.keep(s, o.retry, o.retryAfter, o.reason)
 			} else if o.sent > 0 {
-				f.backlog.retryNow() // the API is up: resend what waits
+				l.backlog.retryNow() // the service is up: resend what waits
 			}
 			mu.Lock()
 			sent += o.sent
@@ -472,25 +643,25 @@ func (f *Flusher) deliver(ctx context.Context, s *settings, snap *aggregator.Sna
 		})
 	})
 	// Those dropped while building (stop list, bad names) count as built.
-	f.built.Add(int64(res.Dropped))
-	f.dropped.Add(int64(res.Dropped))
+	l.built.Add(int64(res.Dropped))
+	l.dropped.Add(int64(res.Dropped))
 	res.Measurements += res.Dropped
 	requests.Wait()
 	// One fsync for the period's appends, rather than one each.
-	f.syncSpool(s)
+	l.syncSpool(s)
 	res.Sent += sent
 	res.Dropped += dropped
-	f.m.flushDuration.Observe(time.Since(began).Seconds())
+	l.m.flushDuration.Observe(time.Since(began).Seconds())
 	if res.Dropped == 0 && queued == 0 {
-		f.statusMu.Lock()
-		f.status.LastDelivered = f.now()
-		f.statusMu.Unlock()
+		l.statusMu.Lock()
+		l.lastDelivered = l.f.now()
+		l.statusMu.Unlock()
 	}
-	res.Pending, _ = f.backlog.state()
+	res.Pending, _ = l.backlog.state()
 	if res.Measurements > 0 {
-		s.cfg.Logger.Debug().Time("period", start).Dur("took", time.Since(began)).Int("series", res.Series).
-			Int("measurements", res.Measurements).Int("sent", res.Sent).Int("dropped", res.Dropped).
-			Int("queued", queued).Msg("flushed")
+		s.cfg.Logger.Debug().Str("output", l.name()).Time("period", p.start).Dur("took", time.Since(began)).
+			Int("series", res.Series).Int("measurements", res.Measurements).Int("sent", res.Sent).
+			Int("dropped", res.Dropped).Int("queued", queued).Msg("flushed")
 	}
 	return res
 }

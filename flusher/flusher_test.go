@@ -267,11 +267,11 @@ func TestRetries(t *testing.T) {
 			if res.Sent != tc.wantSent || s.calls != tc.wantCalls {
 				t.Errorf("sent %d in %d calls, want %d in %d", res.Sent, s.calls, tc.wantSent, tc.wantCalls)
 			}
-			if n := int(testutil.ToFloat64(m.retries)); n != tc.wantRt {
+			if n := int(testutil.ToFloat64(m.forOutput("librato").retries)); n != tc.wantRt {
 				t.Errorf("retries = %d, want %d", n, tc.wantRt)
 			}
 			if tc.wantDropped != "" {
-				if n := testutil.ToFloat64(m.dropped.WithLabelValues(tc.wantDropped)); n != 1 || res.Dropped != 1 {
+				if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues(tc.wantDropped)); n != 1 || res.Dropped != 1 {
 					t.Errorf("dropped{%s} = %v, result dropped %d; want 1", tc.wantDropped, n, res.Dropped)
 				}
 			}
@@ -422,7 +422,7 @@ func TestIncludeExcludeAndSourceRegex(t *testing.T) {
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %v, want %v", got, want)
 			}
-			if n := testutil.ToFloat64(m.dropped.WithLabelValues("excluded")); n != 2 {
+			if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("excluded")); n != 2 {
 				t.Errorf("excluded = %v, want 2", n)
 			}
 		})

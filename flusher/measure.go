@@ -17,17 +17,12 @@ import (
 // to emit BatchSize at a time (the last batch may be smaller). emit owns
 // each slice it is given. totals, when not nil, holds the running total
 // to send for each counter series (see advanceTotals).
-func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals map[*aggregator.Series]float64, emit func([]librato.Measurement)) Result {
-	b := newBatcher(f, s, snap.Len(), emit)
-	var perKind [5]int
+func measurements(l *lane[*librato.Batch], s *settings, snap *aggregator.Snapshot, totals map[*aggregator.Series]float64, emit func([]librato.Measurement)) Result {
+	b := newBatcher(l, s, snap.Len(), emit)
 	snap.Each(func(sr *aggregator.Series) {
 		b.res.Series++
-		perKind[sr.Kind%5]++
 		b.series(sr, totals)
 	})
-	for _, k := range aggregator.Kinds() {
-		f.m.series.WithLabelValues(k.String()).Set(float64(perKind[k%5]))
-	}
 	b.countLeftOut() // before the extras, whose own are not counted
 	b.extra()
 	return b.done()
@@ -37,7 +32,7 @@ func (f *Flusher) measurements(s *settings, snap *aggregator.Snapshot, totals ma
 // batches of BatchSize, leaving out those on the stop list and any second
 // point Librato would identify with one already sent (see identities).
 type batcher struct {
-	f    *Flusher
+	l    *lane[*librato.Batch]
 	s    *settings
 	emit func([]librato.Measurement)
 	size int // the capacity of a new batch
@@ -55,15 +50,15 @@ type batcher struct {
 }
 
 // newBatcher returns a batcher for a flush of n series.
-func newBatcher(f *Flusher, s *settings, n int, emit func([]librato.Measurement)) *batcher {
+func newBatcher(l *lane[*librato.Batch], s *settings, n int, emit func([]librato.Measurement)) *batcher {
 	size := min(s.cfg.BatchSize, max(n, 1))
-	return &batcher{f: f, s: s, emit: emit, size: size, ms: make([]librato.Measurement, 0, size), ids: newIdentities(s, n)}
+	return &batcher{l: l, s: s, emit: emit, size: size, ms: make([]librato.Measurement, 0, size), ids: newIdentities(s, n)}
 }
 
 // add appends m to the batch under way, unless it is left out, and hands
 // the batch on when it is full.
 func (b *batcher) add(m librato.Measurement) {
-	if b.f.stops.has(m.Name) {
+	if b.l.stops.has(m.Name) {
 		b.stopped++
 		return
 	}
@@ -86,7 +81,7 @@ func (b *batcher) add(m librato.Measurement) {
 func (b *batcher) series(sr *aggregator.Series, totals map[*aggregator.Series]float64) {
 	name, source, drop := b.s.identity(sr)
 	if drop != "" {
-		b.f.m.dropped.WithLabelValues(drop).Inc()
+		b.l.m.dropped.WithLabelValues(drop).Inc()
 		if drop != "excluded" {
 			b.res.Dropped++
 		}
@@ -94,7 +89,7 @@ func (b *batcher) series(sr *aggregator.Series, totals map[*aggregator.Series]fl
 	}
 	m := librato.Measurement{Name: name}
 	b.tags = sr.AppendTags(b.tags[:0])
-	b.arena = b.f.dimensions(b.s, &m, b.tags, b.arena)
+	b.arena = dimensions(b.l.m, b.s, &m, b.tags, b.arena)
 	if source != "" {
 		b.setSource(&m, source)
 	}
@@ -179,11 +174,11 @@ func (b *batcher) extra() {
 // the result.
 func (b *batcher) countLeftOut() {
 	if b.stopped > 0 {
-		b.f.m.dropped.WithLabelValues("type_conflict").Add(float64(b.stopped))
+		b.l.m.dropped.WithLabelValues("type_conflict").Add(float64(b.stopped))
 		b.res.Dropped += b.stopped
 	}
 	if b.duplicates > 0 {
-		b.f.m.dropped.WithLabelValues("duplicate").Add(float64(b.duplicates))
+		b.l.m.dropped.WithLabelValues("duplicate").Add(float64(b.duplicates))
 		b.res.Dropped += b.duplicates
 	}
 }
@@ -347,7 +342,7 @@ func setSummary(m *librato.Measurement, w, mean, variance float64) {
 
 // dimensions sets m's tags (Tagged API) or source (Legacy API) from the
 // series tags. The merged tags are appended to arena, which is returned.
-func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggregator.Tag, arena []librato.Tag) []librato.Tag {
+func dimensions(lm *laneMetrics, s *settings, m *librato.Measurement, tags []aggregator.Tag, arena []librato.Tag) []librato.Tag {
 	if len(tags) == 0 {
 		return arena
 	}
@@ -357,13 +352,13 @@ func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggrega
 				m.Source = librato.SanitizeSource(t.Value)
 				continue
 			}
-			f.m.tagsDropped.WithLabelValues("legacy_api").Inc()
+			lm.tagsDropped.WithLabelValues("legacy_api").Inc()
 		}
 		return arena
 	}
 	if limit := 4 * librato.MaxTags; len(tags) > limit {
 		// Far more than can be sent: spare the quadratic merge.
-		f.m.tagsDropped.WithLabelValues("too_many").Add(float64(len(tags) - limit))
+		lm.tagsDropped.WithLabelValues("too_many").Add(float64(len(tags) - limit))
 		tags = tags[:limit]
 	}
 	if cap(arena)-len(arena) < len(s.tags)+len(tags) {
@@ -379,13 +374,13 @@ func (f *Flusher) dimensions(s *settings, m *librato.Measurement, tags []aggrega
 		}
 		v = librato.SanitizeTagValue(v)
 		if n == "" || v == "" {
-			f.m.tagsDropped.WithLabelValues("invalid").Inc()
+			lm.tagsDropped.WithLabelValues("invalid").Inc()
 			continue
 		}
 		merged = setTag(merged, librato.Tag{Name: n, Value: v})
 	}
 	if len(merged) > librato.MaxTags {
-		f.m.tagsDropped.WithLabelValues("too_many").Add(float64(len(merged) - librato.MaxTags))
+		lm.tagsDropped.WithLabelValues("too_many").Add(float64(len(merged) - librato.MaxTags))
 		merged = merged[:librato.MaxTags]
 	}
 	m.Tags = merged[:len(merged):len(merged)]

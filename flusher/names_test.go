@@ -178,7 +178,7 @@ func TestNoDuplicatePoints(t *testing.T) {
 					total++
 				}
 			}
-			dups := testutil.ToFloat64(m.dropped.WithLabelValues("duplicate"))
+			dups := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("duplicate"))
 			if int(dups) != total-tc.want || res.Dropped != total-tc.want {
 				t.Errorf("duplicates counted %v, result dropped %d; want %d", dups, res.Dropped, total-tc.want)
 			}

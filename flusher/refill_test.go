@@ -113,7 +113,7 @@ func TestRefillDamagedSinceOpen(t *testing.T) {
 	if got := arrivals(good); len(got) != 2 || got[fmt.Sprintf("a0@%d", now-10)] != 1 {
 		t.Errorf("delivered %v, want the first record", got)
 	}
-	if n := testutil.ToFloat64(m.dropped.WithLabelValues("spool_corrupt")); n != 4 {
+	if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("spool_corrupt")); n != 4 {
 		t.Errorf("dropped{spool_corrupt} = %v, want 4", n)
 	}
 	checkAccounts(t, "after the drain", f, sp2)

@@ -93,7 +93,7 @@ func TestRefusedRequestIsSplit(t *testing.T) {
 			if name == "many bad: capped" && res.Sent == 0 {
 				t.Error("nothing delivered of 290 good ones")
 			}
-			if n := testutil.ToFloat64(m.dropped.WithLabelValues(tc.reason)); int(n) != res.Dropped {
+			if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues(tc.reason)); int(n) != res.Dropped {
 				t.Errorf("dropped{%s} = %v, want %d", tc.reason, n, res.Dropped)
 			}
 		})
@@ -125,13 +125,13 @@ func TestPartialFailureCounted(t *testing.T) {
 		if res.Sent != 4-failed || res.Dropped != failed {
 			t.Errorf("failed=%d: result %+v, want %d sent and %d dropped", failed, res, 4-failed, failed)
 		}
-		if n := testutil.ToFloat64(m.dropped.WithLabelValues("partial")); int(n) != failed {
+		if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("partial")); int(n) != failed {
 			t.Errorf("failed=%d: dropped{partial} = %v", failed, n)
 		}
-		if n := testutil.ToFloat64(m.sent); int(n) != 4-failed {
+		if n := testutil.ToFloat64(m.forOutput("librato").sent); int(n) != 4-failed {
 			t.Errorf("failed=%d: sent metric = %v", failed, n)
 		}
-		if n := testutil.ToFloat64(m.partial); n != 1 {
+		if n := testutil.ToFloat64(m.forOutput("librato").partial); n != 1 {
 			t.Errorf("failed=%d: partial failures = %v, want 1", failed, n)
 		}
 	}
@@ -185,7 +185,7 @@ func TestUnsendableIsLogged(t *testing.T) {
 	if n := strings.Count(logs.String(), "cannot be sent"); n != 1 {
 		t.Errorf("%d warnings of unsendable measurements, want 1:\n%s", n, logs.String())
 	}
-	if n := testutil.ToFloat64(m.dropped.WithLabelValues("not_sendable")); n != 3 {
+	if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("not_sendable")); n != 3 {
 		t.Errorf("not_sendable = %v, want 3", n)
 	}
 }

@@ -67,7 +67,7 @@ func TestSpoolReadErrorKeepsRecords(t *testing.T) {
 	if d := f2.dropped.Load(); d != 0 {
 		t.Errorf("%d measurements dropped on a read error, want none", d)
 	}
-	if v := testutil.ToFloat64(m.dropped.WithLabelValues("spool_corrupt")); v != 0 {
+	if v := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("spool_corrupt")); v != 0 {
 		t.Errorf("spool_corrupt = %v, want 0", v)
 	}
 	if st := sp2.Stats(); st.Pending.Records != 5 || st.CorruptRecords != 0 {

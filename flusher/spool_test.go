@@ -270,7 +270,7 @@ func TestSpoolAPIChangeDrops(t *testing.T) {
 	if good.calls != 0 {
 		t.Errorf("%d requests, want none", good.calls)
 	}
-	if n := testutil.ToFloat64(cfg.Metrics.dropped.WithLabelValues("spool_api_changed")); n != 1 {
+	if n := testutil.ToFloat64(cfg.Metrics.forOutput("librato").dropped.WithLabelValues("spool_api_changed")); n != 1 {
 		t.Errorf("dropped{spool_api_changed} = %v", n)
 	}
 }

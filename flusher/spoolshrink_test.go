@@ -59,7 +59,7 @@ func TestSpoolShrunkBetweenRuns(t *testing.T) {
 	f := New(cfg, aggregator.New(aggregator.Config{}), good)
 	f.drainAll(context.Background())
 
-	if n := testutil.ToFloat64(m.dropped.WithLabelValues("spool_full")); int64(n) != evicted {
+	if n := testutil.ToFloat64(m.forOutput("librato").dropped.WithLabelValues("spool_full")); int64(n) != evicted {
 		t.Errorf("dropped{spool_full} = %v, want the %d measurements evicted at open", n, evicted)
 	}
 	if !strings.Contains(logs.String(), `"measurements":`+fmt.Sprint(evicted)) ||

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -26,6 +29,7 @@ import (
 	"github.com/libratod/libratod/ingest"
 	"github.com/libratod/libratod/librato"
 	"github.com/libratod/libratod/listener"
+	"github.com/libratod/libratod/otlp"
 	"github.com/libratod/libratod/spool"
 )
 
@@ -76,21 +80,23 @@ type daemon struct {
 	expoSrv *http.Server
 	expoLn  net.Listener
 	// spool keeps what Librato has not taken across restarts
-	// ([librato] spool_dir); nil when off.
-	spool *spool.Spool
+	// ([librato] spool_dir); nil when off. otlpSpool is the OTLP
+	// output's (spool_dir/otlp).
+	spool, otlpSpool *spool.Spool
 }
 
-// openSpool opens the spool of [librato] spool_dir, with one fsync per
+// openSpool opens the spool in dir (librato.spool_dir, or its otlp
+// subdirectory), with one fsync per
 // period rather than per request (the flusher calls Sync).
-func openSpool(cfg config.Librato) (*spool.Spool, error) {
+func openSpool(dir string, maxBytes config.ByteSize) (*spool.Spool, error) {
 	sp, err := spool.Open(context.Background(), spool.Config{
-		Dir: cfg.SpoolDir, MaxBytes: int64(cfg.SpoolMaxBytes), NoSync: true,
+		Dir: dir, MaxBytes: int64(maxBytes), NoSync: true,
 	})
 	if errors.Is(err, spool.ErrLocked) {
-		return nil, fmt.Errorf("librato.spool_dir %s is in use by another libratod (one daemon per spool directory): %w", cfg.SpoolDir, err)
+		return nil, fmt.Errorf("librato.spool_dir %s is in use by another libratod (one daemon per spool directory): %w", dir, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("librato.spool_dir %s cannot be used (set it to a writable directory, or to \"\" to keep undelivered data in memory only): %w", cfg.SpoolDir, err)
+		return nil, fmt.Errorf("librato.spool_dir %s cannot be used (set it to a writable directory, or to \"\" to keep undelivered data in memory only): %w", dir, err)
 	}
 	return sp, nil
 }
@@ -109,6 +115,10 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		}
 	}
 	client, err := newClient(cfg, opts.dryRun)
+	if err != nil {
+		return nil, err
+	}
+	otlpClient, err := newOTLPClient(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -154,8 +164,9 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 	if cfg.Metrics.ToLibrato {
 		d.parts.extra = newSelfReport(d.reg, cfg.Librato.API == config.APILegacy).measurements
 	}
-	if cfg.Librato.SpoolDir != "" {
-		if d.spool, err = openSpool(cfg.Librato); err != nil {
+	d.parts.dryRun = opts.dryRun
+	if cfg.Librato.SpoolDir != "" && cfg.Librato.Enabled {
+		if d.spool, err = openSpool(cfg.Librato.SpoolDir, cfg.Librato.SpoolMaxBytes); err != nil {
 			return nil, err
 		}
 		defer func() {
@@ -165,7 +176,18 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		}()
 		d.parts.spool = d.spool
 	}
-	d.flusher = flusher.New(flusherConfig(cfg, d.parts), d.agg, client)
+	if cfg.Librato.SpoolDir != "" && cfg.OTLP.On() {
+		if d.otlpSpool, err = openSpool(otlpSpoolDir(cfg), cfg.Librato.SpoolMaxBytes); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				d.otlpSpool.Close()
+			}
+		}()
+		d.parts.otlpSpool = d.otlpSpool
+	}
+	d.flusher = flusher.New(flusherConfig(cfg, d.parts, otlpClient), d.agg, client)
 	if c := d.flusher.SpoolCollector(); c != nil {
 		if err = d.reg.Register(c); err != nil {
 			return nil, err
@@ -371,11 +393,13 @@ type flusherParts struct {
 	log         zerolog.Logger
 	now         func() time.Time // nil: time.Now
 	spool       *spool.Spool     // nil: undelivered data in memory only
+	otlpSpool   *spool.Spool     // the OTLP output's; nil: in memory only
+	dryRun      io.Writer        // non-nil: OTLP requests are written here as OTLP/JSON
 }
 
 // flusherConfig returns the flusher's configuration for cfg and the parts
 // built before it.
-func flusherConfig(cfg *config.Config, p flusherParts) flusher.Config {
+func flusherConfig(cfg *config.Config, p flusherParts, otlpDst flusher.OTLPSender) flusher.Config {
 	api, _ := librato.ParseAPI(cfg.Librato.API) // validated by config
 	var tags []librato.Tag
 	if cfg.Librato.HostTag {
@@ -411,6 +435,8 @@ func flusherConfig(cfg *config.Config, p flusherParts) flusher.Config {
 		sourceRegex = re[0]
 	}
 	return flusher.Config{
+		LibratoOff:         !cfg.Librato.Enabled,
+		OTLP:               otlpConfig(cfg, p, otlpDst),
 		Include:            include,
 		Exclude:            exclude,
 		SourceRegex:        sourceRegex,
@@ -434,6 +460,79 @@ func flusherConfig(cfg *config.Config, p flusherParts) flusher.Config {
 		Observers:          p.observers,
 		Now:                p.now,
 		Spool:              p.spool,
+	}
+}
+
+// otlpSpoolDir is the OTLP output's spool: a subdirectory of
+// librato.spool_dir.
+func otlpSpoolDir(cfg *config.Config) string {
+	return filepath.Join(cfg.Librato.SpoolDir, "otlp")
+}
+
+// newOTLPClient returns the OTLP output's client, or nil when it is off.
+func newOTLPClient(cfg *config.Config) (*otlp.Client, error) {
+	o := cfg.OTLP
+	if !o.On() {
+		return nil, nil
+	}
+	c, err := otlp.New(otlp.Config{
+		Endpoint:    o.Endpoint,
+		Token:       string(o.Token),
+		Headers:     o.Headers,
+		UserAgent:   "libratod/" + versionString(),
+		Timeout:     o.Timeout,
+		DisableGzip: !o.Gzip,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("otlp client: %w", err)
+	}
+	return c, nil
+}
+
+// otlpConfig returns the flusher's configuration of the OTLP output, or
+// nil when it is off. The resource says which host sent the points
+// (host.name, the "host" global tag if set) and, when set, the service
+// (service.name); the other global tags are attributes of every point.
+func otlpConfig(cfg *config.Config, p flusherParts, dst flusher.OTLPSender) *flusher.OTLPConfig {
+	o := cfg.OTLP
+	if !o.On() {
+		return nil
+	}
+	host := p.host
+	if h, set := cfg.Tags["host"]; set {
+		host = h
+	}
+	res := otlp.Resource{Attributes: []otlp.Attribute{{Key: "host.name", Value: host}}}
+	if o.ServiceName != "" {
+		res.Attributes = append(res.Attributes, otlp.Attribute{Key: "service.name", Value: o.ServiceName})
+	}
+	var attrs []otlp.Attribute
+	for _, n := range slices.Sorted(maps.Keys(cfg.Tags)) {
+		if n != "host" {
+			attrs = append(attrs, otlp.Attribute{Key: n, Value: cfg.Tags[n]})
+		}
+	}
+	temporality := otlp.Delta
+	if o.Temporality == config.TemporalityCumulative {
+		temporality = otlp.Cumulative
+	}
+	return &flusher.OTLPConfig{
+		OTLPMapping: flusher.OTLPMapping{
+			Temporality:     temporality,
+			TimersAsSummary: o.TimersAs == config.TimersAsSummaryOTLP,
+			BatchSize:       o.BatchSize,
+			Resource:        res,
+			Attributes:      attrs,
+			ScopeVersion:    versionString(),
+			MaxCumulative:   cfg.Aggregate.MaxSeries,
+		},
+		Sender:      dst,
+		DryRun:      p.dryRun,
+		Concurrency: o.Concurrency,
+		MaxAttempts: o.MaxAttempts,
+		Backlog:     o.Backlog,
+		MaxAge:      o.MaxAge,
+		Spool:       p.otlpSpool,
 	}
 }
 

@@ -195,9 +195,9 @@ func TestSpoolKill9(t *testing.T) {
 	cmd, _, tcp, _, stderr := startBinary(t, bin, cfg)
 	metrics := startedField(t, stderr, "metrics")
 	sendLines(t, tcp, append(repeat("k1.c:1|c", 10), "k1.t:4|ms", "k1.t:6|ms")...)
-	waitSelfMetric(t, metrics, "libratod_spool_pending_measurements", 2)
+	waitSelfMetric(t, metrics, `libratod_spool_pending_measurements{output="librato"}`, 2)
 	sendLines(t, tcp, append(repeat("k2.c:1|c", 7), "k2.g:3|g")...)
-	waitSelfMetric(t, metrics, "libratod_spool_pending_measurements", 4)
+	waitSelfMetric(t, metrics, `libratod_spool_pending_measurements{output="librato"}`, 4)
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -262,12 +263,23 @@ func counterValue(t *testing.T, d *daemon, name, label string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if label == "" || (len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label) {
+			if label == "" || hasLabelValue(m, label) {
 				n += m.GetCounter().GetValue()
 			}
 		}
 	}
 	return n
+}
+
+// hasLabelValue reports whether one of m's labels other than "output" has
+// the value v.
+func hasLabelValue(m *dto.Metric, v string) bool {
+	for _, l := range m.GetLabel() {
+		if l.GetName() != "output" && l.GetValue() == v {
+			return true
+		}
+	}
+	return false
 }
 
 // canonical re-encodes a payload with its measurements in a stable order

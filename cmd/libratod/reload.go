@@ -36,6 +36,11 @@ func (d *daemon) reload() {
 		d.log.Error().Err(err).Msg("SIGHUP: keeping the running configuration")
 		return
 	}
+	otlpClient, err := newOTLPClient(cur)
+	if err != nil {
+		d.log.Error().Err(err).Msg("SIGHUP: keeping the running configuration")
+		return
+	}
 	level, _ := zerolog.ParseLevel(cur.Log.Level) // validated
 	d.levels.set(level)
 	for _, err := range []error{d.ingest.SetMinLevel(cur.Aggregate.MinLevel), d.ingest.SetTagSyntaxes(cur.Listen.TagSyntaxes)} {
@@ -43,7 +48,7 @@ func (d *daemon) reload() {
 			d.log.Error().Err(err).Msg("SIGHUP: keeping the running value")
 		}
 	}
-	d.flusher.Reconfigure(flusherConfig(cur, d.parts), client)
+	d.flusher.Reconfigure(flusherConfig(cur, d.parts, otlpClient), client)
 	d.cfg = cur
 	d.log.Info().Str("config", d.opts.configPath).Msg("SIGHUP: configuration reloaded")
 }

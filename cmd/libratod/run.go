@@ -11,7 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/libratod/libratod/flusher"
+	"github.com/libratod/libratod/spool"
 )
 
 // run starts every stage, serves until ctx ends, then stops reading,
@@ -89,9 +92,12 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	stopFlush()
 	res := <-final
-	if d.spool != nil {
+	for _, sp := range []*spool.Spool{d.spool, d.otlpSpool} {
+		if sp == nil {
+			continue
+		}
 		// What is still undelivered stays in the spool for the next start.
-		if err := d.spool.Close(); err != nil {
+		if err := sp.Close(); err != nil {
 			d.log.Warn().Err(err).Msg("spool: closing failed; what it holds survives a crash of the process, maybe not of the machine")
 		}
 	}
@@ -105,7 +111,14 @@ func (d *daemon) run(ctx context.Context) error {
 	ev.Int("series", res.Series).Int("measurements", res.Measurements).Int("carried", res.Carried).
 		Int("sent", res.Sent).Int("dropped", res.Dropped).Int("undelivered", res.Pending).
 		Uint64("lines_after_sigterm", d.ingest.LinesReceived()-linesAtStop).
-		Uint64("tcp_connections_reset", reset).Msg("libratod stopped")
+		Uint64("tcp_connections_reset", reset)
+	for _, o := range res.Outputs {
+		// Each output's own accounting: measurements (+ carried) = sent +
+		// dropped + undelivered, per output.
+		ev = ev.Dict(o.Output, zerolog.Dict().Int("measurements", o.Measurements).Int("carried", o.Carried).
+			Int("sent", o.Sent).Int("dropped", o.Dropped).Int("undelivered", o.Pending))
+	}
+	ev.Msg("libratod stopped")
 	return nil
 }
 

@@ -41,12 +41,14 @@ const (
 // reload:"restart" when it takes effect at the next start (see
 // [RestartKeys]).
 type Config struct {
-	Listen    Listen            `toml:"listen"`
-	Aggregate Aggregate         `toml:"aggregate"`
-	Librato   Librato           `toml:"librato"`
-	Tags      map[string]string `toml:"tags" reload:"live"` // global tags added to every measurement (tagged API)
-	Log       Log               `toml:"log"`
-	Metrics   Metrics           `toml:"metrics"`
+	Listen    Listen    `toml:"listen"`
+	Aggregate Aggregate `toml:"aggregate"`
+	Librato   Librato   `toml:"librato"`
+	// OTLP configures the OTLP output; it is on when its endpoint is set.
+	OTLP    OTLP              `toml:"otlp"`
+	Tags    map[string]string `toml:"tags" reload:"live"` // global tags added to every measurement (tagged API) and OTLP point
+	Log     Log               `toml:"log"`
+	Metrics Metrics           `toml:"metrics"`
 	// Prometheus serves the aggregated StatsD series to Prometheus.
 	Prometheus Prometheus `toml:"prometheus"`
 }
@@ -105,10 +107,12 @@ type Aggregate struct {
 	GaugeBaseTTL int `toml:"gauge_base_ttl" reload:"restart"`
 }
 
-// Librato configures the Librato API client.
+// Librato configures the Librato output and its API client.
 type Librato struct {
-	API string `toml:"api" reload:"restart"` // APITagged or APILegacy
-	URL string `toml:"url" reload:"live"`    // API base URL
+	// Enabled turns the Librato output on (the default) or off.
+	Enabled bool   `toml:"enabled" reload:"restart"`
+	API     string `toml:"api" reload:"restart"` // APITagged or APILegacy
+	URL     string `toml:"url" reload:"live"`    // API base URL
 	// Email is the account email (HTTP Basic user); may be empty. Like
 	// every credential it is tagged secret (see secretTag).
 	Email string `toml:"email" reload:"live" secret:"true"`
@@ -195,6 +199,7 @@ func Default() Config {
 			GaugeBaseTTL:    360,
 		},
 		Librato: Librato{
+			Enabled:         true,
 			API:             APITagged,
 			URL:             "https://metrics-api.librato.com",
 			BatchSize:       300,
@@ -210,6 +215,18 @@ func Default() Config {
 			EventsStream:    "statsd",
 			CountersAs:      "gauge",
 			SpoolMaxBytes:   GiB,
+		},
+		OTLP: OTLP{
+			Headers:     map[string]string{},
+			Temporality: TemporalityDelta,
+			TimersAs:    TimersAsExponentialHistogram,
+			BatchSize:   1000,
+			Timeout:     10 * time.Second,
+			Concurrency: 4,
+			MaxAttempts: 5,
+			Gzip:        true,
+			Backlog:     1_000_000,
+			MaxAge:      time.Hour,
 		},
 		Log:     Log{Level: "info", Format: "json"},
 		Metrics: Metrics{Listen: "127.0.0.1:9125"},

@@ -89,11 +89,19 @@ func TestParseFull(t *testing.T) {
 			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60,
 		},
 		Librato: Librato{
-			API: APILegacy, URL: "http://localhost:8080/api", Email: "ops@example.com", Token: "file-token",
+			Enabled: false,
+			API:     APILegacy, URL: "http://localhost:8080/api", Email: "ops@example.com", Token: "file-token",
 			Source: "web-1", BatchSize: 1000, HostTag: false, Timeout: 2500 * time.Millisecond, Concurrency: 1,
 			MaxAttempts: 1, ShutdownTimeout: 30 * time.Second, Gzip: true, Backlog: 20000, MaxAge: 30 * time.Minute,
 			SourceRegex: `^([^.]+)\.`, Include: []string{"^app"}, Exclude: []string{"debug"}, EventsStream: "deploys", CountersAs: "counter",
 			SpoolDir: "/var/lib/libratod/spool", SpoolMaxBytes: 256 * MiB,
+		},
+		OTLP: OTLP{
+			Endpoint: "https://otel.example.com:4318/otlp", Token: "otlp-file-token",
+			Headers:     map[string]string{"x-honeycomb-dataset": "statsd"},
+			Temporality: TemporalityCumulative, TimersAs: TimersAsSummaryOTLP, ServiceName: "checkout",
+			BatchSize: 500, Timeout: 3 * time.Second, Concurrency: 2, MaxAttempts: 3, Gzip: false,
+			Backlog: 5000, MaxAge: 20 * time.Minute,
 		},
 		Tags:    map[string]string{"environment": "production", "region.name": "us east/1"},
 		Log:     Log{Level: "debug", Format: "console"},
@@ -496,14 +504,15 @@ func TestEnv(t *testing.T) {
 // LIBRATOD_ variable, so a new field of a new type cannot be forgotten.
 func TestEnvCoversEverySetting(t *testing.T) {
 	text := map[reflect.Type]string{
-		reflect.TypeFor[string]():        "x",
-		reflect.TypeFor[Secret]():        "x",
-		reflect.TypeFor[bool]():          "false",
-		reflect.TypeFor[int]():           "7",
-		reflect.TypeFor[time.Duration](): "7s",
-		reflect.TypeFor[ByteSize]():      "7KiB",
-		reflect.TypeFor[[]float64]():     "7",
-		reflect.TypeFor[[]string]():      "x,y",
+		reflect.TypeFor[string]():            "x",
+		reflect.TypeFor[Secret]():            "x",
+		reflect.TypeFor[bool]():              "false",
+		reflect.TypeFor[int]():               "7",
+		reflect.TypeFor[time.Duration]():     "7s",
+		reflect.TypeFor[ByteSize]():          "7KiB",
+		reflect.TypeFor[[]float64]():         "7",
+		reflect.TypeFor[[]string]():          "x,y",
+		reflect.TypeFor[map[string]string](): "x=y",
 	}
 	def := Default()
 	for _, s := range settings(&def) {
@@ -671,4 +680,53 @@ func FuzzParse(f *testing.F) {
 			t.Errorf("Parse accepted %q but Validate(true) = %v", data, err)
 		}
 	})
+}
+
+// TestOutputsValidation: the [otlp] table and [librato] enabled, each
+// problem named by its key; no output at all is refused naming both.
+func TestOutputsValidation(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []string // keys at fault; none: valid
+	}{
+		{"librato only (default)", ``, nil},
+		{"otlp only", "[librato]\nenabled = false\n[otlp]\nendpoint = \"http://127.0.0.1:4318\"\n", nil},
+		{"both", "[otlp]\nendpoint = \"https://otel.example.com\"\ntemporality = \"cumulative\"\ntimers_as = \"summary\"\n", nil},
+		{"no output", "[librato]\nenabled = false\n", []string{"librato.enabled"}},
+		{"bad endpoint", "[otlp]\nendpoint = \"ftp://x\"\n", []string{"otlp"}},
+		{"bad temporality and timers_as", "[otlp]\nendpoint = \"http://127.0.0.1:4318\"\ntemporality = \"both\"\ntimers_as = \"gauge\"\n",
+			[]string{"otlp.temporality", "otlp.timers_as"}},
+		{"token and Authorization", "[otlp]\nendpoint = \"http://127.0.0.1:4318\"\ntoken = \"abcd1234\"\n[otlp.headers]\nAuthorization = \"Basic eA==\"\n",
+			[]string{"otlp.headers"}},
+		{"bounds", "[otlp]\nendpoint = \"http://127.0.0.1:4318\"\nbatch_size = 0\nconcurrency = 0\nmax_attempts = 0\nbacklog = -1\ntimeout = \"0s\"\nmax_age = \"0s\"\n",
+			[]string{"otlp.backlog", "otlp.batch_size", "otlp.concurrency", "otlp.max_age", "otlp.max_attempts", "otlp.timeout"}},
+		{"otlp keys ignored while off", "[otlp]\ntemporality = \"both\"\n", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.file), nil)
+			if err == nil {
+				err = c.Validate(true)
+			}
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected problems: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no problem, want %v", tc.want)
+			}
+			if got := keys(fieldErrors(t, err)); !slices.Equal(got, tc.want) {
+				t.Errorf("keys %v, want %v\n%v", got, tc.want, err)
+			}
+		})
+	}
+	c, err := Parse([]byte("[librato]\nenabled = false\n"), nil)
+	if err == nil {
+		err = c.Validate(true)
+	}
+	if err == nil || !strings.Contains(err.Error(), "[otlp] endpoint") || !strings.Contains(err.Error(), "[librato] enabled") {
+		t.Errorf("no output: the error names both ways out: %v", err)
+	}
 }

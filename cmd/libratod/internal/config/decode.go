@@ -432,6 +432,18 @@ func setText(field reflect.Value, s string) error {
 	case *[]string:
 		// Patterns holding a comma cannot be set this way; use the file.
 		*p = strings.Split(s, ",")
+	case *map[string]string:
+		// "name=value,name2=value2" ([otlp.headers]); the message never
+		// shows the text, whose values may be secrets.
+		m := map[string]string{}
+		for pair := range strings.SplitSeq(s, ",") {
+			name, value, ok := strings.Cut(pair, "=")
+			if !ok || strings.TrimSpace(name) == "" {
+				return fmt.Errorf(`expected "name=value" pairs separated by commas (the text is not shown)`)
+			}
+			m[strings.TrimSpace(name)] = value
+		}
+		*p = m
 	default:
 		return fmt.Errorf("cannot be set from the environment (type %s)", field.Type())
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/libratod/libratod/ingest"
 	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/otlp"
 	"github.com/libratod/libratod/parser"
 )
 
@@ -108,7 +109,10 @@ func (c *Config) problems(dryRun bool) []error {
 		p.add("librato.api", fmt.Sprintf("expected %q or %q, got %q", APITagged, APILegacy, lb.API))
 	}
 	p.check("librato.url", librato.CheckURL(lb.URL))
-	if lb.Token == "" && !dryRun {
+	if !lb.Enabled && !c.OTLP.On() {
+		p.add("librato.enabled", `no output is on: set [otlp] endpoint, or turn [librato] enabled back on`)
+	}
+	if lb.Token == "" && !dryRun && lb.Enabled {
 		p.add("librato.token", "required: set it in the file or in the LIBRATO_TOKEN environment variable (a dry run needs none)")
 	}
 	if lb.Source != "" {
@@ -148,6 +152,8 @@ func (c *Config) problems(dryRun bool) []error {
 			p.add("librato.source_regex", "needs a capture group: its text becomes the source")
 		}
 	}
+
+	p.otlp(&c.OTLP)
 
 	limit := librato.MaxTags
 	if lb.HostTag {
@@ -271,4 +277,39 @@ func (p *problems) pattern(key, s string) {
 	if _, err := regexp.Compile(s); err != nil {
 		p.add(key, fmt.Sprintf("not a regular expression: %v", err))
 	}
+}
+
+// maxOTLPBatch bounds otlp.batch_size: a request of 10,000 points stays
+// within the few MB that receivers take by default.
+const maxOTLPBatch = 10000
+
+// otlp checks the [otlp] table, when the output is on.
+func (p *problems) otlp(o *OTLP) {
+	if !o.On() {
+		return
+	}
+	headers := map[string]string{}
+	for k, v := range o.Headers {
+		headers[k] = v
+	}
+	if _, err := otlp.New(otlp.Config{Endpoint: o.Endpoint, Headers: headers}); err != nil {
+		p.add("otlp", err.Error())
+	}
+	for k := range o.Headers {
+		if strings.EqualFold(k, "authorization") && o.Token != "" {
+			p.add("otlp.headers", "an Authorization header and otlp.token are both set: keep one (token sends \"Authorization: Bearer <token>\")")
+		}
+	}
+	if o.Temporality != TemporalityDelta && o.Temporality != TemporalityCumulative {
+		p.add("otlp.temporality", fmt.Sprintf("expected %q or %q, got %q", TemporalityDelta, TemporalityCumulative, o.Temporality))
+	}
+	if o.TimersAs != TimersAsExponentialHistogram && o.TimersAs != TimersAsSummaryOTLP {
+		p.add("otlp.timers_as", fmt.Sprintf("expected %q or %q, got %q", TimersAsExponentialHistogram, TimersAsSummaryOTLP, o.TimersAs))
+	}
+	p.between("otlp.batch_size", o.BatchSize, 1, maxOTLPBatch, " data points")
+	p.positive("otlp.timeout", o.Timeout)
+	p.between("otlp.concurrency", o.Concurrency, 1, maxCount, "")
+	p.between("otlp.max_attempts", o.MaxAttempts, 1, maxCount, "")
+	p.between("otlp.backlog", o.Backlog, 0, maxCount, " data points (0: keep nothing undelivered)")
+	p.positive("otlp.max_age", o.MaxAge)
 }

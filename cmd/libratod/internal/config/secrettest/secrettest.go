@@ -12,7 +12,7 @@ import "strings"
 const (
 	Token  = "zqxkwjvhpmt7R3b9"     // the Librato token
 	Email  = "qqzkwxjv@vy-hh.io"    // the Librato email (HTTP Basic user)
-	Number = "98765432109876543210" // a token that TOML reads as a number
+	Number = "77777777777777777777" // a token that TOML reads as a number (one run of four, "7777", so that the digits of a temporary path or a port rarely look like it)
 	Hex    = "0x7f3e9b2dZ"          // a token that looks like a hex number
 )
 
