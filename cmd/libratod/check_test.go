@@ -145,3 +145,80 @@ func TestCheckOnlineFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckOnlineOTLP runs -check -online with the OTLP output on (and
+// Librato off): the endpoint accepts the token, refuses it, answers 503,
+// or is not there; the verdict and the exit code follow, and nothing
+// printed holds the token or a header value.
+func TestCheckOnlineOTLP(t *testing.T) {
+	const token, header = "otlpTok3nXYZ", "h3aderS3cret"
+	accept := func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token || r.Header.Get("X-Team") != header ||
+			r.URL.Path != "/otlp/v1/metrics" || r.Method != http.MethodPost {
+			http.Error(w, "wrong request", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}
+	echo := func(code int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "refused "+r.Header.Get("Authorization")+" "+r.Header.Get("X-Team"), code)
+		}
+	}
+	tests := map[string]struct {
+		handler http.HandlerFunc // nil: a closed port
+		code    int
+		lines   []string
+	}{
+		"accepted": {accept, exitOK, []string{"reach: ok (DNS and TCP; plain http, no TLS)",
+			"credentials: accepted (HTTP 200)", "online check (otlp): passed"}},
+		"rejected": {echo(401), exitFail, []string{"reach: ok", "credentials: REJECTED (HTTP 401)",
+			"online check (otlp): FAILED"}},
+		"unavailable": {echo(503), exitFail, []string{"reach: ok", "credentials: UNKNOWN", "online check (otlp): FAILED"}},
+		"refused":     {nil, exitFail, []string{"reach: FAILED at TCP", "credentials: not checked", "online check (otlp): FAILED"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var url string
+			if tc.handler != nil {
+				srv := httptest.NewServer(tc.handler)
+				t.Cleanup(srv.Close)
+				url = srv.URL
+			} else {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				url = "http://" + ln.Addr().String()
+				ln.Close()
+			}
+			cfg := writeConfig(t, fmt.Sprintf("[librato]\nenabled = false\n[otlp]\nendpoint = %q\ntoken = %q\nheaders = { X-Team = %q }\n",
+				url+"/otlp", token, header))
+			var out, errb bytes.Buffer
+			code := run([]string{"-config", cfg, "-check", "-online"}, &out, &errb, noEnv)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			all := out.String() + errb.String()
+			if !strings.Contains(all, "online check (otlp): POST "+url+"/otlp/v1/metrics\n") {
+				t.Errorf("output does not name the request:\n%s", all)
+			}
+			for _, l := range tc.lines {
+				if !strings.Contains(all, l) {
+					t.Errorf("output lacks %q:\n%s", l, all)
+				}
+			}
+			if strings.Contains(all, "online check: GET") {
+				t.Errorf("Librato is off but was checked:\n%s", all)
+			}
+			for _, s := range []string{token, header, "Tok3n", "S3cret"} {
+				if strings.Contains(all, s) {
+					t.Errorf("output shows %q:\n%s", s, all)
+				}
+			}
+			if !strings.Contains(all, "otlp credentials: token set, headers X-Team (values not shown)") {
+				t.Errorf("-check's description of the OTLP output:\n%s", all)
+			}
+		})
+	}
+}

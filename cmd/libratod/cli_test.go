@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"net"
 	"net/http"
 	"os"
@@ -261,6 +263,63 @@ listen = ""
 	out := stdout.String()
 	if !strings.HasPrefix(out, "POST https://metrics-api.librato.com/v1/measurements\n") || !strings.Contains(out, `{"name":"dry.hits","value":1}`) {
 		t.Errorf("dry-run output:\n%s", out)
+	}
+}
+
+// TestDryRunOTLP runs the binary with -dry-run and the OTLP output on
+// beside Librato: each output's request is printed, the OTLP one as an
+// OTLP/JSON line that the upstream decoder reads, with the counter's
+// value; nothing is sent (the endpoint does not exist).
+func TestDryRunOTLP(t *testing.T) {
+	bin := buildBinary(t)
+	cfgPath := writeConfig(t, `
+[listen]
+udp = "127.0.0.1:0"
+tcp = ""
+[metrics]
+listen = ""
+[otlp]
+endpoint = "https://otlp.invalid"
+temporality = "delta"
+`)
+	cmd, udp, _, stdout, stderr := startBinary(t, bin, cfgPath, "-dry-run")
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "dry.hits:2|c|#env:x\n")
+	c.Close()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := testproc.WaitExit(t, cmd); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, `"name":"dry.hits"`) || !strings.Contains(out, "POST https://metrics-api.librato.com/v1/measurements\n") {
+		t.Fatalf("dry-run output:\n%s", out)
+	}
+	var found bool
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, `{"resourceMetrics"`) {
+			continue
+		}
+		var md metricsv1.MetricsData
+		if err := protojson.Unmarshal([]byte(line), &md); err != nil {
+			t.Fatalf("an OTLP/JSON line the upstream decoder refuses: %v\n%s", err, line)
+		}
+		for _, rm := range md.ResourceMetrics {
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					if m.Name == "dry.hits" && len(m.GetSum().GetDataPoints()) == 1 && m.GetSum().DataPoints[0].GetAsDouble() == 2 {
+						found = true
+					}
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no OTLP/JSON request with dry.hits = 2:\n%s", out)
 	}
 }
 

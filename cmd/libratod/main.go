@@ -48,8 +48,8 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/libratod.toml", "path of the TOML configuration `file`")
 	check := fs.Bool("check", false, "validate the configuration, print what libratod would do, and exit")
-	online := fs.Bool("online", false, "with -check: also send one read-only, authenticated request to librato.url and report reachability, credentials and rate-limit headers (exit 1 unless all pass)")
-	dryRun := fs.Bool("dry-run", false, "write each Librato request to standard output instead of sending it (no token needed)")
+	online := fs.Bool("online", false, "with -check: also send one authenticated request to each output (a read-only GET to librato.url, an empty OTLP request to otlp.endpoint) and report reachability and credentials (and Librato's rate-limit headers); exit 1 unless all pass")
+	dryRun := fs.Bool("dry-run", false, "write each request to standard output instead of sending it: Librato's as JSON, OTLP's as OTLP/JSON, one a line (no token needed)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	health := fs.Bool("health", false, "ask the running daemon's /healthz (at metrics.listen in the config); exit 0 if it answers 200, else 1")
 	if err := fs.Parse(args); err != nil {

@@ -72,6 +72,9 @@ func (c *Config) Describe(w io.Writer) {
 	line("limits", "%d series (0: none), %d timer values a series before percentiles are estimated", a.MaxSeries, a.MaxTimerSamples)
 
 	lb := &c.Librato
+	if !lb.Enabled {
+		line("librato", "off")
+	}
 	line("api", "%s", lb.API)
 	line("url", "%s", redactURL(lb.URL))
 	if lb.API == APILegacy {
@@ -97,6 +100,19 @@ func (c *Config) Describe(w io.Writer) {
 	}
 	if c.Aggregate.MinLevel != "" {
 		line("min level", "%s", c.Aggregate.MinLevel)
+	}
+	if o := &c.OTLP; !o.On() {
+		line("otlp", "off")
+	} else {
+		line("otlp", "%s/v1/metrics (%s, timers as %s)", strings.TrimSuffix(redactURL(o.Endpoint), "/"), o.Temporality, o.TimersAs)
+		line("otlp requests", "%d points each, %d at once, timeout %s, %d attempts, gzip %s",
+			o.BatchSize, o.Concurrency, o.Timeout, o.MaxAttempts, onOff(o.Gzip))
+		line("otlp backlog", "%d points, dropped after %s", o.Backlog, o.MaxAge)
+		if lb.SpoolDir != "" {
+			line("otlp spool", "%s/otlp", strings.TrimSuffix(lb.SpoolDir, "/"))
+		}
+		names := slices.Sorted(maps.Keys(o.Headers))
+		line("otlp credentials", "token %s, headers %s (values not shown)", setOrEmpty(o.Token != ""), orNone(strings.Join(names, ", ")))
 	}
 
 	tags := make([]string, 0, len(c.Tags))
