@@ -196,7 +196,7 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 
 	// The ingest stage, then the listeners that feed it.
 	var events ingest.EventSink
-	if cfg.Librato.EventsStream != "" {
+	if cfg.Librato.EventsStream != "" && cfg.Librato.Enabled { // events are Librato annotations
 		events = &flusher.EventAnnotations{Stream: cfg.Librato.EventsStream, Host: host, Queue: d.parts.annotations,
 			Dropped: fm.Annotation("dropped"), Now: time.Now}
 	}
