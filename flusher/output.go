@@ -97,9 +97,8 @@ type lane[B any] struct {
 	set  atomic.Pointer[settings]
 	m    *laneMetrics
 
-	backlog  backlog[B]
-	stops    stopList
-	inflight sync.WaitGroup
+	backlog backlog[B]
+	stops   stopList
 
 	// built counts the items built for delivery (including those dropped
 	// before a request was made), sent and dropped what became of them;

@@ -215,12 +215,12 @@ func TestOTLPCollectorDownThenUp(t *testing.T) {
 	}
 	eventually.Require(t, 10*time.Second, func() bool { return libratoTotal() == 6 }, "Librato got every period while the collector is down")
 	col.Start()
-	mds := col.WaitFor(t, func(mds []*metricsv1.MetricsData) bool {
+	col.WaitFor(t, func(mds []*metricsv1.MetricsData) bool {
 		p := otlpPoints(mds)["down.c{env=test}"]
 		return p != nil && p.value >= 6
 	}, 30*time.Second)
 	stop()
-	mds = col.WaitFor(t, func([]*metricsv1.MetricsData) bool { return true }, time.Second)
+	mds := col.WaitFor(t, func([]*metricsv1.MetricsData) bool { return true }, time.Second)
 	if p := otlpPoints(mds)["down.c{env=test}"]; p == nil || p.value != 6 {
 		t.Errorf("down.c after the collector came back: %+v, want 1+2+3 = 6 once", p)
 	}
