@@ -183,6 +183,35 @@ func (s *Series) CardinalityExact() bool { return s.x == nil || s.x.hll == nil }
 // that received more than Config.MaxTimerSamples values.
 func (s *Series) PercentilesExact() bool { return s.x == nil || s.x.sketch == nil }
 
+// EachBucket calls fn for each non-empty bucket of a timer's sketch (when
+// PercentilesExact is false; otherwise it does nothing and returns 0), in
+// increasing order of index, positive values' buckets first, and returns
+// the number of zero values. A bucket of the given index holds the values
+// whose magnitude is in (2^(index/64), 2^((index+1)/64)] (the bucket of
+// that index at OTLP scale SketchScale), of negative values when negative
+// is set; count is how many values it holds, unweighted (the sample rates
+// scale Count, not the buckets). The buckets add up, with the zeros, to
+// the number of values received. Values far below the largest of their
+// sign are counted in the lowest kept bucket (see Percentiles).
+func (s *Series) EachBucket(fn func(index int32, negative bool, count uint64)) (zero uint64) {
+	if s.PercentilesExact() {
+		return 0
+	}
+	k := s.x.sketch
+	for _, st := range [...]struct {
+		s   *store
+		neg bool
+	}{{&k.pos, false}, {&k.neg, true}} {
+		for j, c := range st.s.counts {
+			if c > 0 {
+				// Sketch bucket i is (γ^(i-1), γ^i]: OTLP's i-1.
+				fn(int32(st.s.offset+j-1), st.neg, c)
+			}
+		}
+	}
+	return k.zero
+}
+
 // samples returns the number of timer values received, unweighted.
 func (s *Series) samples() int {
 	if s.TimerStats == nil {
@@ -211,13 +240,13 @@ type Percentile struct {
 //
 // Past Config.MaxTimerSamples values (PercentilesExact is false) the
 // results come from the sketch: Count is exact, Min is the exact smallest
-// value, Max (the p-th percentile) is within ±1% of the true k-th value,
-// and Sum is within 1% of the true sum of the lowest k values (1% of the
-// sum of their absolute values when signs are mixed), SumSquares within
-// 2.01%; Variance is derived from those two (an estimate, which can lose
-// precision to cancellation when the values are large and close). Values
-// more than 17.8 decades below the largest of their sign lose that bound
-// (see the sketch).
+// value, Max (the p-th percentile) is within ±0.55% (α = 0.5415%) of the
+// true k-th value, and Sum is within α of the true sum of the lowest k
+// values (α of the sum of their absolute values when signs are mixed),
+// SumSquares within 1.09%; Variance is derived from those two (an
+// estimate, which can lose precision to cancellation when the values are
+// large and close). Values more than 9.6 decades (2^32) below the largest
+// of their sign lose that bound (see the sketch).
 func (s *Series) Percentiles(ps []float64, out []Percentile, ok []bool) ([]Percentile, []bool) {
 	if s.TimerStats == nil {
 		for range ps {

@@ -5,39 +5,53 @@ import "math"
 // A sketch holds a timer's values once there are more than
 // Config.MaxTimerSamples of them. It is a DDSketch-style histogram
 // (Masson, Rim and Lee, VLDB 2019): a positive value v is counted in bucket
-// i = ceil(log_γ v), which holds (γ^(i-1), γ^i], with γ = (1+α)/(1-α).
-// Every value of bucket i is estimated by 2γ^i/(γ+1), which is within α of
-// it relatively: |estimate - v| <= α·|v|. Negative values are counted by
-// their absolute value in a second store and zeros in a count of their own.
+// i = ceil(log_γ v), which holds (γ^(i-1), γ^i], with γ = 2^(1/64), the
+// base of OTLP's exponential histograms at scale 6: bucket i is OTLP's
+// bucket i-1 (see SketchScale and Series.EachBucket). Every value of
+// bucket i is estimated by 2γ^i/(γ+1), which is within α = (γ-1)/(γ+1)
+// (0.54%) of it relatively: |estimate - v| <= α·|v|. Negative values are
+// counted by their absolute value in a second store and zeros in a count
+// of their own.
 //
 // Each store keeps at most sketchMaxBuckets contiguous buckets. Past that,
 // the lowest buckets are merged into the lowest kept one, so values more
-// than γ^sketchMaxBuckets (about 5.9e17, 17.8 decades) below the largest of
-// their sign are over-estimated in absolute value: a positive one is
-// reported as the smallest value that still has its own bucket, a negative
-// one comes out too far from zero (too low). Values within that span keep
-// the ±α bound.
+// than γ^sketchMaxBuckets (2^32, about 4.3e9, 9.6 decades) below the
+// largest of their sign are over-estimated in absolute value: a positive
+// one is reported as the smallest value that still has its own bucket, a
+// negative one comes out too far from zero (too low). Values within that
+// span keep the ±α bound.
 //
 // Counts are unweighted (a sample rate does not change them), as for the
 // exact percentiles.
 const (
-	// sketchAlpha is the relative accuracy α of every value estimate.
-	sketchAlpha = 0.01
-	// sketchGamma is γ, the ratio between the bounds of a bucket.
-	sketchGamma = (1 + sketchAlpha) / (1 - sketchAlpha)
+	// sketchGamma is γ = 2^(1/64), the ratio between the bounds of a
+	// bucket.
+	sketchGamma = 1.010889286051700460020409790561860524388
+	// sketchAlpha is the relative accuracy α = (γ-1)/(γ+1) of every
+	// value estimate.
+	sketchAlpha = (sketchGamma - 1) / (sketchGamma + 1)
 	// sketchLnGamma is ln γ and sketchLnOneMinusAlpha ln(1-α) (a test
 	// checks them against math.Log).
-	sketchLnGamma         = 0.020000666706669435052
-	sketchLnOneMinusAlpha = -0.010050335853501450589
+	sketchLnGamma         = math.Ln2 / (1 << SketchScale)
+	sketchLnOneMinusAlpha = -0.00542987453885212741833664060607817553705
+	// sketchIndexFactor is 1/ln γ: ln v times it is log_γ v.
+	sketchIndexFactor = math.Log2E * (1 << SketchScale)
 	// sketchMaxBuckets bounds the buckets of each store: at most 16 KiB
-	// of counts a store.
+	// of counts a store, 32 octaves.
 	sketchMaxBuckets = 2048
 	// sketchMinBuckets is the size of a store's first allocation.
 	sketchMinBuckets = 64
 	// sketchMaxIndex bounds bucket indexes; every finite float64 has
-	// |index| < 37,300, and the bound keeps NaN and infinities harmless.
-	sketchMaxIndex = 1 << 16
+	// |index| <= 1074·64 = 68,736, and the bound keeps NaN and
+	// infinities harmless.
+	sketchMaxIndex = 1 << 17
 )
+
+// SketchScale is the scale, in OTLP's terms, of the buckets in which a
+// timer past Config.MaxTimerSamples counts its values: a bucket holds the
+// magnitudes in (2^(i/2^SketchScale), 2^((i+1)/2^SketchScale)] for some
+// index i (see Series.EachBucket).
+const SketchScale = 6
 
 type sketch struct {
 	pos, neg store // positive values, and negative ones by absolute value
@@ -96,15 +110,22 @@ func (a *lowestAcc) take(v float64, count uint64) {
 	}
 }
 
-// sketchIndex returns the bucket of v > 0.
+// sketchIndex returns the bucket of v > 0: ceil(log_γ v). It is computed
+// as OTLP's reference mapping computes its index (otlp.BucketIndex), plus
+// one: a power of two is exact (it is a bucket's upper bound), elsewhere
+// the logarithm may put a value within about 1e-15 relative of a bound in
+// the neighbouring bucket. Subnormal numbers are scaled first: on amd64
+// math.Log returns about -709 for every one of them (golang/go#56600).
 func sketchIndex(v float64) int {
+	frac, exp := math.Frexp(v) // v = frac·2^exp, frac in [0.5, 1)
 	var f float64
-	if v < 0x1p-1022 {
-		// On amd64 math.Log returns about -709 for every subnormal
-		// number (golang/go#56600): scale them first.
-		f = (math.Log(v*0x1p54) - 54*math.Ln2) / sketchLnGamma
-	} else {
-		f = math.Log(v) / sketchLnGamma
+	switch {
+	case frac == 0.5: // v = 2^(exp-1)
+		f = float64((exp - 1) << SketchScale)
+	case v < 0x1p-1022:
+		f = math.Ceil((math.Log(v*0x1p54) - 54*math.Ln2) * sketchIndexFactor)
+	default:
+		f = math.Ceil(math.Log(v) * sketchIndexFactor)
 	}
 	if !(f > -sketchMaxIndex) { // also NaN
 		return -sketchMaxIndex
@@ -112,7 +133,7 @@ func sketchIndex(v float64) int {
 	if f > sketchMaxIndex {
 		return sketchMaxIndex
 	}
-	return int(math.Ceil(f))
+	return int(f)
 }
 
 // sketchValue returns the estimate of every value of bucket i,

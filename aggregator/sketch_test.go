@@ -1,22 +1,81 @@
 package aggregator
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"sort"
 	"testing"
 
+	"github.com/libratod/libratod/otlp"
 	"github.com/libratod/libratod/parser"
 )
 
 func TestSketchConstants(t *testing.T) {
-	if got := math.Log(sketchGamma); math.Abs(got-sketchLnGamma) > 1e-15*got {
-		t.Errorf("sketchLnGamma = %v, math.Log(γ) = %v", sketchLnGamma, got)
+	if got := math.Pow(2, 1.0/(1<<SketchScale)); got != sketchGamma {
+		t.Errorf("sketchGamma = %v, 2^(1/64) = %v", sketchGamma, got)
 	}
-	if got := math.Log(1 - sketchAlpha); math.Abs(got-sketchLnOneMinusAlpha) > -1e-15*got {
+	if got := math.Log(2) / (1 << SketchScale); math.Abs(got-sketchLnGamma) > 1e-15*got {
+		t.Errorf("sketchLnGamma = %v, ln 2 / 64 = %v", sketchLnGamma, got)
+	}
+	if got := math.Log1p(-sketchAlpha); math.Abs(got-sketchLnOneMinusAlpha) > -1e-14*got {
 		t.Errorf("sketchLnOneMinusAlpha = %v, math.Log(1-α) = %v", sketchLnOneMinusAlpha, got)
+	}
+	if got := (sketchGamma - 1) / (sketchGamma + 1); math.Abs(got-0.005415159415902569) > 1e-15 {
+		t.Errorf("α = %v, want 0.5415%%", got)
+	}
+}
+
+// TestSketchIndexIsOTLP checks that sketch bucket i, (γ^(i-1), γ^i], is
+// OTLP's bucket i-1 at scale 6, (b^(i-1), b^i]: the two index rules agree
+// on powers of two (bucket bounds), their neighbours and random values over
+// the whole range of normal numbers, and every value lies within its
+// bucket's bounds. Subnormal numbers are only checked against the bounds:
+// otlp.BucketIndex takes math.Log of them as they are, which on amd64 is
+// wrong (golang/go#56600).
+func TestSketchIndexIsOTLP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var vals []float64
+	for e := -1022; e <= 1023; e++ {
+		p := math.Ldexp(1, e)
+		vals = append(vals, p, math.Nextafter(p, 0), math.Nextafter(p, math.Inf(1)))
+	}
+	for j := range 64 {
+		vals = append(vals, math.Pow(sketchGamma, float64(j)))
+	}
+	for range 200000 {
+		vals = append(vals, math.Ldexp(0.5+rng.Float64()/2, rng.IntN(2046)-1021))
+	}
+	vals = append(vals, 1.0101, 42.5, 1e3, math.MaxFloat64)
+	for _, v := range vals {
+		if v < 0x1p-1022 || math.IsInf(v, 0) {
+			continue
+		}
+		i := sketchIndex(v)
+		if want := int(otlp.BucketIndex(v)) + 1; i != want {
+			t.Fatalf("sketchIndex(%v) = %d, otlp.BucketIndex+1 = %d", v, i, want)
+		}
+		checkInBucket(t, v, i)
+	}
+	for _, v := range []float64{math.SmallestNonzeroFloat64, 1e-320, 1e-310, 0x1p-1023, math.Nextafter(0x1p-1022, 0)} {
+		checkInBucket(t, v, sketchIndex(v))
+	}
+}
+
+// checkInBucket fails unless v is within the bounds of bucket i,
+// (2^((i-1)/64), 2^(i/64)], but for rounding (1e-14 relative).
+func checkInBucket(t *testing.T, v float64, i int) {
+	t.Helper()
+	lo := math.Exp2(float64(i-1) / (1 << SketchScale))
+	hi := math.Exp2(float64(i) / (1 << SketchScale))
+	if i == 1<<(SketchScale+10) { // hi is 2^1024
+		hi = math.MaxFloat64
+	}
+	if !(v > lo*(1-1e-14) && v <= hi*(1+1e-14)) {
+		t.Fatalf("%v in bucket %d, (%v, %v]", v, i, lo, hi)
 	}
 }
 
@@ -72,8 +131,8 @@ func TestSketchPercentiles(t *testing.T) {
 			return r.Float64() * 10
 		},
 		"integers": func(r *rand.Rand) float64 { return float64(r.IntN(50)) },
-		// 15.6 decades: within the span of a full store.
-		"wide": func(r *rand.Rand) float64 { return math.Exp(r.Float64()*36 - 18) },
+		// 9 decades: within the span of a full store (9.6).
+		"wide": func(r *rand.Rand) float64 { return math.Exp(r.Float64()*20.7 - 10.35) },
 	}
 	for name, g := range gen {
 		t.Run(name, func(t *testing.T) {
@@ -285,4 +344,57 @@ func BenchmarkSketchAdd(b *testing.B) {
 		k.add(vals[i&(len(vals)-1)])
 		i++
 	}
+}
+
+// TestEachBucket checks the accessor the OTLP output builds its histograms
+// from: nothing while the values are exact; past the bound, each value
+// counted once in its OTLP bucket of its sign, zeros apart, in increasing
+// order of index, positive buckets first.
+func TestEachBucket(t *testing.T) {
+	vals := []float64{0, 1, 2, 3, -3, -0.5, 0, 1e6, 1.0001, 1, -1e-9}
+	type bucket struct {
+		index int32
+		neg   bool
+	}
+	run := func(bound int) (map[bucket]uint64, []bucket, uint64) {
+		a := New(Config{MaxTimerSamples: bound})
+		for _, v := range vals {
+			addAll(t, a, timer("t", v, 0.5))
+		}
+		got := map[bucket]uint64{}
+		var order []bucket
+		zero := only(t, a.Snapshot()).EachBucket(func(i int32, neg bool, c uint64) {
+			got[bucket{i, neg}] += c
+			order = append(order, bucket{i, neg})
+		})
+		return got, order, zero
+	}
+	if got, _, zero := run(100); len(got) != 0 || zero != 0 {
+		t.Errorf("exact values: buckets %v, zero %d; want none", got, zero)
+	}
+	got, order, zero := run(5)
+	want := map[bucket]uint64{}
+	for _, v := range vals {
+		if v != 0 {
+			want[bucket{otlp.BucketIndex(v), v < 0}]++
+		}
+	}
+	if zero != 2 || !maps.Equal(got, want) {
+		t.Errorf("buckets %v, zero %d; want %v, 2", got, zero, want)
+	}
+	if !slices.IsSortedFunc(order, func(a, b bucket) int {
+		if a.neg != b.neg {
+			return cmp.Compare(sign(a.neg), sign(b.neg))
+		}
+		return cmp.Compare(a.index, b.index)
+	}) {
+		t.Errorf("buckets in order %v", order)
+	}
+}
+
+func sign(neg bool) int {
+	if neg {
+		return 1
+	}
+	return 0
 }

@@ -3,6 +3,7 @@ package flusher
 import (
 	"sync"
 
+	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/otlp"
 )
 
@@ -85,11 +86,12 @@ func (c *cumulative) counter(key []byte, start int64, v float64) cumState {
 	return *st
 }
 
-// histogram adds a period's timer values (unweighted) and their weighted
-// count, sum and extremes to the timer key and returns its state after.
-// The returned state shares its bucket maps with the kept one: the caller
-// reads them before the next call.
-func (c *cumulative) histogram(key []byte, start int64, values []float64, count, sum, lo, hi float64) cumState {
+// histogram adds a period's timer values (unweighted: sr's Values, or the
+// buckets of its sketch past aggregate.max_timer_samples) and their
+// weighted count, sum and extremes to the timer key and returns its state
+// after. The returned state shares its bucket maps with the kept one: the
+// caller reads them before the next call.
+func (c *cumulative) histogram(key []byte, start int64, sr *aggregator.Series, count, sum, lo, hi float64) cumState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, _ := c.state(key, start)
@@ -100,7 +102,16 @@ func (c *cumulative) histogram(key []byte, start int64, values []float64, count,
 	st.total += count
 	st.sum += sum
 	st.min, st.max = min(st.min, lo), max(st.max, hi)
-	for _, v := range values {
+	if !sr.PercentilesExact() {
+		st.zero += sr.EachBucket(func(i int32, neg bool, n uint64) {
+			if neg {
+				st.neg[i] += n
+			} else {
+				st.pos[i] += n
+			}
+		})
+	}
+	for _, v := range sr.Values {
 		switch {
 		case v > 0:
 			st.pos[otlp.BucketIndex(v)]++

@@ -138,16 +138,17 @@ func (ob *otlpBuilder) counter(sr *aggregator.Series, p otlp.Point) bool {
 
 // histogram adds a timer's exponential histogram. Its buckets hold the
 // values the aggregator kept (every one, up to aggregate.max_timer_samples
-// a period), scaled to the weighted count; count, sum, min and max are
-// exact. With cumulative temporality the buckets, count and sum run on
-// from the series' start.
+// a period) or, past that bound, the buckets of its sketch (the same ones,
+// at otlp.HistogramScale), scaled to the weighted count; count, sum, min
+// and max are exact. With cumulative temporality the buckets, count and
+// sum run on from the series' start.
 func (ob *otlpBuilder) histogram(sr *aggregator.Series, p otlp.Point) bool {
 	ob.hist.Reset()
 	count, sum, lo, hi := sr.Count, sr.Sum, sr.Min, sr.Max
 	p.Temporality = otlp.Delta
 	if ob.cum != nil {
 		ob.key = seriesKey(ob.key[:0], p.Name, p.Attributes)
-		st := ob.cum.histogram(ob.key, ob.start, sr.Values, count, sum, lo, hi)
+		st := ob.cum.histogram(ob.key, ob.start, sr, count, sum, lo, hi)
 		p.Temporality, p.Start = otlp.Cumulative, st.start
 		count, sum, lo, hi = st.total, st.sum, st.min, st.max
 		for i, c := range st.pos {
@@ -157,8 +158,10 @@ func (ob *otlpBuilder) histogram(sr *aggregator.Series, p otlp.Point) bool {
 			ob.hist.AddBucket(i, true, c)
 		}
 		ob.hist.AddZero(st.zero)
-	} else {
+	} else if sr.PercentilesExact() {
 		ob.hist.Add(sr.Values...)
+	} else {
+		ob.hist.AddZero(sr.EachBucket(ob.hist.AddBucket))
 	}
 	return ob.hist.Append(ob.b, p, count, sum, lo, hi) == nil && ob.added()
 }

@@ -256,3 +256,137 @@ func attrKey(attrs []*commonv1.KeyValue) string {
 	sort.Strings(kv)
 	return strings.Join(kv, ",")
 }
+
+// sketchTimerLines returns 100 lines of timer t at rate (every value a
+// multiple of 1/64, so that sums are exact in any order): positive values
+// over six decades, powers of two (bucket bounds), negative ones and
+// zeros.
+func sketchTimerLines(rate string) ([]string, []float64) {
+	var lines []string
+	var vals []float64
+	for i := range 100 {
+		var v float64
+		switch {
+		case i%17 == 0:
+			v = 0
+		case i%7 == 0:
+			v = math.Ldexp(1, i%13-4)
+		default:
+			v = math.Floor(math.Exp(float64(i)*0.16)) / 64
+		}
+		if i%5 == 1 {
+			v = -v
+		}
+		vals = append(vals, v)
+		lines = append(lines, "t:"+strconv.FormatFloat(v, 'g', -1, 64)+"|ms"+rate)
+	}
+	return lines, vals
+}
+
+// checkSketchHistogram checks a timer's histogram against the values it
+// stands for, each of weight w: count, sum, min and max exact, every value
+// counted (times w) in the bucket of scale 6 that holds it, nothing else
+// counted, the buckets adding up to the count.
+func checkSketchHistogram(t *testing.T, h *metricsv1.ExponentialHistogramDataPoint, vals []float64, w float64) {
+	t.Helper()
+	if h == nil {
+		t.Fatal("no histogram")
+	}
+	var sum float64
+	lo, hi := math.Inf(1), math.Inf(-1)
+	want := map[[2]int32]uint64{} // {negative, index}: count
+	var zero uint64
+	for _, v := range vals {
+		sum += v * w
+		lo, hi = min(lo, v), max(hi, v)
+		switch {
+		case v == 0:
+			zero += uint64(w)
+		case v < 0:
+			want[[2]int32{1, otlp.BucketIndex(v)}] += uint64(w)
+		default:
+			want[[2]int32{0, otlp.BucketIndex(v)}] += uint64(w)
+		}
+	}
+	n := uint64(float64(len(vals)) * w)
+	if h.Count != n || h.GetSum() != sum || h.GetMin() != lo || h.GetMax() != hi {
+		t.Fatalf("count, sum, min, max = %d, %v, %v, %v; want %d, %v, %v, %v",
+			h.Count, h.GetSum(), h.GetMin(), h.GetMax(), n, sum, lo, hi)
+	}
+	if h.Scale != otlp.HistogramScale {
+		t.Fatalf("scale %d, want %d", h.Scale, otlp.HistogramScale)
+	}
+	// A bucket of scale 6 is (b^i, b^(i+1)], b = 2^(1/64): its midpoint
+	// is within (b-1)/(b+1) = 0.54% of every value in it.
+	base := math.Exp2(math.Exp2(-float64(h.Scale)))
+	if rel := (base - 1) / (base + 1); rel > 0.01 {
+		t.Fatalf("buckets %v wide", rel)
+	}
+	got := map[[2]int32]uint64{}
+	total := h.ZeroCount
+	for s, b := range []*metricsv1.ExponentialHistogramDataPoint_Buckets{h.Positive, h.Negative} {
+		for j, c := range b.GetBucketCounts() {
+			if c > 0 {
+				got[[2]int32{int32(s), b.GetOffset() + int32(j)}] = c
+			}
+			total += c
+		}
+	}
+	if total != h.Count {
+		t.Errorf("buckets add up to %d, count %d", total, h.Count)
+	}
+	if h.ZeroCount != zero {
+		t.Errorf("zero count %d, want %d", h.ZeroCount, zero)
+	}
+	for k, c := range want {
+		if got[k] != c {
+			t.Errorf("bucket %v (sign, index) = %d, want %d", k, got[k], c)
+		}
+	}
+	for k, c := range got {
+		if want[k] == 0 {
+			t.Errorf("bucket %v (sign, index) = %d, holding no value", k, c)
+		}
+	}
+}
+
+// TestOTLPHistogramPastSampleBound checks a timer with more values than
+// MaxTimerSamples: its histogram comes from the aggregator's sketch, with
+// the same buckets as from the values, delta and cumulative.
+func TestOTLPHistogramPastSampleBound(t *testing.T) {
+	if aggregator.SketchScale != otlp.HistogramScale {
+		t.Fatalf("the sketch's buckets are at scale %d, OTLP's at %d", aggregator.SketchScale, otlp.HistogramScale)
+	}
+	for _, c := range []struct {
+		rate string
+		w    float64
+	}{{"", 1}, {"|@0.25", 4}} {
+		t.Run("delta"+c.rate, func(t *testing.T) {
+			lines, vals := sketchTimerLines(c.rate)
+			snap := fixture.Snapshot(t, aggregator.Config{MaxTimerSamples: 10}, lines...)
+			m := &OTLPMapping{Temporality: otlp.Delta, BatchSize: 100}
+			bs, res := buildSnapshot(m, Config{}, nil, 0, 10e9, snap)
+			if res.Measurements != 1 || res.Dropped != 0 {
+				t.Fatalf("result %+v, want the timer's point", res)
+			}
+			checkSketchHistogram(t, decodeBatches(t, bs)["t "].hist, vals, c.w)
+		})
+		t.Run("cumulative"+c.rate, func(t *testing.T) {
+			lines, vals := sketchTimerLines(c.rate)
+			m := &OTLPMapping{Temporality: otlp.Cumulative, BatchSize: 100}
+			cum := newCumulative(10)
+			// The first period's 30 values are kept, the second's 100
+			// are in a sketch: the running histogram holds both.
+			snap := fixture.Snapshot(t, aggregator.Config{MaxTimerSamples: 1000}, lines[:30]...)
+			if _, res := buildSnapshot(m, Config{}, cum, 0, 10e9, snap); res.Dropped != 0 {
+				t.Fatalf("period 1: %+v", res)
+			}
+			snap = fixture.Snapshot(t, aggregator.Config{MaxTimerSamples: 10}, lines...)
+			bs, res := buildSnapshot(m, Config{}, cum, 10e9, 20e9, snap)
+			if res.Measurements != 1 || res.Dropped != 0 {
+				t.Fatalf("period 2: result %+v, want the timer's point", res)
+			}
+			checkSketchHistogram(t, decodeBatches(t, bs)["t "].hist, append(vals[:30:30], vals...), c.w)
+		})
+	}
+}
