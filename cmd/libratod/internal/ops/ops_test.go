@@ -767,6 +767,11 @@ func TestReadmeOperations(t *testing.T) {
 	if len(env) == 0 {
 		t.Fatal("the Operations section names no variable")
 	}
+	// Where it says how the token reaches the daemon, it says it of the
+	// OTLP output's token too.
+	if _, ok := env["LIBRATOD_OTLP_TOKEN"]; !ok {
+		t.Error("README Operations does not name LIBRATOD_OTLP_TOKEN, the OTLP output's token")
+	}
 	l := &lookups{}
 	if _, err := config.Parse(nil, l.get); err != nil {
 		t.Fatal(err)
@@ -785,7 +790,7 @@ func TestReadmeOperations(t *testing.T) {
 		}
 		own.WriteString(line)
 	}
-	keys := regexp.MustCompile("`(listen|aggregate|librato|log|metrics)\\.([a-z_]+)[` ]").FindAllStringSubmatch(own.String(), -1)
+	keys := regexp.MustCompile("`(listen|aggregate|librato|otlp|log|metrics)\\.([a-z_]+)[` ]").FindAllStringSubmatch(own.String(), -1)
 	if len(keys) < 10 {
 		t.Errorf("the Operations section names only %d keys", len(keys))
 	}
@@ -847,13 +852,6 @@ type k8sProbe struct {
 		Path string `yaml:"path"`
 		Port string `yaml:"port"`
 	} `yaml:"httpGet"`
-}
-
-// parseDeployment parses the Kubernetes example at path as YAML: one
-// document, a Deployment.
-func parseDeployment(t *testing.T, path string) k8sDeployment {
-	t.Helper()
-	return parseDeploymentText(t, path, readFile(t, path))
 }
 
 // parseDeploymentText parses text, the Kubernetes example at path (or a

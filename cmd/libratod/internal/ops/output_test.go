@@ -213,3 +213,34 @@ func TestAlertsByOutput(t *testing.T) {
 		t.Errorf("only %d alerts on delivery metrics: the parse is broken", n)
 	}
 }
+
+// TestReadmeSelfMetricsOutput checks the README's Self-metrics table
+// writes every delivery metric with its output label (the spool's, which
+// carry it as a constant label, are said to in one sentence), and says
+// what output="" means.
+func TestReadmeSelfMetricsOutput(t *testing.T) {
+	_, section, ok := strings.Cut(readFile(t, readmePath), "\n## Self-metrics\n")
+	if !ok {
+		t.Fatal(`README.md has no "## Self-metrics" section`)
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	if !strings.Contains(section, "`output=\"\"`") || !strings.Contains(section, "every `libratod_spool_*` metric") {
+		t.Error(`Self-metrics does not say what output="" means or that the spool's metrics carry output`)
+	}
+	row := regexp.MustCompile("(?m)^\\| `(libratod_[a-z_]+)(\\{[a-z_,]*\\})?`")
+	n := 0
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		if !deliveryMetric.MatchString(m[1]) || strings.HasPrefix(m[1], "libratod_spool_") {
+			continue
+		}
+		n++
+		if !slices.Contains(strings.Split(strings.Trim(m[2], "{}"), ","), "output") {
+			t.Errorf("Self-metrics writes %s%s without its output label", m[1], m[2])
+		}
+	}
+	if n < 10 {
+		t.Errorf("only %d delivery metrics in the Self-metrics table: the parse is broken", n)
+	}
+}
