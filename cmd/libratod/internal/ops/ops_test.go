@@ -272,6 +272,10 @@ func TestSystemdEnvExample(t *testing.T) {
 	if string(cfg.Librato.Token) != env["LIBRATO_TOKEN"] {
 		t.Error("LIBRATO_TOKEN not applied")
 	}
+	// The OTLP output's token, commented out beside Librato's.
+	if env["LIBRATOD_OTLP_TOKEN"] == "" || string(cfg.OTLP.Token) != env["LIBRATOD_OTLP_TOKEN"] || !cfg.OTLP.On() {
+		t.Errorf("%s does not show LIBRATOD_OTLP_TOKEN (and the endpoint) for the OTLP output", envExamplePath)
+	}
 }
 
 // instruction is one Dockerfile instruction.
@@ -763,6 +767,11 @@ func TestReadmeOperations(t *testing.T) {
 	if len(env) == 0 {
 		t.Fatal("the Operations section names no variable")
 	}
+	// Where it says how the token reaches the daemon, it says it of the
+	// OTLP output's token too.
+	if _, ok := env["LIBRATOD_OTLP_TOKEN"]; !ok {
+		t.Error("README Operations does not name LIBRATOD_OTLP_TOKEN, the OTLP output's token")
+	}
 	l := &lookups{}
 	if _, err := config.Parse(nil, l.get); err != nil {
 		t.Fatal(err)
@@ -781,7 +790,7 @@ func TestReadmeOperations(t *testing.T) {
 		}
 		own.WriteString(line)
 	}
-	keys := regexp.MustCompile("`(listen|aggregate|librato|log|metrics)\\.([a-z_]+)[` ]").FindAllStringSubmatch(own.String(), -1)
+	keys := regexp.MustCompile("`(listen|aggregate|librato|otlp|log|metrics)\\.([a-z_]+)[` ]").FindAllStringSubmatch(own.String(), -1)
 	if len(keys) < 10 {
 		t.Errorf("the Operations section names only %d keys", len(keys))
 	}
@@ -845,11 +854,11 @@ type k8sProbe struct {
 	} `yaml:"httpGet"`
 }
 
-// parseDeployment parses the Kubernetes example at path as YAML: one
-// document, a Deployment.
-func parseDeployment(t *testing.T, path string) k8sDeployment {
+// parseDeploymentText parses text, the Kubernetes example at path (or a
+// variant of it), as YAML: one document, a Deployment.
+func parseDeploymentText(t *testing.T, path, text string) k8sDeployment {
 	t.Helper()
-	dec := yaml.NewDecoder(strings.NewReader(readFile(t, path)))
+	dec := yaml.NewDecoder(strings.NewReader(text))
 	var d k8sDeployment
 	if err := dec.Decode(&d); err != nil {
 		t.Fatalf("%s is not YAML of a Deployment: %v", path, err)
@@ -862,6 +871,36 @@ func parseDeployment(t *testing.T, path string) k8sDeployment {
 		t.Fatalf("%s: %s %s, want apps/v1 Deployment", path, d.APIVersion, d.Kind)
 	}
 	return d
+}
+
+// uncommentOTLP returns text with its commented-out LIBRATOD_OTLP_* env
+// entries turned on ("# - name: LIBRATOD_OTLP_..." and the commented lines
+// indented under it, at the same place), and how many there were.
+func uncommentOTLP(text string) (string, int) {
+	commented := func(line string) (indent, rest string, ok bool) {
+		trimmed := strings.TrimLeft(line, " ")
+		rest, ok = strings.CutPrefix(trimmed, "# ")
+		return line[:len(line)-len(trimmed)], rest, ok
+	}
+	lines := strings.Split(text, "\n")
+	n := 0
+	for i := 0; i < len(lines); i++ {
+		indent, rest, ok := commented(lines[i])
+		if !ok || !strings.HasPrefix(rest, "- name: LIBRATOD_OTLP_") {
+			continue
+		}
+		lines[i] = indent + rest
+		n++
+		for i+1 < len(lines) {
+			ind, more, ok := commented(lines[i+1])
+			if !ok || ind != indent || !strings.HasPrefix(more, "  ") {
+				break
+			}
+			i++
+			lines[i] = ind + more
+		}
+	}
+	return strings.Join(lines, "\n"), n
 }
 
 // libratodContainer returns the container named libratod among cs.
@@ -878,18 +917,33 @@ func libratodContainer(cs []k8sContainer) *k8sContainer {
 // sidecar (an init container with restartPolicy: Always, started before the
 // application and stopped after it) and the variant for older clusters
 // (an ordinary container that lingers after SIGTERM), and checks that the
-// grace period covers libratod's stop.
+// grace period covers libratod's stop. Each is checked as written and
+// with its commented-out OTLP output turned on (uncommentOTLP).
 func TestKubernetesSidecarYAML(t *testing.T) {
 	for _, tc := range []struct {
 		path       string
 		native     bool
 		wantLinger time.Duration
+		otlp       bool
 	}{
-		{sidecarPath, true, 0},
-		{legacyPath, false, 2 * time.Second},
+		{sidecarPath, true, 0, false},
+		{legacyPath, false, 2 * time.Second, false},
+		{sidecarPath, true, 0, true},
+		{legacyPath, false, 2 * time.Second, true},
 	} {
-		t.Run(filepath.Base(tc.path), func(t *testing.T) {
-			d := parseDeployment(t, tc.path)
+		name := filepath.Base(tc.path)
+		if tc.otlp {
+			name += "/otlp"
+		}
+		t.Run(name, func(t *testing.T) {
+			text := readFile(t, tc.path)
+			if tc.otlp {
+				var n int
+				if text, n = uncommentOTLP(text); n < 2 {
+					t.Fatalf("%d commented-out LIBRATOD_OTLP_* variables, want the endpoint and the token", n)
+				}
+			}
+			d := parseDeploymentText(t, tc.path, text)
 			pod := d.Spec.Template.Spec
 			lib, inInit := libratodContainer(pod.Containers), false
 			if tc.native {
@@ -923,8 +977,8 @@ func TestKubernetesSidecarYAML(t *testing.T) {
 				}
 				env[e.Name] = e.Value
 				if e.ValueFrom != nil {
-					if e.ValueFrom.SecretKeyRef == nil || e.Name != "LIBRATO_TOKEN" {
-						t.Errorf("%s from %+v, want only LIBRATO_TOKEN from a secret", e.Name, e.ValueFrom)
+					if e.ValueFrom.SecretKeyRef == nil || (e.Name != "LIBRATO_TOKEN" && e.Name != "LIBRATOD_OTLP_TOKEN") {
+						t.Errorf("%s from %+v, want only the tokens from a secret", e.Name, e.ValueFrom)
 					}
 					env[e.Name] = "from-the-secret"
 				}
@@ -933,8 +987,17 @@ func TestKubernetesSidecarYAML(t *testing.T) {
 			if err := cfg.Validate(false); err != nil {
 				t.Fatal(err)
 			}
+			if tc.otlp && (!cfg.OTLP.On() || string(cfg.OTLP.Token) != "from-the-secret") {
+				t.Errorf("the OTLP output: endpoint %q, token from the secret %t", cfg.OTLP.Endpoint, string(cfg.OTLP.Token) == "from-the-secret")
+			}
+			// Each output that is on has its own spool (the OTLP output's in
+			// spool_dir/otlp), each up to spool_max_bytes.
+			spools := config.ByteSize(1)
+			if cfg.OTLP.On() {
+				spools = 2
+			}
 			// The spool is on a volume of the pod (the root file system is
-			// read-only), one the spool's size limit fits in.
+			// read-only), one the spools' size limit fits in.
 			mounted := false
 			for _, m := range lib.VolumeMounts {
 				if cfg.Librato.SpoolDir == "" || !strings.HasPrefix(cfg.Librato.SpoolDir, m.MountPath+"/") {
@@ -950,8 +1013,8 @@ func TestKubernetesSidecarYAML(t *testing.T) {
 						if err := limit.UnmarshalText([]byte(v.EmptyDir.SizeLimit + "B")); err != nil {
 							t.Errorf("sizeLimit %q: %v", v.EmptyDir.SizeLimit, err)
 						}
-						if limit <= cfg.Librato.SpoolMaxBytes {
-							t.Errorf("the spool volume's sizeLimit %s does not hold spool_max_bytes %s: the pod would be evicted", v.EmptyDir.SizeLimit, cfg.Librato.SpoolMaxBytes)
+						if limit <= spools*cfg.Librato.SpoolMaxBytes {
+							t.Errorf("the spool volume's sizeLimit %s does not hold %d spools of spool_max_bytes %s: the pod would be evicted", v.EmptyDir.SizeLimit, spools, cfg.Librato.SpoolMaxBytes)
 						}
 					}
 				}
