@@ -2,7 +2,6 @@ package librato
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -95,8 +94,8 @@ type Client struct {
 	dryRunMu sync.Mutex // serializes writes to dryRun
 	dryRun   io.Writer
 
-	bufs  sync.Pool // *[]byte encoding buffers
-	gzips sync.Pool // *gzip.Writer
+	bufs    sync.Pool // *[]byte encoding buffers
+	gzipper transport.Gzipper
 }
 
 // New validates cfg and returns a Client.
@@ -250,7 +249,7 @@ func (c *Client) deliver(ctx context.Context, endpoint, path string, body []byte
 	// transport may still read a request body after Do returns.
 	encoding := ""
 	if c.gzip {
-		zbody, err := c.compress(body)
+		zbody, err := c.gzipper.Compress(body, len(body)/4+64)
 		if err != nil {
 			return 0, RateLimit{}, nil, &Error{Message: "gzip: " + err.Error(), Err: err, path: path}
 		}
@@ -283,26 +282,6 @@ func (c *Client) putBuf(p *[]byte) {
 	if cap(*p) <= maxPooledBuf {
 		c.bufs.Put(p)
 	}
-}
-
-// compress returns the gzip compression of body in a new slice.
-func (c *Client) compress(body []byte) ([]byte, error) {
-	var w bytes.Buffer
-	w.Grow(len(body)/4 + 64) // JSON of measurements compresses well
-	zw, ok := c.gzips.Get().(*gzip.Writer)
-	if ok {
-		zw.Reset(&w)
-	} else {
-		zw = gzip.NewWriter(&w)
-	}
-	defer c.gzips.Put(zw)
-	if _, err := zw.Write(body); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return w.Bytes(), nil
 }
 
 // writeDryRun writes one request block, for endpoint, to the DryRun writer.

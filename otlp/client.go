@@ -2,7 +2,6 @@ package otlp
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/libratod/libratod/internal/transport"
@@ -92,7 +90,7 @@ type Client struct {
 	gzip      bool
 	now       func() time.Time
 
-	gzips sync.Pool // *gzip.Writer
+	gzipper transport.Gzipper
 }
 
 // New validates cfg and returns a Client.
@@ -246,7 +244,7 @@ func (c *Client) post(ctx context.Context, body []byte) (int, response, []byte, 
 	// request body after Do returns, and the caller reuses its buffer.
 	encoding := ""
 	if c.gzip {
-		z, err := c.compress(body)
+		z, err := c.gzipper.Compress(body, len(body)/3+64)
 		if err != nil {
 			return 0, response{}, nil, &Error{Message: "gzip: " + err.Error(), Err: err}
 		}
@@ -283,26 +281,6 @@ func (c *Client) newRequest(ctx context.Context, body []byte, encoding string) (
 		req.Header.Set("Content-Encoding", encoding)
 	}
 	return req, nil
-}
-
-// compress returns the gzip compression of body in a new slice.
-func (c *Client) compress(body []byte) ([]byte, error) {
-	var w bytes.Buffer
-	w.Grow(len(body)/3 + 64)
-	zw, ok := c.gzips.Get().(*gzip.Writer)
-	if ok {
-		zw.Reset(&w)
-	} else {
-		zw = gzip.NewWriter(&w)
-	}
-	defer c.gzips.Put(zw)
-	if _, err := zw.Write(body); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return w.Bytes(), nil
 }
 
 // transportError classifies a failure to get a response: always retryable,

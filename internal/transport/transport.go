@@ -5,6 +5,8 @@
 package transport
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -183,4 +185,31 @@ func ParseRetryAfter(v string, now time.Time, limit time.Duration) time.Duration
 		d = t.Sub(now)
 	}
 	return min(max(d, 0), limit)
+}
+
+// Gzipper gzip-compresses request bodies, reusing its writers. Its zero
+// value is ready; it is safe for concurrent use and must not be copied.
+type Gzipper struct {
+	writers sync.Pool // *gzip.Writer
+}
+
+// Compress returns the gzip compression of body in a new slice; sizeHint is
+// the expected compressed size.
+func (g *Gzipper) Compress(body []byte, sizeHint int) ([]byte, error) {
+	var w bytes.Buffer
+	w.Grow(sizeHint)
+	zw, ok := g.writers.Get().(*gzip.Writer)
+	if ok {
+		zw.Reset(&w)
+	} else {
+		zw = gzip.NewWriter(&w)
+	}
+	defer g.writers.Put(zw)
+	if _, err := zw.Write(body); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return w.Bytes(), nil
 }

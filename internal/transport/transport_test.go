@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -222,5 +224,25 @@ func TestStepTrace(t *testing.T) {
 	}
 	if got := trace2.Failed(); got != StepTLS {
 		t.Errorf("no TLS: Failed() = %q, want TLS", got)
+	}
+}
+
+func TestGzipperCompress(t *testing.T) {
+	var g Gzipper
+	for _, in := range []string{"", "x", strings.Repeat(`{"name":"a","value":1}`, 500)} {
+		for range 2 { // the second round reuses the pooled writer
+			z, err := g.Compress([]byte(in), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(z))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(zr)
+			if err != nil || string(got) != in {
+				t.Errorf("round trip of %d bytes: %d bytes, %v", len(in), len(got), err)
+			}
+		}
 	}
 }
