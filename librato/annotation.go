@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/libratod/libratod/internal/transport"
 )
 
 // annotationsPath is the path of the annotations endpoint, followed by the
@@ -75,7 +77,7 @@ func (c *Client) SendAnnotation(ctx context.Context, a *Annotation) error {
 	}
 	path := annotationsPath + stream
 	if msg := invalidAnnotation(a, stream); msg != "" {
-		return &Error{Message: bound("invalid annotation: " + msg), Err: ErrInvalidAnnotation, path: path}
+		return &Error{Message: transport.Bound("invalid annotation: " + msg), Err: ErrInvalidAnnotation, path: path}
 	}
 	bufp := c.getBuf()
 	defer c.putBuf(bufp)

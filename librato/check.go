@@ -2,16 +2,13 @@ package librato
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"strings"
-	"sync"
+
+	"github.com/libratod/libratod/internal/transport"
 )
 
 // checkPath is the read-only request Check sends: the first entry of the
@@ -19,15 +16,15 @@ import (
 const checkPath = "/v1/metrics?length=1"
 
 // CheckStep names a step of reaching the service.
-type CheckStep string
+type CheckStep = transport.CheckStep
 
 // The steps of a request, in order. A proxy (HTTPS_PROXY) is what the DNS and
 // TCP steps reach when one is set.
 const (
-	StepDNS  CheckStep = "DNS"  // resolving the host name
-	StepTCP  CheckStep = "TCP"  // opening the connection
-	StepTLS  CheckStep = "TLS"  // the handshake, certificate verification included
-	StepHTTP CheckStep = "HTTP" // sending the request and reading the answer's headers
+	StepDNS  = transport.StepDNS  // resolving the host name
+	StepTCP  = transport.StepTCP  // opening the connection
+	StepTLS  = transport.StepTLS  // the handshake, certificate verification included
+	StepHTTP = transport.StepHTTP // sending the request and reading the answer's headers
 )
 
 // CheckResult is what Check learned, as far as it got.
@@ -69,21 +66,8 @@ func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 	}
 	res.TLS = strings.HasPrefix(c.base, "https:")
 
-	var mu sync.Mutex // the trace hooks may run on the transport's goroutines
-	var failed CheckStep
-	fail := func(step CheckStep, err error) {
-		if err != nil {
-			mu.Lock()
-			failed = step
-			mu.Unlock()
-		}
-	}
-	trace := &httptrace.ClientTrace{
-		DNSDone:          func(i httptrace.DNSDoneInfo) { fail(StepDNS, i.Err) },
-		ConnectDone:      func(_, _ string, err error) { fail(StepTCP, err) },
-		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { fail(StepTLS, err) },
-	}
-	reqCtx, cancel := context.WithTimeout(httptrace.WithClientTrace(ctx, trace), c.timeout)
+	var trace transport.StepTrace
+	reqCtx, cancel := context.WithTimeout(trace.Context(ctx), c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, res.URL, nil)
 	if err != nil {
@@ -95,33 +79,17 @@ func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		mu.Lock()
-		res.FailedStep = failed
-		mu.Unlock()
-		if res.FailedStep == "" {
-			res.FailedStep = StepHTTP
-		}
-		msg := err.Error()
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			msg = uerr.Err.Error() // without the URL, named below
-		}
-		if ctx.Err() == nil && reqCtx.Err() != nil {
-			msg = fmt.Sprintf("timed out after %v: %s", c.timeout, msg)
-		}
-		return res, fmt.Errorf("librato: check: GET %s: %s failed: %s: %w", checkPath, res.FailedStep, bound(msg), err)
+		res.FailedStep = trace.Failed()
+		msg := transport.FailureMessage(ctx, reqCtx, c.timeout, err)
+		return res, fmt.Errorf("librato: check: GET %s: %s failed: %s: %w", checkPath, res.FailedStep, transport.Bound(msg), err)
 	}
-	defer func() {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-		_ = resp.Body.Close()
-	}()
 	res.Reached = true
 	res.StatusCode = resp.StatusCode
 	res.RateLimit = RateLimit{
 		Agg: parseQuota(resp.Header.Get("X-Librato-RateLimit-Agg")),
 		Std: parseQuota(resp.Header.Get("X-Librato-RateLimit-Std")),
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body := transport.ReadBody(resp.Body)
 
 	switch code := resp.StatusCode; {
 	case code >= 200 && code <= 299:
@@ -142,6 +110,6 @@ func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 		if msg == "" {
 			msg = http.StatusText(code)
 		}
-		return res, fmt.Errorf("librato: check: GET %s: HTTP %d: %s", checkPath, code, bound(msg))
+		return res, fmt.Errorf("librato: check: GET %s: HTTP %d: %s", checkPath, code, transport.Bound(msg))
 	}
 }

@@ -2,18 +2,16 @@ package librato
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/libratod/libratod/internal/transport"
 )
 
 // DefaultTimeout is the per-request timeout used when Config.Timeout is zero.
@@ -23,12 +21,6 @@ const DefaultTimeout = 10 * time.Second
 const DefaultUserAgent = "libratod"
 
 const (
-	// maxBody is the most bytes of a response body read and parsed.
-	maxBody = 64 << 10
-	// maxDrain is the most bytes of a response body discarded after maxBody, so
-	// that the connection can be reused; a longer body closes the connection
-	// instead.
-	maxDrain = 64 << 10
 	// bufSize is the initial size of a pooled encoding buffer: about 300
 	// measurements.
 	bufSize = 32 << 10
@@ -102,8 +94,8 @@ type Client struct {
 	dryRunMu sync.Mutex // serializes writes to dryRun
 	dryRun   io.Writer
 
-	bufs  sync.Pool // *[]byte encoding buffers
-	gzips sync.Pool // *gzip.Writer
+	bufs    sync.Pool // *[]byte encoding buffers
+	gzipper transport.Gzipper
 }
 
 // New validates cfg and returns a Client.
@@ -147,7 +139,7 @@ func New(cfg Config) (*Client, error) {
 		c.timeout = DefaultTimeout
 	}
 	if c.http == nil {
-		c.http = newHTTPClient()
+		c.http = transport.NewClient()
 	}
 	return c, nil
 }
@@ -160,28 +152,6 @@ func parseBaseURL(raw string) (string, error) {
 		return "", fmt.Errorf("librato: URL: %w", err)
 	}
 	return s, nil
-}
-
-// newHTTPClient returns the default HTTP client: verified TLS 1.2+, bounded
-// dial and handshake times, kept-alive connections, proxies from the
-// environment. It does not follow redirects: a redirected POST would lose its
-// body or its credentials, so a 3xx is reported as an error instead.
-func newHTTPClient() *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout:   10 * time.Second,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          32,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 // Result describes an accepted request (or, in dry-run mode, a request written
@@ -265,7 +235,7 @@ func (c *Client) Send(ctx context.Context, b *Batch) (Result, error) {
 // deliver sends one JSON body to endpoint, named by path in errors: to the
 // DryRun writer (then code is 0), or by POST, compressed when Gzip is set. body
 // may be a pooled buffer: it is not kept. It returns the status, rate limits
-// and at most maxBody bytes of the body of a 2xx answer; anything else (a
+// and at most transport.MaxBody bytes of the body of a 2xx answer; anything else (a
 // transport failure, a non-2xx answer, a failing DryRun writer) is an *Error.
 func (c *Client) deliver(ctx context.Context, endpoint, path string, body []byte) (
 	code int, rl RateLimit, respBody []byte, err error) {
@@ -279,7 +249,7 @@ func (c *Client) deliver(ctx context.Context, endpoint, path string, body []byte
 	// transport may still read a request body after Do returns.
 	encoding := ""
 	if c.gzip {
-		zbody, err := c.compress(body)
+		zbody, err := c.gzipper.Compress(body, len(body)/4+64)
 		if err != nil {
 			return 0, RateLimit{}, nil, &Error{Message: "gzip: " + err.Error(), Err: err, path: path}
 		}
@@ -314,26 +284,6 @@ func (c *Client) putBuf(p *[]byte) {
 	}
 }
 
-// compress returns the gzip compression of body in a new slice.
-func (c *Client) compress(body []byte) ([]byte, error) {
-	var w bytes.Buffer
-	w.Grow(len(body)/4 + 64) // JSON of measurements compresses well
-	zw, ok := c.gzips.Get().(*gzip.Writer)
-	if ok {
-		zw.Reset(&w)
-	} else {
-		zw = gzip.NewWriter(&w)
-	}
-	defer c.gzips.Put(zw)
-	if _, err := zw.Write(body); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return w.Bytes(), nil
-}
-
 // writeDryRun writes one request block, for endpoint, to the DryRun writer.
 func (c *Client) writeDryRun(endpoint string, body []byte) error {
 	block := make([]byte, 0, len(endpoint)+len(body)+8)
@@ -355,7 +305,7 @@ type response struct {
 }
 
 // post sends body to endpoint and returns the status, headers of interest and
-// at most maxBody bytes of the response body. A transport failure is returned
+// at most transport.MaxBody bytes of the response body. A transport failure is returned
 // as an *Error naming path.
 func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, encoding string) (int, response, []byte, error) {
 	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -376,12 +326,6 @@ func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, e
 	if err != nil {
 		return 0, response{}, nil, c.transportError(ctx, reqCtx, path, err)
 	}
-	defer func() {
-		// Drain a bounded remainder so the connection can be reused, then
-		// close.
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-		_ = resp.Body.Close()
-	}()
 	r := response{
 		limits: RateLimit{
 			Agg: parseQuota(resp.Header.Get("X-Librato-RateLimit-Agg")),
@@ -389,10 +333,7 @@ func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, e
 		},
 		retryAfter: resp.Header.Get("Retry-After"),
 	}
-	// A body cut short (timeout, reset) is used as far as it was read: the
-	// status decides.
-	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	return resp.StatusCode, r, respBody, nil
+	return resp.StatusCode, r, transport.ReadBody(resp.Body), nil
 }
 
 // transportError classifies a failure to get a response: it is always
@@ -400,16 +341,10 @@ func (c *Client) post(ctx context.Context, endpoint, path string, body []byte, e
 // context, reqCtx the request's (ctx with the timeout); path names the
 // endpoint.
 func (c *Client) transportError(ctx, reqCtx context.Context, path string, err error) *Error {
-	msg := err.Error()
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		msg = uerr.Err.Error() // without the URL, which Error() names already
-	}
-	switch {
-	case ctx.Err() != nil:
+	// Without the URL, which Error() names already.
+	msg := transport.FailureMessage(ctx, reqCtx, c.timeout, err)
+	if ctx.Err() != nil {
 		msg = "canceled by the caller: " + msg
-	case reqCtx.Err() != nil:
-		msg = fmt.Sprintf("timed out after %v: %s", c.timeout, msg)
 	}
-	return &Error{Message: bound(msg), Retryable: true, Err: err, path: path}
+	return &Error{Message: transport.Bound(msg), Retryable: true, Err: err, path: path}
 }

@@ -622,32 +622,6 @@ func TestParseAPI(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 21, 13, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"7", 7 * time.Second},
-		{" 120 ", 2 * time.Minute},
-		{"-5", 0},
-		{"1.5", 0},
-		{"soon", 0},
-		{"99999999999", maxRetryAfter},
-		{"Sat, 21 Nov 2026 13:00:30 GMT", 30 * time.Second},
-		{"Sat, 21 Nov 2026 12:59:00 GMT", 0},
-		{"Sunday, 22-Nov-26 13:00:00 GMT", 24 * time.Hour},
-		{"Mon, 21 Dec 2026 13:00:00 GMT", maxRetryAfter},
-	}
-	for _, tt := range tests {
-		if got := parseRetryAfter(tt.in, now); got != tt.want {
-			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestParseQuota(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -704,24 +678,6 @@ func TestErrorString(t *testing.T) {
 	inner := errors.New("inner")
 	if err := error(&Error{Err: inner}); !errors.Is(err, inner) {
 		t.Error("errors.Is does not reach Err")
-	}
-}
-
-func TestBound(t *testing.T) {
-	tests := []struct {
-		in      string
-		wantLen int
-	}{
-		{"short", 5},
-		{strings.Repeat("a", maxMessage), maxMessage},
-		{strings.Repeat("a", maxMessage+1), maxMessage},
-		{strings.Repeat("é", maxMessage), maxMessage - 1}, // cut on a rune boundary
-	}
-	for _, tt := range tests {
-		got := bound(tt.in)
-		if len(got) != tt.wantLen || !strings.HasPrefix(tt.in, strings.TrimSuffix(got, "...")) {
-			t.Errorf("bound(%d bytes) = %d bytes %q..., want %d", len(tt.in), len(got), got[:min(10, len(got))], tt.wantLen)
-		}
 	}
 }
 

@@ -8,13 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/libratod/libratod/internal/transport"
 )
 
 const (
 	// maxMessage bounds Error.Message, in bytes.
-	maxMessage = 1 << 10
+	maxMessage = transport.MaxMessage
 	// maxRetryAfter bounds Error.RetryAfter against absurd header values.
 	maxRetryAfter = 24 * time.Hour
 )
@@ -77,8 +77,8 @@ func newStatusError(path string, code int, r response, body []byte) *Error {
 	msgs := bodyErrors(body, true)
 	e := &Error{
 		StatusCode: code,
-		Message:    bound(strings.Join(msgs, "; ")),
-		RetryAfter: parseRetryAfter(r.retryAfter, time.Now()),
+		Message:    transport.Bound(strings.Join(msgs, "; ")),
+		RetryAfter: transport.ParseRetryAfter(r.retryAfter, time.Now(), maxRetryAfter),
 		RateLimit:  r.limits,
 		path:       path,
 	}
@@ -120,7 +120,7 @@ func bodyErrors(body []byte, raw bool) []string {
 	var doc map[string]any
 	if err := json.Unmarshal(body, &doc); err != nil {
 		if raw {
-			if s := clean(string(body)); s != "" {
+			if s := transport.CleanMessage(string(body)); s != "" {
 				return []string{s}
 			}
 		}
@@ -166,9 +166,9 @@ func flatten(out []string, prefix string, v any, top bool) []string {
 		if !ok {
 			s = fmt.Sprint(v)
 		}
-		s = clean(s)
+		s = transport.CleanMessage(s)
 		if prefix != "" {
-			s = clean(prefix) + ": " + s
+			s = transport.CleanMessage(prefix) + ": " + s
 		}
 		out = append(out, s)
 	}
@@ -225,32 +225,6 @@ func typeConflicts(msgs []string) []string {
 	return names
 }
 
-// clean makes untrusted text fit for a log line: invalid UTF-8 and control
-// characters become spaces, runs of spaces collapse, and the ends are trimmed.
-func clean(s string) string {
-	s = strings.ToValidUTF8(s, " ")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.IsSpace(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// bound cuts s to maxMessage bytes on a character boundary, marking the cut.
-func bound(s string) string {
-	if len(s) <= maxMessage {
-		return s
-	}
-	const mark = "..."
-	n := maxMessage - len(mark)
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + mark
-}
-
 // parseQuota parses a rate-limit header: comma-separated key=value pairs with
 // integer values, of which limit, remaining and reset are kept. Garbage is
 // ignored.
@@ -275,24 +249,4 @@ func parseQuota(h string) Quota {
 		}
 	}
 	return q
-}
-
-// parseRetryAfter parses a Retry-After header, delay-seconds or an HTTP date,
-// relative to now. It returns 0 for an absent, invalid or past value, and at
-// most maxRetryAfter.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n >= uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
 }

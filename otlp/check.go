@@ -2,31 +2,27 @@ package otlp
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"strings"
-	"sync"
+
+	"github.com/libratod/libratod/internal/transport"
 )
 
 // CheckStep names a step of reaching the receiver.
-type CheckStep string
+type CheckStep = transport.CheckStep
 
 // The steps of a request, in order. A proxy (HTTPS_PROXY) is what the DNS
 // and TCP steps reach when one is set.
 const (
 	// StepDNS is resolving the host name.
-	StepDNS CheckStep = "DNS"
+	StepDNS = transport.StepDNS
 	// StepTCP is opening the connection.
-	StepTCP CheckStep = "TCP"
+	StepTCP = transport.StepTCP
 	// StepTLS is the handshake, certificate verification included.
-	StepTLS CheckStep = "TLS"
+	StepTLS = transport.StepTLS
 	// StepHTTP is sending the request and reading the answer's headers.
-	StepHTTP CheckStep = "HTTP"
+	StepHTTP = transport.StepHTTP
 )
 
 // CheckResult is what Check learned, as far as it got.
@@ -58,21 +54,8 @@ type CheckResult struct {
 func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 	res := CheckResult{URL: c.url, TLS: strings.HasPrefix(c.url, "https:")}
 
-	var mu sync.Mutex // the trace hooks may run on the transport's goroutines
-	var failed CheckStep
-	fail := func(step CheckStep, err error) {
-		if err != nil {
-			mu.Lock()
-			failed = step
-			mu.Unlock()
-		}
-	}
-	trace := &httptrace.ClientTrace{
-		DNSDone:          func(i httptrace.DNSDoneInfo) { fail(StepDNS, i.Err) },
-		ConnectDone:      func(_, _ string, err error) { fail(StepTCP, err) },
-		TLSHandshakeDone: func(_ tls.ConnectionState, err error) { fail(StepTLS, err) },
-	}
-	reqCtx, cancel := context.WithTimeout(httptrace.WithClientTrace(ctx, trace), c.timeout)
+	var trace transport.StepTrace
+	reqCtx, cancel := context.WithTimeout(trace.Context(ctx), c.timeout)
 	defer cancel()
 	req, err := c.newRequest(reqCtx, nil, "")
 	if err != nil {
@@ -81,30 +64,14 @@ func (c *Client) Check(ctx context.Context) (CheckResult, error) {
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		mu.Lock()
-		res.FailedStep = failed
-		mu.Unlock()
-		if res.FailedStep == "" {
-			res.FailedStep = StepHTTP
-		}
-		msg := err.Error()
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			msg = uerr.Err.Error() // without the URL, named below
-		}
-		if ctx.Err() == nil && reqCtx.Err() != nil {
-			msg = fmt.Sprintf("timed out after %v: %s", c.timeout, msg)
-		}
+		res.FailedStep = trace.Failed()
+		msg := transport.FailureMessage(ctx, reqCtx, c.timeout, err)
 		return res, fmt.Errorf("otlp: check: POST %s: %s failed: %s: %w",
-			MetricsPath, res.FailedStep, bound(c.redact(msg)), err)
+			MetricsPath, res.FailedStep, transport.Bound(c.redact(msg)), err)
 	}
-	defer func() {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-		_ = resp.Body.Close()
-	}()
 	res.Reached = true
 	res.StatusCode = resp.StatusCode
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body := transport.ReadBody(resp.Body)
 
 	switch code := resp.StatusCode; {
 	case code >= 200 && code <= 299:

@@ -2,20 +2,17 @@ package otlp
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/libratod/libratod/internal/transport"
 )
 
 // DefaultTimeout is the per-request timeout used when Config.Timeout is
@@ -28,14 +25,6 @@ const DefaultUserAgent = "libratod"
 // MetricsPath is the path of the OTLP/HTTP metrics endpoint, appended to
 // Config.Endpoint.
 const MetricsPath = "/v1/metrics"
-
-const (
-	// maxBody is the most bytes of a response body read and parsed.
-	maxBody = 64 << 10
-	// maxDrain is the most bytes of a response body discarded after maxBody,
-	// so that the connection can be reused.
-	maxDrain = 64 << 10
-)
 
 // Config configures a Client.
 type Config struct {
@@ -101,7 +90,7 @@ type Client struct {
 	gzip      bool
 	now       func() time.Time
 
-	gzips sync.Pool // *gzip.Writer
+	gzipper transport.Gzipper
 }
 
 // New validates cfg and returns a Client.
@@ -162,7 +151,7 @@ func New(cfg Config) (*Client, error) {
 		c.timeout = DefaultTimeout
 	}
 	if c.http == nil {
-		c.http = newHTTPClient()
+		c.http = transport.NewClient()
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -201,28 +190,6 @@ func endpointURL(raw string) (string, error) {
 	return u.String() + MetricsPath, nil
 }
 
-// newHTTPClient returns the default HTTP client: verified TLS 1.2+, bounded
-// dial and handshake times, kept-alive connections, proxies from the
-// environment, no redirects followed (a redirected POST would lose its body
-// or its credentials; a 3xx is an error instead).
-func newHTTPClient() *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{
-		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout:   10 * time.Second,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          32,
-			MaxIdleConnsPerHost:   16,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
 // Result describes a request the receiver accepted (HTTP 2xx).
 type Result struct {
 	// StatusCode is the HTTP status of the answer.
@@ -259,7 +226,7 @@ func (c *Client) Send(ctx context.Context, body []byte) (Result, error) {
 		return res, nil
 	}
 	res.Rejected = rejected
-	res.Message = bound(clean(c.redact(msg)))
+	res.Message = transport.Bound(transport.CleanMessage(c.redact(msg)))
 	return res, nil
 }
 
@@ -270,14 +237,14 @@ type response struct {
 }
 
 // post sends body and returns the status, the headers of interest and at
-// most maxBody bytes of the response body. A failure to get a response is
+// most transport.MaxBody bytes of the response body. A failure to get a response is
 // an *Error.
 func (c *Client) post(ctx context.Context, body []byte) (int, response, []byte, error) {
 	// The request gets memory of its own: the transport may still read a
 	// request body after Do returns, and the caller reuses its buffer.
 	encoding := ""
 	if c.gzip {
-		z, err := c.compress(body)
+		z, err := c.gzipper.Compress(body, len(body)/3+64)
 		if err != nil {
 			return 0, response{}, nil, &Error{Message: "gzip: " + err.Error(), Err: err}
 		}
@@ -295,15 +262,8 @@ func (c *Client) post(ctx context.Context, body []byte) (int, response, []byte, 
 	if err != nil {
 		return 0, response{}, nil, c.transportError(ctx, reqCtx, err)
 	}
-	defer func() {
-		_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
-		_ = resp.Body.Close()
-	}()
 	r := response{retryAfter: resp.Header.Get("Retry-After"), json: isJSON(resp.Header)}
-	// A body cut short (timeout, reset) is used as far as it was read: the
-	// status decides.
-	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	return resp.StatusCode, r, respBody, nil
+	return resp.StatusCode, r, transport.ReadBody(resp.Body), nil
 }
 
 // newRequest builds the POST of body with every header.
@@ -323,42 +283,16 @@ func (c *Client) newRequest(ctx context.Context, body []byte, encoding string) (
 	return req, nil
 }
 
-// compress returns the gzip compression of body in a new slice.
-func (c *Client) compress(body []byte) ([]byte, error) {
-	var w bytes.Buffer
-	w.Grow(len(body)/3 + 64)
-	zw, ok := c.gzips.Get().(*gzip.Writer)
-	if ok {
-		zw.Reset(&w)
-	} else {
-		zw = gzip.NewWriter(&w)
-	}
-	defer c.gzips.Put(zw)
-	if _, err := zw.Write(body); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return w.Bytes(), nil
-}
-
 // transportError classifies a failure to get a response: always retryable,
 // since the receiver did not refuse the request. ctx is the caller's
 // context, reqCtx the request's.
 func (c *Client) transportError(ctx, reqCtx context.Context, err error) *Error {
-	msg := err.Error()
-	var uerr *url.Error
-	if errors.As(err, &uerr) {
-		msg = uerr.Err.Error() // without the URL, which Error() names already
-	}
-	switch {
-	case ctx.Err() != nil:
+	// Without the URL, which Error() names already.
+	msg := transport.FailureMessage(ctx, reqCtx, c.timeout, err)
+	if ctx.Err() != nil {
 		msg = "canceled by the caller: " + msg
-	case reqCtx.Err() != nil:
-		msg = fmt.Sprintf("timed out after %v: %s", c.timeout, msg)
 	}
-	return &Error{Message: bound(c.redact(msg)), Retryable: true, Err: err}
+	return &Error{Message: transport.Bound(c.redact(msg)), Retryable: true, Err: err}
 }
 
 // redact replaces every secret (token, header value) in s.

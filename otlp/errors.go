@@ -8,15 +8,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
+	"github.com/libratod/libratod/internal/transport"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
 const (
 	// maxMessage bounds Error.Message and Result.Message, in bytes.
-	maxMessage = 1 << 10
+	maxMessage = transport.MaxMessage
 	// MaxRetryAfter bounds Error.RetryAfter against absurd header values.
 	MaxRetryAfter = time.Hour
 )
@@ -71,8 +71,8 @@ func (e *Error) Unwrap() error { return e.Err }
 func (c *Client) statusError(code int, r response, body []byte) *Error {
 	e := &Error{
 		StatusCode: code,
-		Message:    bound(clean(c.redact(errorMessage(body, r.json)))),
-		RetryAfter: parseRetryAfter(r.retryAfter, c.now()),
+		Message:    transport.Bound(transport.CleanMessage(c.redact(errorMessage(body, r.json)))),
+		RetryAfter: transport.ParseRetryAfter(r.retryAfter, c.now(), MaxRetryAfter),
 	}
 	if e.Message == "" {
 		e.Message = http.StatusText(code)
@@ -163,7 +163,7 @@ func decodeResponse(body []byte, isJSON bool) (rejected int64, msg string, err e
 		if s := r.PartialSuccess.RejectedDataPoints.String(); s != "" {
 			rejected, err = strconv.ParseInt(s, 10, 64)
 			if err != nil {
-				return 0, "", fmt.Errorf("%w: rejectedDataPoints %q", errResponse, bound(clean(s)))
+				return 0, "", fmt.Errorf("%w: rejectedDataPoints %q", errResponse, transport.Bound(transport.CleanMessage(s)))
 			}
 		}
 		return max(rejected, 0), r.PartialSuccess.ErrorMessage, nil
@@ -226,51 +226,4 @@ func decodePartialSuccess(b []byte, rejected int64, msg string) (int64, string, 
 		}
 	}
 	return rejected, msg, nil
-}
-
-// clean makes untrusted text fit for a log line: invalid UTF-8 and control
-// characters become spaces, runs of spaces collapse, the ends are trimmed.
-func clean(s string) string {
-	s = strings.ToValidUTF8(s, " ")
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.IsSpace(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
-
-// bound cuts s to maxMessage bytes on a character boundary, marking the
-// cut.
-func bound(s string) string {
-	if len(s) <= maxMessage {
-		return s
-	}
-	const mark = "..."
-	n := maxMessage - len(mark)
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + mark
-}
-
-// parseRetryAfter parses a Retry-After header, delay-seconds or an HTTP
-// date, relative to now. It returns 0 for an absent, invalid or past value,
-// and at most MaxRetryAfter.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n >= uint64(MaxRetryAfter/time.Second) {
-			return MaxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), MaxRetryAfter)
 }

@@ -3,6 +3,8 @@ package otlp
 import (
 	"testing"
 	"unicode/utf8"
+
+	"github.com/libratod/libratod/internal/transport"
 )
 
 // FuzzDecodeResponse feeds the decoders of a receiver's answers (untrusted
@@ -26,7 +28,10 @@ func FuzzDecodeResponse(f *testing.F) {
 		if err == nil && rejected < 0 {
 			t.Errorf("rejected %d", rejected)
 		}
-		for _, s := range []string{bound(clean(msg)), bound(clean(errorMessage(body, isJSON)))} {
+		for _, s := range []string{
+			transport.Bound(transport.CleanMessage(msg)),
+			transport.Bound(transport.CleanMessage(errorMessage(body, isJSON))),
+		} {
 			if len(s) > maxMessage || !utf8.ValidString(s) {
 				t.Errorf("message %q", s)
 			}

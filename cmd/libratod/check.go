@@ -36,26 +36,11 @@ func otlpOnlineCheck(ctx context.Context, cfg *config.Config, stdout io.Writer) 
 	}
 	res, err := client.Check(ctx)
 	lines := []string{"online check (otlp): POST " + res.URL}
-	switch {
-	case res.Reached && res.TLS:
-		lines = append(lines, "reach: ok (DNS, TCP and TLS with a verified certificate)")
-	case res.Reached:
-		lines = append(lines, "reach: ok (DNS and TCP; plain http, no TLS)")
-	case res.FailedStep != "":
-		lines = append(lines, fmt.Sprintf("reach: FAILED at %s: %v", res.FailedStep, err))
-	default:
-		lines = append(lines, fmt.Sprintf("reach: FAILED: %v", err))
-	}
-	switch {
-	case !res.Reached:
-		lines = append(lines, "credentials: not checked (the endpoint was not reached)")
-	case res.Authorized:
-		lines = append(lines, fmt.Sprintf("credentials: accepted (HTTP %d)", res.StatusCode))
-	case res.StatusCode == 401 || res.StatusCode == 403:
-		lines = append(lines, fmt.Sprintf("credentials: REJECTED (HTTP %d): check LIBRATOD_OTLP_TOKEN (or otlp.token) and [otlp.headers]", res.StatusCode))
-	default:
-		lines = append(lines, fmt.Sprintf("credentials: UNKNOWN: %v", err))
-	}
+	lines = append(lines,
+		reachLine(res.Reached, res.TLS, res.FailedStep, "plain http, no TLS", err),
+		credentialsLine(res.Reached, res.Authorized,
+			res.StatusCode == 401 || res.StatusCode == 403, res.StatusCode,
+			"the endpoint", "check LIBRATOD_OTLP_TOKEN (or otlp.token) and [otlp.headers]", err))
 	verdict := "online check (otlp): passed"
 	if err != nil {
 		verdict = "online check (otlp): FAILED"
@@ -69,6 +54,37 @@ func otlpOnlineCheck(ctx context.Context, cfg *config.Config, stdout io.Writer) 
 		return exitFail
 	}
 	return exitOK
+}
+
+// reachLine is an online check's line on reaching an output: ok over TLS,
+// ok in plain http (plain says which), or the step that failed and err.
+func reachLine(reached, tls bool, failed librato.CheckStep, plain string, err error) string {
+	switch {
+	case reached && tls:
+		return "reach: ok (DNS, TCP and TLS with a verified certificate)"
+	case reached:
+		return "reach: ok (DNS and TCP; " + plain + ")"
+	case failed != "":
+		return fmt.Sprintf("reach: FAILED at %s: %v", failed, err)
+	default:
+		return fmt.Sprintf("reach: FAILED: %v", err)
+	}
+}
+
+// credentialsLine is an online check's line on the credentials: not checked
+// (target, the output, was not reached), accepted, rejected (status, and
+// hint, what to check) or unknown (err says why).
+func credentialsLine(reached, authorized, rejected bool, status int, target, hint string, err error) string {
+	switch {
+	case !reached:
+		return "credentials: not checked (" + target + " was not reached)"
+	case authorized:
+		return fmt.Sprintf("credentials: accepted (HTTP %d)", status)
+	case rejected:
+		return fmt.Sprintf("credentials: REJECTED (HTTP %d): %s", status, hint)
+	default:
+		return fmt.Sprintf("credentials: UNKNOWN: %v", err)
+	}
 }
 
 // writeRedacted writes lines to w, one a line, every secret (a second
@@ -116,28 +132,12 @@ func onlineReport(res librato.CheckResult, err error) []string {
 	lines := []string{"online check: GET " + res.URL}
 	pass := err == nil
 
-	switch {
-	case res.Reached && res.TLS:
-		lines = append(lines, "reach: ok (DNS, TCP and TLS with a verified certificate)")
-	case res.Reached:
-		lines = append(lines, "reach: ok (DNS and TCP; plain http to a loopback host, no TLS)")
-	case res.FailedStep != "":
-		lines = append(lines, fmt.Sprintf("reach: FAILED at %s: %v", res.FailedStep, err))
-	default:
-		lines = append(lines, fmt.Sprintf("reach: FAILED: %v", err))
-	}
-
-	switch {
-	case !res.Reached:
-		lines = append(lines, "credentials: not checked (Librato was not reached)")
-	case res.Authorized:
-		lines = append(lines, fmt.Sprintf("credentials: accepted (HTTP %d)", res.StatusCode))
-	case res.StatusCode == 401:
-		lines = append(lines, "credentials: REJECTED (HTTP 401): check LIBRATO_TOKEN and LIBRATO_EMAIL "+
-			"(or librato.token and librato.email; the environment wins); for AppOptics the email must be empty")
-	default:
-		lines = append(lines, fmt.Sprintf("credentials: UNKNOWN: %v", err))
-	}
+	lines = append(lines,
+		reachLine(res.Reached, res.TLS, res.FailedStep, "plain http to a loopback host, no TLS", err),
+		credentialsLine(res.Reached, res.Authorized, res.StatusCode == 401, res.StatusCode,
+			"Librato", "check LIBRATO_TOKEN and LIBRATO_EMAIL "+
+				"(or librato.token and librato.email; the environment wins); "+
+				"for AppOptics the email must be empty", err))
 
 	q := func(name string, q librato.Quota) string {
 		if !q.Present {

@@ -88,19 +88,7 @@ func TestCheckOnline(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			var url string
-			if tc.handler != nil {
-				srv := httptest.NewServer(tc.handler)
-				t.Cleanup(srv.Close)
-				url = srv.URL
-			} else {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				url = "http://" + ln.Addr().String()
-				ln.Close()
-			}
+			url := serverURL(t, tc.handler)
 			cfg := writeConfig(t, fmt.Sprintf("[librato]\nurl = %q\nemail = %q\ntoken = %q\n", url, testEmail, testToken))
 			var out, errb bytes.Buffer
 			code := run([]string{"-config", cfg, "-check", "-online"}, &out, &errb, noEnv)
@@ -179,19 +167,7 @@ func TestCheckOnlineOTLP(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			var url string
-			if tc.handler != nil {
-				srv := httptest.NewServer(tc.handler)
-				t.Cleanup(srv.Close)
-				url = srv.URL
-			} else {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				url = "http://" + ln.Addr().String()
-				ln.Close()
-			}
+			url := serverURL(t, tc.handler)
 			cfg := writeConfig(t, fmt.Sprintf("[librato]\nenabled = false\n[otlp]\nendpoint = %q\ntoken = %q\nheaders = { X-Team = %q }\n",
 				url+"/otlp", token, header))
 			var out, errb bytes.Buffer
@@ -221,4 +197,22 @@ func TestCheckOnlineOTLP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serverURL returns the URL of a test server running h, stopped when the
+// test ends, or, for a nil h, of a closed port on 127.0.0.1.
+func serverURL(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	if h != nil {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	return url
 }

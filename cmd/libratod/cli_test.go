@@ -247,20 +247,7 @@ tcp = ""
 [metrics]
 listen = ""
 `)
-	cmd, udp, _, stdout, stderr := startBinary(t, bin, cfgPath, "-dry-run")
-	c, err := net.Dial("udp", udp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprint(c, "dry.hits:1|c\n")
-	c.Close()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code := testproc.WaitExit(t, cmd); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
-	}
-	out := stdout.String()
+	out := dryRunOutput(t, bin, cfgPath, "dry.hits:1|c\n")
 	if !strings.HasPrefix(out, "POST https://metrics-api.librato.com/v1/measurements\n") || !strings.Contains(out, `{"name":"dry.hits","value":1}`) {
 		t.Errorf("dry-run output:\n%s", out)
 	}
@@ -282,20 +269,7 @@ listen = ""
 endpoint = "https://otlp.invalid"
 temporality = "delta"
 `)
-	cmd, udp, _, stdout, stderr := startBinary(t, bin, cfgPath, "-dry-run")
-	c, err := net.Dial("udp", udp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprint(c, "dry.hits:2|c|#env:x\n")
-	c.Close()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	if code := testproc.WaitExit(t, cmd); code != 0 {
-		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
-	}
-	out := stdout.String()
+	out := dryRunOutput(t, bin, cfgPath, "dry.hits:2|c|#env:x\n")
 	if !strings.Contains(out, `"name":"dry.hits"`) || !strings.Contains(out, "POST https://metrics-api.librato.com/v1/measurements\n") {
 		t.Fatalf("dry-run output:\n%s", out)
 	}
@@ -374,4 +348,24 @@ func waitSelfMetric(t *testing.T, addr, series string, want float64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s is %v after 10s, want %v", series, got, want)
+}
+
+// dryRunOutput starts bin with cfgPath and -dry-run, sends line to its UDP
+// listener, stops it with SIGINT and returns what it printed.
+func dryRunOutput(t *testing.T, bin, cfgPath, line string) string {
+	t.Helper()
+	cmd, udp, _, stdout, stderr := startBinary(t, bin, cfgPath, "-dry-run")
+	c, err := net.Dial("udp", udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, line)
+	c.Close()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := testproc.WaitExit(t, cmd); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	return stdout.String()
 }
