@@ -129,7 +129,7 @@ func TestAgainstDaemon(t *testing.T) {
 		{proto: "tcp", conns: 2},
 		// OTLP: some requests refused with 429 (retried, with Retry-After
 		// or backoff) beside the delays.
-		{proto: "udp", conns: 2, otlp: true, faults: []fault{{kind: faultStatus, status: 429, p: 0.2}}},
+		{proto: "udp", conns: 2, otlp: true, faults: []fault{{kind: faultStatus, status: 429, p: 0.5}}},
 	}
 	for _, tt := range tests {
 		name := tt.proto
@@ -141,7 +141,7 @@ func TestAgainstDaemon(t *testing.T) {
 				daemon: bin, libratoListen: "127.0.0.1:0", period: time.Second, otlp: tt.otlp,
 				gen:   genConfig{prefix: freshPrefix(), names: 20, tags: 2, rate: 0.5, conns: tt.conns, mix: mix{2, 1, 1, 1}},
 				proto: tt.proto, linesPerPacket: 10, duration: 2 * time.Second, pps: 20000, setLimit: 10000,
-				faults: append([]fault{{kind: faultDelay, delay: 50 * time.Millisecond, p: 0.3}}, tt.faults...),
+				faults: append(tt.faults[:len(tt.faults):len(tt.faults)], fault{kind: faultDelay, delay: 50 * time.Millisecond, p: 0.3}),
 				seed:   1,
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -157,6 +157,9 @@ func TestAgainstDaemon(t *testing.T) {
 			}
 			if res.daemon == nil || res.daemon.peakRSS == 0 || res.fake.Accepted == 0 {
 				t.Errorf("daemon %+v, %d requests accepted; want measurements of both", res.daemon, res.fake.Accepted)
+			}
+			if len(tt.faults) > 0 && res.fake.Status == 0 {
+				t.Errorf("no status fault was injected: %s", res.summary())
 			}
 			if tt.proto == "udp" && res.kernelDrops != 0 {
 				t.Errorf("%d kernel drops at a modest rate", res.kernelDrops)
