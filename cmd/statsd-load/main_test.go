@@ -170,7 +170,7 @@ func TestAgainstDaemon(t *testing.T) {
 }
 
 // TestAgainstCollector loads the OpenTelemetry Collector's StatsD receiver
-// (libratod-otelcol) for two seconds at a modest rate: every counter unit,
+// (libratod-otelcol) for two seconds at a low rate: every counter unit,
 // timer value and gauge must arrive once, through its file exporter.
 func TestAgainstCollector(t *testing.T) {
 	if testing.Short() {
@@ -180,7 +180,9 @@ func TestAgainstCollector(t *testing.T) {
 	cfg := runConfig{
 		collector: bin, libratoListen: "127.0.0.1:0", period: time.Second,
 		gen:   genConfig{prefix: freshPrefix(), names: 20, tags: 2, rate: 1, conns: 2, mix: mix{2, 1, 1, 0}},
-		proto: "udp", linesPerPacket: 10, duration: 2 * time.Second, pps: 20000, setLimit: 10000, seed: 1,
+		// A low rate in few datagrams: the receiver drops datagrams on a busy
+		// machine (the whole test suite running) well below libratod's rates.
+		proto: "udp", linesPerPacket: 50, duration: 2 * time.Second, pps: 5000, setLimit: 10000, seed: 1,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
