@@ -179,7 +179,7 @@ func TestAgainstCollector(t *testing.T) {
 	bin := collectorBinary(t)
 	cfg := runConfig{
 		collector: bin, libratoListen: "127.0.0.1:0", period: time.Second,
-		gen:   genConfig{prefix: freshPrefix(), names: 20, tags: 2, rate: 1, conns: 2, mix: mix{2, 1, 1, 0}},
+		gen: genConfig{prefix: freshPrefix(), names: 20, tags: 2, rate: 1, conns: 2, mix: mix{2, 1, 1, 0}},
 		// A low rate in few datagrams: the receiver drops datagrams on a busy
 		// machine (the whole test suite running) well below libratod's rates.
 		proto: "udp", linesPerPacket: 50, duration: 2 * time.Second, pps: 5000, setLimit: 10000, seed: 1,
