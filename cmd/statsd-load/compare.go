@@ -121,6 +121,7 @@ type daemonStats struct {
 // result is the outcome of one run.
 type result struct {
 	proto       string
+	output      string // "librato", "otlp" or "collector": who received the traffic
 	conns       int
 	send        sendStats
 	elapsed     time.Duration // of the sending
@@ -187,7 +188,14 @@ func (r *result) summary() string {
 		fmt.Fprintf(&b, " kernel_drops=%d", r.kernelDrops)
 	}
 	f := r.fake
-	fmt.Fprintf(&b, " librato: %d requests %d accepted", f.Requests, f.Accepted)
+	switch r.output {
+	case "collector":
+		fmt.Fprintf(&b, " collector: %d exports", f.Accepted)
+	case "otlp":
+		fmt.Fprintf(&b, " otlp: %d requests %d accepted", f.Requests, f.Accepted)
+	default:
+		fmt.Fprintf(&b, " librato: %d requests %d accepted", f.Requests, f.Accepted)
+	}
 	if faulted := f.Down + f.Status + f.Dropped + f.Delayed + f.ClientGone + f.Slow; faulted > 0 {
 		fmt.Fprintf(&b, " (faults: %d down, %d status, %d dropped, %d delayed, %d gone while delayed, %d slow, %d gone while slow)",
 			f.Down, f.Status, f.Dropped, f.Delayed, f.ClientGone, f.Slow, f.LateGone)
@@ -196,7 +204,11 @@ func (r *result) summary() string {
 		fmt.Fprintf(&b, " %d bad", f.Bad)
 	}
 	if d := r.daemon; d != nil && secs > 0 {
-		fmt.Fprintf(&b, " daemon cpu=%.2f cores peak_rss=%dMiB", d.cpu.Seconds()/secs, d.peakRSS>>20)
+		who := "daemon"
+		if r.output == "collector" {
+			who = "collector"
+		}
+		fmt.Fprintf(&b, " %s cpu=%.2f cores peak_rss=%dMiB", who, d.cpu.Seconds()/secs, d.peakRSS>>20)
 		if d.idleRSS > 0 {
 			fmt.Fprintf(&b, " idle_rss=%dMiB series=%d", d.idleRSS>>20, r.series)
 			if r.series > 0 {

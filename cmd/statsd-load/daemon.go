@@ -38,6 +38,7 @@ const (
 type daemonConfig struct {
 	udp, tcp   string // listen addresses
 	librato    string // the fake's base URL
+	otlp       string // the fake OTLP receiver's base URL: send to it only, Librato off; "" none
 	period     time.Duration
 	udpReaders int    // 0: the daemon's default
 	maxSeries  int    // aggregate.max_series; 0: the daemon's default
@@ -56,8 +57,15 @@ func (c daemonConfig) toml() string {
 	if c.maxSeries > 0 {
 		fmt.Fprintf(&b, "max_series = %d\n", c.maxSeries)
 	}
-	fmt.Fprintf(&b, "\n[librato]\napi = \"tagged\"\nurl = %q\nemail = \"statsd-load@example.com\"\n", c.librato)
-	b.WriteString("token = \"statsd-load-placeholder\"\nshutdown_timeout = \"30s\"\n")
+	if c.otlp != "" {
+		// The daemon still wants credentials for the output it leaves off.
+		b.WriteString("\n[librato]\nenabled = false\nemail = \"statsd-load@example.com\"\n" +
+			"token = \"statsd-load-placeholder\"\nshutdown_timeout = \"30s\"\n")
+		fmt.Fprintf(&b, "\n[otlp]\nendpoint = %q\ntemporality = \"delta\"\n", c.otlp)
+	} else {
+		fmt.Fprintf(&b, "\n[librato]\napi = \"tagged\"\nurl = %q\nemail = \"statsd-load@example.com\"\n", c.librato)
+		b.WriteString("token = \"statsd-load-placeholder\"\nshutdown_timeout = \"30s\"\n")
+	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = %q\n\n[metrics]\nlisten = \"\"\n", cmp.Or(c.logLevel, "warn"))
 	return b.String()
 }
@@ -214,6 +222,12 @@ func (d *daemonProc) waitIdle(ctx context.Context) (time.Duration, error) {
 // directory.
 func (d *daemonProc) stop() error {
 	defer d.removeDir()
+	return d.halt()
+}
+
+// halt sends SIGTERM and waits for the exit, as stop does, but keeps the
+// temporary directory (a collector's output is in it).
+func (d *daemonProc) halt() error {
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		d.kill()
 		return fmt.Errorf("stopping the daemon: %w", err)
@@ -250,6 +264,8 @@ var ownedKeys = []string{
 	"LIBRATOD_LISTEN_UDP=", "LIBRATOD_LISTEN_TCP=", "LIBRATOD_AGGREGATE_PERIOD=", "LIBRATOD_AGGREGATE_PERCENTILES=",
 	"LIBRATOD_AGGREGATE_PREFIX=", "LIBRATOD_LIBRATO_API=", "LIBRATOD_LIBRATO_URL=", "LIBRATOD_METRICS_LISTEN=",
 	"LIBRATOD_LIBRATO_TOKEN=", "LIBRATOD_LIBRATO_EMAIL=", "LIBRATO_TOKEN=", "LIBRATO_EMAIL=", "LIBRATOD_TAGS=",
+	"LIBRATOD_LIBRATO_ENABLED=", "LIBRATOD_OTLP_ENDPOINT=", "LIBRATOD_OTLP_TOKEN=", "LIBRATOD_OTLP_TEMPORALITY=",
+	"LIBRATOD_OTLP_HEADERS=",
 }
 
 // daemonEnv returns the daemon's environment: the tool's, without the overrides

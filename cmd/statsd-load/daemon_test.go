@@ -97,6 +97,11 @@ func TestDaemonConfigTOML(t *testing.T) {
 			not: []string{"udp_readers", "max_series"},
 		},
 		{cfg: daemonConfig{udpReaders: 3, period: time.Second}, want: []string{"udp_readers = 3"}},
+		{
+			cfg:  daemonConfig{otlp: "http://127.0.0.1:4", librato: "http://127.0.0.1:3", period: time.Second},
+			want: []string{"[otlp]", `endpoint = "http://127.0.0.1:4"`, `temporality = "delta"`, "enabled = false"},
+			not:  []string{"url =", "api ="},
+		},
 		{cfg: daemonConfig{maxSeries: 2000, period: time.Second}, want: []string{"max_series = 2000"}},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/internal/fakelibrato"
+	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 )
 
 // faultKind is what a fault does to a request.
@@ -124,7 +125,7 @@ type fakeStats struct {
 	Dropped    int // connection closed without an answer
 	ClientGone int // the client gave up during a delay: not delivered
 	LateGone   int // the client gave up during a slow answer: delivered, and it will resend
-	Bad        int // not a POST /v1/measurements with a JSON payload: answered 4xx
+	Bad        int // not a POST /v1/measurements with a JSON payload (OTLP: /v1/metrics, protobuf): answered 4xx
 }
 
 // fakeConfig configures a fakeLibrato.
@@ -133,6 +134,7 @@ type fakeConfig struct {
 	faults []fault       // injected per request
 	down   time.Duration // answer 503 to everything for this long after the fake is made
 	seed   uint64        // seeds the fault rolls
+	otlp   bool          // serve OTLP/HTTP (POST /v1/metrics, protobuf), not Librato's tagged API
 }
 
 // fakeLibrato stands in for Librato's tagged API (a fakelibrato.Fake). It
@@ -179,12 +181,16 @@ func (f *fakeLibrato) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // window and what an injected fault picks (see fakelibrato.Fake.Serve).
 func (f *fakeLibrato) serve(w http.ResponseWriter, r *http.Request, req *fakelibrato.Request, take func()) bool {
 	f.count(func(s *fakeStats) { s.Requests++ })
-	if r.Method != http.MethodPost || r.URL.Path != "/v1/measurements" {
+	path, decode := "/v1/measurements", func(req *fakelibrato.Request) (any, error) { return decodePayload(req) }
+	if f.cfg.otlp {
+		path, decode = "/v1/metrics", func(req *fakelibrato.Request) (any, error) { return decodeOTLP(req) }
+	}
+	if r.Method != http.MethodPost || r.URL.Path != path {
 		f.count(func(s *fakeStats) { s.Bad++ })
-		fakelibrato.Fail(w, http.StatusNotFound, "only POST /v1/measurements (the tagged API) is served")
+		fakelibrato.Fail(w, http.StatusNotFound, "only POST "+path+" is served")
 		return true
 	}
-	p, err := decodePayload(req)
+	p, err := decode(req)
 	if err != nil {
 		f.count(func(s *fakeStats) { s.Bad++ })
 		fakelibrato.Fail(w, http.StatusBadRequest, err.Error())
@@ -236,12 +242,23 @@ func (f *fakeLibrato) serve(w http.ResponseWriter, r *http.Request, req *fakelib
 func (f *fakeLibrato) take(req *fakelibrato.Request) {
 	f.mu.Lock()
 	f.stats.Accepted++
-	f.got.add(req.Payload.(*payload))
+	switch p := req.Payload.(type) {
+	case *payload:
+		f.got.add(p)
+	case *metricsv1.MetricsData:
+		f.got.addOTLP(p, -1)
+	}
 	f.mu.Unlock()
 }
 
-// answerOK answers a request taken as Librato does.
+// answerOK answers a request taken as Librato does, or for OTLP with an
+// empty ExportMetricsServiceResponse (nothing rejected).
 func answerOK(w http.ResponseWriter, req *fakelibrato.Request) {
+	if _, ok := req.Payload.(*metricsv1.MetricsData); ok {
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = io.WriteString(w, `{"measurements":{"summary":{"total":`+strconv.Itoa(len(req.Payload.(*payload).Measurements))+`}}}`)
 }
@@ -335,7 +352,6 @@ func newReceived(prefix string) *received {
 // add tallies the measurements of p.
 func (rc *received) add(p *payload) {
 	for _, m := range p.Measurements {
-		rc.total++
 		tm := m.Time
 		if tm == 0 {
 			tm = p.Time
@@ -344,47 +360,79 @@ func (rc *received) add(p *payload) {
 		if tags == nil {
 			tags = p.Tags
 		}
-		t, i, ok := parseName(rc.prefix, m.Name)
-		v := m.Value
-		if v == nil {
-			v = m.Count
+		if m.Count != nil {
+			rc.point(m.Name, tags, tm, *m.Count, shapeCount)
+		} else {
+			rc.point(m.Name, tags, tm, *m.Value, shapeValue)
 		}
-		first, seen := rc.firstPoint(m.Name, tags, tm, *v)
-		if seen {
-			rc.dupes++
-			if first == *v {
-				rc.sameDup++
-			}
-			k := dupKey{time: tm, typ: "other"}
-			if ok {
-				k.typ = t.String()
-			}
-			rc.dupTimes[k]++
+	}
+}
+
+// shape is the form a point was delivered in.
+type shape uint8
+
+// The shapes of points.
+const (
+	shapeValue shape = iota // a Librato gauge measurement: any type but a timer
+	shapeCount              // a summary or histogram (its count): a timer
+	shapeSum                // an OTLP delta Sum: a counter
+	shapeGauge              // an OTLP Gauge: a gauge or a set
+	shapeWrong              // a shape no StatsD type is sent as (a cumulative Sum)
+)
+
+// fits says whether a point of the tool's type t may come in shape s.
+func (s shape) fits(t metricType) bool {
+	switch s {
+	case shapeValue:
+		return t != timerType
+	case shapeCount:
+		return t == timerType
+	case shapeSum:
+		return t == counterType
+	case shapeGauge:
+		return t == gaugeType || t == setType
+	}
+	return false
+}
+
+// point tallies one point: the series (name, tags) at time tm (unix
+// seconds) with value v, a count for shapeCount.
+func (rc *received) point(name string, tags map[string]string, tm int64, v float64, s shape) {
+	rc.total++
+	t, i, ok := parseName(rc.prefix, name)
+	first, seen := rc.firstPoint(name, tags, tm, v)
+	if seen {
+		rc.dupes++
+		if first == v {
+			rc.sameDup++
 		}
-		if !ok {
-			rc.other++
-			continue
+		k := dupKey{time: tm, typ: "other"}
+		if ok {
+			k.typ = t.String()
 		}
-		if (t == timerType) != (m.Count != nil) {
-			rc.wrongTyp++
-			continue
+		rc.dupTimes[k]++
+	}
+	if !ok {
+		rc.other++
+		return
+	}
+	if !s.fits(t) {
+		rc.wrongTyp++
+		return
+	}
+	if !seen {
+		rc.perTime[tm]++
+	}
+	switch t {
+	case gaugeType:
+		if g, seen := rc.gauges[i]; !seen || tm >= g.time {
+			rc.gauges[i] = gaugeSeen{time: tm, value: v}
 		}
-		if !seen {
-			rc.perTime[tm]++
-		}
-		switch t {
-		case timerType:
-			rc.sums[t][i] += *m.Count
-		case gaugeType:
-			if g, seen := rc.gauges[i]; !seen || tm >= g.time {
-				rc.gauges[i] = gaugeSeen{time: tm, value: *m.Value}
-			}
-		case setType:
-			rc.sums[t][i] += *m.Value
-			rc.maxSet = max(rc.maxSet, *m.Value)
-		default:
-			rc.sums[t][i] += *m.Value
-		}
+	case setType:
+		rc.sums[t][i] += v
+		rc.maxSet = max(rc.maxSet, v)
+	default:
+		rc.sums[t][i] += v
 	}
 }
 

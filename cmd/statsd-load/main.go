@@ -43,6 +43,14 @@ tagged API pointed at the fake, the period of -period), stops it with SIGTERM at
 (which flushes) and reports its CPU use and peak RSS. Without -daemon it sends to -addr and
 serves the fake at -librato-listen: point the daemon's librato.url there (api = "tagged").
 
+With -output otlp the fake is an OTLP/HTTP receiver instead (POST /v1/metrics, protobuf,
+gzip or not) and the daemon -daemon starts sends to it only ([librato] enabled = false,
+[otlp] temporality = "delta"; cumulative is not supported: the tool adds up what arrives).
+With -collector it starts an OpenTelemetry Collector (libratod-otelcol, scripts/tools otelcol)
+instead of the daemon: its StatsD receiver on a free UDP port with aggregation_interval
+-period, counters as monotonic delta Sums, timers as exponential histograms, its file
+exporter read back at the end; sets are not supported by that receiver.
+
 It prints one summary line and exits 1 when anything was lost or doubled (unless -allow-loss),
 2 on a bad command line.
 
@@ -72,6 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg runConfig, findMax, allowL
 		prefix  = fs.String("prefix", "", "name prefix; \"\" makes a fresh one per run (load.r<hex>), so runs never mix")
 	)
 	fs.StringVar(&cfg.daemon, "daemon", "", "`path` of a built libratod to start, load and stop; without it the tool targets -addr")
+	fs.StringVar(&cfg.collector, "collector", "", "`path` of libratod-otelcol (an OpenTelemetry Collector with the StatsD receiver) to start,\nload and stop instead of a daemon; UDP only, no sets, no -faults or -down")
+	output := fs.String("output", "librato", "what the fake serves and the daemon sends to: librato (the tagged API) or otlp (OTLP/HTTP)")
 	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8125", "`host:port` of a running daemon (without -daemon)")
 	fs.StringVar(&cfg.libratoListen, "librato-listen", "127.0.0.1:0", "`address` the fake Librato listens on")
 	fs.DurationVar(&cfg.period, "period", time.Second, "flush period of the daemon the tool starts (whole seconds)")
@@ -143,8 +153,24 @@ func parseFlags(args []string, stderr io.Writer) (cfg runConfig, findMax, allowL
 	if cfg.down < 0 || cfg.settle < 0 || cfg.readers < 0 {
 		bad("-down, -settle and -readers must not be negative")
 	}
-	if findMax && cfg.daemon == "" {
-		bad("-find-max needs -daemon: each step runs a fresh daemon")
+	switch *output {
+	case "librato":
+	case "otlp":
+		cfg.otlp = true
+	default:
+		bad("-output %q: want librato or otlp", *output)
+	}
+	if cfg.collector != "" {
+		if cfg.daemon != "" || cfg.otlp {
+			bad("-collector replaces -daemon and its -output")
+		}
+		if cfg.proto != "udp" || cfg.gen.mix[setType] > 0 || len(cfg.faults) > 0 || cfg.down > 0 ||
+			cfg.floorRounds > 0 || cfg.cardinality {
+			bad("-collector: UDP only, no sets (its StatsD receiver drops them), no -faults, -down, -floor or -cardinality")
+		}
+	}
+	if findMax && cfg.daemon == "" && cfg.collector == "" {
+		bad("-find-max needs -daemon (or -collector): each step runs a fresh daemon")
 	}
 	if cfg.floorRounds < 0 || cfg.floorRounds > 100 {
 		bad("-floor %d: want 0 to 100 rounds", cfg.floorRounds)

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libratod/libratod/internal/otelcoltest"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -51,6 +54,18 @@ func TestParseFlags(t *testing.T) {
 		{name: "floor with find-max", args: []string{"-daemon", "x", "-floor", "1", "-find-max"}, wantErr: "-floor needs"},
 		{name: "floor rounds", args: []string{"-daemon", "x", "-floor", "-1"}, wantErr: "-floor -1"},
 		{name: "cardinality without daemon", args: []string{"-cardinality"}, wantErr: "-cardinality needs -daemon"},
+		{name: "otlp", args: []string{"-daemon", "x", "-output", "otlp"},
+			check: func(c runConfig, _, _ bool) bool { return c.otlp && c.output() == "otlp" }},
+		{name: "librato by default", check: func(c runConfig, _, _ bool) bool { return !c.otlp && c.output() == "librato" }},
+		{name: "bad output", args: []string{"-output", "kafka"}, wantErr: "-output"},
+		{name: "collector", args: []string{"-collector", "/bin/otelcol", "-types", "c,g,ms", "-find-max"},
+			check: func(c runConfig, findMax, _ bool) bool {
+				return c.collector == "/bin/otelcol" && c.output() == "collector" && findMax
+			}},
+		{name: "collector and daemon", args: []string{"-collector", "x", "-daemon", "y", "-types", "c"}, wantErr: "-collector replaces"},
+		{name: "collector and sets", args: []string{"-collector", "x"}, wantErr: "no sets"},
+		{name: "collector over tcp", args: []string{"-collector", "x", "-types", "c", "-proto", "tcp"}, wantErr: "UDP only"},
+		{name: "collector with faults", args: []string{"-collector", "x", "-types", "c", "-faults", "503:0.1"}, wantErr: "no -faults"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,19 +120,28 @@ func TestAgainstDaemon(t *testing.T) {
 		t.Fatalf("building libratod: %v\n%s", err, out)
 	}
 	tests := []struct {
-		proto string
-		conns int
+		proto  string
+		conns  int
+		otlp   bool
+		faults []fault
 	}{
 		{proto: "udp", conns: 2},
 		{proto: "tcp", conns: 2},
+		// OTLP: some requests refused with 429 (retried, with Retry-After
+		// or backoff) beside the delays.
+		{proto: "udp", conns: 2, otlp: true, faults: []fault{{kind: faultStatus, status: 429, p: 0.5}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.proto, func(t *testing.T) {
+		name := tt.proto
+		if tt.otlp {
+			name += "-otlp"
+		}
+		t.Run(name, func(t *testing.T) {
 			cfg := runConfig{
-				daemon: bin, libratoListen: "127.0.0.1:0", period: time.Second,
+				daemon: bin, libratoListen: "127.0.0.1:0", period: time.Second, otlp: tt.otlp,
 				gen:   genConfig{prefix: freshPrefix(), names: 20, tags: 2, rate: 0.5, conns: tt.conns, mix: mix{2, 1, 1, 1}},
 				proto: tt.proto, linesPerPacket: 10, duration: 2 * time.Second, pps: 20000, setLimit: 10000,
-				faults: []fault{{kind: faultDelay, delay: 50 * time.Millisecond, p: 0.3}},
+				faults: append(tt.faults[:len(tt.faults):len(tt.faults)], fault{kind: faultDelay, delay: 50 * time.Millisecond, p: 0.3}),
 				seed:   1,
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -134,10 +158,68 @@ func TestAgainstDaemon(t *testing.T) {
 			if res.daemon == nil || res.daemon.peakRSS == 0 || res.fake.Accepted == 0 {
 				t.Errorf("daemon %+v, %d requests accepted; want measurements of both", res.daemon, res.fake.Accepted)
 			}
+			if len(tt.faults) > 0 && res.fake.Status == 0 {
+				t.Errorf("no status fault was injected: %s", res.summary())
+			}
 			if tt.proto == "udp" && res.kernelDrops != 0 {
 				t.Errorf("%d kernel drops at a modest rate", res.kernelDrops)
 			}
 		})
 	}
 	testFloorAndCardinality(t, bin)
+}
+
+// TestAgainstCollector loads the OpenTelemetry Collector's StatsD receiver
+// (libratod-otelcol) for two seconds at a low rate: every counter unit,
+// timer value and gauge must arrive once, through its file exporter.
+func TestAgainstCollector(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the collector")
+	}
+	bin := collectorBinary(t)
+	cfg := runConfig{
+		collector: bin, libratoListen: "127.0.0.1:0", period: time.Second,
+		gen: genConfig{prefix: freshPrefix(), names: 20, tags: 2, rate: 1, conns: 2, mix: mix{2, 1, 1, 0}},
+		// A low rate in few datagrams: the receiver drops datagrams on a busy
+		// machine (the whole test suite running) well below libratod's rates.
+		proto: "udp", linesPerPacket: 50, duration: 2 * time.Second, pps: 5000, setLimit: 10000, seed: 1,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.summary())
+	sent, delivered := res.cmp.units()
+	if !res.clean() || res.send.lines == 0 || sent != delivered || res.cmp.gauges != cfg.gen.names ||
+		res.cmp.delivered[timerType] == 0 {
+		t.Errorf("not everything arrived exactly once: %s", res.summary())
+	}
+	if res.daemon == nil || res.daemon.cpu == 0 || res.fake.Accepted == 0 {
+		t.Errorf("collector %+v, %d exports; want measurements of both", res.daemon, res.fake.Accepted)
+	}
+	if !strings.Contains(res.summary(), "collector cpu=") {
+		t.Errorf("summary does not name the collector: %s", res.summary())
+	}
+}
+
+// collectorBinary returns the path of libratod-otelcol, as otelcoltest
+// finds it, or skips the test (fails it under LIBRATOD_REQUIRE_TOOLS=1, as
+// scripts/test runs).
+func collectorBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(otelcoltest.EnvBinary); p != "" {
+		return p
+	}
+	p, err := exec.LookPath(otelcoltest.Binary)
+	if err == nil {
+		return p
+	}
+	msg := otelcoltest.Binary + " is not on PATH: run `export PATH=\"$(scripts/tools otelcol):$PATH\"` first"
+	if os.Getenv("LIBRATOD_REQUIRE_TOOLS") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/libratod/libratod/listener"
+	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 )
 
 // maxDatagram bounds the UDP datagrams the tool builds: a packet ends early
@@ -31,6 +32,8 @@ const maxSendErrors = 1000
 // runConfig is one run's settings, from the flags.
 type runConfig struct {
 	daemon        string // a libratod binary to start; "" targets addr
+	collector     string // an OpenTelemetry Collector binary (libratod-otelcol) to start instead; "" none
+	otlp          bool   // the daemon sends OTLP to the fake (an OTLP receiver), Librato off
 	addr          string
 	libratoListen string
 	period        time.Duration // of the daemon the tool starts
@@ -58,10 +61,11 @@ type runConfig struct {
 // run runs the fake Librato (and the daemon, with -daemon), sends, waits for
 // the final flush and compares.
 func run(ctx context.Context, cfg runConfig) (*result, error) {
-	fake := newFake(fakeConfig{prefix: cfg.gen.prefix, faults: cfg.faults, down: cfg.down, seed: cfg.seed})
+	fake := newFake(fakeConfig{prefix: cfg.gen.prefix, faults: cfg.faults, down: cfg.down, seed: cfg.seed,
+		otlp: cfg.otlp})
 	ln, err := net.Listen("tcp", cfg.libratoListen)
 	if err != nil {
-		return nil, fmt.Errorf("fake librato: %w", err)
+		return nil, fmt.Errorf("fake %s: %w", cfg.output(), err)
 	}
 	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -71,12 +75,26 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 		<-served
 	}()
 	url := "http://" + ln.Addr().String()
-	cfg.logf("fake librato on %s (prefix %s)", url, cfg.gen.prefix)
+	cfg.logf("fake %s on %s (prefix %s)", cfg.output(), url, cfg.gen.prefix)
 
 	target := cfg.addr
 	var d *daemonProc
-	if cfg.daemon != "" {
+	if cfg.collector != "" {
+		if d, err = startCollector(ctx, cfg.collector, cfg.period); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if d != nil { // not stopped on the way: an error
+				d.kill()
+			}
+		}()
+		target = d.udp
+		cfg.logf("collector pid %d, statsd udp %s", d.cmd.Process.Pid, d.udp)
+	} else if cfg.daemon != "" {
 		dc := daemonConfig{librato: url, period: cfg.period, udpReaders: cfg.readers, logLevel: "warn"}
+		if cfg.otlp {
+			dc.otlp = url
+		}
 		if cfg.cardinality {
 			dc.maxSeries = max(2*cfg.gen.names*cfg.gen.mix.types(), 1000)
 		}
@@ -121,12 +139,24 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &result{proto: cfg.proto, conns: cfg.gen.conns, send: st, elapsed: elapsed, kernelDrops: -1}
+	res := &result{proto: cfg.proto, conns: cfg.gen.conns, send: st, elapsed: elapsed, kernelDrops: -1,
+		output: cfg.output()}
 
 	if d != nil {
 		cpu1, err := d.waitIdle(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.collector != "" {
+			// The collector exports an interval's aggregate at the end of
+			// the interval, and not at shutdown: wait for the last one.
+			cfg.logf("waiting %v for the collector's last export", cfg.period+time.Second)
+			if err := sleepCtx(ctx, cfg.period+time.Second); err != nil {
+				return nil, err
+			}
+			if cpu1, err = d.cpu(); err != nil {
+				return nil, err
+			}
 		}
 		rss, err := d.peakRSS()
 		if err != nil {
@@ -136,7 +166,21 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 		if dropsErr == nil && err1 == nil {
 			res.kernelDrops = int64(drops1 - drops0)
 		}
-		stopErr := d.stop()
+		var stopErr error
+		if cfg.collector != "" {
+			stopErr = d.halt() // the file exporter flushes at shutdown
+			if stopErr == nil {
+				var exports []*metricsv1.MetricsData
+				if exports, stopErr = d.readExports(); stopErr == nil {
+					for _, md := range exports {
+						fake.takeExport(md)
+					}
+				}
+			}
+			d.removeDir()
+		} else {
+			stopErr = d.stop()
+		}
 		if cfg.log != nil {
 			if logs := d.logs.String(); logs != "" {
 				cfg.logf("daemon log (tail):\n%s", logs)
@@ -176,6 +220,18 @@ func run(ctx context.Context, cfg runConfig) (*result, error) {
 			time.Unix(k.time, 0).UTC().Format(time.RFC3339))
 	}
 	return res, nil
+}
+
+// output names where the tool's traffic ends up: "librato", "otlp" or
+// "collector".
+func (cfg *runConfig) output() string {
+	switch {
+	case cfg.collector != "":
+		return "collector"
+	case cfg.otlp:
+		return "otlp"
+	}
+	return "librato"
 }
 
 // boundaryMargin is how long after a period boundary -cardinality starts
