@@ -187,7 +187,7 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		}()
 		d.parts.otlpSpool = d.otlpSpool
 	}
-	d.flusher = flusher.New(flusherConfig(cfg, d.parts, otlpClient), d.agg, client)
+	d.flusher = flusher.New(flusherConfig(cfg, d.parts, otlpClient), d.agg, libratoSender(client))
 	if c := d.flusher.SpoolCollector(); c != nil {
 		if err = d.reg.Register(c); err != nil {
 			return nil, err
@@ -359,8 +359,12 @@ func newLogger(cfg config.Log, w io.Writer) (zerolog.Logger, *levelWriter, error
 	return zerolog.New(lw).Level(zerolog.DebugLevel).With().Timestamp().Logger(), lw, nil
 }
 
-// newClient returns the Librato client for cfg.
+// newClient returns the Librato client for cfg, or nil when the Librato
+// output is off.
 func newClient(cfg *config.Config, dryRun io.Writer) (*librato.Client, error) {
+	if !cfg.Librato.Enabled {
+		return nil, nil // no token needed: the flusher never sends to Librato
+	}
 	api, err := librato.ParseAPI(cfg.Librato.API)
 	if err != nil {
 		return nil, fmt.Errorf("librato.api: %w", err)
@@ -461,6 +465,15 @@ func flusherConfig(cfg *config.Config, p flusherParts, otlpDst flusher.OTLPSende
 		Now:                p.now,
 		Spool:              p.spool,
 	}
+}
+
+// libratoSender returns c as the flusher's Sender: none (a nil interface,
+// not a nil *librato.Client) when the Librato output is off.
+func libratoSender(c *librato.Client) flusher.Sender {
+	if c == nil {
+		return nil
+	}
+	return c
 }
 
 // otlpSpoolDir is the OTLP output's spool: a subdirectory of

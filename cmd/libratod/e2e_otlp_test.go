@@ -274,13 +274,15 @@ func TestOTLPOneOutputDown(t *testing.T) {
 
 // TestOTLPSpoolSIGTERMThenRestart: with the collector down, a stop keeps
 // the period in the OTLP output's own spool (spool_dir/otlp); the next
-// daemon, with the collector up, delivers it once. Librato is off.
+// daemon, with the collector up, delivers it once. Librato is off, with
+// no credentials set.
 func TestOTLPSpoolSIGTERMThenRestart(t *testing.T) {
 	col := otelcoltest.Start(t)
 	col.Stop()
 	dir := filepath.Join(t.TempDir(), "spool")
 	cfg := otlpTestConfig("http://127.0.0.1:1", col)
 	cfg.Librato.Enabled = false
+	cfg.Librato.Token, cfg.Librato.Email = "", "" // Librato off: no credentials needed
 	cfg.Librato.SpoolDir = dir
 	cfg.Librato.ShutdownTimeout = time.Second
 	d, stop := startDaemon(t, cfg)
