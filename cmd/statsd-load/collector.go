@@ -12,6 +12,8 @@ import (
 	"time"
 
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
+
+	"github.com/libratod/libratod/internal/otelcoltest"
 )
 
 // collectorConfig is what the tool's config for an OpenTelemetry Collector
@@ -93,7 +95,7 @@ func (d *daemonProc) readExports() ([]*metricsv1.MetricsData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the collector's output: %w", err)
 	}
-	md, err := parseOTLPLines(b)
+	md, err := otelcoltest.ParseLines(b)
 	if err != nil {
 		return nil, fmt.Errorf("the collector's output: %w", err)
 	}

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"slices"
 	"strconv"
 
-	"github.com/libratod/libratod/internal/fakelibrato"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/libratod/libratod/internal/fakelibrato"
 )
 
 // decodeOTLP decodes an OTLP/HTTP request body: a protobuf
@@ -141,34 +139,6 @@ func anyString(v *commonv1.AnyValue) string {
 		return strconv.FormatFloat(x.DoubleValue, 'g', -1, 64)
 	}
 	return v.String()
-}
-
-// parseOTLPLines parses each whole line of b as OTLP/JSON MetricsData (what
-// the collector's file exporter writes with format json); a last line
-// without its newline is left out.
-func parseOTLPLines(b []byte) ([]*metricsv1.MetricsData, error) {
-	i := bytes.LastIndexByte(b, '\n')
-	if i < 0 {
-		return nil, nil
-	}
-	var all []*metricsv1.MetricsData
-	sc := bufio.NewScanner(bytes.NewReader(b[:i+1]))
-	sc.Buffer(nil, i+2)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		md := &metricsv1.MetricsData{}
-		if err := protojson.Unmarshal(line, md); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		all = append(all, md)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading the lines: %w", err)
-	}
-	return all, nil
 }
 
 // takeExport tallies what a collector exported (a line of its file

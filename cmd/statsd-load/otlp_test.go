@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libratod/libratod/internal/eventually"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resourcev1 "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/libratod/libratod/internal/eventually"
+	"github.com/libratod/libratod/internal/otelcoltest"
 )
 
 // Temporalities, shortened.
@@ -224,7 +226,7 @@ func TestParseOTLPLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := string(line) + "\n\n" + string(line) + "\n" + `{"resourceMetrics":[` // a last line being written
-	md, err := parseOTLPLines([]byte(b))
+	md, err := otelcoltest.ParseLines([]byte(b))
 	if err != nil || len(md) != 2 {
 		t.Fatalf("parseOTLPLines: %d, %v; want 2 lines", len(md), err)
 	}
@@ -235,10 +237,10 @@ func TestParseOTLPLines(t *testing.T) {
 	if rc.sums[counterType][0] != 12 || rc.dupes != 7 {
 		t.Errorf("counter 0: %v, dupes %d; want 12, 7", rc.sums[counterType][0], rc.dupes)
 	}
-	if _, err := parseOTLPLines([]byte("{nope\n")); err == nil {
+	if _, err := otelcoltest.ParseLines([]byte("{nope\n")); err == nil {
 		t.Error("a broken line parsed")
 	}
-	if md, err := parseOTLPLines(nil); err != nil || md != nil {
+	if md, err := otelcoltest.ParseLines(nil); err != nil || md != nil {
 		t.Errorf("nothing: %v, %v; want nothing", md, err)
 	}
 }

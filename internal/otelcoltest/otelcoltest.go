@@ -270,7 +270,7 @@ func (c *Collector) Metrics() ([]*metricsv1.MetricsData, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read exporter output: %w", err)
 		}
-		md, err := parseLines(b)
+		md, err := ParseLines(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
 		}
@@ -279,8 +279,10 @@ func (c *Collector) Metrics() ([]*metricsv1.MetricsData, error) {
 	return all, nil
 }
 
-// parseLines parses each whole line of b as OTLP JSON MetricsData.
-func parseLines(b []byte) ([]*metricsv1.MetricsData, error) {
+// ParseLines parses each whole line of b as OTLP/JSON MetricsData (what
+// the file exporter writes); a last line without its newline, still being
+// written, is left for the next call.
+func ParseLines(b []byte) ([]*metricsv1.MetricsData, error) {
 	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
 		b = b[:i+1]
 	} else {

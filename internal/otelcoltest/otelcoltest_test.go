@@ -238,7 +238,7 @@ func TestStatsDReceiver(t *testing.T) {
 func TestParseLinesLeavesAPartialLine(t *testing.T) {
 	whole := `{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"a","gauge":{"dataPoints":[{"asDouble":1.5}]}}]}]}]}`
 	partial := `{"resourceMetrics":[{"scopeMe`
-	got, err := parseLines([]byte(whole + "\n" + partial))
+	got, err := ParseLines([]byte(whole + "\n" + partial))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,10 +248,10 @@ func TestParseLinesLeavesAPartialLine(t *testing.T) {
 	if v := Named(got, "a")[0].GetGauge().GetDataPoints()[0].GetAsDouble(); v != 1.5 {
 		t.Errorf("a = %v, want 1.5", v)
 	}
-	if got, err := parseLines([]byte(partial)); err != nil || len(got) != 0 {
+	if got, err := ParseLines([]byte(partial)); err != nil || len(got) != 0 {
 		t.Errorf("a partial line alone: %d exports, %v; want none", len(got), err)
 	}
-	_, err = parseLines([]byte(whole + "\n" + "{not json}\n"))
+	_, err = ParseLines([]byte(whole + "\n" + "{not json}\n"))
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("a bad line: %v, want an error naming line 2", err)
 	}
