@@ -44,6 +44,15 @@ func newCumulative(limit int) *cumulative {
 	return &cumulative{limit: limit, m: make(map[string]*cumState)}
 }
 
+// counts returns the series kept and the resets counted since the last
+// call, which it clears.
+func (c *cumulative) counts() (series int, resets int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resets, c.overflow = c.overflow, 0
+	return len(c.m), resets
+}
+
 // beginPeriod starts a period, forgetting once in a while the series
 // unseen for cumulativeTTL periods.
 func (c *cumulative) beginPeriod() {

@@ -24,6 +24,10 @@ type Metrics struct {
 	// requestDuration times each POST of measurements, answered or not.
 	requestDuration *prometheus.HistogramVec
 	rateLimit       *prometheus.GaugeVec
+	// cumulativeSeries and cumulativeResets describe the OTLP output's
+	// cumulative state (temporality = "cumulative").
+	cumulativeSeries prometheus.Gauge
+	cumulativeResets prometheus.Counter
 }
 
 // laneMetrics are the metrics of one output: Metrics with its label set.
@@ -107,6 +111,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "libratod_type_conflict_names",
 			Help: "Metric names no longer sent because the output has them with another type (Librato's legacy API).",
 		}, []string{"output"}),
+		cumulativeSeries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "libratod_otlp_cumulative_series",
+			Help: "Series whose running totals the OTLP output keeps for cumulative temporality.",
+		}),
+		cumulativeResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "libratod_otlp_cumulative_resets_total",
+			Help: "OTLP points of new series past aggregate.max_series sent with their own period as start (a reset) rather than a running total.",
+		}),
 		annotations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "libratod_annotations_total",
 			Help: "Annotations (from StatsD events) by outcome: sent, rejected, dropped (no room to keep them for a retry), unsupported.",
@@ -122,7 +134,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"output", "limit"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped, m.backlog, m.stopList, m.annotations, m.requestDuration, m.rateLimit} {
+		for _, c := range []prometheus.Collector{m.flushDuration, m.series, m.sent, m.requests, m.retries, m.partial, m.dropped, m.tagsDropped, m.backlog, m.stopList, m.annotations, m.requestDuration, m.rateLimit, m.cumulativeSeries, m.cumulativeResets} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering flusher metrics: %w", err)
 			}

@@ -354,6 +354,11 @@ func (otlpOutput) build(l *lane[*otlp.Batch], s *settings, p period, emit func(*
 	if ob.refused > 0 {
 		l.m.dropped.WithLabelValues("not_sendable").Add(float64(ob.refused))
 	}
+	if ob.cum != nil {
+		n, resets := ob.cum.counts()
+		l.f.m.cumulativeSeries.Set(float64(n))
+		l.f.m.cumulativeResets.Add(float64(resets))
+	}
 	return res
 }
 

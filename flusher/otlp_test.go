@@ -178,8 +178,14 @@ func TestOTLPCumulative(t *testing.T) {
 	}
 	// The bound (2 series) is reached: x is sent as a reset, its own
 	// period its start, every period.
-	if p := got["x "].sum; p == nil || p.GetAsDouble() != 1 || p.StartTimeUnixNano != uint64(p2) || cum.overflow != 1 {
-		t.Errorf("series past the bound: %+v, overflow %d", got["x "], cum.overflow)
+	if p := got["x "].sum; p == nil || p.GetAsDouble() != 1 || p.StartTimeUnixNano != uint64(p2) {
+		t.Errorf("series past the bound: %+v", got["x "])
+	}
+	if n, resets := cum.counts(); n != 2 || resets != 1 {
+		t.Errorf("cumulative state: %d series, %d resets; want 2 and 1", n, resets)
+	}
+	if _, resets := cum.counts(); resets != 0 {
+		t.Errorf("counts cleared the resets: %d left", resets)
 	}
 	bs, _ = buildOTLP(t, m, Config{}, cum, p3, p3+10e9, "c:-1|c")
 	got = decodeBatches(t, bs)
