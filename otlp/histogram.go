@@ -38,6 +38,11 @@ func BucketIndex(v float64) int32 {
 		// v = 2^(exp-1), the upper bound of bucket ((exp-1) << scale) - 1.
 		return int32((exp-1)<<HistogramScale) - 1
 	}
+	if v < 0x1p-1022 {
+		// A subnormal: math.Log is not exact enough for them on every
+		// platform; scale into the normal range first.
+		return int32(math.Ceil((math.Log(v*0x1p54)-54*math.Ln2)*scaleFactor)) - 1
+	}
 	return int32(math.Ceil(math.Log(v)*scaleFactor)) - 1
 }
 

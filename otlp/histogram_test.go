@@ -364,3 +364,16 @@ func TestHistogramExtremeBuckets(t *testing.T) {
 		t.Error("overflowing count appended")
 	}
 }
+
+// TestBucketIndexSubnormal: a subnormal value lies within the bounds of
+// its bucket, (base^i, base^(i+1)], as every other value does.
+func TestBucketIndexSubnormal(t *testing.T) {
+	for _, v := range []float64{math.SmallestNonzeroFloat64, 3e-324, 1e-320, 1.5e-315, 2.2e-310, 0x1p-1023 * 1.7, 0x1p-1022 - 0x1p-1074} {
+		i := BucketIndex(v)
+		lo := math.Exp2(float64(i) / (1 << HistogramScale))
+		hi := math.Exp2(float64(i+1) / (1 << HistogramScale))
+		if !(lo < v && v <= hi) {
+			t.Errorf("BucketIndex(%g) = %d: bounds (%g, %g] do not hold it", v, i, lo, hi)
+		}
+	}
+}
