@@ -11,19 +11,37 @@ import (
 
 	"github.com/libratod/libratod/aggregator"
 	"github.com/libratod/libratod/librato"
+	"github.com/libratod/libratod/otlp"
 	"github.com/libratod/libratod/parser"
 )
 
 // BenchmarkFlush measures one flush of many counter series with two tags
-// each, JSON encoding included (a dry-run client writing to io.Discard):
+// each, to Librato (JSON encoding included: a dry-run client writing to
+// io.Discard), to OTLP (protobuf encoding included, to a sender that takes
+// every request), or to both at once:
 // the time from the end of a period to its last request; alloc-B/series,
 // the bytes the flush allocates in all (most is garbage within a batch);
 // and peak-heap-B/series, the heap the flush needs on top of the series:
 // the most the heap's objects (live or not yet collected) grew over their
 // size before it, sampled every millisecond while it runs.
 func BenchmarkFlush(b *testing.B) {
-	for _, n := range []int{10_000, 1_000_000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
+	for _, out := range []string{"librato", "otlp", "both"} {
+		for _, n := range []int{10_000, 1_000_000} {
+			b.Run(fmt.Sprintf("%s/%d", out, n), func(b *testing.B) { benchmarkFlush(b, out, n) })
+		}
+	}
+}
+
+// discardOTLP takes every OTLP request.
+type discardOTLP struct{}
+
+func (discardOTLP) Send(context.Context, []byte) (otlp.Result, error) {
+	return otlp.Result{StatusCode: 200}, nil
+}
+
+func benchmarkFlush(b *testing.B, out string, n int) {
+	{
+		{
 			if n > 100_000 && testing.Short() {
 				b.Skip("large")
 			}
@@ -32,7 +50,19 @@ func BenchmarkFlush(b *testing.B) {
 				b.Fatal(err)
 			}
 			a := aggregator.New(aggregator.Config{})
-			f := New(Config{API: librato.Tagged, Period: 10 * time.Second, Tags: []librato.Tag{{Name: "host", Value: "h"}}}, a, client)
+			cfg := Config{API: librato.Tagged, Period: 10 * time.Second, Tags: []librato.Tag{{Name: "host", Value: "h"}}}
+			outputs := 1
+			switch out {
+			case "otlp":
+				cfg.LibratoOff = true
+				fallthrough
+			case "both":
+				cfg.OTLP = &OTLPConfig{OTLPMapping: OTLPMapping{Temporality: otlp.Delta, BatchSize: 1000}, Sender: discardOTLP{}}
+				if out == "both" {
+					outputs = 2
+				}
+			}
+			f := New(cfg, a, client)
 			w := a.NewWriter()
 			names := make([][]byte, n)
 			for i := range names {
@@ -59,8 +89,8 @@ func BenchmarkFlush(b *testing.B) {
 				peakHeap = max(peakHeap, heap())
 				var after runtime.MemStats
 				runtime.ReadMemStats(&after)
-				if res.Sent != n {
-					b.Fatalf("sent %d of %d", res.Sent, n)
+				if res.Sent != n*outputs {
+					b.Fatalf("sent %d of %d", res.Sent, n*outputs)
 				}
 				if d := after.TotalAlloc - before.TotalAlloc; d > peak {
 					peak = d
@@ -69,7 +99,7 @@ func BenchmarkFlush(b *testing.B) {
 			}
 			b.ReportMetric(float64(peak)/float64(n), "alloc-B/series")
 			b.ReportMetric(float64(peakHeap)/float64(n), "peak-heap-B/series")
-		})
+		}
 	}
 }
 

@@ -219,6 +219,9 @@ func (ob *otlpBuilder) done() Result {
 // alphabet (letters, digits, "_", ".", "-", "/") replaced by "_", a name
 // that does not start with a letter prefixed with "m_", cut at 255 bytes.
 func (ob *otlpBuilder) pointName(name string) string {
+	if ob.prefix == "" && validOTLPName(name) {
+		return name // the series' own string: no copy
+	}
 	b := ob.name[:0]
 	if ob.prefix != "" {
 		b = append(append(b, ob.prefix...), '.')
@@ -231,11 +234,7 @@ func (ob *otlpBuilder) pointName(name string) string {
 // otlpName returns b as a valid OTLP instrument name (see pointName),
 // without allocating when b is one already but for the string itself.
 func otlpName(b []byte) string {
-	valid := len(b) > 0 && len(b) <= 255 && isLetter(b[0])
-	for i := 0; valid && i < len(b); i++ {
-		valid = isInstrumentByte(b[i])
-	}
-	if valid {
+	if validOTLPName(b) {
 		return string(b)
 	}
 	var sb strings.Builder
@@ -252,6 +251,15 @@ func otlpName(b []byte) string {
 		sb.WriteByte(c)
 	}
 	return sb.String()
+}
+
+// validOTLPName reports whether b is a valid OTLP instrument name.
+func validOTLPName[S ~string | ~[]byte](b S) bool {
+	valid := len(b) > 0 && len(b) <= 255 && isLetter(b[0])
+	for i := 0; valid && i < len(b); i++ {
+		valid = isInstrumentByte(b[i])
+	}
+	return valid
 }
 
 func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
