@@ -39,8 +39,16 @@ func (d *daemon) run(ctx context.Context) error {
 	if err := d.lst.Start(); err != nil {
 		return err
 	}
-	ev := d.log.Info().Str("version", version).Str("api", d.cfg.Librato.API).
-		Str("url", d.cfg.Librato.URL).Dur("period", d.cfg.Aggregate.Period)
+	ev := d.log.Info().Str("version", version).Dur("period", d.cfg.Aggregate.Period)
+	if d.cfg.Librato.Enabled {
+		ev = ev.Str("api", d.cfg.Librato.API).Str("url", d.cfg.Librato.URL)
+	} else {
+		ev = ev.Str("librato", "off")
+	}
+	if d.cfg.OTLP.On() {
+		// The endpoint as configured: Validate refuses user information.
+		ev = ev.Str("otlp", d.cfg.OTLP.Endpoint).Str("temporality", d.cfg.OTLP.Temporality)
+	}
 	if a := d.lst.UDPAddr(); a != nil {
 		ev = ev.Str("udp", a.String())
 	}
