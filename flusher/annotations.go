@@ -22,7 +22,7 @@ type AnnotationSender interface {
 // the next flush. It is safe for concurrent use.
 type Annotations struct {
 	mu  sync.Mutex
-	q   []librato.Annotation
+	q   []queued
 	max int
 }
 
@@ -38,11 +38,11 @@ func (q *Annotations) Add(a librato.Annotation) bool {
 	if len(q.q) >= q.max {
 		return false
 	}
-	q.q = append(q.q, a)
+	q.q = append(q.q, queued{a: a})
 	return true
 }
 
-func (q *Annotations) take() []librato.Annotation {
+func (q *Annotations) take() []queued {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := q.q
@@ -51,14 +51,14 @@ func (q *Annotations) take() []librato.Annotation {
 }
 
 // putBack returns annotations that could not be sent yet to the head of
-// the queue, as room allows, and returns how many did not fit.
-func (q *Annotations) putBack(as []librato.Annotation) int {
+// the queue, as room allows, and returns those that did not fit.
+func (q *Annotations) putBack(as []queued) []queued {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	room := max(q.max-len(q.q), 0)
 	keep := as[:min(room, len(as))]
-	q.q = append(append(make([]librato.Annotation, 0, len(keep)+len(q.q)), keep...), q.q...)
-	return len(as) - len(keep)
+	q.q = append(append(make([]queued, 0, len(keep)+len(q.q)), keep...), q.q...)
+	return as[len(keep):]
 }
 
 // sendAnnotations delivers the queued annotations, one request each, at
@@ -69,27 +69,29 @@ func sendAnnotations(ctx context.Context, l *lane[*librato.Batch], s *settings) 
 	if q == nil {
 		return
 	}
-	as := q.take()
+	as := dropOldAnnotations(l, s, q.take())
 	if len(as) == 0 {
 		return
 	}
 	dst, ok := s.dst.(AnnotationSender)
 	if !ok {
 		l.m.annotations.WithLabelValues("unsupported").Add(float64(len(as)))
+		ackAnnotations(l, as)
 		return
 	}
 	var mu sync.Mutex
-	var again []librato.Annotation
+	var again []queued
 	requests := newLimiter(s.cfg.Concurrency)
 	actx, cancel := l.attemptCtx(ctx) // as for measurements: never cancel a request under way
 	defer cancel()
 	for i := range as {
-		a := &as[i]
+		a := &as[i].a
 		requests.Go(func() {
 			for attempt := 1; ; attempt++ {
 				err := dst.SendAnnotation(actx, a)
 				if err == nil {
 					l.m.annotations.WithLabelValues("sent").Inc()
+					ackAnnotations(l, as[i:i+1])
 					return
 				}
 				le := libratoError(err)
@@ -99,12 +101,13 @@ func sendAnnotations(ctx context.Context, l *lane[*librato.Batch], s *settings) 
 					s.cfg.Logger.Warn().Int("status", le.StatusCode).Str("error", le.Message).
 						Str("stream", a.Stream).Msg("Librato refused an annotation; not resending it")
 					l.m.annotations.WithLabelValues("rejected").Inc()
+					ackAnnotations(l, as[i:i+1])
 					return
 				}
 				wait := l.backoff(s, attempt, le.RetryAfter)
 				if attempt >= s.cfg.MaxAttempts || le.RateLimited || !roomFor(ctx, wait) {
 					mu.Lock()
-					again = append(again, *a)
+					again = append(again, as[i])
 					mu.Unlock()
 					return
 				}
@@ -115,9 +118,7 @@ func sendAnnotations(ctx context.Context, l *lane[*librato.Batch], s *settings) 
 	}
 	requests.Wait()
 	if len(again) > 0 {
-		if lost := q.putBack(again); lost > 0 {
-			l.m.annotations.WithLabelValues("dropped").Add(float64(lost))
-		}
+		spoolAnnotations(l, s, q, again)
 	}
 }
 

@@ -234,6 +234,7 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 	cfg.Metrics = f.m
 	s, os := f.settings(cfg, dst)
 	f.set.Store(s)
+	f.loadAnnotations(s, cfg.Spool) // before the lane reads the spool
 	f.lane = newLane[*librato.Batch](f, libratoOutput{}, "Librato", s, cfg.Spool)
 	if !cfg.LibratoOff {
 		f.lanes = append(f.lanes, f.lane)
@@ -422,6 +423,7 @@ func (f *Flusher) Run(ctx context.Context) Result {
 			l.drainLoop(drainCtx)
 		}()
 	}
+	f.resendAnnotations(ctx)
 
 	started := f.now()
 	first := FirstTime(started)
@@ -495,6 +497,7 @@ func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDra
 	cancel()
 	f.haltNow()
 	f.inflight.Wait()
+	spillAnnotations(f.lane, f.lane.settings())
 	res := Result{Series: open.Series}
 	for i, l := range f.lanes {
 		r := l.finish(l.settings(), before[i][1], before[i][2])

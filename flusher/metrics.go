@@ -121,7 +121,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		annotations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "libratod_annotations_total",
-			Help: "Annotations (from StatsD events) by outcome: sent, rejected, dropped (no room to keep them for a retry), unsupported.",
+			Help: "Annotations (from StatsD events) by outcome: sent, rejected, spooled (kept in the spool for a later flush or run), dropped (no room to keep them for a retry), too_old (kept past max_age), unsupported.",
 		}, []string{"result"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "libratod_request_duration_seconds",

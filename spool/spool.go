@@ -624,6 +624,18 @@ func (s *Spool) closeSeg(g *segment) {
 // the cause); otherwise it reports the first damage found. The records
 // returned are valid all the same.
 func (s *Spool) Take(n int) ([]Entry, error) {
+	return s.take(n, -1)
+}
+
+// TakeKind is Take of the records of kind alone: it returns the oldest
+// records of that kind not yet taken, at most n, and leaves the others
+// where they are, for Take.
+func (s *Spool) TakeKind(kind uint8, n int) ([]Entry, error) {
+	return s.take(n, int(kind))
+}
+
+// take is Take of the records of kind, or of every kind when kind < 0.
+func (s *Spool) take(n, kind int) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -638,7 +650,7 @@ func (s *Spool) Take(n int) ([]Entry, error) {
 		}
 		for i := g.first; i < len(g.recs) && len(out) < n; i++ {
 			r := &g.recs[i]
-			if r.state != pending {
+			if r.state != pending || (kind >= 0 && int(r.kind) != kind) {
 				continue
 			}
 			p, retry, err := s.read(g, r)
