@@ -21,6 +21,9 @@ type outcome[B any] struct {
 	ok         bool
 	retryAfter time.Duration
 	reason     string // why the last attempt failed, for the logs
+	// early, when not nil, is the spool record written at the first
+	// in-period failure, for keep (see spoolearly.go).
+	early *early[B]
 }
 
 // splitBudget returns the most requests spent finding the measurements a
@@ -54,15 +57,20 @@ func splittable(status int) bool {
 // is delivered.
 func (l *lane[B]) send(ctx context.Context, s *settings, b B, inPeriod bool) outcome[B] {
 	budget := splitBudget(l.out.size(b))
-	o := l.attempt(ctx, s, b, inPeriod, &budget)
+	var e *early[B]
+	if inPeriod && l.sp != nil {
+		e = &early[B]{b: b}
+	}
+	o := l.settleEarly(l.attempt(ctx, s, b, inPeriod, &budget, e), e)
 	l.sent.Add(int64(o.sent))
 	l.dropped.Add(int64(o.dropped))
 	return o
 }
 
 // attempt is send without the accounting; budget is what is left of the
-// requests it may spend splitting refused requests.
-func (l *lane[B]) attempt(ctx context.Context, s *settings, b B, inPeriod bool, budget *int) (o outcome[B]) {
+// requests it may spend splitting refused requests; e, when not nil, is
+// where the request is spooled before its first in-period retry.
+func (l *lane[B]) attempt(ctx context.Context, s *settings, b B, inPeriod bool, budget *int, e *early[B]) (o outcome[B]) {
 	log := s.cfg.Logger
 	actx, cancel := l.attemptCtx(ctx)
 	defer cancel()
@@ -133,7 +141,7 @@ func (l *lane[B]) attempt(ctx context.Context, s *settings, b B, inPeriod bool, 
 		if !rf.retryable {
 			if n > 1 && *budget >= 2 && (rf.splittable || len(rf.conflicts) > 0) {
 				*budget -= 2
-				return l.split(ctx, s, b, inPeriod, budget)
+				return l.split(ctx, s, b, inPeriod, budget, e)
 			}
 			reason := "rejected"
 			if len(rf.conflicts) > 0 {
@@ -168,16 +176,17 @@ func (l *lane[B]) attempt(ctx context.Context, s *settings, b B, inPeriod bool, 
 		log.Debug().Str("output", l.name()).Int("status", rf.status).Str("error", rf.message).Dur("wait", wait).
 			Int("attempt", attempt).Msg("retrying a request")
 		l.m.retries.Inc()
+		l.spoolBeforeRetry(s, e)
 		sleep(ctx, wait)
 	}
 }
 
 // split sends the halves of a refused request apart and merges what
 // became of them.
-func (l *lane[B]) split(ctx context.Context, s *settings, b B, inPeriod bool, budget *int) outcome[B] {
+func (l *lane[B]) split(ctx context.Context, s *settings, b B, inPeriod bool, budget *int, e *early[B]) outcome[B] {
 	lo, hi := l.out.halves(b)
-	o := l.attempt(ctx, s, lo, inPeriod, budget)
-	o2 := l.attempt(ctx, s, hi, inPeriod, budget)
+	o := l.attempt(ctx, s, lo, inPeriod, budget, e)
+	o2 := l.attempt(ctx, s, hi, inPeriod, budget, e)
 	o.sent += o2.sent
 	o.dropped += o2.dropped
 	switch {
@@ -258,10 +267,15 @@ func (l *lane[B]) stopName(s *settings, n string) {
 // queued, or dropped when there is nowhere to keep them. Older
 // measurements it pushes out of a full backlog are counted in the metrics
 // only: they belong to earlier periods.
-func (l *lane[B]) keep(s *settings, b B, retryAfter time.Duration, reason string) (queued, lost int) {
+func (l *lane[B]) keep(s *settings, b B, retryAfter time.Duration, reason string, e *early[B]) (queued, lost int) {
 	n := l.out.size(b)
 	wait := l.backoff(s, 1, retryAfter)
-	if l.sp != nil && l.spoolKeep(s, b, wait) {
+	if e.spooled() && l.keepEarly(s, e.it, b, wait) {
+		l.updateBacklogGauge()
+		l.failing(s, reason)
+		return n, 0
+	}
+	if l.sp != nil && !e.spooled() && !e.unwritable() && l.spoolKeep(s, b, wait) {
 		l.updateBacklogGauge()
 		l.failing(s, reason)
 		return n, 0

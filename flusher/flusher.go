@@ -634,7 +634,7 @@ func (l *lane[B]) deliver(ctx context.Context, s *settings, p period) Result {
 			o := l.send(ctx, s, b, true)
 			var q, lost int
 			if o.ok {
-				q, lost = l.keep(s, o.retry, o.retryAfter, o.reason)
+				q, lost = l.keep(s, o.retry, o.retryAfter, o.reason, o.early)
 			} else if o.sent > 0 {
 				l.backlog.retryNow() // the service is up: resend what waits
 			}
