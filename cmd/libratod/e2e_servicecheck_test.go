@@ -1,12 +1,20 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
 
+	"github.com/libratod/libratod/cmd/libratod/internal/config"
+	"github.com/libratod/libratod/internal/eventually"
 	"github.com/libratod/libratod/internal/otelcoltest"
+	"github.com/libratod/libratod/internal/testproc"
 )
 
 // serviceChecks are DogStatsD service checks as datadog-go writes them:
@@ -122,5 +130,49 @@ func TestOTLPServiceChecks(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("got %v, want the 3 service check gauges", keysOf(got))
+	}
+}
+
+// TestServiceChecksReload: aggregate.service_checks applies at a reload
+// (SIGHUP), both ways.
+func TestServiceChecksReload(t *testing.T) {
+	fake := newFakeLibrato(t)
+	path := filepath.Join(t.TempDir(), "libratod.toml")
+	write := func(on bool) {
+		t.Helper()
+		text := fmt.Sprintf("[listen]\nudp = \"127.0.0.1:0\"\ntcp = \"\"\n[aggregate]\nperiod = \"1h\"\nservice_checks = %t\n"+
+			"[librato]\nurl = %q\ntoken = %q\n[metrics]\nlisten = \"\"\n[log]\nlevel = \"info\"\n", on, fake.URL, testToken)
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(false)
+	cfg, err := config.Load(path, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testproc.SafeBuffer{}
+	d, stop := startDaemonWith(t, cfg, options{configPath: path, getenv: noEnv}, logs)
+	reload := func(on bool, n int) {
+		t.Helper()
+		write(on)
+		d.hup <- syscall.SIGHUP
+		eventually.Require(t, 5*time.Second, func() bool {
+			return strings.Count(logs.String(), "configuration reloaded") == n
+		}, "reload %d in the logs:\n%s", n, logs)
+	}
+	sendUDP(t, d.lst.UDPAddr(), "_sc|off.before|1\n")
+	waitSeen(t, d, 1)
+	reload(true, 1)
+	sendUDP(t, d.lst.UDPAddr(), "_sc|on|2\n")
+	waitSeen(t, d, 2)
+	reload(false, 2)
+	sendUDP(t, d.lst.UDPAddr(), "_sc|off.after|3\n")
+	waitSeen(t, d, 3)
+	stop()
+
+	checkMeasurements(t, measurementsByID(t, fake), map[string]map[string]float64{"on": {"value": 2}})
+	if n := counterValue(t, d, "libratod_lines_unsupported_total", "service_check"); n != 2 {
+		t.Errorf("unsupported{service_check} = %v, want 2", n)
 	}
 }
