@@ -1,7 +1,8 @@
 // Package ingest is the stage between the listener and the aggregator: its
 // Handler splits what the listener read into lines, parses them, drops the
 // lines below the minimum level, counts what it sees and adds the metrics to
-// the aggregator. DogStatsD events go to an EventSink; it knows nothing of
+// the aggregator. DogStatsD service checks become gauges (see
+// Config.ServiceChecks); events go to an EventSink, which knows nothing of
 // where they end up.
 package ingest
 
