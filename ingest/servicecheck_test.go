@@ -150,3 +150,33 @@ func TestServiceChecksDoNotAllocate(t *testing.T) {
 		t.Errorf("Handle: %v allocs per packet, want 0", n)
 	}
 }
+
+// BenchmarkHandleServiceChecks measures service checks from a packet to the
+// aggregator, host tag included, in wall time per line as BenchmarkHandle;
+// the same lines as gauges ("gauge") are the yardstick.
+func BenchmarkHandleServiceChecks(b *testing.B) {
+	for _, kind := range []string{"service_check", "gauge"} {
+		b.Run(kind, func(b *testing.B) {
+			in, _, _ := newTestIngest(b, Config{ServiceChecks: true, ServiceCheckHostTag: "host"})
+			var lines []string
+			for i := range 20 {
+				name := "app.check." + string(rune('a'+i))
+				if kind == "gauge" {
+					lines = append(lines, name+":2|g|#env:prod,host:web-1")
+				} else {
+					lines = append(lines, "_sc|"+name+"|2|h:web-1|#env:prod|m:down")
+				}
+			}
+			packet := []byte(strings.Join(lines, "\n") + "\n")
+			in.Handle(listener.UDP, packet)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(packet)))
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					in.Handle(listener.UDP, packet)
+				}
+			})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "wall-ns/line")
+		})
+	}
+}
