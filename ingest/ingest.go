@@ -1,11 +1,13 @@
 // Package ingest is the stage between the listener and the aggregator: its
 // Handler splits what the listener read into lines, parses them, drops the
 // lines below the minimum level, counts what it sees and adds the metrics to
-// the aggregator. DogStatsD events go to an EventSink; it knows nothing of
+// the aggregator. DogStatsD service checks become gauges (see
+// Config.ServiceChecks); events go to an EventSink, which knows nothing of
 // where they end up.
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -69,6 +71,14 @@ type Config struct {
 	Now    func() time.Time
 	// Events receives the DogStatsD events; nil counts them as unsupported.
 	Events EventSink
+	// ServiceChecks turns each valid DogStatsD service check into a gauge
+	// (aggregate.service_checks; see SetServiceChecks); false counts them
+	// as unsupported.
+	ServiceChecks bool
+	// ServiceCheckHostTag is the tag a service check's "h:" host becomes:
+	// "host" (tagged API, OTLP) or "source" (legacy API); "" leaves the
+	// host out.
+	ServiceCheckHostTag string
 }
 
 // Handler is the listener's Handler: it splits packets into lines, parses
@@ -106,6 +116,11 @@ type Handler struct {
 	period           time.Duration
 	now              func() time.Time
 	tsLate, tsFuture prometheus.Counter
+	// serviceChecks turns service checks into gauges, counted in
+	// converted; scHostTag is the tag their "h:" host becomes ("": none).
+	serviceChecks atomic.Bool
+	scHostTag     []byte
+	converted     [256]prometheus.Counter // by parser.Error, as unsupported
 
 	badLog *rateLog
 }
@@ -113,6 +128,8 @@ type Handler struct {
 type work struct {
 	w  *aggregator.Writer
 	ms []parser.Metric
+	// tags holds a service check's tags and its host tag.
+	tags []byte
 }
 
 // New returns the Handler for cfg, its counters registered with
@@ -137,12 +154,16 @@ func New(cfg Config) (*Handler, error) {
 		Name: "libratod_lines_unsupported_total",
 		Help: "Well-formed lines of a kind libratod does not handle yet (DogStatsD events, service checks).",
 	}, []string{"kind"})
+	converted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "libratod_lines_converted_total",
+		Help: "Well-formed lines of another kind turned into metrics (DogStatsD service checks into gauges).",
+	}, []string{"kind"})
 	timestamps := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "libratod_lines_timestamp_outside_period_total",
 		Help: "Lines whose DogStatsD |T timestamp is before (late) or after (future) the open period; they are aggregated into the open period all the same.",
 	}, []string{"reason"})
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{packets, lines, invalid, unsupported, timestamps} {
+		for _, c := range []prometheus.Collector{packets, lines, invalid, unsupported, converted, timestamps} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest self-metrics: %w", err)
 			}
@@ -167,6 +188,11 @@ func New(cfg Config) (*Handler, error) {
 		tsFuture:    timestamps.WithLabelValues("future"),
 		badLog:      &rateLog{every: time.Second, log: cfg.Logger},
 	}
+	if cfg.ServiceCheckHostTag != "" {
+		h.scHostTag = []byte(cfg.ServiceCheckHostTag)
+	}
+	h.serviceChecks.Store(cfg.ServiceChecks)
+	h.converted[parser.ErrServiceCheck] = converted.WithLabelValues(parser.ErrServiceCheck.Reason())
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -232,7 +258,7 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 		}
 		lines++
 		if err != nil {
-			h.reject(line, err)
+			h.reject(wk, line, err)
 			continue
 		}
 		if ms[0].Timestamp != 0 && h.period >= time.Second {
@@ -301,11 +327,8 @@ func (h *Handler) checkTimestamp(ts int64) {
 
 // reject counts and logs a line the parser refused with err; an event or a
 // service check is not an error but a kind of line handled apart.
-func (h *Handler) reject(line []byte, err error) {
-	var pe parser.Error
-	if !errors.As(err, &pe) {
-		pe = 0
-	}
+func (h *Handler) reject(wk *work, line []byte, err error) {
+	pe := parserError(err)
 	switch pe {
 	case parser.ErrEvent:
 		if h.events != nil {
@@ -319,9 +342,14 @@ func (h *Handler) reject(line []byte, err error) {
 			return
 		}
 	case parser.ErrServiceCheck:
-		if _, err := parser.ParseServiceCheck(line); err != nil {
+		sc, err := parser.ParseServiceCheck(line)
+		if err != nil {
 			h.invalid[parser.ErrBadServiceCheck].Inc()
 			h.badLog.log0("invalid service check dropped", line, parser.ErrBadServiceCheck.Reason())
+			return
+		}
+		if h.serviceChecks.Load() {
+			h.serviceCheck(wk, line, &sc)
 			return
 		}
 	}
@@ -335,6 +363,52 @@ func (h *Handler) reject(line []byte, err error) {
 		h.invalid[0].Inc()
 	}
 	h.badLog.log0("invalid line dropped", line, pe.Reason())
+}
+
+// parserError returns the parser.Error err is or wraps, or 0. The parser
+// returns its Errors as they are: that case does not allocate, which
+// errors.As would (service checks are a steady-state path).
+func parserError(err error) parser.Error {
+	if pe, ok := err.(parser.Error); ok {
+		return pe
+	}
+	var pe parser.Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return 0
+}
+
+// serviceCheck adds sc, read from line, to the aggregator as a gauge
+// update: the check's name, its status as the value, its tags and its host
+// as the tag scHostTag. A gauge keeps its last value, so the last status of
+// a period wins.
+func (h *Handler) serviceCheck(wk *work, line []byte, sc *parser.ServiceCheck) {
+	h.converted[parser.ErrServiceCheck].Inc()
+	tags := append(wk.tags[:0], sc.Tags...)
+	if host := sc.Host; len(host) > 0 && h.scHostTag != nil {
+		if i := bytes.IndexByte(host, ','); i >= 0 {
+			host = host[:i] // a comma would start another tag
+		}
+		if len(tags) > 0 {
+			tags = append(tags, ',')
+		}
+		tags = append(tags, h.scHostTag...)
+		tags = append(tags, ':')
+		tags = append(tags, host...)
+	}
+	wk.tags = tags
+	m := parser.Metric{Name: sc.Name, Type: parser.Gauge, Value: float64(sc.Status), Rate: 1}
+	if len(tags) > 0 {
+		m.Tags = tags
+	}
+	if min := h.minLevel.Load(); min != levelOff && lineLevel(&m) < min {
+		h.belowLevel.Inc()
+		return
+	}
+	if err := wk.w.Add(&m); err != nil {
+		h.refused(line, err)
+	}
 }
 
 // SetTagSyntaxes sets the tag syntaxes read (listen.tag_syntaxes) while
@@ -360,6 +434,12 @@ func (h *Handler) SetMinLevel(name string) error {
 	}
 	h.minLevel.Store(lvl)
 	return nil
+}
+
+// SetServiceChecks turns the mapping of service checks to gauges
+// (aggregate.service_checks) on or off while running.
+func (h *Handler) SetServiceChecks(on bool) {
+	h.serviceChecks.Store(on)
 }
 
 // LinesReceived returns how many non-empty lines the Handler has seen

@@ -210,6 +210,9 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		MinLevel:    cfg.Aggregate.MinLevel,
 		Period:      cfg.Aggregate.Period,
 		Events:      events,
+
+		ServiceChecks:       cfg.Aggregate.ServiceChecks,
+		ServiceCheckHostTag: serviceCheckHostTag(cfg),
 	}); err != nil {
 		return nil, err
 	}
@@ -322,6 +325,16 @@ func keepTags(cfg *config.Config) []string {
 		return []string{"source"}
 	}
 	return nil
+}
+
+// serviceCheckHostTag is the tag a service check's "h:" host becomes: the
+// source on the legacy API, which keeps no other tag, else "host" (a
+// tagged API tag and an OTLP point attribute).
+func serviceCheckHostTag(cfg *config.Config) string {
+	if cfg.Librato.API == config.APILegacy {
+		return "source"
+	}
+	return "host"
 }
 
 // levelWriter drops log entries below a level that can change while the

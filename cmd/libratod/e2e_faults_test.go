@@ -310,7 +310,7 @@ func TestEventsBecomeAnnotations(t *testing.T) {
 	if n := counterValue(t, d, "libratod_lines_invalid_total", "bad_service_check"); n != 1 {
 		t.Errorf("bad service checks = %v, want 1", n)
 	}
-	if n := counterValue(t, d, "libratod_lines_unsupported_total", "service_check"); n != 1 {
-		t.Errorf("unsupported service checks = %v, want 1", n)
+	if n := counterValue(t, d, "libratod_lines_converted_total", "service_check"); n != 1 {
+		t.Errorf("service checks made gauges = %v, want 1", n)
 	}
 }

@@ -48,6 +48,7 @@ func (d *daemon) reload() {
 			d.log.Error().Err(err).Msg("SIGHUP: keeping the running value")
 		}
 	}
+	d.ingest.SetServiceChecks(cur.Aggregate.ServiceChecks)
 	d.flusher.Reconfigure(flusherConfig(cur, d.parts, otlpClient), libratoSender(client))
 	d.cfg = cur
 	d.log.Info().Str("config", d.opts.configPath).Msg("SIGHUP: configuration reloaded")

@@ -105,6 +105,10 @@ type Aggregate struct {
 	// GaugeBaseTTL is how many periods a gauge's last value is kept for
 	// "+n"/"-n" deltas after the gauge was last written.
 	GaugeBaseTTL int `toml:"gauge_base_ttl" reload:"restart"`
+	// ServiceChecks makes each DogStatsD service check a gauge named after
+	// the check, its status (0 OK to 3 unknown) the value; false drops
+	// them (counted as unsupported lines).
+	ServiceChecks bool `toml:"service_checks" reload:"live"`
 }
 
 // Librato configures the Librato output and its API client.
@@ -197,6 +201,7 @@ func Default() Config {
 			MaxTimerSamples: 10_000,
 			MaxSetMembers:   10_000,
 			GaugeBaseTTL:    360,
+			ServiceChecks:   true,
 		},
 		Librato: Librato{
 			Enabled:         true,

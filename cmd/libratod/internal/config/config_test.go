@@ -86,7 +86,7 @@ func TestParseFull(t *testing.T) {
 			TagSyntaxes:    []string{"dogstatsd", "graphite"},
 		},
 		Aggregate: Aggregate{
-			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60,
+			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60, ServiceChecks: false,
 		},
 		Librato: Librato{
 			Enabled: false,

@@ -63,6 +63,7 @@ func (c *Config) Describe(w io.Writer) {
 	}
 	line("percentiles", "%s", orNone(strings.Join(pcts, ", ")))
 	line("gauge deltas", "%s", onOff(a.GaugeDeltas))
+	line("service checks", "%s", onOff(a.ServiceChecks))
 	line("prefix", "%s", orNone(a.Prefix))
 	if a.Shards == 0 {
 		line("shards", "default")
