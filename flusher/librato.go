@@ -90,6 +90,39 @@ func (libratoOutput) without(b *librato.Batch, drop func(string) bool) (*librato
 	return &rest, len(b.Measurements) - len(rest.Measurements)
 }
 
+// identity is the measurement's name, then its source (legacy API) or
+// its tags (tagged API), the batch's when it has none of its own.
+func (libratoOutput) identity(dst []byte, b *librato.Batch, i int) []byte {
+	m := &b.Measurements[i]
+	dst = append(dst, m.Name...)
+	if b.Source != "" || m.Source != "" {
+		src := m.Source
+		if src == "" {
+			src = b.Source
+		}
+		dst = append(append(dst, 0, 's', 0), src...)
+	}
+	tags := m.Tags
+	if len(tags) == 0 {
+		tags = b.Tags
+	}
+	for _, t := range tags {
+		dst = append(append(append(append(dst, 0), t.Name...), 0), t.Value...)
+	}
+	return dst
+}
+
+func (libratoOutput) filter(b *librato.Batch, keep func(int) bool) (*librato.Batch, int) {
+	rest := *b
+	rest.Measurements = make([]librato.Measurement, 0, len(b.Measurements))
+	for i, m := range b.Measurements {
+		if keep(i) {
+			rest.Measurements = append(rest.Measurements, m)
+		}
+	}
+	return &rest, len(b.Measurements) - len(rest.Measurements)
+}
+
 func (libratoOutput) marshal(dst []byte, b *librato.Batch) []byte {
 	return librato.MarshalBatch(dst, b)
 }

@@ -422,6 +422,24 @@ func (otlpOutput) join(a, b *otlp.Batch) *otlp.Batch {
 
 func (otlpOutput) without(b *otlp.Batch, _ func(string) bool) (*otlp.Batch, int) { return b, 0 }
 
+// identity is the point's name and attributes (see seriesKey).
+func (otlpOutput) identity(dst []byte, b *otlp.Batch, i int) []byte {
+	p := &b.Points[i]
+	return seriesKey(dst, p.Name, p.Attributes)
+}
+
+// filter keeps b's arenas, which the points left refer to.
+func (otlpOutput) filter(b *otlp.Batch, keep func(int) bool) (*otlp.Batch, int) {
+	rest := *b
+	rest.Points = make([]otlp.Point, 0, len(b.Points))
+	for i, p := range b.Points {
+		if keep(i) {
+			rest.Points = append(rest.Points, p)
+		}
+	}
+	return &rest, len(b.Points) - len(rest.Points)
+}
+
 func (otlpOutput) marshal(dst []byte, b *otlp.Batch) []byte {
 	buf := bytes.NewBuffer(dst)
 	if err := gob.NewEncoder(buf).Encode(b); err != nil {
