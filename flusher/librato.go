@@ -112,15 +112,25 @@ func (libratoOutput) identity(dst []byte, b *librato.Batch, i int) []byte {
 	return dst
 }
 
+// filter returns b itself when it keeps every measurement.
 func (libratoOutput) filter(b *librato.Batch, keep func(int) bool) (*librato.Batch, int) {
-	rest := *b
-	rest.Measurements = make([]librato.Measurement, 0, len(b.Measurements))
+	var kept []librato.Measurement // nil until one is left out
 	for i, m := range b.Measurements {
-		if keep(i) {
-			rest.Measurements = append(rest.Measurements, m)
+		switch {
+		case keep(i):
+			if kept != nil {
+				kept = append(kept, m)
+			}
+		case kept == nil:
+			kept = append(make([]librato.Measurement, 0, len(b.Measurements)-1), b.Measurements[:i]...)
 		}
 	}
-	return &rest, len(b.Measurements) - len(rest.Measurements)
+	if kept == nil {
+		return b, 0
+	}
+	rest := *b
+	rest.Measurements = kept
+	return &rest, len(b.Measurements) - len(kept)
 }
 
 func (libratoOutput) marshal(dst []byte, b *librato.Batch) []byte {

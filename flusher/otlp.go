@@ -428,16 +428,26 @@ func (otlpOutput) identity(dst []byte, b *otlp.Batch, i int) []byte {
 	return seriesKey(dst, p.Name, p.Attributes)
 }
 
-// filter keeps b's arenas, which the points left refer to.
+// filter keeps b's arenas, which the points left refer to, and returns b
+// itself when it keeps every point.
 func (otlpOutput) filter(b *otlp.Batch, keep func(int) bool) (*otlp.Batch, int) {
-	rest := *b
-	rest.Points = make([]otlp.Point, 0, len(b.Points))
+	var kept []otlp.Point // nil until one is left out
 	for i, p := range b.Points {
-		if keep(i) {
-			rest.Points = append(rest.Points, p)
+		switch {
+		case keep(i):
+			if kept != nil {
+				kept = append(kept, p)
+			}
+		case kept == nil:
+			kept = append(make([]otlp.Point, 0, len(b.Points)-1), b.Points[:i]...)
 		}
 	}
-	return &rest, len(b.Points) - len(rest.Points)
+	if kept == nil {
+		return b, 0
+	}
+	rest := *b
+	rest.Points = kept
+	return &rest, len(b.Points) - len(kept)
 }
 
 func (otlpOutput) marshal(dst []byte, b *otlp.Batch) []byte {
