@@ -24,6 +24,11 @@ type outcome[B any] struct {
 	// early, when not nil, is the spool record written at the first
 	// in-period failure, for keep (see spoolearly.go).
 	early *early[B]
+	// aloneWhy is the refusal of the last of alone, for the log.
+	aloneWhy *refusal
+	// alone holds the items refused alone, for what they hold, in
+	// their own period (one item each), for the refused list.
+	alone []B
 }
 
 // splitBudget returns the most requests spent finding the measurements a
@@ -55,16 +60,40 @@ func splittable(status int) bool {
 // on no name it holds) is split in halves, each sent on its own, down to
 // the measurements refused alone, within splitBudget requests; the rest
 // is delivered.
+//
+// In its own period, a request leaves out the items refused alone in an
+// earlier one (see refusedList).
 func (l *lane[B]) send(ctx context.Context, s *settings, b B, inPeriod bool) outcome[B] {
+	var o outcome[B]
+	if inPeriod {
+		var refused int
+		if b, refused = l.leaveOutRefused(b); refused > 0 {
+			o.dropped = refused
+			if l.out.size(b) == 0 {
+				l.dropped.Add(int64(o.dropped))
+				return o
+			}
+		}
+	}
 	budget := splitBudget(l.out.size(b))
 	var e *early[B]
 	if inPeriod && l.sp != nil {
 		e = &early[B]{b: b}
 	}
-	o := l.settleEarly(l.attempt(ctx, s, b, inPeriod, &budget, e), e)
-	l.sent.Add(int64(o.sent))
-	l.dropped.Add(int64(o.dropped))
-	return o
+	o2 := l.settleEarly(l.attempt(ctx, s, b, inPeriod, &budget, e), e)
+	if o2.sent > 0 {
+		// The service took the others: the refusals were about the
+		// items, not about the request (its time, say), so later
+		// periods leave them out for a while rather than search for
+		// them again.
+		for _, one := range o2.alone {
+			l.rememberRefused(s, one, o2.aloneWhy)
+		}
+	}
+	o2.dropped += o.dropped
+	l.sent.Add(int64(o2.sent))
+	l.dropped.Add(int64(o2.dropped))
+	return o2
 }
 
 // attempt is send without the accounting; budget is what is left of the
@@ -152,6 +181,9 @@ func (l *lane[B]) attempt(ctx context.Context, s *settings, b B, inPeriod bool, 
 					// periods do not search for it again.
 					l.stopName(s, l.out.firstName(b))
 				}
+			} else if n == 1 && inPeriod && rf.splittable {
+				o.alone = append(o.alone, b)
+				o.aloneWhy = rf
 			}
 			if ok, held := l.logs.allow("rejected", time.Minute); ok {
 				ev := log.Warn().Str("output", l.name())
@@ -189,6 +221,9 @@ func (l *lane[B]) split(ctx context.Context, s *settings, b B, inPeriod bool, bu
 	o2 := l.attempt(ctx, s, hi, inPeriod, budget, e)
 	o.sent += o2.sent
 	o.dropped += o2.dropped
+	if len(o2.alone) > 0 {
+		o.alone, o.aloneWhy = append(o.alone, o2.alone...), o2.aloneWhy
+	}
 	switch {
 	case !o.ok:
 		o.retry, o.ok, o.retryAfter, o.reason = o2.retry, o2.ok, o2.retryAfter, o2.reason

@@ -90,6 +90,49 @@ func (libratoOutput) without(b *librato.Batch, drop func(string) bool) (*librato
 	return &rest, len(b.Measurements) - len(rest.Measurements)
 }
 
+// identity is the measurement's name, then its source (legacy API) or
+// its tags (tagged API), the batch's when it has none of its own.
+func (libratoOutput) identity(dst []byte, b *librato.Batch, i int) []byte {
+	m := &b.Measurements[i]
+	dst = append(dst, m.Name...)
+	if b.Source != "" || m.Source != "" {
+		src := m.Source
+		if src == "" {
+			src = b.Source
+		}
+		dst = append(append(dst, 0, 's', 0), src...)
+	}
+	tags := m.Tags
+	if len(tags) == 0 {
+		tags = b.Tags
+	}
+	for _, t := range tags {
+		dst = append(append(append(append(dst, 0), t.Name...), 0), t.Value...)
+	}
+	return dst
+}
+
+// filter returns b itself when it keeps every measurement.
+func (libratoOutput) filter(b *librato.Batch, keep func(int) bool) (*librato.Batch, int) {
+	var kept []librato.Measurement // nil until one is left out
+	for i, m := range b.Measurements {
+		switch {
+		case keep(i):
+			if kept != nil {
+				kept = append(kept, m)
+			}
+		case kept == nil:
+			kept = append(make([]librato.Measurement, 0, len(b.Measurements)-1), b.Measurements[:i]...)
+		}
+	}
+	if kept == nil {
+		return b, 0
+	}
+	rest := *b
+	rest.Measurements = kept
+	return &rest, len(b.Measurements) - len(kept)
+}
+
 func (libratoOutput) marshal(dst []byte, b *librato.Batch) []byte {
 	return librato.MarshalBatch(dst, b)
 }

@@ -435,6 +435,34 @@ func (otlpOutput) join(a, b *otlp.Batch) *otlp.Batch {
 
 func (otlpOutput) without(b *otlp.Batch, _ func(string) bool) (*otlp.Batch, int) { return b, 0 }
 
+// identity is the point's name and attributes (see seriesKey).
+func (otlpOutput) identity(dst []byte, b *otlp.Batch, i int) []byte {
+	p := &b.Points[i]
+	return seriesKey(dst, p.Name, p.Attributes)
+}
+
+// filter keeps b's arenas, which the points left refer to, and returns b
+// itself when it keeps every point.
+func (otlpOutput) filter(b *otlp.Batch, keep func(int) bool) (*otlp.Batch, int) {
+	var kept []otlp.Point // nil until one is left out
+	for i, p := range b.Points {
+		switch {
+		case keep(i):
+			if kept != nil {
+				kept = append(kept, p)
+			}
+		case kept == nil:
+			kept = append(make([]otlp.Point, 0, len(b.Points)-1), b.Points[:i]...)
+		}
+	}
+	if kept == nil {
+		return b, 0
+	}
+	rest := *b
+	rest.Points = kept
+	return &rest, len(b.Points) - len(kept)
+}
+
 func (otlpOutput) marshal(dst []byte, b *otlp.Batch) []byte {
 	buf := bytes.NewBuffer(dst)
 	if err := gob.NewEncoder(buf).Encode(b); err != nil {

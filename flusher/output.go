@@ -37,6 +37,13 @@ type output[B any] interface {
 	without(b B, drop func(name string) bool) (B, int)
 	// firstName returns the name of b's first item, for the logs.
 	firstName(b B) string
+	// identity appends to dst the identity of b's i-th item: its name
+	// and tags (or source), what tells one series from another at the
+	// service.
+	identity(dst []byte, b B, i int) []byte
+	// filter returns b with only the items keep reports (by index in
+	// b), and how many it left out.
+	filter(b B, keep func(i int) bool) (B, int)
 	// marshal appends b's spool record payload to dst; unmarshal reads
 	// one back; kind is the record kind of what marshal writes now (a
 	// record of another kind is dropped as written by another setting).
@@ -99,6 +106,7 @@ type lane[B any] struct {
 
 	backlog backlog[B]
 	stops   stopList
+	refused refusedList
 
 	// built counts the items built for delivery (including those dropped
 	// before a request was made), sent and dropped what became of them;

@@ -196,8 +196,8 @@ type Quota struct {
 	Limit int64
 	// Remaining is what is left of the quota.
 	Remaining int64
-	// Reset is the reset value as the service sent it (seconds); 0 when not
-	// given.
+	// Reset is the reset value as the service sent it: seconds from now,
+	// or a Unix time from a service that sends one; 0 when not given.
 	Reset int64
 }
 

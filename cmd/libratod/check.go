@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
 	"github.com/libratod/libratod/librato"
@@ -125,6 +126,11 @@ func libratoOnlineCheck(ctx context.Context, cfg *config.Config, stdout io.Write
 	return exitOK
 }
 
+// unixResetMin is the least rate-limit reset read as a Unix time rather
+// than as seconds from now: 10^9 seconds is over 31 years, a Unix time
+// of 2001.
+const unixResetMin = 1_000_000_000
+
 // onlineReport turns a check's result and error into the lines -check
 // -online prints: the request, reach, credentials, rate limits and the
 // verdict ("online check: passed" or "online check: FAILED").
@@ -147,7 +153,10 @@ func onlineReport(res librato.CheckResult, err error) []string {
 		if q.Limit > 0 {
 			s += fmt.Sprintf(" of %d", q.Limit)
 		}
-		if q.Reset > 0 {
+		switch {
+		case q.Reset >= unixResetMin:
+			s += ", resets at " + time.Unix(q.Reset, 0).UTC().Format(time.RFC3339)
+		case q.Reset > 0:
 			s += fmt.Sprintf(", reset in %ds", q.Reset)
 		}
 		return s
