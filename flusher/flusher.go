@@ -534,9 +534,6 @@ func (l *lane[B]) finish(s *settings, sent0, dropped0 int64) Result {
 	return res
 }
 
-// halt is nothing for a lane: the flusher's halt ends its requests.
-func (l *lane[B]) halt() {}
-
 // wait waits for the periods still being delivered, or for ctx to end.
 func (f *Flusher) wait(ctx context.Context) {
 	done := make(chan struct{})
@@ -549,9 +546,6 @@ func (f *Flusher) wait(ctx context.Context) {
 	case <-ctx.Done():
 	}
 }
-
-// wait is nothing for a lane: the flusher waits for the periods.
-func (l *lane[B]) wait(context.Context) {}
 
 // Flush closes the current period now, labels it with start, and delivers
 // it, returning when every request has succeeded, given up or been put in

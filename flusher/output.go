@@ -155,8 +155,6 @@ type laneRunner interface {
 	drainLoop(ctx context.Context)
 	drainAll(ctx context.Context)
 	deliver(ctx context.Context, s *settings, p period) Result
-	wait(ctx context.Context)
-	halt()
 	finish(s *settings, sent0, dropped0 int64) Result
 	counts() (built, sent, dropped int64)
 	state() (pending int, oldest time.Time, lastDelivered time.Time)
