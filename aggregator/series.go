@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"math"
+	"unsafe"
 )
 
 // Snapshot holds the series of one finished period. It belongs to whoever
@@ -312,13 +313,66 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 	return out, ok
 }
 
-func newSeries(kind Kind, key []byte) *Series {
-	s := &Series{Kind: kind, key: string(key)}
+// The sizes of the blocks a Writer carves series and keys from, so that a
+// Writer of few series wastes little and one of many allocates rarely: a
+// block is twice the last, within [minSlab, maxSlab] series or
+// [minKeyBlock, maxKeyBlock] bytes. A key longer than maxKeyInBlock has its
+// own allocation. A block holds series or keys of one period only: alive
+// while any of them is, it must not keep a Snapshot's series (and the
+// timer values and set members they hold) alive once the Snapshot is
+// dropped.
+const (
+	minSlab       = 4
+	maxSlab       = 64
+	minKeyBlock   = 256
+	maxKeyBlock   = 4 << 10
+	maxKeyInBlock = 512
+)
+
+// newSeries returns a new series of the given kind and key, carved from the
+// Writer's current blocks. It is called with the series' shard locked.
+func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool) *Series {
+	// Snapshot changes the epoch with every shard locked, so under the
+	// shard's lock it tells the period exactly.
+	if e := w.a.epoch.Load(); e != w.epoch {
+		w.epoch = e
+		w.slab = w.slab[:cap(w.slab)] // full: a series starts a new block
+		w.keys = w.keys[:cap(w.keys)]
+	}
+	if len(w.slab) == cap(w.slab) {
+		w.slab = make([]Series, 0, min(max(2*cap(w.slab), minSlab), maxSlab))
+	}
+	w.slab = w.slab[:len(w.slab)+1]
+	s := &w.slab[len(w.slab)-1]
+	s.Kind = kind
+	if kind == Gauge && gaugeDeltas {
+		// The gauge bases keep this key for up to GaugeBaseTTL periods:
+		// in a block it would keep the whole block alive.
+		s.key = string(key)
+	} else {
+		s.key = w.internKey(key)
+	}
 	s.Name = keyName(s.key)
 	if kind == Timer {
 		s.TimerStats = &TimerStats{}
 	}
 	return s
+}
+
+// internKey returns key as a string held in the Writer's key block. The
+// block's bytes are written once, by this append, and never again (a full
+// block is replaced, not reused), so the string stays immutable.
+func (w *Writer) internKey(key []byte) string {
+	n := len(key)
+	if n == 0 || n > maxKeyInBlock {
+		return string(key)
+	}
+	if n > cap(w.keys)-len(w.keys) {
+		w.keys = make([]byte, 0, min(max(2*cap(w.keys), minKeyBlock), maxKeyBlock))
+	}
+	start := len(w.keys)
+	w.keys = append(w.keys, key...)
+	return unsafe.String(&w.keys[start], n)
 }
 
 // variance returns the population variance of vals (not empty).
