@@ -167,6 +167,9 @@ type Aggregator struct {
 	maxTimerSamples int
 	maxSetMembers   int
 	baseTTL         uint64
+	// hashMask is ANDed with every key's hash: all ones but in tests,
+	// which make hashes collide with it.
+	hashMask uint64
 	// live counts the series of the current period, all shards, plus the
 	// reservations of Adds that are creating one. It only grows under a
 	// shard lock, and Snapshot resets it with every shard locked.
@@ -186,6 +189,9 @@ type shard struct {
 	mu      sync.Mutex
 	series  map[uint64]*Series
 	lastLen int // size of the map at the last swap, a capacity hint
+	// more holds the series whose key's hash is another's in series
+	// (nil while there is none: 64-bit hashes rarely collide).
+	more map[string]*Series
 
 	// baseMu guards base, the last flushed value of every gauge, which a
 	// delta on a gauge not yet seen in this period starts from. Lock order:
@@ -223,6 +229,7 @@ func New(cfg Config) *Aggregator {
 		maxTimerSamples: orDefault(cfg.MaxTimerSamples, defaultMaxTimerSamples),
 		maxSetMembers:   orDefault(cfg.MaxSetMembers, defaultMaxSetMembers),
 		baseTTL:         uint64(min(orDefault(cfg.GaugeBaseTTL, defaultGaugeBaseTTL), maxGaugeBaseTTL)),
+		hashMask:        ^uint64(0),
 	}
 	for i := range a.shards {
 		a.shards[i].series = make(map[uint64]*Series)
@@ -344,8 +351,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 
 	sh.mu.Lock()
 	s := sh.series[h]
-	for s != nil && s.key != string(key) {
-		s = s.next
+	collides := s != nil && s.key != string(key)
+	if collides {
+		s = sh.more[string(key)]
 	}
 	if s == nil {
 		if !weighable(m) { // an existing series checks in update
@@ -360,8 +368,14 @@ func (w *Writer) Add(m *parser.Metric) error {
 			return ErrMaxSeries
 		}
 		s = w.newSeries(kind, key, a.gaugeDeltas)
-		s.next = sh.series[h]
-		sh.series[h] = s
+		if collides {
+			if sh.more == nil {
+				sh.more = make(map[string]*Series)
+			}
+			sh.more[s.key] = s
+		} else {
+			sh.series[h] = s
+		}
 		if kind == Gauge && m.Delta && a.gaugeDeltas {
 			sh.baseMu.Lock()
 			s.Value = sh.base[s.key].value
@@ -514,6 +528,14 @@ func (a *Aggregator) Snapshot() *Snapshot {
 		sh.series = fresh[i]
 		sh.lastLen = len(snap.maps[i])
 		snap.n += sh.lastLen
+		if sh.more != nil {
+			if snap.more == nil {
+				snap.more = make([]map[string]*Series, len(a.shards))
+			}
+			snap.more[i] = sh.more
+			snap.n += len(sh.more)
+			sh.more = nil
+		}
 		if a.gaugeDeltas {
 			// Taken before mu is released so that a delta arriving now
 			// waits for the bases this period leaves behind; released by
@@ -552,13 +574,11 @@ func (a *Aggregator) updateBases(snap *Snapshot) {
 	total := 0
 	for i := range a.shards {
 		sh := &a.shards[i]
-		for _, s := range snap.maps[i] {
-			for ; s != nil; s = s.next {
-				if s.Kind == Gauge {
-					sh.base[s.key] = gaugeBase{value: s.Value, period: now}
-				}
+		snap.eachOf(i, func(s *Series) {
+			if s.Kind == Gauge {
+				sh.base[s.key] = gaugeBase{value: s.Value, period: now}
 			}
-		}
+		})
 		for k, b := range sh.base {
 			age := now - b.period
 			if age >= a.baseTTL {

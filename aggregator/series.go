@@ -9,20 +9,28 @@ import (
 // took it; the Aggregator no longer touches it.
 type Snapshot struct {
 	maps []map[uint64]*Series
+	more []map[string]*Series // by shard, as shard.more; nil if none
 	n    int
 }
 
-// Len returns the number of hash slots in the snapshot: the number of
-// series, but for the rare 64-bit hash collisions.
+// Len returns the number of series in the snapshot.
 func (s *Snapshot) Len() int { return s.n }
 
 // Each calls fn for every series in the snapshot, in no particular order.
 func (s *Snapshot) Each(fn func(*Series)) {
-	for _, m := range s.maps {
-		for _, head := range m {
-			for x := head; x != nil; x = x.next {
-				fn(x)
-			}
+	for i := range s.maps {
+		s.eachOf(i, fn)
+	}
+}
+
+// eachOf calls fn for every series of shard i.
+func (s *Snapshot) eachOf(i int, fn func(*Series)) {
+	for _, x := range s.maps[i] {
+		fn(x)
+	}
+	if s.more != nil {
+		for _, x := range s.more[i] {
+			fn(x)
 		}
 	}
 }
@@ -60,9 +68,8 @@ type Series struct {
 
 	// x holds what only sets and estimating timers need, so that counter
 	// and gauge series stay small.
-	x    *extra
-	key  string
-	next *Series
+	x   *extra
+	key string
 }
 
 // TimerStats are the statistics of a timer series over one period. Each
@@ -315,15 +322,18 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 
 // The sizes of the blocks a Writer carves series and keys from, so that a
 // Writer of few series wastes little and one of many allocates rarely: a
-// block is twice the last, within [minSlab, maxSlab] series or
-// [minKeyBlock, maxKeyBlock] bytes. A key longer than maxKeyInBlock has its
-// own allocation. A block holds series or keys of one period only: alive
+// block holds twice the last one's series and one more, within [minSlab,
+// maxSlab] (3, 7 ... 63: 63 series of 64 bytes and the 8-byte header the
+// runtime puts before a large object with pointers fill a 4 KiB size class,
+// where 64 would take 4,864 bytes), or twice the last one's bytes, within
+// [minKeyBlock, maxKeyBlock]. A key longer than maxKeyInBlock has its own
+// allocation. A block holds series or keys of one period only: alive
 // while any of them is, it must not keep a Snapshot's series (and the
 // timer values and set members they hold) alive once the Snapshot is
 // dropped.
 const (
-	minSlab       = 4
-	maxSlab       = 64
+	minSlab       = 3
+	maxSlab       = 63
 	minKeyBlock   = 256
 	maxKeyBlock   = 4 << 10
 	maxKeyInBlock = 512
@@ -340,7 +350,7 @@ func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool) *Series {
 		w.keys = w.keys[:cap(w.keys)]
 	}
 	if len(w.slab) == cap(w.slab) {
-		w.slab = make([]Series, 0, min(max(2*cap(w.slab), minSlab), maxSlab))
+		w.slab = make([]Series, 0, min(max(2*cap(w.slab)+1, minSlab), maxSlab))
 	}
 	w.slab = w.slab[:len(w.slab)+1]
 	s := &w.slab[len(w.slab)-1]

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -137,4 +138,68 @@ func TestSnapshotFreedWithoutNextPeriod(t *testing.T) {
 		}
 	}
 	t.Error("the dropped snapshot's timer is still alive: something of the next period holds it")
+}
+
+// TestHashCollisions checks that series whose keys' hashes collide stay
+// apart and exact: the same lines give the same series with hashes made to
+// collide (16 values in 4 shards) as without, through periods, gauge
+// deltas and MaxSeries.
+func TestHashCollisions(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const names = 300
+	var periods [3][]parser.Metric
+	for p := range periods {
+		for range 4000 {
+			i := rng.IntN(names)
+			name := fmt.Sprint("n.", i)
+			tags := fmt.Sprintf("host:h%d", i%3)
+			var m parser.Metric
+			switch i % 4 {
+			case 0:
+				m = counter(name, float64(rng.IntN(10)), 1)
+			case 1:
+				m = gauge(name, float64(rng.IntN(10)), rng.IntN(2) == 0)
+			case 2:
+				m = timer(name, float64(rng.IntN(1000)), 1)
+			case 3:
+				m = set(name, fmt.Sprint("m", rng.IntN(50)))
+			}
+			if p == 1 && i%5 == 0 {
+				continue // absent from a period: a gauge delta starts from its base
+			}
+			periods[p] = append(periods[p], tagged(m, "", tags))
+		}
+	}
+	for _, maxSeries := range []int{0, 100} {
+		cfg := Config{Shards: 4, GaugeDeltas: true, MaxSeries: maxSeries}
+		plain, collide := New(cfg), New(cfg)
+		collide.hashMask = 0xc000_0000_0000_0003
+		wp, wc := plain.NewWriter(), collide.NewWriter()
+		for p, ms := range periods {
+			for i := range ms {
+				ep, ec := wp.Add(&ms[i]), wc.Add(&ms[i])
+				if ep != ec {
+					t.Fatalf("max %d, period %d, line %d: error %v, want %v", maxSeries, p, i, ec, ep)
+				}
+			}
+			sp, sc := plain.Snapshot(), collide.Snapshot()
+			if sp.Len() != sc.Len() {
+				t.Errorf("max %d, period %d: Len %d with collisions, want %d", maxSeries, p, sc.Len(), sp.Len())
+			}
+			want, got := collect(t, sp), collect(t, sc)
+			if len(got) != len(want) {
+				t.Errorf("max %d, period %d: %d series with collisions, want %d", maxSeries, p, len(got), len(want))
+			}
+			for id, w := range want {
+				g := got[id]
+				switch {
+				case g == nil:
+					t.Errorf("max %d, period %d: %s missing", maxSeries, p, id)
+				case g.Value != w.Value || g.Cardinality() != w.Cardinality() ||
+					(w.TimerStats != nil && (g.Count != w.Count || g.Sum != w.Sum)):
+					t.Errorf("max %d, period %d: %s differs with collisions", maxSeries, p, id)
+				}
+			}
+		}
+	}
 }
