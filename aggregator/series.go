@@ -320,20 +320,19 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 	return out, ok
 }
 
-// The sizes of the blocks a Writer carves series and keys from, so that a
-// Writer of few series wastes little and one of many allocates rarely: a
-// block holds twice the last one's series and one more, within [minSlab,
-// maxSlab] (3, 7 ... 63: 63 series of 64 bytes and the 8-byte header the
-// runtime puts before a large object with pointers fill a 4 KiB size class,
-// where 64 would take 4,864 bytes), or twice the last one's bytes, within
-// [minKeyBlock, maxKeyBlock]. A key longer than maxKeyInBlock has its own
-// allocation. A block holds series or keys of one period only: alive
+// The sizes of the blocks a Writer carves series and keys from. A block
+// of series holds slabLen: 8 series of 64 bytes fill a 512-byte size
+// class, small enough to have no header, so that each series lies on one
+// cache line (in a larger block the runtime's 8-byte header would shift
+// them across two). A block of keys is twice the last one's bytes, within
+// [minKeyBlock, maxKeyBlock], so that a Writer of few series wastes little
+// and one of many allocates rarely; a key longer than maxKeyInBlock has its
+// own allocation. A block holds series or keys of one period only: alive
 // while any of them is, it must not keep a Snapshot's series (and the
 // timer values and set members they hold) alive once the Snapshot is
 // dropped.
 const (
-	minSlab       = 3
-	maxSlab       = 63
+	slabLen       = 8
 	minKeyBlock   = 256
 	maxKeyBlock   = 4 << 10
 	maxKeyInBlock = 512
@@ -350,7 +349,7 @@ func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool) *Series {
 		w.keys = w.keys[:cap(w.keys)]
 	}
 	if len(w.slab) == cap(w.slab) {
-		w.slab = make([]Series, 0, min(max(2*cap(w.slab)+1, minSlab), maxSlab))
+		w.slab = make([]Series, 0, slabLen)
 	}
 	w.slab = w.slab[:len(w.slab)+1]
 	s := &w.slab[len(w.slab)-1]
