@@ -213,7 +213,7 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	}
 	before := w.dropped
 	ok := w.buildKey(kind, m)
-	h := maphash.Bytes(w.a.seed, w.key)
+	h := maphash.Bytes(w.a.seed, w.key) & w.a.hashMask
 	// Names and name tags hold no zero byte (the parser refuses control
 	// bytes), so the two separators make raw unambiguous.
 	e.rawHash, e.hash, e.badName = rh, h, !ok

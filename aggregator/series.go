@@ -2,26 +2,35 @@ package aggregator
 
 import (
 	"math"
+	"unsafe"
 )
 
 // Snapshot holds the series of one finished period. It belongs to whoever
 // took it; the Aggregator no longer touches it.
 type Snapshot struct {
 	maps []map[uint64]*Series
+	more []map[string]*Series // by shard, as shard.more; nil if none
 	n    int
 }
 
-// Len returns the number of hash slots in the snapshot: the number of
-// series, but for the rare 64-bit hash collisions.
+// Len returns the number of series in the snapshot.
 func (s *Snapshot) Len() int { return s.n }
 
 // Each calls fn for every series in the snapshot, in no particular order.
 func (s *Snapshot) Each(fn func(*Series)) {
-	for _, m := range s.maps {
-		for _, head := range m {
-			for x := head; x != nil; x = x.next {
-				fn(x)
-			}
+	for i := range s.maps {
+		s.eachOf(i, fn)
+	}
+}
+
+// eachOf calls fn for every series of shard i.
+func (s *Snapshot) eachOf(i int, fn func(*Series)) {
+	for _, x := range s.maps[i] {
+		fn(x)
+	}
+	if s.more != nil {
+		for _, x := range s.more[i] {
+			fn(x)
 		}
 	}
 }
@@ -59,9 +68,8 @@ type Series struct {
 
 	// x holds what only sets and estimating timers need, so that counter
 	// and gauge series stay small.
-	x    *extra
-	key  string
-	next *Series
+	x   *extra
+	key string
 }
 
 // TimerStats are the statistics of a timer series over one period. Each
@@ -312,13 +320,68 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 	return out, ok
 }
 
-func newSeries(kind Kind, key []byte) *Series {
-	s := &Series{Kind: kind, key: string(key)}
+// The sizes of the blocks a Writer carves series and keys from. A block
+// of series holds slabLen: 8 series of 64 bytes fill a 512-byte size
+// class, small enough to have no header, so that each series lies on one
+// cache line (in a larger block the runtime's 8-byte header would shift
+// them across two). A block of keys is twice the last one's bytes, within
+// [minKeyBlock, maxKeyBlock], so that a Writer of few series wastes little
+// and one of many allocates rarely; a key longer than maxKeyInBlock has its
+// own allocation. A block holds series or keys of one period only: alive
+// while any of them is, it must not keep a Snapshot's series (and the
+// timer values and set members they hold) alive once the Snapshot is
+// dropped.
+const (
+	slabLen       = 8
+	minKeyBlock   = 256
+	maxKeyBlock   = 4 << 10
+	maxKeyInBlock = 512
+)
+
+// newSeries returns a new series of the given kind and key, carved from the
+// Writer's current blocks. It is called with the series' shard locked.
+func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool) *Series {
+	// Snapshot changes the epoch with every shard locked, so under the
+	// shard's lock it tells the period exactly.
+	if e := w.a.epoch.Load(); e != w.epoch {
+		w.epoch = e
+		w.slab = w.slab[:cap(w.slab)] // full: a series starts a new block
+		w.keys = w.keys[:cap(w.keys)]
+	}
+	if len(w.slab) == cap(w.slab) {
+		w.slab = make([]Series, 0, slabLen)
+	}
+	w.slab = w.slab[:len(w.slab)+1]
+	s := &w.slab[len(w.slab)-1]
+	s.Kind = kind
+	if kind == Gauge && gaugeDeltas {
+		// The gauge bases keep this key for up to GaugeBaseTTL periods:
+		// in a block it would keep the whole block alive.
+		s.key = string(key)
+	} else {
+		s.key = w.internKey(key)
+	}
 	s.Name = keyName(s.key)
 	if kind == Timer {
 		s.TimerStats = &TimerStats{}
 	}
 	return s
+}
+
+// internKey returns key as a string held in the Writer's key block. The
+// block's bytes are written once, by this append, and never again (a full
+// block is replaced, not reused), so the string stays immutable.
+func (w *Writer) internKey(key []byte) string {
+	n := len(key)
+	if n == 0 || n > maxKeyInBlock {
+		return string(key)
+	}
+	if n > cap(w.keys)-len(w.keys) {
+		w.keys = make([]byte, 0, min(max(2*cap(w.keys), minKeyBlock), maxKeyBlock))
+	}
+	start := len(w.keys)
+	w.keys = append(w.keys, key...)
+	return unsafe.String(&w.keys[start], n)
 }
 
 // variance returns the population variance of vals (not empty).
