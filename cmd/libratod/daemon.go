@@ -208,7 +208,6 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		Logger:      log,
 		TagSyntaxes: cfg.Listen.TagSyntaxes,
 		MinLevel:    cfg.Aggregate.MinLevel,
-		Period:      cfg.Aggregate.Period,
 		Events:      events,
 
 		ServiceChecks:       cfg.Aggregate.ServiceChecks,
