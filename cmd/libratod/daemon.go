@@ -460,6 +460,7 @@ func flusherConfig(cfg *config.Config, p flusherParts, otlpDst flusher.OTLPSende
 		CountersAsCounters: cfg.Librato.CountersAs == "counter",
 		Extra:              p.extra,
 		Period:             cfg.Aggregate.Period,
+		TimestampGrace:     cfg.Aggregate.TimestampGrace,
 		Percentiles:        cfg.Aggregate.Percentiles,
 		API:                api,
 		Prefix:             cfg.Aggregate.Prefix,
