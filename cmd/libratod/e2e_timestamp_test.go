@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	metricsv1 "go.opentelemetry.io/proto/otlp/metrics/v1"
+
 	"github.com/libratod/libratod/flusher"
 	"github.com/libratod/libratod/internal/eventually"
+	"github.com/libratod/libratod/internal/otelcoltest"
 )
 
 // pointsAt returns the values of name's points by time, failing t on a
@@ -132,5 +135,56 @@ func TestEndToEndTimestampRestart(t *testing.T) {
 		if tm != first && (tm < first || v != 6) {
 			t.Errorf("second daemon's point %v at %d, want 2 + 4 after %d", v, tm, first)
 		}
+	}
+}
+
+// TestOTLPTimestampGrace: through a real OpenTelemetry Collector, a
+// counter line stamped in the period just ended, arriving within the
+// grace, is in the point of that period, which starts at its time.
+func TestOTLPTimestampGrace(t *testing.T) {
+	col := otelcoltest.Start(t)
+	fake := newFakeLibrato(t)
+	cfg := otlpTestConfig(fake.URL, col)
+	cfg.Aggregate.Period, cfg.Aggregate.TimestampGrace = 2*time.Second, 2*time.Second
+	cfg.Metrics.ToLibrato = false
+	clock := testClock()
+	began := clock()
+	d, stop := startDaemonWith(t, cfg, options{now: clock}, nil)
+	first := flusher.FirstTime(began)
+	b1 := time.Unix(began.Unix()-began.Unix()%2+2, 0)
+	if !first.Before(b1) {
+		b1 = b1.Add(2 * time.Second)
+	}
+	sendUDP(t, d.lst.UDPAddr(), "ograce.c:1|c")
+	waitUntil(clock, b1.Add(50*time.Millisecond))
+	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("ograce.c:2|c|T%d\nograce.c:10|c", b1.Unix()-1))
+	waitCounter(t, d, "libratod_lines_timestamped_total", 1)
+	closing := counterValue(t, d, "libratod_lines_timestamped_total", "closing")
+	stop()
+	if closing != 1 {
+		t.Fatalf("%v lines in the closing period, want 1 (did the machine take the whole 2s grace?)", closing)
+	}
+	// The delta points of ograce.c, by start time in unix seconds.
+	byStart := func(mds []*metricsv1.MetricsData) map[int64]float64 {
+		out := map[int64]float64{}
+		for _, md := range mds {
+			for _, rm := range md.ResourceMetrics {
+				for _, sm := range rm.ScopeMetrics {
+					for _, m := range sm.Metrics {
+						if s, ok := m.Data.(*metricsv1.Metric_Sum); ok && m.Name == "ograce.c" {
+							for _, dp := range s.Sum.DataPoints {
+								out[int64(dp.StartTimeUnixNano/1e9)] += dp.GetAsDouble()
+							}
+						}
+					}
+				}
+			}
+		}
+		return out
+	}
+	mds := col.WaitFor(t, func(mds []*metricsv1.MetricsData) bool { return len(byStart(mds)) >= 2 }, 20*time.Second)
+	got := byStart(mds)
+	if got[first.Unix()] != 3 || got[b1.Unix()] != 10 || len(got) != 2 {
+		t.Errorf("points by start %v, want 3 at %d and 10 at %d", got, first.Unix(), b1.Unix())
 	}
 }
