@@ -177,6 +177,9 @@ type Aggregator struct {
 	// epoch counts the Snapshots, for Writers to start new blocks of
 	// series (see Writer.newSeries). It only grows with every shard locked.
 	epoch atomic.Uint64
+	// spans are the periods' time spans that route lines stamped with a
+	// DogStatsD "|T" (see Roll); they change with every shard locked.
+	spans spans
 
 	// snapMu serialises Snapshots and guards the fields below and every
 	// shard's lastLen.
@@ -192,6 +195,10 @@ type shard struct {
 	// more holds the series whose key's hash is another's in series
 	// (nil while there is none: 64-bit hashes rarely collide).
 	more map[string]*Series
+	// closing and closingMore are series and more of the closing period
+	// (see Roll); nil while none is open.
+	closing     map[uint64]*Series
+	closingMore map[string]*Series
 
 	// baseMu guards base, the last flushed value of every gauge, which a
 	// delta on a gauge not yet seen in this period starts from. Lock order:
@@ -267,6 +274,7 @@ type Writer struct {
 	tags    []tagRef
 	clean   []byte      // the clean tag names tags point to
 	dropped DroppedTags // since the last DroppedTags
+	stamped Stamped     // since the last Stamped
 	raw     maphash.Hash
 	cache   *[keyCacheSize]keyCacheEntry
 
@@ -350,6 +358,11 @@ func (w *Writer) Add(m *parser.Metric) error {
 	sh := a.shardOf(h)
 
 	sh.mu.Lock()
+	if m.Timestamp != 0 && a.spans.set && w.route(m.Timestamp) {
+		err := w.addClosing(sh, kind, key, h, m)
+		sh.mu.Unlock()
+		return err
+	}
 	s := sh.series[h]
 	collides := s != nil && s.key != string(key)
 	if collides {
@@ -377,9 +390,7 @@ func (w *Writer) Add(m *parser.Metric) error {
 			sh.series[h] = s
 		}
 		if kind == Gauge && m.Delta && a.gaugeDeltas {
-			sh.baseMu.Lock()
-			s.Value = sh.base[s.key].value
-			sh.baseMu.Unlock()
+			s.Value = a.deltaBase(sh, h, s.key)
 		}
 	}
 	err := a.update(s, m)

@@ -12,6 +12,7 @@ import (
 	"context"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,22 @@ import (
 // Source is where a flush takes the finished period's series from.
 type Source interface {
 	Snapshot() *aggregator.Snapshot
+}
+
+// Roller is a Source that can keep a period open for a grace window
+// after its end, for the lines stamped with a time in it (DogStatsD "|T"),
+// as aggregator.Aggregator does; see Config.TimestampGrace. Spans are
+// unix seconds [start, end).
+type Roller interface {
+	Source
+	// SetSpan sets the current period's span.
+	SetSpan(start, end int64)
+	// Roll makes the current period the closing one and starts a new
+	// current period of the given span. It returns a closing period left
+	// open, which the flusher never leaves.
+	Roll(start, end int64) *aggregator.Snapshot
+	// TakeClosing ends the closing period and returns it.
+	TakeClosing() *aggregator.Snapshot
 }
 
 // Sender delivers one batch of measurements to Librato.
@@ -95,6 +112,12 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TimestampGrace is how long, when the Source is a Roller, a period
+	// stays open after its end for the lines stamped with a time in it:
+	// the period is sent that much later. 0 takes each period at its
+	// end, and a line stamped in an earlier period is then late; more
+	// than Period means Period. It cannot change after New.
+	TimestampGrace time.Duration
 	// Logger receives delivery problems.
 	Logger zerolog.Logger
 	// Metrics receives the flusher's self-metrics; nil counts nothing.
@@ -161,6 +184,7 @@ type Flusher struct {
 	otlp *lane[*otlp.Batch] // nil when the OTLP output is off
 
 	period time.Duration
+	grace  time.Duration // Config.TimestampGrace, within [0, period]
 	now    func() time.Time
 	src    Source
 	m      *Metrics
@@ -226,7 +250,8 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics}
+	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics,
+		grace: min(max(cfg.TimestampGrace, 0), cfg.Period)}
 	f.halt, f.haltNow = context.WithCancel(context.Background())
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
@@ -413,6 +438,14 @@ func FirstTime(started time.Time) time.Time {
 // stamped after the stop time rounded up to a second: should the clock
 // be put back under Run, the final flush takes that time instead of its
 // period's (which may then be an earlier period's time).
+//
+// When the Source is a Roller, each period's span is set (the first one's
+// starts at FirstTime(now): a line stamped before it belongs to the
+// process before, which sent its period already, and is late), and with
+// Config.TimestampGrace each period is rolled at its end and taken and
+// sent that grace later, with its own time; a period still closing when
+// Run is stopped is sent, with its own time, before the open one, and
+// counted in the result as the open one is.
 func (f *Flusher) Run(ctx context.Context) Result {
 	drainCtx, stopDrain := context.WithCancel(ctx)
 	var drainer sync.WaitGroup
@@ -432,8 +465,17 @@ func (f *Flusher) Run(ctx context.Context) Result {
 	if !first.Before(next) {
 		next = next.Add(f.period)
 	}
+	roller, _ := f.src.(Roller)
+	if roller != nil {
+		roller.SetSpan(first.Unix(), next.Unix())
+	}
+	var closing *closingPeriod // rolled, to be taken at its take time
 	for {
-		timer := time.NewTimer(next.Sub(f.now()))
+		wake := next
+		if closing != nil && closing.take.Before(next) {
+			wake = closing.take
+		}
+		timer := time.NewTimer(wake.Sub(f.now()))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -443,33 +485,65 @@ func (f *Flusher) Run(ctx context.Context) Result {
 			if stop := FirstTime(f.now()); label.After(stop) {
 				label = stop
 			}
-			res := f.shutdown(ctx, &drainer, stopDrain, label)
+			res := f.shutdown(ctx, &drainer, stopDrain, roller, closing, label)
 			if d := label.Sub(f.now()); d >= 0 {
 				sleep(context.Background(), min(d, time.Second)+time.Millisecond)
 			}
 			return res
 		case <-timer.C:
 		}
-		p := f.closePeriod(f.set.Load(), f.src.Snapshot(), label, next)
-		// A period's own delivery may take until the next boundary after
-		// this one; what is left then waits in the backlog.
-		dctx, cancel := context.WithDeadline(ctx, next.Add(f.period))
-		f.inflight.Add(1)
-		go func() {
-			defer f.inflight.Done()
-			defer cancel()
-			f.deliver(dctx, p)
-		}()
+		// The closing period is taken before the next one rolls, when
+		// the grace is a whole period and both fall together.
+		if closing != nil && !wake.Before(closing.take) {
+			f.send(ctx, roller.TakeClosing(), closing.label, closing.end, wake)
+			closing = nil
+		}
+		if wake.Before(next) {
+			continue
+		}
+		switch {
+		case roller == nil:
+			f.send(ctx, f.src.Snapshot(), label, next, next)
+		case f.grace == 0:
+			// No closing period is open: Roll returns nil.
+			roller.Roll(next.Unix(), next.Add(f.period).Unix())
+			f.send(ctx, roller.TakeClosing(), label, next, next)
+		default:
+			roller.Roll(next.Unix(), next.Add(f.period).Unix())
+			closing = &closingPeriod{label: label, end: next, take: next.Add(f.grace)}
+		}
 		label = next
 		next = next.Add(f.period)
 	}
 }
 
-// shutdown is the end of Run: it flushes the open period, labelled
-// label, waits for the earlier periods' deliveries and resends the
+// closingPeriod is a period Run rolled and has yet to take.
+type closingPeriod struct {
+	label time.Time // the time it is sent with
+	end   time.Time // the boundary that ended it
+	take  time.Time // when it is taken: end + the grace
+}
+
+// send closes snap, the period that ended at end, labelled label, and
+// delivers it in the background. Its delivery may take until a period
+// after at, when it was taken; what is left then waits in the backlog.
+func (f *Flusher) send(ctx context.Context, snap *aggregator.Snapshot, label, end, at time.Time) {
+	p := f.closePeriod(f.set.Load(), snap, label, end)
+	dctx, cancel := context.WithDeadline(ctx, at.Add(f.period))
+	f.inflight.Add(1)
+	go func() {
+		defer f.inflight.Done()
+		defer cancel()
+		f.deliver(dctx, p)
+	}()
+}
+
+// shutdown is the end of Run: it flushes the closing period, if any, then
+// the open period, labelled label, waits for the earlier periods' deliveries and resends the
 // backlogs until they are empty or the shutdown timeout passes, then ends
 // what is still under way and accounts for every measurement.
-func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDrain context.CancelFunc, label time.Time) Result {
+func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDrain context.CancelFunc,
+	roller Roller, closing *closingPeriod, label time.Time) Result {
 	stopDrain()
 	drainer.Wait()
 	f.stopping.Store(true)
@@ -479,6 +553,11 @@ func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDra
 	}
 	final, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.set.Load().cfg.ShutdownTimeout)
 	defer cancel()
+	var closed Result
+	if closing != nil {
+		p := f.closePeriod(f.set.Load(), roller.TakeClosing(), closing.label, closing.end)
+		closed = f.deliver(final, p)
+	}
 	open := f.Flush(final, label)
 	f.wait(final)
 	var drains sync.WaitGroup
@@ -498,16 +577,16 @@ func (f *Flusher) shutdown(ctx context.Context, drainer *sync.WaitGroup, stopDra
 	f.haltNow()
 	f.inflight.Wait()
 	spillAnnotations(f.lane, f.lane.settings())
-	res := Result{Series: open.Series}
+	res := Result{Series: open.Series + closed.Series}
 	for i, l := range f.lanes {
 		r := l.finish(l.settings(), before[i][1], before[i][2])
 		var opened int
-		for _, o := range open.Outputs {
+		for _, o := range slices.Concat(open.Outputs, closed.Outputs) {
 			if o.Output == l.name() {
-				opened = o.Measurements
+				opened += o.Measurements
 			}
 		}
-		r.Series = open.Series
+		r.Series = res.Series
 		r.Carried = r.Measurements - opened
 		res.add(l.name(), r)
 	}

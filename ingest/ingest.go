@@ -64,11 +64,6 @@ type Config struct {
 	// MinLevel drops lines whose "level" tag is below it
 	// (aggregate.min_level); "" keeps every line.
 	MinLevel string
-	// Period is the aggregation period and Now the clock, by which lines
-	// whose "|T" timestamp lies outside the open period are counted; a Period
-	// under a second counts none, Now nil is time.Now.
-	Period time.Duration
-	Now    func() time.Time
 	// Events receives the DogStatsD events; nil counts them as unsupported.
 	Events EventSink
 	// ServiceChecks turns each valid DogStatsD service check into a gauge
@@ -110,12 +105,10 @@ type Handler struct {
 	syntaxes atomic.Uint32
 	// events receives DogStatsD events; nil ignores them.
 	events EventSink
-	// period is the aggregation period and now the clock, by which lines
-	// whose "|T" timestamp lies outside the open period are counted in
-	// tsLate and tsFuture; a period under a second counts none.
-	period           time.Duration
-	now              func() time.Time
-	tsLate, tsFuture prometheus.Counter
+	// The metrics stamped with a DogStatsD "|T" timestamp, by the period
+	// the aggregator put them in (see aggregator.Stamped): outside every
+	// open period (late, future) or in their own (current, closing).
+	tsLate, tsFuture, tsCurrent, tsClosing prometheus.Counter
 	// serviceChecks turns service checks into gauges, counted in
 	// converted; scHostTag is the tag their "h:" host becomes ("": none).
 	serviceChecks atomic.Bool
@@ -160,10 +153,14 @@ func New(cfg Config) (*Handler, error) {
 	}, []string{"kind"})
 	timestamps := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "libratod_lines_timestamp_outside_period_total",
-		Help: "Lines whose DogStatsD |T timestamp is before (late) or after (future) the open period; they are aggregated into the open period all the same.",
+		Help: "Metrics whose DogStatsD |T timestamp is before every open period (late) or after the current one (future); they are aggregated into the current period all the same.",
 	}, []string{"reason"})
+	inPeriod := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "libratod_lines_timestamped_total",
+		Help: "Metrics whose DogStatsD |T timestamp lies in an open period, by that period: the current one, or the closing one (the period just ended, within aggregate.timestamp_grace).",
+	}, []string{"period"})
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{packets, lines, invalid, unsupported, converted, timestamps} {
+		for _, c := range []prometheus.Collector{packets, lines, invalid, unsupported, converted, timestamps, inPeriod} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest self-metrics: %w", err)
 			}
@@ -182,10 +179,10 @@ func New(cfg Config) (*Handler, error) {
 		tagsInvalid: tagsDropped("invalid"),
 		tagsTooMany: tagsDropped("too_many"),
 		events:      cfg.Events,
-		period:      cfg.Period,
-		now:         cfg.Now,
 		tsLate:      timestamps.WithLabelValues("late"),
 		tsFuture:    timestamps.WithLabelValues("future"),
+		tsCurrent:   inPeriod.WithLabelValues("current"),
+		tsClosing:   inPeriod.WithLabelValues("closing"),
 		badLog:      &rateLog{every: time.Second, log: cfg.Logger},
 	}
 	if cfg.ServiceCheckHostTag != "" {
@@ -193,9 +190,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h.serviceChecks.Store(cfg.ServiceChecks)
 	h.converted[parser.ErrServiceCheck] = converted.WithLabelValues(parser.ErrServiceCheck.Reason())
-	if h.now == nil {
-		h.now = time.Now
-	}
 	for _, t := range []listener.Transport{listener.UDP, listener.TCP, listener.Unixgram} {
 		h.packets[t] = packets.WithLabelValues(t.String())
 		h.lines[t] = lines.WithLabelValues(t.String())
@@ -261,9 +255,6 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 			h.reject(wk, line, err)
 			continue
 		}
-		if ms[0].Timestamp != 0 && h.period >= time.Second {
-			h.checkTimestamp(ms[0].Timestamp)
-		}
 		for i := range ms {
 			if min := h.minLevel.Load(); min != levelOff && lineLevel(&ms[i]) < min {
 				h.belowLevel.Inc()
@@ -278,6 +269,9 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 		h.tagsNotKept.Add(float64(d.NotKept))
 		h.tagsInvalid.Add(float64(d.Invalid))
 		h.tagsTooMany.Add(float64(d.TooMany))
+	}
+	if s := wk.w.Stamped(); s != (aggregator.Stamped{}) {
+		h.countStamped(s)
 	}
 	if int(t) < len(h.packets) && h.packets[t] != nil {
 		h.packets[t].Inc()
@@ -307,22 +301,14 @@ func (h *Handler) refused(line []byte, err error) {
 	}
 }
 
-// checkTimestamp counts a line whose "|T" timestamp (unix seconds) is
-// outside the open period. The line is aggregated into the open period
-// all the same: sending it with the time of its own period would give
-// Librato a second point for a series and time that may already hold one,
-// and Librato keeps one of them, losing the other's units.
-func (h *Handler) checkTimestamp(ts int64) {
-	// floor(now/period)*period in unix seconds, as flusher.PeriodStart.
-	period := int64(h.period / time.Second)
-	now := h.now().Unix()
-	start := now - now%period
-	switch {
-	case ts < start:
-		h.tsLate.Inc()
-	case ts >= start+period:
-		h.tsFuture.Inc()
-	}
+// countStamped counts the metrics stamped with "|T" the aggregator added,
+// by the period they went to. A metric is counted where its time lies,
+// whether the aggregator then took it or refused it.
+func (h *Handler) countStamped(s aggregator.Stamped) {
+	h.tsLate.Add(float64(s.Late))
+	h.tsFuture.Add(float64(s.Future))
+	h.tsCurrent.Add(float64(s.Current))
+	h.tsClosing.Add(float64(s.Closing))
 }
 
 // reject counts and logs a line the parser refused with err; an event or a

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -194,33 +193,29 @@ func BenchmarkHandle(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "wall-ns/line")
 }
 
-// TestTimestampOutsidePeriod sends lines with DogStatsD timestamps before,
-// in and after the open period: all are aggregated into it, and those
-// outside it are counted.
-func TestTimestampOutsidePeriod(t *testing.T) {
-	now := time.Unix(1_800_000_005, 0) // the period [1_800_000_000, 1_800_000_010)
-	in, agg, _ := newTestIngest(t, Config{Period: 10 * time.Second, Now: func() time.Time { return now }})
+// TestTimestampPeriods sends lines with DogStatsD timestamps in the
+// closing period, in the current one, before both and after: those in
+// the closing period go there, the others to the current one, and each
+// is counted by where it went (each value of a line with several).
+func TestTimestampPeriods(t *testing.T) {
+	in, agg, _ := newTestIngest(t, Config{})
+	agg.SetSpan(1_799_999_990, 1_800_000_000)
+	agg.Roll(1_800_000_000, 1_800_000_010)
 	in.Handle(listener.UDP, []byte("a:1|c|T1800000000\na:2|c|T1800000009\na:4|c|T1799999999\n"+
 		"a:8|c|#env:x|T1800000010\na:16:32|c|T1700000000\na:64|c\n"))
-	var sum float64
-	agg.Snapshot().Each(func(s *aggregator.Series) { sum += s.Value })
-	if sum != 127 {
-		t.Errorf("sum %v, want 127: every line in the open period", sum)
+	sum := func(snap *aggregator.Snapshot) float64 {
+		var v float64
+		snap.Each(func(s *aggregator.Series) { v += s.Value })
+		return v
+	}
+	if closing, current := sum(agg.TakeClosing()), sum(agg.Snapshot()); closing != 4 || current != 123 {
+		t.Errorf("closing period %v, current %v; want 4 and 123", closing, current)
 	}
 	if late, future := testutil.ToFloat64(in.tsLate), testutil.ToFloat64(in.tsFuture); late != 2 || future != 1 {
 		t.Errorf("late %v, future %v; want 2 and 1", late, future)
 	}
-}
-
-// TestTimestampOutsidePeriodOddPeriod checks that the open period's
-// bounds are multiples of the period in unix seconds, for a period that
-// does not divide the seconds from year 1 to 1970 (7 s).
-func TestTimestampOutsidePeriodOddPeriod(t *testing.T) {
-	now := time.Unix(1_800_000_005, 0) // the 7 s period [1_799_999_999, 1_800_000_006)
-	in, _, _ := newTestIngest(t, Config{Period: 7 * time.Second, Now: func() time.Time { return now }})
-	in.Handle(listener.UDP, []byte("a:1|c|T1799999999\na:1|c|T1800000005\na:1|c|T1799999998\na:1|c|T1800000006\n"))
-	if late, future := testutil.ToFloat64(in.tsLate), testutil.ToFloat64(in.tsFuture); late != 1 || future != 1 {
-		t.Errorf("late %v, future %v; want 1 and 1", late, future)
+	if closing, current := testutil.ToFloat64(in.tsClosing), testutil.ToFloat64(in.tsCurrent); closing != 1 || current != 2 {
+		t.Errorf("in the closing period %v, in the current one %v; want 1 and 2", closing, current)
 	}
 }
 

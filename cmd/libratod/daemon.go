@@ -208,7 +208,6 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 		Logger:      log,
 		TagSyntaxes: cfg.Listen.TagSyntaxes,
 		MinLevel:    cfg.Aggregate.MinLevel,
-		Period:      cfg.Aggregate.Period,
 		Events:      events,
 
 		ServiceChecks:       cfg.Aggregate.ServiceChecks,
@@ -461,6 +460,7 @@ func flusherConfig(cfg *config.Config, p flusherParts, otlpDst flusher.OTLPSende
 		CountersAsCounters: cfg.Librato.CountersAs == "counter",
 		Extra:              p.extra,
 		Period:             cfg.Aggregate.Period,
+		TimestampGrace:     cfg.Aggregate.TimestampGrace,
 		Percentiles:        cfg.Aggregate.Percentiles,
 		API:                api,
 		Prefix:             cfg.Aggregate.Prefix,

@@ -131,6 +131,13 @@ type genConfig struct {
 	rate   float64 // sample rate of counter and timer lines, in (0,1]
 	conns  int     // senders; each sends its own share of the gauge names
 	mix    mix
+	// stamp stamps every line with a DogStatsD "|T" of the time it is
+	// made (generator.now), and the fraction backFrac of the lines, all
+	// counters, timers or sets while there are enough, with the time back
+	// seconds earlier (a gauge's last value must stay the last one sent).
+	stamp    bool
+	backFrac float64
+	back     int64
 }
 
 // checkRate checks that rate is in (0,1] and that 1/rate is a whole number: the
@@ -195,6 +202,8 @@ type generator struct {
 	gauges  []int              // the gauge names this sender owns
 	next    [numTypes]int      // next position per type (in names, or in gauges)
 	seq     int64              // lines made
+	now     int64              // unix seconds the lines are stamped with (cfg.stamp)
+	stamped int64              // lines stamped back so far
 }
 
 // newGenerator returns the generator of sender conn (0 <= conn < cfg.conns).
@@ -270,6 +279,16 @@ func (g *generator) appendLine(dst []byte) ([]byte, line) {
 		dst = strconv.AppendInt(dst, g.seq, 10)
 	}
 	dst = append(dst, g.suffix[t][l.name]...)
+	if g.cfg.stamp {
+		ts := g.now
+		// Stamped back: as many lines as the fraction makes so far.
+		if t != gaugeType && float64(g.stamped) < g.cfg.backFrac*float64(g.seq+1) {
+			ts -= g.cfg.back
+			g.stamped++
+		}
+		dst = append(dst, "|T"...)
+		dst = strconv.AppendInt(dst, ts, 10)
+	}
 	g.seq++
 	return dst, l
 }

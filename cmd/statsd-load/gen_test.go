@@ -148,6 +148,8 @@ func TestGenerator(t *testing.T) {
 		{name: "every type", cfg: genConfig{prefix: "load", names: 5, tags: 2, rate: 1, conns: 1, mix: mix{1, 1, 1, 1}}, lines: 100},
 		{name: "sampled", cfg: genConfig{prefix: "load.r1", names: 3, tags: 0, rate: 0.1, conns: 1, mix: mix{counterType: 3, timerType: 1}}, lines: 50},
 		{name: "second of three senders", cfg: genConfig{prefix: "p", names: 7, tags: 5, rate: 0.5, conns: 3, mix: mix{1, 2, 1, 1}}, conn: 1, lines: 200},
+		{name: "stamped", cfg: genConfig{prefix: "load", names: 5, tags: 1, rate: 1, conns: 1, mix: mix{1, 1, 1, 1},
+			stamp: true, backFrac: 0.25, back: 10}, lines: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,6 +161,8 @@ func TestGenerator(t *testing.T) {
 			parsed := newTally(tt.cfg.names)
 			members := make(map[string]bool)
 			var ms []parser.Metric
+			g.now = 1_800_000_000
+			back := 0
 			for range tt.lines {
 				b, l := g.appendLine(nil)
 				want.add(l, 1/tt.cfg.rate)
@@ -167,6 +171,14 @@ func TestGenerator(t *testing.T) {
 					t.Fatalf("line %q: %d metrics, %v", b, len(ms), err)
 				}
 				m := ms[0]
+				switch {
+				case !tt.cfg.stamp && m.Timestamp != 0:
+					t.Errorf("line %q: stamped", b)
+				case tt.cfg.stamp && m.Timestamp == g.now-tt.cfg.back && l.typ != gaugeType:
+					back++
+				case tt.cfg.stamp && m.Timestamp != g.now:
+					t.Errorf("line %q: stamped %d, want %d or, not a gauge, %d", b, m.Timestamp, g.now, g.now-tt.cfg.back)
+				}
 				typ, i, ok := parseName(tt.cfg.prefix, string(m.Name))
 				if !ok || typ != l.typ || i != l.name {
 					t.Fatalf("line %q: name parses as %v %d %t, want %v %d", b, typ, i, ok, l.typ, l.name)
@@ -195,6 +207,9 @@ func TestGenerator(t *testing.T) {
 			if !slices.Equal(parsed.counters, want.counters) || !slices.Equal(parsed.timers, want.timers) ||
 				!slices.Equal(parsed.sets, want.sets) || !slices.Equal(parsed.gauges, want.gauges) || parsed.lines != want.lines {
 				t.Errorf("the parsed lines tally %+v, the generator %+v", parsed, want)
+			}
+			if want := int(tt.cfg.backFrac * float64(tt.lines)); back != want {
+				t.Errorf("%d lines stamped back, want %d", back, want)
 			}
 			var n uint64
 			for _, c := range want.lines {

@@ -101,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg runConfig, findMax, allowL
 	fs.DurationVar(&cfg.down, "down", 0, "the fake Librato answers 503 to everything for this long after it starts")
 	fs.IntVar(&cfg.floorRounds, "floor", 0, "with -daemon: run `N` rounds of the same traffic, each against a fresh floor (a bare\nreceive loop: this tool as a separate process, reading the daemon's kind of sockets with its\nnumber of UDP readers and counting lines, nothing else) and then a fresh daemon; report each\nside's CPU (cpu-s, cpu-ns/line) and the daemon's CPU per line as a ratio to the floor's")
 	fs.BoolVar(&cfg.cardinality, "cardinality", false, "with -daemon: measure the daemon's RSS before sending (idle), start sending just after a\nperiod boundary so every line falls in one period (make -period longer than the sending),\nand report the live series of the fullest period delivered and the peak RSS per series\n(peak - idle) / series; the daemon's max_series is raised to 2*-names (at least 1000)")
+	stamps := fs.Float64("timestamps", -1, "stamp every line with a DogStatsD |T of the time it is sent, and this `fraction` (0 to 1)\nof the lines (counters, timers and sets only) with the time one -period earlier (for the daemon's\naggregate.timestamp_grace); below 0, no |T")
 	fs.BoolVar(&findMax, "find-max", false, "with -daemon: run again and again (a fresh daemon each time), doubling -pps (from 50000\nwhen 0) until something is lost, then bisecting; report the highest zero-loss rate")
 
 	if err := fs.Parse(args); err != nil {
@@ -120,6 +121,10 @@ func parseFlags(args []string, stderr io.Writer) (cfg runConfig, findMax, allowL
 	if err := checkRate(cfg.gen.rate); err != nil {
 		bad("-rate: %w", err)
 	}
+	if *stamps > 1 {
+		bad("-timestamps %v: want a fraction from 0 to 1 (below 0: off)", *stamps)
+	}
+	cfg.gen.stamp, cfg.gen.backFrac, cfg.gen.back = *stamps >= 0, *stamps, int64(cfg.period/time.Second)
 	if cfg.proto != "udp" && cfg.proto != "tcp" {
 		bad("-proto %q: want udp or tcp", cfg.proto)
 	}

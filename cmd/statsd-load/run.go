@@ -434,6 +434,9 @@ func (s *sender) run(ctx context.Context, start time.Time, budget uint64, deadli
 // in s.lines. A UDP packet ends early at maxDatagram bytes.
 func (s *sender) fill(n int) {
 	s.buf, s.lines = s.buf[:0], s.lines[:0]
+	if s.gen.cfg.stamp {
+		s.gen.now = time.Now().Unix()
+	}
 	for i := 0; i < n; i++ {
 		if !s.tcp {
 			if len(s.buf) > maxDatagram-2048 {

@@ -109,6 +109,10 @@ type Aggregate struct {
 	// the check, its status (0 OK to 3 unknown) the value; false drops
 	// them (counted as unsupported lines).
 	ServiceChecks bool `toml:"service_checks" reload:"live"`
+	// TimestampGrace is how long each period stays open after its end for
+	// the lines stamped ("|T") with a time in it, which delays every
+	// period's delivery as much: 0 (off) to one Period.
+	TimestampGrace time.Duration `toml:"timestamp_grace" reload:"restart"`
 }
 
 // Librato configures the Librato output and its API client.
@@ -202,6 +206,7 @@ func Default() Config {
 			MaxSetMembers:   10_000,
 			GaugeBaseTTL:    360,
 			ServiceChecks:   true,
+			TimestampGrace:  time.Second,
 		},
 		Librato: Librato{
 			Enabled:         true,

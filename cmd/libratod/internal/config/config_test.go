@@ -86,7 +86,7 @@ func TestParseFull(t *testing.T) {
 			TagSyntaxes:    []string{"dogstatsd", "graphite"},
 		},
 		Aggregate: Aggregate{
-			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60, ServiceChecks: false,
+			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60, ServiceChecks: false, TimestampGrace: 2500 * time.Millisecond,
 		},
 		Librato: Librato{
 			Enabled: false,
@@ -215,6 +215,8 @@ func TestParseProblems(t *testing.T) {
 		{"period sub-second", "[aggregate]\nperiod = \"500ms\"\n", nil, []string{"aggregate.period"}, []string{"at least 1s"}},
 		{"period fractional", "[aggregate]\nperiod = \"1500ms\"\n", nil, []string{"aggregate.period"}, []string{"whole seconds", "1.5s"}},
 		{"period negative", "[aggregate]\nperiod = \"-10s\"\n", nil, []string{"aggregate.period"}, []string{"at least 1s"}},
+		{"grace above the period", "[aggregate]\nperiod = \"2s\"\ntimestamp_grace = \"2001ms\"\n", nil, []string{"aggregate.timestamp_grace"}, []string{"from 0 (off) to the period (2s), got 2.001s"}},
+		{"grace negative", "[aggregate]\ntimestamp_grace = \"-1s\"\n", nil, []string{"aggregate.timestamp_grace"}, []string{"got -1s"}},
 		{"percentile 0", "[aggregate]\npercentiles = [0]\n", nil, []string{"aggregate.percentiles"}, []string{"above 0 and at most 100, got 0"}},
 		{"percentile 100.5", "[aggregate]\npercentiles = [100.5]\n", nil, []string{"aggregate.percentiles"}, []string{"got 100.5"}},
 		{"counters_as counter on tagged", "[librato]\ncounters_as = \"counter\"\n", nil, []string{"librato.counters_as"}, []string{"legacy"}},
@@ -327,6 +329,9 @@ func manyTags(n int) string {
 func TestParseAccepts(t *testing.T) {
 	tests := []struct{ name, toml string }{
 		{"udp only", "[listen]\ntcp = \"\"\n"},
+		{"grace off", "[aggregate]\ntimestamp_grace = \"0s\"\n"},
+		{"grace a whole period", "[aggregate]\nperiod = \"1s\"\ntimestamp_grace = \"1s\"\n"},
+		{"grace fractional", "[aggregate]\ntimestamp_grace = \"1500ms\"\n"},
 		{"tcp only", "[listen]\nudp = \"\"\n"},
 		{"all interfaces, port 0", "[listen]\nudp = \":0\"\ntcp = \"[::1]:0\"\n"},
 		{"metrics and tcp both on port 0", "[listen]\ntcp = \"127.0.0.1:0\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n"},

@@ -64,6 +64,11 @@ func (c *Config) Describe(w io.Writer) {
 	line("percentiles", "%s", orNone(strings.Join(pcts, ", ")))
 	line("gauge deltas", "%s", onOff(a.GaugeDeltas))
 	line("service checks", "%s", onOff(a.ServiceChecks))
+	if a.TimestampGrace == 0 {
+		line("timestamp grace", "off (a |T line for an ended period is late)")
+	} else {
+		line("timestamp grace", "%s (each period is sent that much after its end)", a.TimestampGrace)
+	}
 	line("prefix", "%s", orNone(a.Prefix))
 	if a.Shards == 0 {
 		line("shards", "default")

@@ -100,6 +100,9 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("aggregate.max_timer_samples", a.MaxTimerSamples, 1, maxCount, "")
 	p.between("aggregate.max_set_members", a.MaxSetMembers, 1, maxCount, "")
 	p.between("aggregate.gauge_base_ttl", a.GaugeBaseTTL, 1, 65536, " periods")
+	if a.TimestampGrace < 0 || a.TimestampGrace > a.Period && a.Period >= time.Second {
+		p.add("aggregate.timestamp_grace", fmt.Sprintf(`must be from 0 (off) to the period (%s), got %s`, a.Period, a.TimestampGrace))
+	}
 	if err := ingest.CheckLevel(a.MinLevel); err != nil {
 		p.add("aggregate.min_level", err.Error())
 	}

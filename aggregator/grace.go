@@ -1,0 +1,239 @@
+package aggregator
+
+import (
+	"sync/atomic"
+
+	"github.com/libratod/libratod/parser"
+)
+
+// spans are the time spans, in unix seconds [start, end), of the open
+// periods, by which a line stamped with a DogStatsD "|T" timestamp finds
+// its period. Every field but closingLive changes only with every shard
+// locked, so that under one shard's lock they are exact.
+type spans struct {
+	set         bool     // SetSpan or Roll was called: lines are routed
+	cur         [2]int64 // the current period's span
+	closing     [2]int64 // the closing period's span, while closingOpen
+	closingOpen bool
+	// closingLive counts the series of the closing period, as live does
+	// those of the current one, against Config.MaxSeries.
+	closingLive atomic.Int64
+}
+
+// Stamped counts the metrics with a DogStatsD "|T" timestamp a Writer
+// added (or tried to add), by the period they went to.
+type Stamped struct {
+	// Current counts those whose time lies in the current period's span.
+	Current int
+	// Closing counts those whose time lies in the closing period's span,
+	// which went to that period (see Aggregator.Roll).
+	Closing int
+	// Late counts those whose time lies before every open period's span;
+	// they went to the current period.
+	Late int
+	// Future counts those whose time lies at or after the current
+	// period's end; they went to the current period.
+	Future int
+}
+
+// Stamped returns the metrics with a "|T" timestamp added since the last
+// call, by the period they went to, and starts counting again. Before
+// the Aggregator's first SetSpan or Roll no metric is counted: every one
+// goes to the current period.
+func (w *Writer) Stamped() Stamped {
+	s := w.stamped
+	w.stamped = Stamped{}
+	return s
+}
+
+// SetSpan sets the span, in unix seconds [start, end), of the current
+// period, by which lines stamped with "|T" are routed: a time before
+// start is late, at or after end is in the future; both go to the current
+// period all the same, and are counted (see Writer.Stamped).
+func (a *Aggregator) SetSpan(start, end int64) {
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	a.lockAll()
+	a.spans.set = true
+	a.spans.cur = [2]int64{start, end}
+	a.unlockAll()
+}
+
+// Roll ends the current period, which becomes the closing period, and
+// starts a new, empty current period of span [start, end) in unix
+// seconds. Until TakeClosing, the closing period still takes the lines
+// whose "|T" time lies in its span (that of the period just ended, as
+// set by SetSpan or the Roll before): a client's last lines of a period
+// reach that period though they arrive after its end. Lines without a
+// timestamp go to the current period. Config.MaxSeries bounds each period
+// on its own.
+//
+// A new series of the closing period is allocated on its own rather than
+// carved from a Writer's blocks, which belong to the current period.
+// With gauge deltas, a delta on a gauge new to the current period starts
+// from the gauge's value in the closing period when it is there, as it
+// is at that instant.
+//
+// A closing period still open (no TakeClosing since the last Roll) is
+// taken first and returned; otherwise Roll returns nil.
+func (a *Aggregator) Roll(start, end int64) *Snapshot {
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	var prev *Snapshot
+	if a.spans.closingOpen {
+		prev = a.takeClosing()
+	}
+	fresh := make([]map[uint64]*Series, len(a.shards))
+	for i := range a.shards {
+		fresh[i] = make(map[uint64]*Series, a.shards[i].lastLen)
+	}
+	a.lockAll()
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.closing, sh.closingMore = sh.series, sh.more
+		sh.series, sh.more = fresh[i], nil
+		sh.lastLen = len(sh.closing)
+	}
+	// With every shard locked no reservation is pending.
+	a.spans.closingLive.Store(a.live.Load())
+	a.live.Store(0)
+	a.spans.closing = a.spans.cur
+	a.spans.closingOpen = true
+	a.spans.cur = [2]int64{start, end}
+	a.spans.set = true
+	a.epoch.Add(1)
+	a.unlockAll()
+	return prev
+}
+
+// TakeClosing ends the closing period (see Roll) and returns its series;
+// the snapshot is empty when no closing period is open. From then on a
+// line stamped in its span is late. With gauge deltas, the period's gauge
+// values are recorded as Snapshot records them.
+func (a *Aggregator) TakeClosing() *Snapshot {
+	a.snapMu.Lock()
+	defer a.snapMu.Unlock()
+	return a.takeClosing()
+}
+
+// takeClosing is TakeClosing, called with snapMu held.
+func (a *Aggregator) takeClosing() *Snapshot {
+	snap := &Snapshot{maps: make([]map[uint64]*Series, len(a.shards))}
+	if !a.spans.closingOpen {
+		return snap
+	}
+	a.lockAll()
+	for i := range a.shards {
+		sh := &a.shards[i]
+		snap.maps[i] = sh.closing
+		snap.n += len(sh.closing)
+		if sh.closingMore != nil {
+			if snap.more == nil {
+				snap.more = make([]map[string]*Series, len(a.shards))
+			}
+			snap.more[i] = sh.closingMore
+			snap.n += len(sh.closingMore)
+		}
+		sh.closing, sh.closingMore = nil, nil
+		if a.gaugeDeltas {
+			sh.baseMu.Lock() // released by updateBases, as in Snapshot
+		}
+	}
+	a.spans.closingOpen = false
+	a.spans.closingLive.Store(0)
+	a.unlockAll()
+	a.period++
+	if a.gaugeDeltas {
+		a.updateBases(snap)
+	}
+	return snap
+}
+
+func (a *Aggregator) lockAll() {
+	for i := range a.shards {
+		a.shards[i].mu.Lock()
+	}
+}
+
+func (a *Aggregator) unlockAll() {
+	for i := range a.shards {
+		a.shards[i].mu.Unlock()
+	}
+}
+
+// route counts a metric stamped at ts (unix seconds) by the period its
+// time lies in, and reports whether it goes to the closing period. It is
+// called with a shard locked.
+func (w *Writer) route(ts int64) bool {
+	sp := &w.a.spans
+	switch {
+	case sp.closingOpen && ts >= sp.closing[0] && ts < sp.closing[1]:
+		w.stamped.Closing++
+		return true
+	case ts >= sp.cur[1]:
+		w.stamped.Future++
+	case ts >= sp.cur[0]:
+		w.stamped.Current++
+	default:
+		w.stamped.Late++
+	}
+	return false
+}
+
+// addClosing adds m to its series of the closing period, as Add does to
+// the current period's. It is called with sh, the series' shard, locked.
+func (w *Writer) addClosing(sh *shard, kind Kind, key []byte, h uint64, m *parser.Metric) error {
+	a := w.a
+	s := sh.closing[h]
+	collides := s != nil && s.key != string(key)
+	if collides {
+		s = sh.closingMore[string(key)]
+	}
+	if s == nil {
+		if !weighable(m) {
+			return ErrOverflow
+		}
+		if n := a.spans.closingLive.Add(1); a.maxSeries > 0 && n > a.maxSeries {
+			a.spans.closingLive.Add(-1)
+			return ErrMaxSeries
+		}
+		s = &Series{Kind: kind, key: string(key)}
+		s.Name = keyName(s.key)
+		if kind == Timer {
+			s.TimerStats = &TimerStats{}
+		}
+		if collides {
+			if sh.closingMore == nil {
+				sh.closingMore = make(map[string]*Series)
+			}
+			sh.closingMore[s.key] = s
+		} else {
+			sh.closing[h] = s
+		}
+		if kind == Gauge && m.Delta && a.gaugeDeltas {
+			sh.baseMu.Lock()
+			s.Value = sh.base[s.key].value
+			sh.baseMu.Unlock()
+		}
+	}
+	return a.update(s, m)
+}
+
+// deltaBase returns the value a gauge delta on the series of key (hash h),
+// new to the current period, starts from: the gauge's value in the
+// closing period, else its last flushed value, else 0. It is called with
+// sh, the series' shard, locked.
+func (a *Aggregator) deltaBase(sh *shard, h uint64, key string) float64 {
+	if sh.closing != nil {
+		c := sh.closing[h]
+		if c != nil && c.key != key {
+			c = sh.closingMore[key]
+		}
+		if c != nil {
+			return c.Value
+		}
+	}
+	sh.baseMu.Lock()
+	defer sh.baseMu.Unlock()
+	return sh.base[key].value
+}
