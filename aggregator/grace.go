@@ -18,6 +18,8 @@ type spans struct {
 	// closingLive counts the series of the closing period, as live does
 	// those of the current one, against Config.MaxSeries.
 	closingLive atomic.Int64
+	// seen is set when a Writer routes a stamped metric; see Stamped.
+	seen atomic.Bool
 }
 
 // Stamped counts the metrics with a DogStatsD "|T" timestamp a Writer
@@ -44,6 +46,14 @@ func (w *Writer) Stamped() Stamped {
 	s := w.stamped
 	w.stamped = Stamped{}
 	return s
+}
+
+// Stamped reports whether a metric stamped with "|T" was routed by its
+// time since the last call (lines are routed once SetSpan or Roll was
+// called), and starts watching again: a flusher keeps each period open
+// for such lines only while clients send them.
+func (a *Aggregator) Stamped() bool {
+	return a.spans.seen.Swap(false)
 }
 
 // SetSpan sets the span, in unix seconds [start, end), of the current
@@ -166,6 +176,9 @@ func (a *Aggregator) unlockAll() {
 // called with a shard locked.
 func (w *Writer) route(ts int64) bool {
 	sp := &w.a.spans
+	if !sp.seen.Load() { // a read shared by every core; a write once
+		sp.seen.Store(true)
+	}
 	switch {
 	case sp.closingOpen && ts >= sp.closing[0] && ts < sp.closing[1]:
 		w.stamped.Closing++

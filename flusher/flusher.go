@@ -45,7 +45,16 @@ type Roller interface {
 	Roll(start, end int64) *aggregator.Snapshot
 	// TakeClosing ends the closing period and returns it.
 	TakeClosing() *aggregator.Snapshot
+	// Stamped reports whether a line stamped with a time was added since
+	// the last call.
+	Stamped() bool
 }
+
+// graceIdle is how long after the last line stamped with a time (see
+// Roller.Stamped) the flusher still keeps each period open for
+// Config.TimestampGrace: a daemon whose clients send no such lines takes
+// every period at its end, neither later nor holding two periods.
+const graceIdle = time.Hour
 
 // Sender delivers one batch of measurements to Librato.
 type Sender interface {
@@ -114,9 +123,12 @@ type Config struct {
 	Now func() time.Time
 	// TimestampGrace is how long, when the Source is a Roller, a period
 	// stays open after its end for the lines stamped with a time in it:
-	// the period is sent that much later. 0 takes each period at its
-	// end, and a line stamped in an earlier period is then late; more
-	// than Period means Period. It cannot change after New.
+	// the period is sent that much later. It applies only while such
+	// lines arrive: from the first boundary after one is added until an
+	// hour (graceIdle) has passed without any, each period is taken at
+	// its end as with 0. 0 takes each period at its end, and a line
+	// stamped in an earlier period is then late; more than Period means
+	// Period. It cannot change after New.
 	TimestampGrace time.Duration
 	// Logger receives delivery problems.
 	Logger zerolog.Logger
@@ -185,9 +197,12 @@ type Flusher struct {
 
 	period time.Duration
 	grace  time.Duration // Config.TimestampGrace, within [0, period]
-	now    func() time.Time
-	src    Source
-	m      *Metrics
+	// graceIdle is how long after the last stamped line the grace still
+	// applies: graceIdle (the constant) but in tests.
+	graceIdle time.Duration
+	now       func() time.Time
+	src       Source
+	m         *Metrics
 	// lanes are the outputs that are on, Librato first.
 	lanes []laneRunner
 	// set is the flusher's own settings (the Librato lane's).
@@ -251,7 +266,7 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 		cfg.Now = time.Now
 	}
 	f := &Flusher{period: cfg.Period, now: cfg.Now, src: src, m: cfg.Metrics,
-		grace: min(max(cfg.TimestampGrace, 0), cfg.Period)}
+		grace: min(max(cfg.TimestampGrace, 0), cfg.Period), graceIdle: graceIdle}
 	f.halt, f.haltNow = context.WithCancel(context.Background())
 	if f.m == nil {
 		f.m, _ = NewMetrics(nil) // nothing to register: cannot fail
@@ -269,7 +284,25 @@ func New(cfg Config, src Source, dst Sender) *Flusher {
 		f.otlp = newLane[*otlp.Batch](f, otlpOutput{}, "the OTLP endpoint", os, cfg.OTLP.Spool)
 		f.lanes = append(f.lanes, f.otlp)
 	}
+	if r, ok := src.(Roller); ok {
+		// Lines may come before Run (a daemon's listeners start first):
+		// they are routed, and counted, by the first period as Run would
+		// place it now; Run sets it again when it starts.
+		first, next := f.firstPeriod(f.now())
+		r.SetSpan(first.Unix(), next.Unix())
+	}
 	return f
+}
+
+// firstPeriod returns the time the first period of a Run started at
+// started is sent with, and its end.
+func (f *Flusher) firstPeriod(started time.Time) (first, next time.Time) {
+	first = FirstTime(started)
+	next = f.PeriodStart(started).Add(f.period)
+	if !first.Before(next) {
+		next = next.Add(f.period)
+	}
+	return first, next
 }
 
 // Reconfigure replaces the configuration and the Sender from the next
@@ -442,8 +475,9 @@ func FirstTime(started time.Time) time.Time {
 // When the Source is a Roller, each period's span is set (the first one's
 // starts at FirstTime(now): a line stamped before it belongs to the
 // process before, which sent its period already, and is late), and with
-// Config.TimestampGrace each period is rolled at its end and taken and
-// sent that grace later, with its own time; a period still closing when
+// Config.TimestampGrace, while such lines arrive (see the key), each
+// period is rolled at its end and taken and sent that grace later, with
+// its own time; a period still closing when
 // Run is stopped is sent, with its own time, before the open one, and
 // counted in the result as the open one is.
 func (f *Flusher) Run(ctx context.Context) Result {
@@ -458,18 +492,14 @@ func (f *Flusher) Run(ctx context.Context) Result {
 	}
 	f.resendAnnotations(ctx)
 
-	started := f.now()
-	first := FirstTime(started)
+	first, next := f.firstPeriod(f.now())
 	label := first // the time the open period is sent with
-	next := f.PeriodStart(started).Add(f.period)
-	if !first.Before(next) {
-		next = next.Add(f.period)
-	}
 	roller, _ := f.src.(Roller)
 	if roller != nil {
 		roller.SetSpan(first.Unix(), next.Unix())
 	}
 	var closing *closingPeriod // rolled, to be taken at its take time
+	var stampedAt time.Time    // the boundary that last saw a |T line
 	for {
 		wake := next
 		if closing != nil && closing.take.Before(next) {
@@ -501,10 +531,13 @@ func (f *Flusher) Run(ctx context.Context) Result {
 		if wake.Before(next) {
 			continue
 		}
+		if roller != nil && roller.Stamped() {
+			stampedAt = next
+		}
 		switch {
 		case roller == nil:
 			f.send(ctx, f.src.Snapshot(), label, next, next)
-		case f.grace == 0:
+		case f.grace == 0 || stampedAt.IsZero() || next.Sub(stampedAt) > f.graceIdle:
 			// No closing period is open: Roll returns nil.
 			roller.Roll(next.Unix(), next.Add(f.period).Unix())
 			f.send(ctx, roller.TakeClosing(), label, next, next)

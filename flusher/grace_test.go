@@ -16,11 +16,20 @@ import (
 // and holds each TakeClosing until the test lets it pass (a value sent on
 // hold, or hold closed): what a test adds between a Roll and the take
 // lands in the closing period however slow the machine is.
+//
+// Its Stamped always reports a stamped line, so that Run keeps every
+// period open for the grace whatever the test feeds and when
+// (TestGraceOnlyWhileStamped tests the real one).
 type gatedRoller struct {
 	*aggregator.Aggregator
 	spans  chan [2]int64 // SetSpan's and each Roll's new current span
 	rolled chan struct{} // one value a Roll
 	hold   chan struct{}
+}
+
+func (g *gatedRoller) Stamped() bool {
+	g.Aggregator.Stamped()
+	return true
 }
 
 func newGatedRoller(cfg aggregator.Config) *gatedRoller {
@@ -113,6 +122,7 @@ func TestGraceLineLandsInItsPeriod(t *testing.T) {
 	defer cancel()
 	done := make(chan Result, 1)
 	go func() { done <- f.Run(ctx) }()
+	g.span(t) // set by New
 	first := g.span(t)
 	feed(t, g.Aggregator, "cur:1|c")
 	second := g.span(t) // rolled: the first period is closing
@@ -164,6 +174,7 @@ func TestGraceFirstPeriod(t *testing.T) {
 	defer cancel()
 	done := make(chan Result, 1)
 	go func() { done <- f.Run(ctx) }()
+	g.span(t) // set by New
 	first := g.span(t)
 	st := feedStamped(t, g.Aggregator, fmt.Sprintf("old:1|c|T%d", first[0]-1), fmt.Sprintf("new:1|c|T%d", first[0]))
 	if st != (aggregator.Stamped{Late: 1, Current: 1}) {
@@ -190,6 +201,7 @@ func TestGraceShutdownSendsBoth(t *testing.T) {
 	defer cancel()
 	done := make(chan Result, 1)
 	go func() { done <- f.Run(ctx) }()
+	g.span(t) // set by New
 	first := g.span(t)
 	second := g.span(t)
 	feed(t, g.Aggregator, fmt.Sprintf("x:1|c|T%d", first[1]-1), "y:1|c")
@@ -219,6 +231,7 @@ func TestGraceSpool(t *testing.T) {
 	defer cancel()
 	done := make(chan Result, 1)
 	go func() { done <- f.Run(ctx) }()
+	g.span(t) // set by New
 	first := g.span(t)
 	g.span(t)
 	feed(t, g.Aggregator, fmt.Sprintf("x:1|c|T%d", first[1]-1))
@@ -239,4 +252,76 @@ func TestGraceSpool(t *testing.T) {
 	if got := arrivals(good); got[fmt.Sprintf("x@%d", first[0])] != 1 {
 		t.Errorf("arrivals %v, want x once at %d", got, first[0])
 	}
+}
+
+// timedRoller is an Aggregator that reports, for each period Run rolls,
+// how long after the Roll it was taken.
+type timedRoller struct {
+	*aggregator.Aggregator
+	now    func() time.Time
+	rolled time.Time
+	spans  chan [2]int64
+	waited chan time.Duration // Roll to TakeClosing, one value a period
+}
+
+func (r *timedRoller) SetSpan(start, end int64) {
+	r.Aggregator.SetSpan(start, end)
+	r.spans <- [2]int64{start, end}
+}
+
+func (r *timedRoller) Roll(start, end int64) *aggregator.Snapshot {
+	r.rolled = r.now()
+	return r.Aggregator.Roll(start, end)
+}
+
+func (r *timedRoller) TakeClosing() *aggregator.Snapshot {
+	r.waited <- r.now().Sub(r.rolled)
+	return r.Aggregator.TakeClosing()
+}
+
+// TestGraceOnlyWhileStamped: a period is kept open for the grace only
+// once a line stamped with a time was added, and again at once an hour
+// (graceIdle) after the last one.
+func TestGraceOnlyWhileStamped(t *testing.T) {
+	clock := testClock()
+	r := &timedRoller{Aggregator: aggregator.New(aggregator.Config{}), now: clock,
+		spans: make(chan [2]int64, 2), waited: make(chan time.Duration, 100)}
+	f := New(Config{API: librato.Tagged, Period: time.Second, TimestampGrace: time.Second,
+		Now: clock}, r, &fakeSender{})
+	f.graceIdle = 3 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan Result, 1)
+	go func() { done <- f.Run(ctx) }()
+	first := <-r.spans
+	next := func() time.Duration {
+		t.Helper()
+		select {
+		case d := <-r.waited:
+			return d
+		case <-time.After(10 * time.Second):
+			t.Fatal("no period taken within 10s")
+		}
+		return 0
+	}
+	// No stamped line: taken at its end.
+	if d := next(); d >= time.Second/2 {
+		t.Errorf("no |T line yet: period taken %v after its end, want at once", d)
+	}
+	feedStamped(t, r.Aggregator, fmt.Sprintf("x:1|c|T%d", first[0]))
+	// The period that saw the stamped line (or the one after it, should
+	// the line have been added just after a boundary) waits the grace.
+	d1, d2 := next(), next()
+	if max(d1, d2) < 900*time.Millisecond { // each wake-up is a little late, by varying amounts
+		t.Errorf("after a |T line: periods taken %v and %v after their end, want one a grace (1s) later", d1, d2)
+	}
+	// graceIdle (3 s here) after the last stamped line: at once again.
+	var last time.Duration
+	for range 6 {
+		last = next()
+	}
+	if last >= time.Second/2 {
+		t.Errorf("%v after the last |T line: period taken %v after its end, want at once", f.graceIdle, last)
+	}
+	stopRun(t, cancel, done)
 }

@@ -56,10 +56,18 @@ func TestEndToEndTimestampGrace(t *testing.T) {
 	if !first.Before(b1) {
 		b1 = b1.Add(2 * time.Second)
 	}
-	sendUDP(t, d.lst.UDPAddr(), "grace.c:1|c")
+	// A stamped line in the first period: the grace applies only while
+	// clients send such lines.
+	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("grace.c:1|c|T%d", first.Unix()))
+	eventually.Require(t, 10*time.Second, func() bool {
+		return counterValue(t, d, "libratod_lines_timestamped_total", "current") == 1
+	}, "the first stamped line counted")
 	waitUntil(clock, b1.Add(50*time.Millisecond))
 	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("grace.c:2|c|T%d\ngrace.c:10|c", b1.Unix()-1))
-	waitCounter(t, d, "libratod_lines_timestamped_total", 1)
+	eventually.Require(t, 10*time.Second, func() bool {
+		return counterValue(t, d, "libratod_lines_timestamped_total", "closing")+
+			counterValue(t, d, "libratod_lines_timestamp_outside_period_total", "late") >= 1
+	}, "the line stamped in the first period counted")
 	if n := counterValue(t, d, "libratod_lines_timestamped_total", "closing"); n != 1 {
 		t.Fatalf("%v lines in the closing period, want 1 (did the machine take the whole 2s grace?)", n)
 	}
@@ -155,10 +163,18 @@ func TestOTLPTimestampGrace(t *testing.T) {
 	if !first.Before(b1) {
 		b1 = b1.Add(2 * time.Second)
 	}
-	sendUDP(t, d.lst.UDPAddr(), "ograce.c:1|c")
+	// A stamped line in the first period: the grace applies only while
+	// clients send such lines.
+	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("ograce.c:1|c|T%d", first.Unix()))
+	eventually.Require(t, 10*time.Second, func() bool {
+		return counterValue(t, d, "libratod_lines_timestamped_total", "current") == 1
+	}, "the first stamped line counted")
 	waitUntil(clock, b1.Add(50*time.Millisecond))
 	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("ograce.c:2|c|T%d\nograce.c:10|c", b1.Unix()-1))
-	waitCounter(t, d, "libratod_lines_timestamped_total", 1)
+	eventually.Require(t, 10*time.Second, func() bool {
+		return counterValue(t, d, "libratod_lines_timestamped_total", "closing")+
+			counterValue(t, d, "libratod_lines_timestamp_outside_period_total", "late") >= 1
+	}, "the line stamped in the first period counted")
 	closing := counterValue(t, d, "libratod_lines_timestamped_total", "closing")
 	stop()
 	if closing != 1 {
