@@ -3,6 +3,7 @@ package aggregator
 import (
 	"bytes"
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -197,26 +198,32 @@ func sortFloats(v []float64) { slices.Sort(v) }
 // when the same raw name and tags were seen recently; a nil key when the
 // Sanitizer leaves the name empty.
 func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
-	w.raw.Reset()
-	w.raw.WriteByte(byte(kind))
-	w.raw.WriteByte(m.NameTagSep)
-	w.raw.Write(m.Name)
-	w.raw.WriteByte(0)
-	w.raw.Write(m.NameTags)
-	w.raw.WriteByte(0)
-	w.raw.Write(m.Tags)
-	rh := w.raw.Sum64()
-	e := &w.cache[rh%keyCacheSize]
-	if e.rawHash == rh && (e.key != nil || e.badName) && rawEqual(e.raw, kind, m) {
-		w.dropped.add(e.dropped)
-		return e.key, e.hash
+	rh := rawHash(w.a.seed, kind, m)
+	set := &w.cache[rh%keyCacheSets]
+	way := -1 // an empty entry, if any
+	for i, h := range set.rawHash {
+		e := &set.entries[i]
+		if e.key == nil && !e.badName {
+			way = i
+			continue
+		}
+		if h == rh && rawEqual(e.raw, kind, m) {
+			w.dropped.add(e.dropped)
+			return e.key, e.hash
+		}
 	}
+	if way < 0 {
+		// The set is full: the top bits, which did not pick the set,
+		// pick the entry to replace.
+		way = int(rh >> (64 - 3) % keyCacheWays)
+	}
+	e := &set.entries[way]
 	before := w.dropped
 	ok := w.buildKey(kind, m)
 	h := maphash.Bytes(w.a.seed, w.key) & w.a.hashMask
 	// Names and name tags hold no zero byte (the parser refuses control
 	// bytes), so the two separators make raw unambiguous.
-	e.rawHash, e.hash, e.badName = rh, h, !ok
+	set.rawHash[way], e.hash, e.badName = rh, h, !ok
 	e.dropped = DroppedTags{
 		NotKept: w.dropped.NotKept - before.NotKept,
 		Invalid: w.dropped.Invalid - before.Invalid,
@@ -229,6 +236,22 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	}
 	e.key = append(e.key[:0], w.key...)
 	return e.key, h
+}
+
+// rawHash hashes what rawEqual compares: kind and m's name and tags. Each
+// part is hashed where it lies, with no copy.
+func rawHash(seed maphash.Seed, kind Kind, m *parser.Metric) uint64 {
+	h := maphash.Bytes(seed, m.Name) ^ uint64(kind)<<8 ^ uint64(m.NameTagSep)
+	if len(m.NameTags) > 0 {
+		h = bits.RotateLeft64(h, 21) ^ maphash.Bytes(seed, m.NameTags)
+	}
+	if len(m.Tags) > 0 {
+		h = bits.RotateLeft64(h, 42) ^ maphash.Bytes(seed, m.Tags)
+	}
+	// Spread the kind and the separator over every bit, the low ones
+	// (which pick the set) and the top ones (which pick the entry) too.
+	h *= 0x9e3779b97f4a7c15
+	return h ^ h>>32
 }
 
 // rawEqual reports whether raw was made from kind and m's name and tags.
