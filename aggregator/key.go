@@ -200,22 +200,25 @@ func sortFloats(v []float64) { slices.Sort(v) }
 func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	rh := rawHash(w.a.seed, kind, m)
 	set := &w.cache[rh%keyCacheSets]
-	way := -1 // an empty entry, if any
-	for i, h := range set.rawHash {
-		e := &set.entries[i]
-		if e.key == nil && !e.badName {
-			way = i
+	// Only the raw hashes are read until one matches: the entries lie on
+	// other cache lines.
+	for i := range keyCacheWays {
+		if set.rawHash[i] != rh {
 			continue
 		}
-		if h == rh && rawEqual(e.raw, kind, m) {
+		if e := &set.entries[i]; (e.key != nil || e.badName) && rawEqual(e.raw, kind, m) {
 			w.dropped.add(e.dropped)
 			return e.key, e.hash
 		}
 	}
-	if way < 0 {
-		// The set is full: the top bits, which did not pick the set,
-		// pick the entry to replace.
-		way = int(rh >> (64 - 3) % keyCacheWays)
+	// An empty entry, else the one the top bits pick (the low ones picked
+	// the set).
+	way := int(rh >> (64 - 3) % keyCacheWays)
+	for i := range keyCacheWays {
+		if e := &set.entries[i]; e.key == nil && !e.badName {
+			way = i
+			break
+		}
 	}
 	e := &set.entries[way]
 	before := w.dropped
