@@ -211,9 +211,9 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 			return e.key, e.hash
 		}
 	}
-	// An empty entry, else the one the top bits pick (the low ones picked
-	// the set).
-	way := int(rh >> (64 - 3) % keyCacheWays)
+	// An empty entry, else the one the top byte picks (the low bits
+	// picked the set).
+	way := int(rh>>56) % keyCacheWays
 	for i := range keyCacheWays {
 		if e := &set.entries[i]; e.key == nil && !e.badName {
 			way = i
