@@ -311,7 +311,8 @@ const keyCacheWays = 8
 const keyCacheSets = keyCacheSize / keyCacheWays
 
 // keyCacheSet is one set of the key cache. The raw hashes of its entries
-// lie together, in one 64-byte cache line, for a line to look up.
+// lie together, in one 64-byte cache line, for a line to look up; 0 marks
+// an empty entry (rawHash never returns it).
 type keyCacheSet struct {
 	rawHash [keyCacheWays]uint64
 	entries [keyCacheWays]keyCacheEntry

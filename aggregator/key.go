@@ -206,16 +206,16 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 		if set.rawHash[i] != rh {
 			continue
 		}
-		if e := &set.entries[i]; (e.key != nil || e.badName) && rawEqual(e.raw, kind, m) {
+		if e := &set.entries[i]; rawEqual(e.raw, kind, m) {
 			w.dropped.add(e.dropped)
 			return e.key, e.hash
 		}
 	}
-	// An empty entry, else the one the top byte picks (the low bits
-	// picked the set).
+	// An empty entry (raw hash 0), else the one the top byte picks (the
+	// low bits picked the set).
 	way := int(rh>>56) % keyCacheWays
 	for i := range keyCacheWays {
-		if e := &set.entries[i]; e.key == nil && !e.badName {
+		if set.rawHash[i] == 0 {
 			way = i
 			break
 		}
@@ -254,7 +254,10 @@ func rawHash(seed maphash.Seed, kind Kind, m *parser.Metric) uint64 {
 	// Spread the kind and the separator over every bit, the low ones
 	// (which pick the set) and the top ones (which pick the entry) too.
 	h *= 0x9e3779b97f4a7c15
-	return h ^ h>>32
+	if h ^= h >> 32; h == 0 {
+		return 1 // 0 marks an empty entry of the cache
+	}
+	return h
 }
 
 // rawEqual reports whether raw was made from kind and m's name and tags.
