@@ -3,6 +3,7 @@ package aggregator
 import (
 	"bytes"
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -197,26 +198,35 @@ func sortFloats(v []float64) { slices.Sort(v) }
 // when the same raw name and tags were seen recently; a nil key when the
 // Sanitizer leaves the name empty.
 func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
-	w.raw.Reset()
-	w.raw.WriteByte(byte(kind))
-	w.raw.WriteByte(m.NameTagSep)
-	w.raw.Write(m.Name)
-	w.raw.WriteByte(0)
-	w.raw.Write(m.NameTags)
-	w.raw.WriteByte(0)
-	w.raw.Write(m.Tags)
-	rh := w.raw.Sum64()
-	e := &w.cache[rh%keyCacheSize]
-	if e.rawHash == rh && (e.key != nil || e.badName) && rawEqual(e.raw, kind, m) {
-		w.dropped.add(e.dropped)
-		return e.key, e.hash
+	rh := rawHash(w.a.seed, kind, m)
+	set := &w.cache[rh%keyCacheSets]
+	// Only the raw hashes are read until one matches: the entries lie on
+	// other cache lines.
+	for i := range keyCacheWays {
+		if set.rawHash[i] != rh {
+			continue
+		}
+		if e := &set.entries[i]; rawEqual(e.raw, kind, m) {
+			w.dropped.add(e.dropped)
+			return e.key, e.hash
+		}
 	}
+	// An empty entry (raw hash 0), else the one the top byte picks (the
+	// low bits picked the set).
+	way := int(rh>>56) % keyCacheWays
+	for i := range keyCacheWays {
+		if set.rawHash[i] == 0 {
+			way = i
+			break
+		}
+	}
+	e := &set.entries[way]
 	before := w.dropped
 	ok := w.buildKey(kind, m)
 	h := maphash.Bytes(w.a.seed, w.key) & w.a.hashMask
 	// Names and name tags hold no zero byte (the parser refuses control
 	// bytes), so the two separators make raw unambiguous.
-	e.rawHash, e.hash, e.badName = rh, h, !ok
+	set.rawHash[way], e.hash, e.badName = rh, h, !ok
 	e.dropped = DroppedTags{
 		NotKept: w.dropped.NotKept - before.NotKept,
 		Invalid: w.dropped.Invalid - before.Invalid,
@@ -229,6 +239,25 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 	}
 	e.key = append(e.key[:0], w.key...)
 	return e.key, h
+}
+
+// rawHash hashes what rawEqual compares: kind and m's name and tags. Each
+// part is hashed where it lies, with no copy.
+func rawHash(seed maphash.Seed, kind Kind, m *parser.Metric) uint64 {
+	h := maphash.Bytes(seed, m.Name) ^ uint64(kind)<<8 ^ uint64(m.NameTagSep)
+	if len(m.NameTags) > 0 {
+		h = bits.RotateLeft64(h, 21) ^ maphash.Bytes(seed, m.NameTags)
+	}
+	if len(m.Tags) > 0 {
+		h = bits.RotateLeft64(h, 42) ^ maphash.Bytes(seed, m.Tags)
+	}
+	// Spread the kind and the separator over every bit, the low ones
+	// (which pick the set) and the top ones (which pick the entry) too.
+	h *= 0x9e3779b97f4a7c15
+	if h ^= h >> 32; h == 0 {
+		return 1 // 0 marks an empty entry of the cache
+	}
+	return h
 }
 
 // rawEqual reports whether raw was made from kind and m's name and tags.

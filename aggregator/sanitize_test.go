@@ -185,3 +185,52 @@ func TestSanitizedAddDoesNotAllocate(t *testing.T) {
 		t.Errorf("Add with sanitizing: %v allocs, want 0", n)
 	}
 }
+
+// countingSanitizer is testSanitizer counting the names it cleans: one a
+// key built, none for a line whose key comes from the Writer's key cache.
+type countingSanitizer struct {
+	testSanitizer
+	names *int
+}
+
+func (s countingSanitizer) AppendName(dst, b []byte) []byte {
+	*s.names++
+	return s.testSanitizer.AppendName(dst, b)
+}
+
+// TestKeyCacheKeepsLoadNames adds the load tool's 1,000 counter names
+// (issue 18's traffic, far fewer than the cache's keyCacheSize entries)
+// again and again: once each has been seen, almost every line must take
+// its key from the cache. A cache where each line has one place (the
+// one its hash picks) rebuilds the key of about a fifth of them every
+// time, those whose place another name of the 1,000 also takes.
+func TestKeyCacheKeepsLoadNames(t *testing.T) {
+	built := 0
+	a := New(Config{Sanitizer: countingSanitizer{testSanitizer{limit: 255}, &built}})
+	w := a.NewWriter()
+	ms := loadCounters(1000)
+	for i := range ms {
+		if err := w.Add(&ms[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	built = 0
+	const rounds = 5
+	for range rounds {
+		for i := range ms {
+			if err := w.Add(&ms[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// An 8-way cache of 512 sets misses only where 9 or more of the names
+	// share a set: about once in ten seeds, for a few names.
+	if lines := rounds * len(ms); built > lines/100 {
+		t.Errorf("%d of %d lines of names already seen built their key, want at most 1%%", built, lines)
+	}
+	var sum float64
+	a.Snapshot().Each(func(s *Series) { sum += s.Value })
+	if sum != (rounds+1)*float64(len(ms)) {
+		t.Errorf("sum of the counters %v, want %d", sum, (rounds+1)*len(ms))
+	}
+}

@@ -193,6 +193,35 @@ func BenchmarkHandle(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "wall-ns/line")
 }
 
+// BenchmarkHandleLoadNames is BenchmarkHandle with the traffic of
+// statsd-load's -floor runs: 1,000 counter names with two DogStatsD tags,
+// 20 lines a packet, each name in turn, after a first pass has made every
+// series (wall-ns/line as BenchmarkHandle's).
+func BenchmarkHandleLoadNames(b *testing.B) {
+	in, _, _ := newTestIngest(b, Config{})
+	const names, perPacket = 1000, 20
+	var packets [][]byte
+	for i := 0; i < names; i += perPacket {
+		var p []byte
+		for j := i; j < i+perPacket; j++ {
+			p = fmt.Appendf(p, "load.r1a2b3c.c.%d:1|c|#t0:v%d,t1:v%d\n", j, j%7, (j+1)%7)
+		}
+		packets = append(packets, p)
+	}
+	for _, p := range packets {
+		in.Handle(listener.UDP, p)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			in.Handle(listener.UDP, packets[i%len(packets)])
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perPacket), "wall-ns/line")
+}
+
 // TestTimestampPeriods sends lines with DogStatsD timestamps in the
 // closing period, in the current one, before both and after: those in
 // the closing period go there, the others to the current one, and each
