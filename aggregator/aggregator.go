@@ -160,6 +160,7 @@ type Aggregator struct {
 	seed            maphash.Seed
 	shards          []shard
 	shift           uint // 64 - log2(len(shards))
+	partShift       uint // 64 - log2(releaseParts): a hash's part
 	gaugeDeltas     bool
 	keepTags        [][]byte // nil: every tag
 	san             Sanitizer
@@ -222,6 +223,7 @@ func New(cfg Config) *Aggregator {
 		seed:            maphash.MakeSeed(),
 		shards:          make([]shard, n),
 		shift:           uint(64 - bits.TrailingZeros(uint(n))),
+		partShift:       uint(64 - bits.TrailingZeros(uint(releaseParts(n)))),
 		gaugeDeltas:     cfg.GaugeDeltas,
 		keepTags:        keepTags(cfg.KeepTags),
 		san:             cfg.Sanitizer,
@@ -239,6 +241,16 @@ func New(cfg Config) *Aggregator {
 	}
 	return a
 }
+
+// maxParts is the most parts a Snapshot is released in (see
+// Snapshot.Drain): the shards are grouped into at most that many parts of
+// consecutive shards, and a Writer carves the series of each part from
+// blocks of its own, so that a part's memory holds no other part's series.
+const maxParts = 64
+
+// releaseParts returns the number of parts of an Aggregator of n shards (a
+// power of two).
+func releaseParts(n int) int { return min(n, maxParts) }
 
 func orDefault(v, def int) int {
 	if v <= 0 {
@@ -270,13 +282,17 @@ type Writer struct {
 	raw     maphash.Hash
 	cache   *[keyCacheSize]keyCacheEntry
 
-	// slab and keys are the blocks the Writer's new series and their
-	// keys are carved from, up to their length (see newSeries): one
-	// allocation for many series instead of two for each, and series
-	// made one after the other lie side by side, as lines often come.
-	slab  []Series
-	keys  []byte
-	epoch uint64 // the Aggregator's epoch the blocks were made in
+	// slab and keys are, by part (see maxParts), the blocks the Writer's
+	// new series and their keys are carved from, up to their length (see
+	// newSeries): one allocation for many series instead of two for each,
+	// and series made one after the other lie side by side, as lines
+	// often come.
+	slab [maxParts][]Series
+	keys [maxParts][]byte
+	// keyCap is, by part, the size of the last period's last key block,
+	// the size of the next period's first.
+	keyCap [maxParts]int32
+	epoch  uint64 // the Aggregator's epoch the blocks were made in
 }
 
 // DroppedTags counts the tags a Writer left out of series, by reason.
@@ -367,7 +383,7 @@ func (w *Writer) Add(m *parser.Metric) error {
 			sh.mu.Unlock()
 			return ErrMaxSeries
 		}
-		s = w.newSeries(kind, key, a.gaugeDeltas)
+		s = w.newSeries(kind, key, a.gaugeDeltas, int(h>>a.partShift))
 		if collides {
 			if sh.more == nil {
 				sh.more = make(map[string]*Series)
@@ -514,7 +530,7 @@ func appendBounded(vals []float64, v float64, limit int) []float64 {
 func (a *Aggregator) Snapshot() *Snapshot {
 	a.snapMu.Lock()
 	defer a.snapMu.Unlock()
-	snap := &Snapshot{maps: make([]map[uint64]*Series, len(a.shards))}
+	snap := &Snapshot{maps: make([]map[uint64]*Series, len(a.shards)), per: len(a.shards) / releaseParts(len(a.shards))}
 	fresh := make([]map[uint64]*Series, len(a.shards))
 	for i := range a.shards {
 		fresh[i] = make(map[uint64]*Series, a.shards[i].lastLen)
