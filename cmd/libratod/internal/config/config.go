@@ -109,6 +109,12 @@ type Aggregate struct {
 	// the check, its status (0 OK to 3 unknown) the value; false drops
 	// them (counted as unsupported lines).
 	ServiceChecks bool `toml:"service_checks" reload:"live"`
+	// MemoryLimit is the soft limit of the Go runtime's memory (see
+	// runtime/debug.SetMemoryLimit): near it the garbage collector runs
+	// more often instead of letting the heap grow to twice what is live. 0
+	// derives it from MaxSeries (see MemoryLimitFor), none when MaxSeries
+	// is 0. The GOMEMLIMIT environment variable, when set, wins.
+	MemoryLimit ByteSize `toml:"memory_limit" reload:"restart"`
 }
 
 // Librato configures the Librato output and its API client.

@@ -100,6 +100,9 @@ func (c *Config) problems(dryRun bool) []error {
 	p.between("aggregate.max_timer_samples", a.MaxTimerSamples, 1, maxCount, "")
 	p.between("aggregate.max_set_members", a.MaxSetMembers, 1, maxCount, "")
 	p.between("aggregate.gauge_base_ttl", a.GaugeBaseTTL, 1, 65536, " periods")
+	if m := a.MemoryLimit; m != 0 && (m < MinMemoryLimit || m > MaxMemoryLimit) {
+		p.add("aggregate.memory_limit", fmt.Sprintf("expected 0 (derived from max_series) or a size between %s and %s, got %s", MinMemoryLimit, MaxMemoryLimit, m))
+	}
 	if err := ingest.CheckLevel(a.MinLevel); err != nil {
 		p.add("aggregate.min_level", err.Error())
 	}
