@@ -5,7 +5,7 @@ import (
 )
 
 // memoryLimit returns the soft memory limit the daemon sets for the Go
-// runtime (see config.Aggregate.MemoryLimitFor) and where it comes from:
+// runtime (see config.Config.MemoryLimitFor) and where it comes from:
 // the configuration's aggregate.memory_limit or aggregate.max_series. It
 // returns 0 when none is to be set: when GOMEMLIMIT is set in the
 // environment (the runtime has read it, and it wins), or when neither key
@@ -18,7 +18,7 @@ func memoryLimit(cfg *config.Config, getenv func(string) string) (limit int64, f
 	if cfg.Aggregate.MemoryLimit != 0 {
 		from = "aggregate.memory_limit"
 	}
-	if l := cfg.Aggregate.MemoryLimitFor(); l > 0 {
+	if l := cfg.MemoryLimitFor(); l > 0 {
 		return int64(l), from
 	}
 	return 0, "none"

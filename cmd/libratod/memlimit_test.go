@@ -18,7 +18,7 @@ func TestMemoryLimit(t *testing.T) {
 		want       int64
 		from       string
 	}{
-		{"default", 1_000_000, 0, "", int64(config.MemoryBase) + 1_000_000*int64(config.MemoryPerSeries), "aggregate.max_series"},
+		{"default", 1_000_000, 0, "", int64(config.MemoryBase) + 1_000_000*int64(config.MemoryPerSeries+config.MemoryPerQueued), "aggregate.max_series"},
 		{"configured", 1_000_000, 300 * config.MiB, "", 300 << 20, "aggregate.memory_limit"},
 		{"GOMEMLIMIT", 1_000_000, 300 * config.MiB, "200MiB", 0, "GOMEMLIMIT"},
 		{"GOMEMLIMIT off", 1_000_000, 0, "off", 0, "GOMEMLIMIT"},

@@ -112,8 +112,9 @@ type Aggregate struct {
 	// MemoryLimit is the soft limit of the Go runtime's memory (see
 	// runtime/debug.SetMemoryLimit): near it the garbage collector runs
 	// more often instead of letting the heap grow to twice what is live. 0
-	// derives it from MaxSeries (see MemoryLimitFor), none when MaxSeries
-	// is 0. The GOMEMLIMIT environment variable, when set, wins.
+	// derives it from MaxSeries and the backlogs (see
+	// Config.MemoryLimitFor), none when MaxSeries is 0. The GOMEMLIMIT
+	// environment variable, when set, wins.
 	MemoryLimit ByteSize `toml:"memory_limit" reload:"restart"`
 }
 

@@ -1,18 +1,21 @@
 package config
 
-// The memory limit derived from aggregate.max_series (see
-// Aggregate.MemoryLimitFor). A live series takes about 140 bytes of heap
-// (its Series, its key and its map entry); a period's series are alive
-// until the flush that follows it has sent them, and a flush releases
-// them as it goes (aggregator.Snapshot.Drain), so at the flush of a full
-// period about half of it is alive beside the next period's series.
+// The memory limit derived from the configuration (see
+// Config.MemoryLimitFor). A live series takes about 140 bytes of heap (its
+// Series, its key and its map entry); a period's series are alive until
+// the flush that follows it has sent them, and a flush releases them as it
+// goes (aggregator.Snapshot.Drain), so at the flush of a full period about
+// half of it is alive beside the next period's series. A measurement
+// waiting in an output's backlog takes about 240 bytes (with three tags).
 const (
 	// MemoryPerSeries is the memory limit's bytes per series of
 	// max_series: 140 bytes, half again for the period being flushed.
 	MemoryPerSeries ByteSize = 210
-	// MemoryBase is the memory limit's bytes for all but the series:
-	// the runtime, the sockets' buffers, the key caches, a flush's
-	// requests.
+	// MemoryPerQueued is the memory limit's bytes per measurement of an
+	// output's backlog.
+	MemoryPerQueued ByteSize = 240
+	// MemoryBase is the memory limit's bytes for all the rest: the
+	// runtime, the sockets' buffers, the key caches, a flush's requests.
 	MemoryBase ByteSize = 32 * MiB
 	// MinMemoryLimit and MaxMemoryLimit bound the memory limit, derived
 	// or configured.
@@ -21,15 +24,27 @@ const (
 )
 
 // MemoryLimitFor returns the memory limit the daemon sets: MemoryLimit
-// when set, else MemoryBase plus MemoryPerSeries for each of MaxSeries,
-// within [MinMemoryLimit, MaxMemoryLimit]; 0 (no limit) when neither is
-// set.
-func (a *Aggregate) MemoryLimitFor() ByteSize {
+// when set; else, when MaxSeries bounds the series, MemoryBase plus
+// MemoryPerSeries for each of MaxSeries and MemoryPerQueued for each
+// measurement the backlogs of the outputs that are on may hold, within
+// [MinMemoryLimit, MaxMemoryLimit]; else 0 (no limit). A limit below what
+// is live would make the garbage collector run without end (the runtime
+// caps it at about half the CPU), so the derived one covers the backlogs.
+func (c *Config) MemoryLimitFor() ByteSize {
+	a := &c.Aggregate
 	if a.MemoryLimit != 0 {
 		return a.MemoryLimit
 	}
 	if a.MaxSeries <= 0 {
 		return 0
 	}
-	return min(max(MemoryBase+MemoryPerSeries*ByteSize(a.MaxSeries), MinMemoryLimit), MaxMemoryLimit)
+	queued := 0
+	if c.Librato.Enabled {
+		queued += c.Librato.Backlog
+	}
+	if c.OTLP.On() {
+		queued += c.OTLP.Backlog
+	}
+	l := MemoryBase + MemoryPerSeries*ByteSize(a.MaxSeries) + MemoryPerQueued*ByteSize(queued)
+	return min(max(l, MinMemoryLimit), MaxMemoryLimit)
 }

@@ -5,28 +5,39 @@ import (
 	"testing"
 )
 
-// TestMemoryLimitFor checks the memory limit derived from max_series,
-// clamped, and one configured.
+// TestMemoryLimitFor checks the memory limit derived from max_series and
+// the backlogs of the outputs that are on, clamped, and one configured.
 func TestMemoryLimitFor(t *testing.T) {
+	const perSeries, perQueued = 210, 240
 	for _, tc := range []struct {
-		maxSeries int
-		limit     ByteSize
-		want      ByteSize
+		name                 string
+		maxSeries            int
+		libBacklog, otBacklg int // -1: the output off
+		limit                ByteSize
+		want                 ByteSize
 	}{
-		{maxSeries: 1_000_000, want: 32*MiB + 210_000_000}, // the default: 232 MiB
-		{maxSeries: 200_000, want: 32*MiB + 42_000_000},
-		{maxSeries: 1000, want: MinMemoryLimit}, // clamped up
-		{maxSeries: maxCount, want: 32*MiB + 210*maxCount},
-		{maxSeries: 0, want: 0},                                        // no bound, no limit
-		{maxSeries: 1_000_000, limit: 100 * MiB, want: 100 * MiB},      // configured
-		{maxSeries: 0, limit: 2 * GiB, want: 2 * GiB},                  // configured
-		{maxSeries: 1_000_000, limit: 4 * GiB, want: 4 * GiB},          // configured, above
-		{maxSeries: 1000, limit: MinMemoryLimit, want: MinMemoryLimit}, // configured
+		{"default", 1_000_000, 1_000_000, -1, 0, 32*MiB + perSeries*1_000_000 + perQueued*1_000_000},
+		{"no backlog", 1_000_000, 0, -1, 0, 32*MiB + perSeries*1_000_000},
+		{"both outputs", 200_000, 1000, 5000, 0, 32*MiB + perSeries*200_000 + perQueued*6000},
+		{"librato off", 200_000, 1000, 5000, 0, 32*MiB + perSeries*200_000 + perQueued*5000},
+		{"clamped up", 1000, 1000, -1, 0, MinMemoryLimit},
+		{"clamped down", maxCount, maxCount, maxCount, 0, MaxMemoryLimit},
+		{"no bound, no limit", 0, 1_000_000, -1, 0, 0},
+		{"configured", 1_000_000, 1_000_000, -1, 100 * MiB, 100 * MiB},
+		{"configured, no bound", 0, 1_000_000, -1, 2 * GiB, 2 * GiB},
+		{"configured above", 1_000_000, 0, -1, 4 * GiB, 4 * GiB},
 	} {
-		a := Default().Aggregate
-		a.MaxSeries, a.MemoryLimit = tc.maxSeries, tc.limit
-		if got := a.MemoryLimitFor(); got != tc.want {
-			t.Errorf("max_series %d, memory_limit %d: limit %d, want %d", tc.maxSeries, tc.limit, got, tc.want)
+		c := Default()
+		c.Aggregate.MaxSeries, c.Aggregate.MemoryLimit = tc.maxSeries, tc.limit
+		c.Librato.Backlog, c.OTLP.Backlog = tc.libBacklog, tc.otBacklg
+		if tc.name == "librato off" {
+			c.Librato.Enabled = false
+		}
+		if tc.otBacklg >= 0 {
+			c.OTLP.Endpoint = "https://otel.example.com"
+		}
+		if got := c.MemoryLimitFor(); got != tc.want {
+			t.Errorf("%s: limit %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }
