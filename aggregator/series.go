@@ -45,8 +45,8 @@ func (s *Snapshot) eachOf(i int, fn func(*Series)) {
 // last reads of it: once all of them have walked a part of the snapshot,
 // that part's series are dropped from it, so that their memory can be
 // reclaimed while the rest is still being read (a flush of a million series
-// overlapping the next period then holds about one period's series, not
-// two). It must be called before any Drain, once. Without it, Drain is
+// overlapping the next period then holds about 1.4 periods' series, not
+// two: see maxParts). It must be called before any Drain, once. Without it, Drain is
 // Each.
 func (s *Snapshot) Share(n int) {
 	s.pending = make([]atomic.Int32, len(s.maps)/max(s.per, 1))

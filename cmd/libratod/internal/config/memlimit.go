@@ -1,15 +1,16 @@
 package config
 
 // The memory limit derived from the configuration (see
-// Config.MemoryLimitFor). A live series takes about 140 bytes of heap (its
+// Config.MemoryLimitFor). A live series takes about 136 bytes of heap (its
 // Series, its key and its map entry); a period's series are alive until
 // the flush that follows it has sent them, and a flush releases them as it
-// goes (aggregator.Snapshot.Drain), so at the flush of a full period about
-// half of it is alive beside the next period's series. A measurement
-// waiting in an output's backlog takes about 240 bytes (with three tags).
+// goes (aggregator.Snapshot.Drain): a flush overlapping the next period
+// peaks at about 190 bytes a series (aggregator's BenchmarkFlushOverlap).
+// A measurement waiting in an output's backlog takes about 240 bytes
+// (three tags; a heap profile of the daemon).
 const (
 	// MemoryPerSeries is the memory limit's bytes per series of
-	// max_series: 140 bytes, half again for the period being flushed.
+	// max_series: the peak of a flush, with some room.
 	MemoryPerSeries ByteSize = 210
 	// MemoryPerQueued is the memory limit's bytes per measurement of an
 	// output's backlog.
