@@ -46,8 +46,8 @@ func (s *Snapshot) eachOf(i int, fn func(*Series)) {
 // that part's series are dropped from it, so that their memory can be
 // reclaimed while the rest is still being read (a flush of a million series
 // overlapping the next period then holds about 1.4 periods' series, not
-// two: see maxParts). It must be called before any Drain, once. Without it, Drain is
-// Each.
+// two: see maxParts). It must be called before any Drain, once. Without
+// it, Drain is Each.
 func (s *Snapshot) Share(n int) {
 	s.pending = make([]atomic.Int32, len(s.maps)/max(s.per, 1))
 	for i := range s.pending {
