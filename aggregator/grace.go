@@ -128,7 +128,7 @@ func (a *Aggregator) TakeClosing() *Snapshot {
 
 // takeClosing is TakeClosing, called with snapMu held.
 func (a *Aggregator) takeClosing() *Snapshot {
-	snap := &Snapshot{maps: make([]map[uint64]*Series, len(a.shards))}
+	snap := a.newSnapshot()
 	if !a.spans.closingOpen {
 		return snap
 	}

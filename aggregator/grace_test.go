@@ -329,3 +329,37 @@ func TestAddStampedDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeClosingDrains: the closing period's snapshot, read with Share
+// and Drain as the flusher reads every period, yields each of its series
+// once, those made before the Roll and those made in the grace.
+func TestTakeClosingDrains(t *testing.T) {
+	for _, shards := range []int{1, 64, 256} {
+		t.Run(fmt.Sprint(shards, " shards"), func(t *testing.T) {
+			a := New(Config{Shards: shards})
+			a.SetSpan(100, 110)
+			const n = 500
+			for i := range n {
+				addAll(t, a, counter(fmt.Sprintf("before.%d", i), 1, 1))
+			}
+			a.Roll(110, 120)
+			for i := range n {
+				addAll(t, a, stamped(counter(fmt.Sprintf("grace.%d", i), 1, 1), 105))
+			}
+			snap := a.TakeClosing()
+			snap.Share(2)
+			for range 2 {
+				names := map[string]bool{}
+				snap.Drain(func(s *Series) {
+					if names[s.Name] {
+						t.Errorf("%s walked twice", s.Name)
+					}
+					names[s.Name] = true
+				})
+				if len(names) != 2*n {
+					t.Errorf("Drain walked %d series, want %d", len(names), 2*n)
+				}
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"math"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -11,6 +12,11 @@ type Snapshot struct {
 	maps []map[uint64]*Series
 	more []map[string]*Series // by shard, as shard.more; nil if none
 	n    int
+	// per is the number of shards in a part, what Drain releases at once
+	// (see releaseParts); pending counts, by part, the Drains yet to walk
+	// it (nil until Share).
+	per     int
+	pending []atomic.Int32
 }
 
 // Len returns the number of series in the snapshot.
@@ -31,6 +37,47 @@ func (s *Snapshot) eachOf(i int, fn func(*Series)) {
 	if s.more != nil {
 		for _, x := range s.more[i] {
 			fn(x)
+		}
+	}
+}
+
+// Share declares that the snapshot will be read by n Drains (n >= 1), the
+// last reads of it: once all of them have walked a part of the snapshot,
+// that part's series are dropped from it, so that their memory can be
+// reclaimed while the rest is still being read (a flush of a million series
+// overlapping the next period then holds about 1.4 periods' series, not
+// two: see maxParts). It must be called before any Drain, once. Without
+// it, Drain is Each.
+func (s *Snapshot) Share(n int) {
+	s.pending = make([]atomic.Int32, len(s.maps)/max(s.per, 1))
+	for i := range s.pending {
+		s.pending[i].Store(int32(n))
+	}
+}
+
+// Drain calls fn for every series in the snapshot, as Each, part by part,
+// and drops each part the last of the Drains declared by Share has walked.
+// Drains may run at once; fn must not keep a series past the Drain's end
+// (what it points to stays valid, but the snapshot no longer holds it).
+// After the last Drain, Each walks nothing, and Len is unchanged.
+func (s *Snapshot) Drain(fn func(*Series)) {
+	if s.pending == nil {
+		s.Each(fn)
+		return
+	}
+	for p := range s.pending {
+		for i := p * s.per; i < (p+1)*s.per; i++ {
+			s.eachOf(i, fn)
+		}
+		// The last Drain out of a part drops it: the others have done
+		// reading it (the atomic orders their reads before this).
+		if s.pending[p].Add(-1) == 0 {
+			for i := p * s.per; i < (p+1)*s.per; i++ {
+				s.maps[i] = nil
+				if s.more != nil {
+					s.more[i] = nil
+				}
+			}
 		}
 	}
 }
@@ -327,10 +374,10 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 // them across two). A block of keys is twice the last one's bytes, within
 // [minKeyBlock, maxKeyBlock], so that a Writer of few series wastes little
 // and one of many allocates rarely; a key longer than maxKeyInBlock has its
-// own allocation. A block holds series or keys of one period only: alive
-// while any of them is, it must not keep a Snapshot's series (and the
-// timer values and set members they hold) alive once the Snapshot is
-// dropped.
+// own allocation. A block holds series or keys of one period and one part
+// (see maxParts) only: alive while any of them is, it must not keep a
+// Snapshot's series (and the timer values and set members they hold) alive
+// once the Snapshot, or the part (see Snapshot.Drain), is dropped.
 const (
 	slabLen       = 8
 	minKeyBlock   = 256
@@ -339,27 +386,34 @@ const (
 )
 
 // newSeries returns a new series of the given kind and key, carved from the
-// Writer's current blocks. It is called with the series' shard locked.
-func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool) *Series {
+// Writer's current blocks of the series' part p (see maxParts). It is
+// called with the series' shard locked.
+func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool, p int) *Series {
 	// Snapshot changes the epoch with every shard locked, so under the
 	// shard's lock it tells the period exactly.
 	if e := w.a.epoch.Load(); e != w.epoch {
 		w.epoch = e
-		w.slab = w.slab[:cap(w.slab)] // full: a series starts a new block
-		w.keys = w.keys[:cap(w.keys)]
+		// Drop every part's blocks, so as to hold nothing of the
+		// Snapshot; keep the size the key blocks grew to.
+		for i := range w.slab {
+			w.slab[i] = nil
+			w.keyCap[i] = max(w.keyCap[i], int32(cap(w.keys[i])))
+			w.keys[i] = nil
+		}
 	}
-	if len(w.slab) == cap(w.slab) {
-		w.slab = make([]Series, 0, slabLen)
+	slab := &w.slab[p]
+	if len(*slab) == cap(*slab) {
+		*slab = make([]Series, 0, slabLen)
 	}
-	w.slab = w.slab[:len(w.slab)+1]
-	s := &w.slab[len(w.slab)-1]
+	*slab = (*slab)[:len(*slab)+1]
+	s := &(*slab)[len(*slab)-1]
 	s.Kind = kind
 	if kind == Gauge && gaugeDeltas {
 		// The gauge bases keep this key for up to GaugeBaseTTL periods:
 		// in a block it would keep the whole block alive.
 		s.key = string(key)
 	} else {
-		s.key = w.internKey(key)
+		s.key = w.internKey(key, p)
 	}
 	s.Name = keyName(s.key)
 	if kind == Timer {
@@ -368,20 +422,22 @@ func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool) *Series {
 	return s
 }
 
-// internKey returns key as a string held in the Writer's key block. The
-// block's bytes are written once, by this append, and never again (a full
-// block is replaced, not reused), so the string stays immutable.
-func (w *Writer) internKey(key []byte) string {
+// internKey returns key as a string held in the Writer's key block of part
+// p. The block's bytes are written once, by this append, and never again
+// (a full block is replaced, not reused), so the string stays immutable.
+func (w *Writer) internKey(key []byte, p int) string {
 	n := len(key)
 	if n == 0 || n > maxKeyInBlock {
 		return string(key)
 	}
-	if n > cap(w.keys)-len(w.keys) {
-		w.keys = make([]byte, 0, min(max(2*cap(w.keys), minKeyBlock), maxKeyBlock))
+	keys := &w.keys[p]
+	if n > cap(*keys)-len(*keys) {
+		c := min(max(2*cap(*keys), int(w.keyCap[p]), minKeyBlock), maxKeyBlock)
+		*keys = make([]byte, 0, c)
 	}
-	start := len(w.keys)
-	w.keys = append(w.keys, key...)
-	return unsafe.String(&w.keys[start], n)
+	start := len(*keys)
+	*keys = append(*keys, key...)
+	return unsafe.String(&(*keys)[start], n)
 }
 
 // variance returns the population variance of vals (not empty).

@@ -671,7 +671,8 @@ func (f *Flusher) Flush(ctx context.Context, start time.Time) Result {
 // before it is handed to a delivery goroutine: the observers see it, the
 // running totals advance (see advanceTotals), the series are counted by
 // kind, and, for more than one output, the timer values are sorted so
-// that the outputs can read the series at once.
+// that the outputs can read the series at once. Each lane's build must
+// then read the snapshot once, with Drain.
 func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start, end time.Time) period {
 	f.statusMu.Lock()
 	f.status.LastFlush = f.now()
@@ -694,6 +695,10 @@ func (f *Flusher) closePeriod(s *settings, snap *aggregator.Snapshot, start, end
 	if !s.cfg.LibratoOff {
 		p.totals = f.advanceTotals(s, snap)
 	}
+	// The outputs' builds, one a lane, are the snapshot's last reads: it
+	// lets go of its series as they pass (Snapshot.Drain), so that a
+	// flush overlapping the next period does not hold two periods.
+	snap.Share(len(f.lanes))
 	return p
 }
 

@@ -13,13 +13,14 @@ import (
 	"github.com/libratod/libratod/librato"
 )
 
-// measurements turns a snapshot into Librato measurements, handing them
-// to emit BatchSize at a time (the last batch may be smaller). emit owns
-// each slice it is given. totals, when not nil, holds the running total
-// to send for each counter series (see advanceTotals).
+// measurements turns a snapshot, read with Drain, into Librato
+// measurements, handing them to emit BatchSize at a time (the last batch
+// may be smaller). emit owns each slice it is given. totals, when not nil,
+// holds the running total to send for each counter series (see
+// advanceTotals).
 func measurements(l *lane[*librato.Batch], s *settings, snap *aggregator.Snapshot, totals map[*aggregator.Series]float64, emit func([]librato.Measurement)) Result {
 	b := newBatcher(l, s, snap.Len(), emit)
-	snap.Each(func(sr *aggregator.Series) {
+	snap.Drain(func(sr *aggregator.Series) {
 		b.res.Series++
 		b.series(sr, totals)
 	})

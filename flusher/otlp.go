@@ -357,7 +357,7 @@ func (otlpOutput) unix(b *otlp.Batch) int64 {
 
 func (otlpOutput) build(l *lane[*otlp.Batch], s *settings, p period, emit func(*otlp.Batch)) Result {
 	ob := newOTLPBuilder(&s.cfg.OTLP.OTLPMapping, s, p.start.UnixNano(), p.end.UnixNano(), l.f.cum, emit)
-	p.snap.Each(ob.series)
+	p.snap.Drain(ob.series)
 	res := ob.done()
 	if ob.refused > 0 {
 		l.m.dropped.WithLabelValues("not_sendable").Add(float64(ob.refused))

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/libratod/libratod/cmd/libratod/internal/config"
@@ -113,6 +114,14 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	if err != nil {
 		fmt.Fprintf(stderr, "libratod: %v\n", err)
 		return exitFail
+	}
+	// A soft limit: the heap does not grow to twice what is live when
+	// that would pass it (a million series and a flush, see README).
+	if limit, from := memoryLimit(cfg, getenv); limit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+		d.log.Info().Int64("memory_limit", limit).Str("from", from).Msg("memory limit set")
+	} else {
+		d.log.Debug().Str("from", from).Msg("no memory limit set")
 	}
 	if err := d.run(context.Background()); err != nil {
 		d.log.Error().Err(err).Msg("libratod stopped on an error")

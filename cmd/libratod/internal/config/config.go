@@ -113,6 +113,13 @@ type Aggregate struct {
 	// the lines stamped ("|T") with a time in it, which delays every
 	// period's delivery as much: 0 (off) to one Period.
 	TimestampGrace time.Duration `toml:"timestamp_grace" reload:"restart"`
+	// MemoryLimit is the soft limit of the Go runtime's memory (see
+	// runtime/debug.SetMemoryLimit): near it the garbage collector runs
+	// more often instead of letting the heap grow to twice what is live. 0
+	// derives it from MaxSeries and the backlogs (see
+	// Config.MemoryLimitFor), none when MaxSeries is 0. The GOMEMLIMIT
+	// environment variable, when set, wins.
+	MemoryLimit ByteSize `toml:"memory_limit" reload:"restart"`
 }
 
 // Librato configures the Librato output and its API client.

@@ -87,6 +87,7 @@ func TestParseFull(t *testing.T) {
 		},
 		Aggregate: Aggregate{
 			Period: time.Minute, Percentiles: []float64{50, 99.9}, GaugeDeltas: false, Prefix: "myapp.web", Shards: 128, MaxSeries: 5000, MaxTimerSamples: 100, MinLevel: "warning", MaxSetMembers: 500, GaugeBaseTTL: 60, ServiceChecks: false, TimestampGrace: 2500 * time.Millisecond,
+			MemoryLimit: 512 * MiB,
 		},
 		Librato: Librato{
 			Enabled: false,

@@ -76,6 +76,11 @@ func (c *Config) Describe(w io.Writer) {
 		line("shards", "%d", a.Shards)
 	}
 	line("limits", "%d series (0: none), %d timer values a series before percentiles are estimated", a.MaxSeries, a.MaxTimerSamples)
+	if m := c.MemoryLimitFor(); m > 0 {
+		line("memory limit", "%s (soft; GOMEMLIMIT, when set, wins)", m)
+	} else {
+		line("memory limit", "none (GOMEMLIMIT, when set, sets one)")
+	}
 
 	lb := &c.Librato
 	if !lb.Enabled {

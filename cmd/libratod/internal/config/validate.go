@@ -103,6 +103,9 @@ func (c *Config) problems(dryRun bool) []error {
 	if a.TimestampGrace < 0 || a.TimestampGrace > a.Period && a.Period >= time.Second {
 		p.add("aggregate.timestamp_grace", fmt.Sprintf(`must be from 0 (off) to the period (%s), got %s`, a.Period, a.TimestampGrace))
 	}
+	if m := a.MemoryLimit; m != 0 && (m < MinMemoryLimit || m > MaxMemoryLimit) {
+		p.add("aggregate.memory_limit", fmt.Sprintf("expected 0 (derived from max_series) or a size between %s and %s, got %s", MinMemoryLimit, MaxMemoryLimit, m))
+	}
 	if err := ingest.CheckLevel(a.MinLevel); err != nil {
 		p.add("aggregate.min_level", err.Error())
 	}
