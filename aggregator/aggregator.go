@@ -144,6 +144,16 @@ type Config struct {
 	// the gauges absent the longest are dropped first (all those of the
 	// same age together).
 	GaugeBaseTTL int
+	// ReleaseParts is the number of parts a Snapshot read with Drain is
+	// released in, as the readers pass them: 0 or 1 releases it whole
+	// after the last reader; 2 or 4 (maxParts) free a flushed period
+	// sooner, so that a flush overlapping the next period holds less (189
+	// heap bytes a series with 4 parts, 286 with 1: BenchmarkFlushOverlap),
+	// but scatter the series made one after the other over as many
+	// streams of blocks, and a line of an existing series costs 18-38%
+	// more (BenchmarkExistingSeries). Other values are rounded up to a
+	// power of two, at most maxParts and the number of shards.
+	ReleaseParts int
 }
 
 // The defaults of Config's bounds.
@@ -160,7 +170,8 @@ type Aggregator struct {
 	seed            maphash.Seed
 	shards          []shard
 	shift           uint // 64 - log2(len(shards))
-	partShift       uint // 64 - log2(releaseParts): a hash's part
+	parts           int  // Config.ReleaseParts, as releaseParts makes it
+	partShift       uint // 64 - log2(parts): a hash's part
 	gaugeDeltas     bool
 	keepTags        [][]byte // nil: every tag
 	san             Sanitizer
@@ -230,7 +241,7 @@ func New(cfg Config) *Aggregator {
 		seed:            maphash.MakeSeed(),
 		shards:          make([]shard, n),
 		shift:           uint(64 - bits.TrailingZeros(uint(n))),
-		partShift:       uint(64 - bits.TrailingZeros(uint(releaseParts(n)))),
+		parts:           releaseParts(n, cfg.ReleaseParts),
 		gaugeDeltas:     cfg.GaugeDeltas,
 		keepTags:        keepTags(cfg.KeepTags),
 		san:             cfg.Sanitizer,
@@ -240,6 +251,7 @@ func New(cfg Config) *Aggregator {
 		baseTTL:         uint64(min(orDefault(cfg.GaugeBaseTTL, defaultGaugeBaseTTL), maxGaugeBaseTTL)),
 		hashMask:        ^uint64(0),
 	}
+	a.partShift = uint(64 - bits.TrailingZeros(uint(a.parts)))
 	for i := range a.shards {
 		a.shards[i].series = make(map[uint64]*Series)
 		if cfg.GaugeDeltas {
@@ -250,19 +262,19 @@ func New(cfg Config) *Aggregator {
 }
 
 // maxParts is the most parts a Snapshot is released in (see
-// Snapshot.Drain): the shards are grouped into at most that many parts of
-// consecutive shards, and a Writer carves the series of each part from
-// blocks of its own, so that a part's memory holds no other part's series.
-// More parts free a flushed period sooner, but scatter series made one
-// after the other over more blocks: with 4, a flush overlapping the next
-// period peaks at 189 heap bytes a series (286 in one part, 174 in 8, 159
-// in 64), and a line of an existing series made in order costs 15% more
-// (55% more with 8 or 64: BenchmarkFlushOverlap, BenchmarkExistingSeries).
+// Config.ReleaseParts and Snapshot.Drain): the shards are grouped into
+// parts of consecutive shards, and a Writer carves the series of each part
+// from blocks of its own, so that a part's memory holds no other part's
+// series. (8 parts peak at 174 heap bytes a series, 64 at 159, and a line
+// of an existing series costs 55% more with either.)
 const maxParts = 4
 
 // releaseParts returns the number of parts of an Aggregator of n shards (a
-// power of two).
-func releaseParts(n int) int { return min(n, maxParts) }
+// power of two) for Config.ReleaseParts want.
+func releaseParts(n, want int) int {
+	p := 1 << bits.Len(uint(max(want, 1)-1)) // round up to a power of two
+	return min(n, maxParts, p)
+}
 
 func orDefault(v, def int) int {
 	if v <= 0 {
@@ -667,7 +679,7 @@ func (a *Aggregator) updateBases(snap *Snapshot) {
 // newSnapshot returns an empty Snapshot of a's shards, for a period to be
 // taken into.
 func (a *Aggregator) newSnapshot() *Snapshot {
-	return &Snapshot{maps: make([]map[uint64]*Series, len(a.shards)), per: len(a.shards) / releaseParts(len(a.shards))}
+	return &Snapshot{maps: make([]map[uint64]*Series, len(a.shards)), per: len(a.shards) / a.parts}
 }
 
 func keepTags(names []string) [][]byte {

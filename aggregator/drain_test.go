@@ -42,7 +42,7 @@ func TestDrainReleasesWalkedSeries(t *testing.T) {
 	for _, shards := range []int{64, 256} {
 		t.Run(fmt.Sprint(shards, " shards"), func(t *testing.T) {
 			const n = 4000
-			snap := snapshotOf(t, New(Config{Shards: shards}), n)
+			snap := snapshotOf(t, New(Config{Shards: shards, ReleaseParts: maxParts}), n)
 			snap.Share(1)
 			var seen []weak.Pointer[Series]
 			names := map[string]bool{}
@@ -81,7 +81,7 @@ func TestDrainReleasesWalkedSeries(t *testing.T) {
 // reader sees every series.
 func TestDrainWaitsForEveryReader(t *testing.T) {
 	const n = 2000
-	snap := snapshotOf(t, New(Config{}), n)
+	snap := snapshotOf(t, New(Config{ReleaseParts: maxParts}), n)
 	snap.Share(2)
 	var seen []weak.Pointer[Series]
 	snap.Drain(func(s *Series) { seen = append(seen, weak.Make(s)) })
@@ -106,12 +106,27 @@ func TestDrainWaitsForEveryReader(t *testing.T) {
 // series: Drain is then Each.
 func TestDrainWithoutShare(t *testing.T) {
 	const n = 500
-	snap := snapshotOf(t, New(Config{}), n)
+	snap := snapshotOf(t, New(Config{ReleaseParts: maxParts}), n)
 	for range 2 {
 		walked := 0
 		snap.Drain(func(*Series) { walked++ })
 		if walked != n {
 			t.Fatalf("Drain walked %d series, want %d", walked, n)
+		}
+	}
+}
+
+func TestReleaseParts(t *testing.T) {
+	tests := []struct{ shards, want, parts int }{
+		{64, 0, 1}, {64, 1, 1}, {64, 2, 2}, {64, 3, 4}, {64, 4, 4}, {64, 100, maxParts}, {2, 4, 2}, {1, 4, 1}, {64, -1, 1},
+	}
+	for _, tc := range tests {
+		if got := releaseParts(tc.shards, tc.want); got != tc.parts {
+			t.Errorf("releaseParts(%d shards, %d) = %d, want %d", tc.shards, tc.want, got, tc.parts)
+		}
+		a := New(Config{Shards: tc.shards, ReleaseParts: tc.want})
+		if s := a.newSnapshot(); s.per*tc.parts != len(a.shards) {
+			t.Errorf("%d shards, %d parts: a snapshot part is %d shards", tc.shards, tc.want, s.per)
 		}
 	}
 }

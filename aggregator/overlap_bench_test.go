@@ -13,11 +13,13 @@ import (
 // heap in use after a GC, at 16 points of the flush, less the heap before
 // the first period, over 1M. "each" reads the snapshot with Each, as the
 // flusher did (the whole snapshot alive until the flush ends: two
-// periods at the end); "drain" with Drain (see Snapshot.Share).
+// periods at the end); "drain" with Drain (see Snapshot.Share) and the
+// default Config.ReleaseParts (1: released whole at the end), "drain4"
+// with 4 parts.
 func BenchmarkFlushOverlap(b *testing.B) {
 	const n = 1_000_000
 	ms := loadCounters(n)
-	for _, mode := range []string{"each", "drain"} {
+	for _, mode := range []string{"each", "drain", "drain4"} {
 		b.Run(mode, func(b *testing.B) {
 			var peak float64
 			for b.Loop() {
@@ -25,7 +27,7 @@ func BenchmarkFlushOverlap(b *testing.B) {
 				debug.FreeOSMemory()
 				runtime.ReadMemStats(&st)
 				base := st.HeapInuse
-				a := New(Config{})
+				a := New(Config{ReleaseParts: map[string]int{"drain4": maxParts}[mode]})
 				w := a.NewWriter()
 				for i := range ms {
 					if err := w.Add(&ms[i]); err != nil {
@@ -34,7 +36,7 @@ func BenchmarkFlushOverlap(b *testing.B) {
 				}
 				snap := a.Snapshot()
 				read := snap.Each
-				if mode == "drain" {
+				if mode != "each" {
 					snap.Share(1)
 					read = snap.Drain
 				}
