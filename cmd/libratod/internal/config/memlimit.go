@@ -3,17 +3,21 @@ package config
 // The memory limit derived from the configuration (see
 // Config.MemoryLimitFor). A live series takes about 136 bytes of heap (its
 // Series, its key and its map entry); a period's series are alive until
-// the flush that follows it has sent them, and a flush releases them as it
-// goes (aggregator.Snapshot.Drain): a flush overlapping the next period
-// peaks at about 190 bytes a series (aggregator's BenchmarkFlushOverlap).
+// the flush that follows it has sent them: a flush overlapping the next
+// period peaks at about 286 bytes a series (aggregator's
+// BenchmarkFlushOverlap; 190 were the snapshot released in 4 parts as the
+// outputs read it, aggregator.Config.ReleaseParts, which costs CPU on
+// every line and is off).
 // A measurement waiting in an output's backlog takes about 240 bytes
 // (three tags; a heap profile of the daemon).
 const (
 	// MemoryPerSeries is the memory limit's bytes per series of
-	// max_series: the peak of a flush, with some room. The daemon's live
-	// heap at a flush of 1M series measured 266-284 MB (floating garbage
-	// and the flush's own memory included): more than this and MemoryBase
-	// allow, so the derived limit counts on the backlogs' share for room.
+	// max_series: a period's series and some room. A flush of 1M series
+	// overlapping the next period holds more (266-284 MB of live heap,
+	// floating garbage and the flush's own memory included): more than
+	// this and MemoryBase allow, so the derived limit counts on the
+	// backlogs' share for room, and a full backlog at that moment makes
+	// the collector work hard.
 	MemoryPerSeries ByteSize = 210
 	// MemoryPerQueued is the memory limit's bytes per measurement of an
 	// output's backlog.
