@@ -52,7 +52,7 @@ type Handler interface {
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultReadBuffer        = 8 << 20
+	DefaultReadBuffer        = 32 << 20
 	DefaultMaxPacketBytes    = 65535
 	DefaultMaxLineBytes      = 65536
 	DefaultTCPIdleTimeout    = 60 * time.Second

@@ -197,7 +197,7 @@ func Default() Config {
 			UDP:               "127.0.0.1:8125",
 			TCP:               "127.0.0.1:8125",
 			UDPReaders:        0,
-			ReadBuffer:        8 * MiB,
+			ReadBuffer:        32 * MiB, // a second of 20 lines a datagram at 400k lines/s
 			MaxLineBytes:      64 * KiB,
 			TCPIdleTimeout:    60 * time.Second,
 			TCPMaxConnections: 1024,

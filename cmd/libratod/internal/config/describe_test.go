@@ -19,7 +19,7 @@ func TestDescribe(t *testing.T) {
 			name: "defaults with a token",
 			env:  map[string]string{"LIBRATO_TOKEN": testToken},
 			want: []string{
-				"udp: 127.0.0.1:8125 (readers: one per CPU, read buffer: 8MiB)\n",
+				"udp: 127.0.0.1:8125 (readers: one per CPU, read buffer: 32MiB)\n",
 				"tcp: 127.0.0.1:8125 (max line: 64KiB, idle timeout: 1m0s, max connections: 1024)\n",
 				"unixgram: disabled\n",
 				"tag syntaxes: dogstatsd,librato,influxdb,graphite\n",
