@@ -198,7 +198,7 @@ func newDaemon(cfg *config.Config, opts options) (_ *daemon, err error) {
 	var events ingest.EventSink
 	if cfg.Librato.EventsStream != "" && cfg.Librato.Enabled { // events are Librato annotations
 		events = &flusher.EventAnnotations{Stream: cfg.Librato.EventsStream, Host: host, Queue: d.parts.annotations,
-			Dropped: fm.Annotation("dropped"), Now: time.Now}
+			Dropped: fm.Annotation("dropped"), Now: opts.now}
 	}
 	if d.ingest, err = ingest.New(ingest.Config{
 		Aggregator:  d.agg,
