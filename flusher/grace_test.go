@@ -255,14 +255,18 @@ func TestGraceSpool(t *testing.T) {
 }
 
 // timedRoller is an Aggregator that reports, for each period Run rolls,
-// how long after the Roll it was taken.
+// when it was taken: after the Roll (which may itself come late, on a busy
+// machine) and after the period's end.
 type timedRoller struct {
 	*aggregator.Aggregator
 	now    func() time.Time
-	rolled time.Time
+	rolled time.Time // when the last Roll came
+	end    time.Time // the end of the period the last Roll closed
 	spans  chan [2]int64
-	waited chan time.Duration // Roll to TakeClosing, one value a period
+	took   chan took // one value a period
 }
+
+type took struct{ afterRoll, afterEnd time.Duration }
 
 func (r *timedRoller) SetSpan(start, end int64) {
 	r.Aggregator.SetSpan(start, end)
@@ -270,12 +274,13 @@ func (r *timedRoller) SetSpan(start, end int64) {
 }
 
 func (r *timedRoller) Roll(start, end int64) *aggregator.Snapshot {
-	r.rolled = r.now()
+	r.rolled, r.end = r.now(), time.Unix(start, 0)
 	return r.Aggregator.Roll(start, end)
 }
 
 func (r *timedRoller) TakeClosing() *aggregator.Snapshot {
-	r.waited <- r.now().Sub(r.rolled)
+	now := r.now()
+	r.took <- took{afterRoll: now.Sub(r.rolled), afterEnd: now.Sub(r.end)}
 	return r.Aggregator.TakeClosing()
 }
 
@@ -285,7 +290,7 @@ func (r *timedRoller) TakeClosing() *aggregator.Snapshot {
 func TestGraceOnlyWhileStamped(t *testing.T) {
 	clock := testClock()
 	r := &timedRoller{Aggregator: aggregator.New(aggregator.Config{}), now: clock,
-		spans: make(chan [2]int64, 2), waited: make(chan time.Duration, 100)}
+		spans: make(chan [2]int64, 2), took: make(chan took, 100)}
 	f := New(Config{API: librato.Tagged, Period: time.Second, TimestampGrace: time.Second,
 		Now: clock}, r, &fakeSender{})
 	f.graceIdle = 3 * time.Second
@@ -294,34 +299,34 @@ func TestGraceOnlyWhileStamped(t *testing.T) {
 	done := make(chan Result, 1)
 	go func() { done <- f.Run(ctx) }()
 	first := <-r.spans
-	next := func() time.Duration {
+	next := func() took {
 		t.Helper()
 		select {
-		case d := <-r.waited:
-			return d
+		case tk := <-r.took:
+			return tk
 		case <-time.After(10 * time.Second):
 			t.Fatal("no period taken within 10s")
 		}
-		return 0
+		return took{}
 	}
-	// No stamped line: taken at its end.
-	if d := next(); d >= time.Second/2 {
-		t.Errorf("no |T line yet: period taken %v after its end, want at once", d)
+	// No stamped line: taken as it is rolled, at its end.
+	if tk := next(); tk.afterRoll >= time.Second/2 {
+		t.Errorf("no |T line yet: period taken %v after it was rolled, want at once", tk.afterRoll)
 	}
 	feedStamped(t, r.Aggregator, fmt.Sprintf("x:1|c|T%d", first[0]))
 	// The period that saw the stamped line (or the one after it, should
 	// the line have been added just after a boundary) waits the grace.
-	d1, d2 := next(), next()
-	if max(d1, d2) < 900*time.Millisecond { // each wake-up is a little late, by varying amounts
-		t.Errorf("after a |T line: periods taken %v and %v after their end, want one a grace (1s) later", d1, d2)
+	t1, t2 := next(), next()
+	if max(t1.afterEnd, t2.afterEnd) < time.Second {
+		t.Errorf("after a |T line: periods taken %v and %v after their end, want one a grace (1s) later", t1.afterEnd, t2.afterEnd)
 	}
 	// graceIdle (3 s here) after the last stamped line: at once again.
-	var last time.Duration
+	var last took
 	for range 6 {
 		last = next()
 	}
-	if last >= time.Second/2 {
-		t.Errorf("%v after the last |T line: period taken %v after its end, want at once", f.graceIdle, last)
+	if last.afterRoll >= time.Second/2 {
+		t.Errorf("%v after the last |T line: period taken %v after it was rolled, want at once", f.graceIdle, last.afterRoll)
 	}
 	stopRun(t, cancel, done)
 }
