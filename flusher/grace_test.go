@@ -97,16 +97,24 @@ func points(s *fakeSender) map[string]float64 {
 	return out
 }
 
-func stopRun(t *testing.T, cancel context.CancelFunc, done <-chan Result) Result {
-	t.Helper()
-	cancel()
-	select {
-	case res := <-done:
-		return res
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return within 10s of the stop")
+// startRun runs f.Run until the stop it returns is called, which returns
+// Run's result (and fails t if Run takes more than 10s to return).
+func startRun(t *testing.T, f *Flusher) (stop func() Result) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan Result, 1)
+	go func() { done <- f.Run(ctx) }()
+	return func() Result {
+		t.Helper()
+		cancel()
+		select {
+		case res := <-done:
+			return res
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10s of the stop")
+		}
+		return Result{}
 	}
-	return Result{}
 }
 
 // TestGraceLineLandsInItsPeriod: a line stamped in the period just ended,
@@ -118,10 +126,7 @@ func TestGraceLineLandsInItsPeriod(t *testing.T) {
 	s := &fakeSender{got: make(chan struct{}, 10)}
 	f := New(Config{API: librato.Tagged, Period: time.Second, TimestampGrace: 500 * time.Millisecond,
 		Now: testClock()}, g, s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan Result, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop := startRun(t, f)
 	g.span(t) // set by New
 	first := g.span(t)
 	feed(t, g.Aggregator, "cur:1|c")
@@ -140,7 +145,7 @@ func TestGraceLineLandsInItsPeriod(t *testing.T) {
 		t.Errorf("after the take: stamped %+v, want one late", st)
 	}
 	close(g.hold)
-	res := stopRun(t, cancel, done)
+	res := stop()
 	want := map[string]float64{
 		fmt.Sprintf("cur@%d", first[0]): 1,
 		fmt.Sprintf("x@%d", first[0]):   1, // within the grace
@@ -170,17 +175,14 @@ func TestGraceFirstPeriod(t *testing.T) {
 	s := &fakeSender{}
 	f := New(Config{API: librato.Tagged, Period: time.Hour, TimestampGrace: time.Second,
 		Now: testClock()}, g, s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan Result, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop := startRun(t, f)
 	g.span(t) // set by New
 	first := g.span(t)
 	st := feedStamped(t, g.Aggregator, fmt.Sprintf("old:1|c|T%d", first[0]-1), fmt.Sprintf("new:1|c|T%d", first[0]))
 	if st != (aggregator.Stamped{Late: 1, Current: 1}) {
 		t.Errorf("stamped %+v, want one late and one current", st)
 	}
-	stopRun(t, cancel, done)
+	stop()
 	got := points(s)
 	for _, k := range []string{fmt.Sprintf("old@%d", first[0]), fmt.Sprintf("new@%d", first[0])} {
 		if got[k] != 1 {
@@ -197,16 +199,13 @@ func TestGraceShutdownSendsBoth(t *testing.T) {
 	s := &fakeSender{}
 	f := New(Config{API: librato.Tagged, Period: time.Second, TimestampGrace: time.Second,
 		Now: testClock()}, g, s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan Result, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop := startRun(t, f)
 	g.span(t) // set by New
 	first := g.span(t)
 	second := g.span(t)
 	feed(t, g.Aggregator, fmt.Sprintf("x:1|c|T%d", first[1]-1), "y:1|c")
 	close(g.hold)
-	res := stopRun(t, cancel, done) // within the grace of a second
+	res := stop() // within the grace of a second
 	got := points(s)
 	if x, y := got[fmt.Sprintf("x@%d", first[0])], got[fmt.Sprintf("y@%d", second[0])]; x != 1 || y != 1 || len(got) != 2 {
 		t.Errorf("points %v, want x at %d and y at %d", got, first[0], second[0])
@@ -227,10 +226,7 @@ func TestGraceSpool(t *testing.T) {
 	cfg.Spool, cfg.Period, cfg.TimestampGrace = sp, time.Second, 500*time.Millisecond
 	cfg.ShutdownTimeout = 200 * time.Millisecond
 	f := New(cfg, g, s)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan Result, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop := startRun(t, f)
 	g.span(t) // set by New
 	first := g.span(t)
 	g.span(t)
@@ -238,7 +234,7 @@ func TestGraceSpool(t *testing.T) {
 	close(g.hold)
 	eventually.Require(t, 10*time.Second, func() bool { return sp.Stats().Pending.Measurements >= 1 },
 		"the closing period spooled")
-	stopRun(t, cancel, done)
+	stop()
 	if err := sp.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -294,10 +290,7 @@ func TestGraceOnlyWhileStamped(t *testing.T) {
 	f := New(Config{API: librato.Tagged, Period: time.Second, TimestampGrace: time.Second,
 		Now: clock}, r, &fakeSender{})
 	f.graceIdle = 3 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan Result, 1)
-	go func() { done <- f.Run(ctx) }()
+	stop := startRun(t, f)
 	first := <-r.spans
 	next := func() took {
 		t.Helper()
@@ -328,5 +321,5 @@ func TestGraceOnlyWhileStamped(t *testing.T) {
 	if last.afterRoll >= time.Second/2 {
 		t.Errorf("%v after the last |T line: period taken %v after it was rolled, want at once", f.graceIdle, last.afterRoll)
 	}
-	stopRun(t, cancel, done)
+	stop()
 }

@@ -33,6 +33,35 @@ func waitUntil(clock func() time.Time, at time.Time) {
 	}
 }
 
+// crossBoundary sends name's lines to d, a daemon with 2 s periods started
+// at began on clock, across the end of its first period: 1 stamped in the
+// first period before its end, then, just after it, 2 stamped in the
+// first period and 10 unstamped. It returns the first period's time and
+// its end, once the stamped line after the end is counted (in the closing
+// period or late).
+func crossBoundary(t *testing.T, d *daemon, clock func() time.Time, began time.Time, name string) (first, b1 time.Time) {
+	t.Helper()
+	// The first period: [FirstTime(began), b1), as the flusher places it.
+	first = flusher.FirstTime(began)
+	b1 = time.Unix(began.Unix()-began.Unix()%2+2, 0)
+	if !first.Before(b1) {
+		b1 = b1.Add(2 * time.Second)
+	}
+	// A stamped line in the first period: the grace applies only while
+	// clients send such lines.
+	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("%s:1|c|T%d", name, first.Unix()))
+	eventually.Require(t, 10*time.Second, func() bool {
+		return counterValue(t, d, "libratod_lines_timestamped_total", "current") == 1
+	}, "the first stamped line counted")
+	waitUntil(clock, b1.Add(50*time.Millisecond))
+	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("%s:2|c|T%d\n%s:10|c", name, b1.Unix()-1, name))
+	eventually.Require(t, 10*time.Second, func() bool {
+		return counterValue(t, d, "libratod_lines_timestamped_total", "closing")+
+			counterValue(t, d, "libratod_lines_timestamp_outside_period_total", "late") >= 1
+	}, "the line stamped in the first period counted")
+	return first, b1
+}
+
 // TestEndToEndTimestampGrace: a counter line stamped ("|T") in the period
 // just ended, arriving within the grace, is sent in that period's point,
 // with its time; once that period is sent, such a line is late, counted,
@@ -50,24 +79,7 @@ func TestEndToEndTimestampGrace(t *testing.T) {
 			stop()
 		}
 	}()
-	// The first period: [FirstTime(began), b1), as the flusher places it.
-	first := flusher.FirstTime(began)
-	b1 := time.Unix(began.Unix()-began.Unix()%2+2, 0)
-	if !first.Before(b1) {
-		b1 = b1.Add(2 * time.Second)
-	}
-	// A stamped line in the first period: the grace applies only while
-	// clients send such lines.
-	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("grace.c:1|c|T%d", first.Unix()))
-	eventually.Require(t, 10*time.Second, func() bool {
-		return counterValue(t, d, "libratod_lines_timestamped_total", "current") == 1
-	}, "the first stamped line counted")
-	waitUntil(clock, b1.Add(50*time.Millisecond))
-	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("grace.c:2|c|T%d\ngrace.c:10|c", b1.Unix()-1))
-	eventually.Require(t, 10*time.Second, func() bool {
-		return counterValue(t, d, "libratod_lines_timestamped_total", "closing")+
-			counterValue(t, d, "libratod_lines_timestamp_outside_period_total", "late") >= 1
-	}, "the line stamped in the first period counted")
+	first, b1 := crossBoundary(t, d, clock, began, "grace.c")
 	if n := counterValue(t, d, "libratod_lines_timestamped_total", "closing"); n != 1 {
 		t.Fatalf("%v lines in the closing period, want 1 (did the machine take the whole 2s grace?)", n)
 	}
@@ -158,23 +170,7 @@ func TestOTLPTimestampGrace(t *testing.T) {
 	clock := testClock()
 	began := clock()
 	d, stop := startDaemonWith(t, cfg, options{now: clock}, nil)
-	first := flusher.FirstTime(began)
-	b1 := time.Unix(began.Unix()-began.Unix()%2+2, 0)
-	if !first.Before(b1) {
-		b1 = b1.Add(2 * time.Second)
-	}
-	// A stamped line in the first period: the grace applies only while
-	// clients send such lines.
-	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("ograce.c:1|c|T%d", first.Unix()))
-	eventually.Require(t, 10*time.Second, func() bool {
-		return counterValue(t, d, "libratod_lines_timestamped_total", "current") == 1
-	}, "the first stamped line counted")
-	waitUntil(clock, b1.Add(50*time.Millisecond))
-	sendUDP(t, d.lst.UDPAddr(), fmt.Sprintf("ograce.c:2|c|T%d\nograce.c:10|c", b1.Unix()-1))
-	eventually.Require(t, 10*time.Second, func() bool {
-		return counterValue(t, d, "libratod_lines_timestamped_total", "closing")+
-			counterValue(t, d, "libratod_lines_timestamp_outside_period_total", "late") >= 1
-	}, "the line stamped in the first period counted")
+	first, b1 := crossBoundary(t, d, clock, began, "ograce.c")
 	closing := counterValue(t, d, "libratod_lines_timestamped_total", "closing")
 	stop()
 	if closing != 1 {
