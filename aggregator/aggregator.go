@@ -21,8 +21,10 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/libratod/libratod/parser"
 )
@@ -145,14 +147,11 @@ type Config struct {
 	// same age together).
 	GaugeBaseTTL int
 	// ReleaseParts is the number of parts a Snapshot read with Drain is
-	// released in, as the readers pass them: 0 or 1 releases it whole
-	// after the last reader; 2 or 4 (maxParts) free a flushed period
-	// sooner, so that a flush overlapping the next period holds less (189
-	// heap bytes a series with 4 parts, 286 with 1: BenchmarkFlushOverlap),
-	// but scatter the series made one after the other over as many
-	// streams of blocks, and a line of an existing series costs 18-38%
-	// more (BenchmarkExistingSeries). Other values are rounded up to a
-	// power of two, at most maxParts and the number of shards.
+	// released in, as the readers pass them: 1 releases it whole after
+	// the last reader; more free a flushed period sooner, so that a flush
+	// overlapping the next period holds less. 0 means maxParts (64).
+	// Other values are rounded up to a power of two, at most maxParts and
+	// the number of shards.
 	ReleaseParts int
 }
 
@@ -171,7 +170,6 @@ type Aggregator struct {
 	shards          []shard
 	shift           uint // 64 - log2(len(shards))
 	parts           int  // Config.ReleaseParts, as releaseParts makes it
-	partShift       uint // 64 - log2(parts): a hash's part
 	gaugeDeltas     bool
 	keepTags        [][]byte // nil: every tag
 	san             Sanitizer
@@ -182,35 +180,45 @@ type Aggregator struct {
 	// hashMask is ANDed with every key's hash: all ones but in tests,
 	// which make hashes collide with it.
 	hashMask uint64
+	// compactMin is the fewest bytes of dead keys that make a shard
+	// compact its arena: minCompact but in tests.
+	compactMin int
 	// live counts the series of the current period, all shards, plus the
-	// reservations of Adds that are creating one. It only grows under a
-	// shard lock, and Snapshot resets it with every shard locked.
+	// reservations of Adds that are making one. It only grows under a
+	// shard lock, and a new period resets it with every shard locked.
 	live atomic.Int64
-	// epoch counts the Snapshots, for Writers to start new blocks of
-	// series (see Writer.newSeries). It only grows with every shard locked.
-	epoch atomic.Uint64
+	// gen is the number of the current period, whose values go to the
+	// entries' slot gen&1 (see numEntry); the closing period, while open,
+	// is gen-1. It changes with every shard locked, so that under a
+	// shard's lock it is exact. It starts at 1: a slot of gen 0 holds no
+	// period.
+	gen uint32
 	// spans are the periods' time spans that route lines stamped with a
 	// DogStatsD "|T" (see Roll); they change with every shard locked.
 	spans spans
 
-	// snapMu serialises Snapshots and guards the fields below and every
-	// shard's lastLen.
+	// snapMu serialises Snapshots and guards the fields below.
 	snapMu sync.Mutex
 	period uint64 // Snapshots taken
+	// pending is a closing period Snapshot took, for the next TakeClosing
+	// or Roll to return.
+	pending *Snapshot
 	ages   []int  // scratch for bounding gauge bases: their number by age
 }
 
 type shard struct {
-	mu      sync.Mutex
-	series  map[uint64]*Series
-	lastLen int // size of the map at the last swap, a capacity hint
-	// more holds the series whose key's hash is another's in series
-	// (nil while there is none: 64-bit hashes rarely collide).
-	more map[string]*Series
-	// closing and closingMore are series and more of the closing period
-	// (see Roll); nil while none is open.
-	closing     map[uint64]*Series
-	closingMore map[string]*Series
+	mu sync.Mutex
+	// index maps the hash of a series key to the series' entry; more
+	// holds the entries whose key's hash is another's in index (nil while
+	// there is none: 64-bit hashes rarely collide).
+	index map[uint64]ref
+	more  map[string]ref
+	nums  table[numEntry]
+	objs  table[objEntry]
+	keys  arena
+	// count is, by slot, the number of entries that hold a value of the
+	// slot's period.
+	count [2]int
 
 	// baseMu guards base, the last flushed value of every gauge, which a
 	// delta on a gauge not yet seen in this period starts from. Lock order:
@@ -250,10 +258,11 @@ func New(cfg Config) *Aggregator {
 		maxSetMembers:   orDefault(cfg.MaxSetMembers, defaultMaxSetMembers),
 		baseTTL:         uint64(min(orDefault(cfg.GaugeBaseTTL, defaultGaugeBaseTTL), maxGaugeBaseTTL)),
 		hashMask:        ^uint64(0),
+		gen:             1,
+		compactMin:      minCompact,
 	}
-	a.partShift = uint(64 - bits.TrailingZeros(uint(a.parts)))
 	for i := range a.shards {
-		a.shards[i].series = make(map[uint64]*Series)
+		a.shards[i].index = make(map[uint64]ref)
 		if cfg.GaugeDeltas {
 			a.shards[i].base = make(map[string]gaugeBase)
 		}
@@ -263,16 +272,18 @@ func New(cfg Config) *Aggregator {
 
 // maxParts is the most parts a Snapshot is released in (see
 // Config.ReleaseParts and Snapshot.Drain): the shards are grouped into
-// parts of consecutive shards, and a Writer carves the series of each part
-// from blocks of its own, so that a part's memory holds no other part's
-// series. (8 parts peak at 174 heap bytes a series, 64 at 159, and a line
-// of an existing series costs 55% more with either.)
-const maxParts = 4
+// parts of consecutive shards. A part's counters and gauges are one
+// allocation (of each shard), its timers' and sets' their own, so parts
+// cost nothing on the way in.
+const maxParts = 64
 
 // releaseParts returns the number of parts of an Aggregator of n shards (a
 // power of two) for Config.ReleaseParts want.
 func releaseParts(n, want int) int {
-	p := 1 << bits.Len(uint(max(want, 1)-1)) // round up to a power of two
+	if want <= 0 {
+		want = maxParts
+	}
+	p := 1 << bits.Len(uint(want-1)) // round up to a power of two
 	return min(n, maxParts, p)
 }
 
@@ -306,17 +317,6 @@ type Writer struct {
 	stamped Stamped     // since the last Stamped
 	cache   *[keyCacheSets]keyCacheSet
 
-	// slab and keys are, by part (see maxParts), the blocks the Writer's
-	// new series and their keys are carved from, up to their length (see
-	// newSeries): one allocation for many series instead of two for each,
-	// and series made one after the other lie side by side, as lines
-	// often come.
-	slab [maxParts][]Series
-	keys [maxParts][]byte
-	// keyCap is, by part, the size of the last period's last key block,
-	// the size of the next period's first.
-	keyCap [maxParts]int32
-	epoch  uint64 // the Aggregator's epoch the blocks were made in
 }
 
 // DroppedTags counts the tags a Writer left out of series, by reason.
@@ -406,44 +406,95 @@ func (w *Writer) Add(m *parser.Metric) error {
 	sh := a.shardOf(h)
 
 	sh.mu.Lock()
+	g, live := a.gen, &a.live
 	if m.Timestamp != 0 && a.spans.set && w.route(m.Timestamp) {
-		err := w.addClosing(sh, kind, key, h, m)
-		sh.mu.Unlock()
-		return err
+		g, live = a.gen-1, &a.spans.closingLive
 	}
-	s := sh.series[h]
-	collides := s != nil && s.key != string(key)
-	if collides {
-		s = sh.more[string(key)]
-	}
-	if s == nil {
+	slot := g & 1
+	r, ok := sh.lookup(h, key)
+	if !ok {
 		if !weighable(m) { // an existing series checks in update
 			sh.mu.Unlock()
 			return ErrOverflow
 		}
-		// Reserve a place first: a check and a later increment would let
-		// Adds on other shards pass the bound together.
-		if n := a.live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
-			a.live.Add(-1)
+		if sh.keys.full(len(key)) {
 			sh.mu.Unlock()
 			return ErrMaxSeries
 		}
-		s = w.newSeries(kind, key, a.gaugeDeltas, int(h>>a.partShift))
-		if collides {
-			if sh.more == nil {
-				sh.more = make(map[string]*Series)
-			}
-			sh.more[s.key] = s
-		} else {
-			sh.series[h] = s
+		// Reserve a place first: a check and a later increment would let
+		// Adds on other shards pass the bound together.
+		if n := live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
+			live.Add(-1)
+			sh.mu.Unlock()
+			return ErrMaxSeries
 		}
-		if kind == Gauge && m.Delta && a.gaugeDeltas {
-			s.Value = a.deltaBase(sh, h, s.key)
+		r = sh.create(kind, key, h)
+	}
+	var err error
+	if r&objRef == 0 {
+		e := sh.nums.at(r)
+		if e.gen[slot] != g {
+			err = a.begin(live, ok, m)
+			if err == nil {
+				e.gen[slot], e.v[slot] = g, 0
+				sh.count[slot]++
+				if kind == Gauge && m.Delta && a.gaugeDeltas {
+					e.v[slot] = a.deltaBase(sh, e, g)
+				}
+			}
+		}
+		if err == nil {
+			err = a.updateNum(kind, &e.v[slot], m)
+		}
+	} else {
+		e := sh.objs.at(r &^ objRef)
+		if e.gen[slot] != g {
+			err = a.begin(live, ok, m)
+			if err == nil {
+				e.gen[slot], e.s[slot] = g, newObjSeries(kind, sh.keys.at(e.off, e.n))
+				sh.count[slot]++
+			}
+		}
+		if err == nil {
+			err = a.update(e.s[slot], m)
 		}
 	}
-	err := a.update(s, m)
 	sh.mu.Unlock()
 	return err
+}
+
+// begin checks that m may start its series' value in a period, and
+// reserves a place for it against Config.MaxSeries, when its entry
+// existed: a new entry's place was reserved before it was made. It is
+// called with the entry's shard locked.
+func (a *Aggregator) begin(live *atomic.Int64, existed bool, m *parser.Metric) error {
+	if !existed {
+		return nil
+	}
+	if !weighable(m) { // an existing value checks in update
+		return ErrOverflow
+	}
+	if n := live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
+		live.Add(-1)
+		return ErrMaxSeries
+	}
+	return nil
+}
+
+// newObjSeries returns the Series of a timer or set of key for a period.
+func newObjSeries(kind Kind, key string) *Series {
+	if kind == Timer {
+		t := &timerSeries{}
+		t.Series = Series{Name: keyName(key), Kind: kind, key: key, TimerStats: &t.stats}
+		return &t.Series
+	}
+	return &Series{Name: keyName(key), Kind: kind, key: key}
+}
+
+// timerSeries is a timer's Series and its TimerStats in one allocation.
+type timerSeries struct {
+	Series
+	stats TimerStats
 }
 
 // finite reports whether x is neither infinite nor NaN.
@@ -460,26 +511,33 @@ func weighable(m *parser.Metric) bool {
 	return finite(w) && finite(m.Value*w)
 }
 
-// update adds m to s. It returns ErrOverflow, leaving s as it was, when a
-// sum would no longer be finite.
-func (a *Aggregator) update(s *Series, m *parser.Metric) error {
-	switch s.Kind {
-	case Counter:
-		v := s.Value + m.Value/m.Rate
+// updateNum adds m to *val, the value of a counter or gauge of kind. It
+// returns ErrOverflow, leaving *val as it was, when a sum would no longer
+// be finite.
+func (a *Aggregator) updateNum(kind Kind, val *float64, m *parser.Metric) error {
+	switch {
+	case kind == Counter:
+		v := *val + m.Value/m.Rate
 		if !finite(v) {
 			return ErrOverflow
 		}
-		s.Value = v
-	case Gauge:
-		if m.Delta && a.gaugeDeltas {
-			v := s.Value + m.Value
-			if !finite(v) {
-				return ErrOverflow
-			}
-			s.Value = v
-		} else {
-			s.Value = m.Value
+		*val = v
+	case m.Delta && a.gaugeDeltas:
+		v := *val + m.Value
+		if !finite(v) {
+			return ErrOverflow
 		}
+		*val = v
+	default:
+		*val = m.Value
+	}
+	return nil
+}
+
+// update adds m to s, a timer or set. It returns ErrOverflow, leaving s as
+// it was, when a sum would no longer be finite.
+func (a *Aggregator) update(s *Series, m *parser.Metric) error {
+	switch s.Kind {
 	case Timer:
 		v, wgt := m.Value, 1/m.Rate
 		count, sum := s.Count+wgt, s.Sum+v*wgt
@@ -565,50 +623,35 @@ func appendBounded(vals []float64, v float64, limit int) []float64 {
 }
 
 // Snapshot takes every series of the current period and starts a new,
-// empty period. Every shard is locked for the swap, which is O(1) per
-// shard, so the period ends at the same instant in all shards: no Add is
-// half done, and a Snapshot never holds more than Config.MaxSeries series.
-// With gauge deltas, it then records the period's gauge values and expires
-// old ones, each shard under its own lock. Snapshots are serialised.
+// empty period. Every shard is locked while the period's number changes,
+// which is O(1), so the period ends at the same instant in all shards: no
+// Add is half done, and a Snapshot never holds more than Config.MaxSeries
+// series. The period's values are then copied out of each shard in turn,
+// under its lock, while the next period fills the entries' other slot.
+// With gauge deltas, it then records the period's gauge values and
+// expires old ones. Snapshots are serialised.
+//
+// A closing period still open (see Roll) is taken first, and kept for the
+// next TakeClosing or Roll to return.
 func (a *Aggregator) Snapshot() *Snapshot {
 	a.snapMu.Lock()
 	defer a.snapMu.Unlock()
-	snap := a.newSnapshot()
-	fresh := make([]map[uint64]*Series, len(a.shards))
-	for i := range a.shards {
-		fresh[i] = make(map[uint64]*Series, a.shards[i].lastLen)
+	if a.spans.closingOpen {
+		a.pending = a.takeClosing()
 	}
-	for i := range a.shards {
-		a.shards[i].mu.Lock()
-	}
-	for i := range a.shards {
-		sh := &a.shards[i]
-		snap.maps[i] = sh.series
-		sh.series = fresh[i]
-		sh.lastLen = len(snap.maps[i])
-		snap.n += sh.lastLen
-		if sh.more != nil {
-			if snap.more == nil {
-				snap.more = make([]map[string]*Series, len(a.shards))
-			}
-			snap.more[i] = sh.more
-			snap.n += len(sh.more)
-			sh.more = nil
-		}
-		if a.gaugeDeltas {
-			// Taken before mu is released so that a delta arriving now
-			// waits for the bases this period leaves behind; released by
-			// updateBases.
-			sh.baseMu.Lock()
-		}
-	}
+	a.lockAll()
+	g := a.gen
+	a.gen++
 	// With every shard locked no reservation is pending: live is exactly
 	// the number of series taken.
 	a.live.Store(0)
-	a.epoch.Add(1)
-	for i := range a.shards {
-		a.shards[i].mu.Unlock()
-	}
+	a.unlockAll()
+	return a.taken(a.take(g, g+1))
+}
+
+// taken counts snap, a period just taken, and records its gauge values.
+// It is called with snapMu held.
+func (a *Aggregator) taken(snap *Snapshot) *Snapshot {
 	a.period++
 	if a.gaugeDeltas {
 		a.updateBases(snap)
@@ -616,10 +659,88 @@ func (a *Aggregator) Snapshot() *Snapshot {
 	return snap
 }
 
+// take copies the values of period g out of every shard into a new
+// Snapshot. No Add writes g's slot any more; keep is the period whose
+// values are in the other slot (open, or just taken). It also frees the
+// entries that hold a value of neither, and compacts a shard's keys when
+// more than half of the bytes of its arena are dead. It is called with
+// snapMu held.
+func (a *Aggregator) take(g, keep uint32) *Snapshot {
+	snap := a.newSnapshot()
+	slot, other := g&1, g&1^1
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		nums := make([]numRec, 0, sh.count[slot])
+		var objs []*Series
+		for j := range sh.nums.n {
+			e := sh.nums.at(j)
+			switch {
+			case e.n == 0: // not in use
+			case e.gen[slot] == g:
+				k := sh.keys.at(e.off, e.n)
+				if a.gaugeDeltas && Kind(k[0]) == Gauge {
+					// The gauge bases keep it for up to GaugeBaseTTL
+					// periods: in the arena it would keep it alive.
+					k = strings.Clone(k)
+				}
+				nums = append(nums, numRec{key: k, v: e.v[slot]})
+			case e.gen[other] != keep:
+				a.unindex(sh, j, sh.keys.at(e.off, e.n))
+				sh.keys.dead += int(e.n)
+				*e = numEntry{}
+				sh.nums.release(j)
+			}
+		}
+		for j := range sh.objs.n {
+			e := sh.objs.at(j)
+			switch {
+			case e.n == 0:
+			case e.gen[slot] == g:
+				objs = append(objs, e.s[slot])
+				e.s[slot] = nil
+			case e.gen[other] != keep:
+				a.unindex(sh, j|objRef, sh.keys.at(e.off, e.n))
+				sh.keys.dead += int(e.n)
+				*e = objEntry{}
+				sh.objs.release(j)
+			}
+		}
+		sh.count[slot] = 0
+		if dead := sh.keys.dead; dead > a.compactMin && 2*dead > sh.keys.size {
+			sh.compact()
+		}
+		sh.mu.Unlock()
+		if len(nums) == 0 {
+			nums = nil
+		}
+		snap.nums[i], snap.objs[i] = nums, objs
+		snap.n += len(nums) + len(objs)
+	}
+	return snap
+}
+
+// compact copies the keys of sh's entries in use into a new arena, so
+// that the old one, with its dead keys, can be freed (once no Snapshot or
+// Series holds a key in it). It is called with sh locked.
+func (sh *shard) compact() {
+	old := sh.keys
+	sh.keys = arena{}
+	for j := range sh.nums.n {
+		if e := sh.nums.at(j); e.n != 0 {
+			e.off, _ = sh.keys.intern(unsafe.Slice(unsafe.StringData(old.at(e.off, e.n)), e.n))
+		}
+	}
+	for j := range sh.objs.n {
+		if e := sh.objs.at(j); e.n != 0 {
+			e.off, _ = sh.keys.intern(unsafe.Slice(unsafe.StringData(old.at(e.off, e.n)), e.n))
+		}
+	}
+}
+
 // updateBases records the gauge values of snap, the period just taken,
 // drops the values older than the TTL and, with MaxSeries set, the oldest
-// ones past MaxSeries. It is called with snapMu and every shard's baseMu
-// held, and releases each baseMu.
+// ones past MaxSeries. It is called with snapMu held.
 func (a *Aggregator) updateBases(snap *Snapshot) {
 	now := a.period
 	var ages []int // number of bases by age, to bound them by MaxSeries
@@ -633,11 +754,12 @@ func (a *Aggregator) updateBases(snap *Snapshot) {
 	total := 0
 	for i := range a.shards {
 		sh := &a.shards[i]
-		snap.eachOf(i, func(s *Series) {
-			if s.Kind == Gauge {
-				sh.base[s.key] = gaugeBase{value: s.Value, period: now}
+		sh.baseMu.Lock()
+		for _, r := range snap.nums[i] {
+			if Kind(r.key[0]) == Gauge {
+				sh.base[r.key] = gaugeBase{value: r.v, period: now}
 			}
-		})
+		}
 		for k, b := range sh.base {
 			age := now - b.period
 			if age >= a.baseTTL {
@@ -679,7 +801,7 @@ func (a *Aggregator) updateBases(snap *Snapshot) {
 // newSnapshot returns an empty Snapshot of a's shards, for a period to be
 // taken into.
 func (a *Aggregator) newSnapshot() *Snapshot {
-	return &Snapshot{maps: make([]map[uint64]*Series, len(a.shards)), per: len(a.shards) / a.parts}
+	return &Snapshot{nums: make([][]numRec, len(a.shards)), objs: make([][]*Series, len(a.shards)), per: len(a.shards) / a.parts}
 }
 
 func keepTags(names []string) [][]byte {

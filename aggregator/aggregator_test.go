@@ -55,7 +55,8 @@ func collect(t *testing.T, snap *Snapshot) map[string]*Series {
 		if _, dup := out[id]; dup {
 			t.Errorf("series %q appears twice", id)
 		}
-		out[id] = s
+		c := *s // a counter's or gauge's Series is lent for the call
+		out[id] = &c
 	})
 	return out
 }

@@ -7,14 +7,14 @@ import (
 	"weak"
 )
 
-// snapshotOf returns a snapshot of n counters made by a Writer that is
-// dropped before it returns (a Writer's current blocks are the last of
-// their period's memory it holds).
+// snapshotOf returns a snapshot of n timers (whose Series are the
+// snapshot's own, unlike a counter's, which Each lends) made by a Writer
+// that is dropped before it returns.
 func snapshotOf(t *testing.T, a *Aggregator, n int) *Snapshot {
 	t.Helper()
 	w := a.NewWriter()
 	for i := range n {
-		m := tagged(counter(fmt.Sprint("load.r1a2b3c.c.", i), 1, 1), "", fmt.Sprintf("t0:v%d", i%7))
+		m := tagged(timer(fmt.Sprint("load.r1a2b3c.t.", i), 1, 1), "", fmt.Sprintf("t0:v%d", i%7))
 		if err := w.Add(&m); err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestDrainWithoutShare(t *testing.T) {
 
 func TestReleaseParts(t *testing.T) {
 	tests := []struct{ shards, want, parts int }{
-		{64, 0, 1}, {64, 1, 1}, {64, 2, 2}, {64, 3, 4}, {64, 4, 4}, {64, 100, maxParts}, {2, 4, 2}, {1, 4, 1}, {64, -1, 1},
+		{64, 0, maxParts}, {64, 1, 1}, {64, 2, 2}, {64, 3, 4}, {64, 4, 4}, {64, 100, maxParts}, {256, 100, maxParts}, {2, 4, 2}, {1, 4, 1}, {64, -1, maxParts}, {128, 0, maxParts},
 	}
 	for _, tc := range tests {
 		if got := releaseParts(tc.shards, tc.want); got != tc.parts {
@@ -128,5 +128,47 @@ func TestReleaseParts(t *testing.T) {
 		if s := a.newSnapshot(); s.per*tc.parts != len(a.shards) {
 			t.Errorf("%d shards, %d parts: a snapshot part is %d shards", tc.shards, tc.want, s.per)
 		}
+	}
+}
+
+// held returns the number of counters and gauges snap still holds.
+func held(snap *Snapshot) int {
+	n := 0
+	for _, r := range snap.nums {
+		n += len(r)
+	}
+	return n
+}
+
+// TestDrainReleasesWalkedCounters checks that the counters a Drain has
+// walked are dropped from the snapshot part by part, and only once every
+// reader has walked them.
+func TestDrainReleasesWalkedCounters(t *testing.T) {
+	const n = 4000
+	a := New(Config{Shards: 64, ReleaseParts: maxParts})
+	w := a.NewWriter()
+	for i := range n {
+		m := counter(fmt.Sprint("load.c.", i), 1, 1)
+		if err := w.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := a.Snapshot()
+	snap.Share(2)
+	walked := 0
+	snap.Drain(func(*Series) { walked++ })
+	if got := held(snap); walked != n || got != n {
+		t.Fatalf("first of two Drains walked %d, left %d held; want %d and all", walked, got, n)
+	}
+	walked = 0
+	snap.Drain(func(*Series) {
+		if walked++; walked == n {
+			if got, most := held(snap), n/maxParts*3/2; got > most {
+				t.Errorf("%d of %d counters held at the last one, want at most %d (its own part)", got, n, most)
+			}
+		}
+	})
+	if got := held(snap); walked != n || got != 0 {
+		t.Errorf("second Drain walked %d, left %d held; want %d and 0", walked, got, n)
 	}
 }

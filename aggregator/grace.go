@@ -1,10 +1,6 @@
 package aggregator
 
-import (
-	"sync/atomic"
-
-	"github.com/libratod/libratod/parser"
-)
+import "sync/atomic"
 
 // spans are the time spans, in unix seconds [start, end), of the open
 // periods, by which a line stamped with a DogStatsD "|T" timestamp finds
@@ -78,32 +74,21 @@ func (a *Aggregator) SetSpan(start, end int64) {
 // timestamp go to the current period. Config.MaxSeries bounds each period
 // on its own.
 //
-// A new series of the closing period is allocated on its own rather than
-// carved from a Writer's blocks, which belong to the current period.
 // With gauge deltas, a delta on a gauge new to the current period starts
 // from the gauge's value in the closing period when it is there, as it
 // is at that instant.
 //
-// A closing period still open (no TakeClosing since the last Roll) is
-// taken first and returned; otherwise Roll returns nil.
+// A closing period still open (no TakeClosing since the last Roll), or
+// taken by Snapshot and not yet returned, is returned; otherwise Roll
+// returns nil.
 func (a *Aggregator) Roll(start, end int64) *Snapshot {
 	a.snapMu.Lock()
 	defer a.snapMu.Unlock()
 	var prev *Snapshot
-	if a.spans.closingOpen {
+	if a.spans.closingOpen || a.pending != nil {
 		prev = a.takeClosing()
 	}
-	fresh := make([]map[uint64]*Series, len(a.shards))
-	for i := range a.shards {
-		fresh[i] = make(map[uint64]*Series, a.shards[i].lastLen)
-	}
 	a.lockAll()
-	for i := range a.shards {
-		sh := &a.shards[i]
-		sh.closing, sh.closingMore = sh.series, sh.more
-		sh.series, sh.more = fresh[i], nil
-		sh.lastLen = len(sh.closing)
-	}
 	// With every shard locked no reservation is pending.
 	a.spans.closingLive.Store(a.live.Load())
 	a.live.Store(0)
@@ -111,7 +96,7 @@ func (a *Aggregator) Roll(start, end int64) *Snapshot {
 	a.spans.closingOpen = true
 	a.spans.cur = [2]int64{start, end}
 	a.spans.set = true
-	a.epoch.Add(1)
+	a.gen++
 	a.unlockAll()
 	return prev
 }
@@ -128,35 +113,18 @@ func (a *Aggregator) TakeClosing() *Snapshot {
 
 // takeClosing is TakeClosing, called with snapMu held.
 func (a *Aggregator) takeClosing() *Snapshot {
-	snap := a.newSnapshot()
+	if p := a.pending; p != nil {
+		a.pending = nil
+		return p
+	}
 	if !a.spans.closingOpen {
-		return snap
+		return a.newSnapshot()
 	}
 	a.lockAll()
-	for i := range a.shards {
-		sh := &a.shards[i]
-		snap.maps[i] = sh.closing
-		snap.n += len(sh.closing)
-		if sh.closingMore != nil {
-			if snap.more == nil {
-				snap.more = make([]map[string]*Series, len(a.shards))
-			}
-			snap.more[i] = sh.closingMore
-			snap.n += len(sh.closingMore)
-		}
-		sh.closing, sh.closingMore = nil, nil
-		if a.gaugeDeltas {
-			sh.baseMu.Lock() // released by updateBases, as in Snapshot
-		}
-	}
 	a.spans.closingOpen = false
 	a.spans.closingLive.Store(0)
 	a.unlockAll()
-	a.period++
-	if a.gaugeDeltas {
-		a.updateBases(snap)
-	}
-	return snap
+	return a.taken(a.take(a.gen-1, a.gen))
 }
 
 func (a *Aggregator) lockAll() {
@@ -193,60 +161,16 @@ func (w *Writer) route(ts int64) bool {
 	return false
 }
 
-// addClosing adds m to its series of the closing period, as Add does to
-// the current period's. It is called with sh, the series' shard, locked.
-func (w *Writer) addClosing(sh *shard, kind Kind, key []byte, h uint64, m *parser.Metric) error {
-	a := w.a
-	s := sh.closing[h]
-	collides := s != nil && s.key != string(key)
-	if collides {
-		s = sh.closingMore[string(key)]
-	}
-	if s == nil {
-		if !weighable(m) {
-			return ErrOverflow
-		}
-		if n := a.spans.closingLive.Add(1); a.maxSeries > 0 && n > a.maxSeries {
-			a.spans.closingLive.Add(-1)
-			return ErrMaxSeries
-		}
-		s = &Series{Kind: kind, key: string(key)}
-		s.Name = keyName(s.key)
-		if kind == Timer {
-			s.TimerStats = &TimerStats{}
-		}
-		if collides {
-			if sh.closingMore == nil {
-				sh.closingMore = make(map[string]*Series)
-			}
-			sh.closingMore[s.key] = s
-		} else {
-			sh.closing[h] = s
-		}
-		if kind == Gauge && m.Delta && a.gaugeDeltas {
-			sh.baseMu.Lock()
-			s.Value = sh.base[s.key].value
-			sh.baseMu.Unlock()
-		}
-	}
-	return a.update(s, m)
-}
-
-// deltaBase returns the value a gauge delta on the series of key (hash h),
-// new to the current period, starts from: the gauge's value in the
-// closing period, else its last flushed value, else 0. It is called with
-// sh, the series' shard, locked.
-func (a *Aggregator) deltaBase(sh *shard, h uint64, key string) float64 {
-	if sh.closing != nil {
-		c := sh.closing[h]
-		if c != nil && c.key != key {
-			c = sh.closingMore[key]
-		}
-		if c != nil {
-			return c.Value
-		}
+// deltaBase returns the value a gauge delta on e starts from, a gauge
+// with no value yet in period g: its value in the period before g while
+// the entry's other slot holds it (that period closing, or just taken),
+// else its last flushed value, else 0. It is called with sh, the entry's
+// shard, locked.
+func (a *Aggregator) deltaBase(sh *shard, e *numEntry, g uint32) float64 {
+	if o := g&1 ^ 1; e.gen[o] == g-1 {
+		return e.v[o]
 	}
 	sh.baseMu.Lock()
 	defer sh.baseMu.Unlock()
-	return sh.base[key].value
+	return sh.base[sh.keys.at(e.off, e.n)].value
 }

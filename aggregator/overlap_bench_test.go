@@ -19,7 +19,7 @@ import (
 func BenchmarkFlushOverlap(b *testing.B) {
 	const n = 1_000_000
 	ms := loadCounters(n)
-	for _, mode := range []string{"each", "drain", "drain4"} {
+	for _, mode := range []string{"each", "drain1", "drain"} {
 		b.Run(mode, func(b *testing.B) {
 			var peak float64
 			for b.Loop() {
@@ -27,7 +27,7 @@ func BenchmarkFlushOverlap(b *testing.B) {
 				debug.FreeOSMemory()
 				runtime.ReadMemStats(&st)
 				base := st.HeapInuse
-				a := New(Config{ReleaseParts: map[string]int{"drain4": maxParts}[mode]})
+				a := New(Config{ReleaseParts: map[string]int{"drain1": 1}[mode]})
 				w := a.NewWriter()
 				for i := range ms {
 					if err := w.Add(&ms[i]); err != nil {

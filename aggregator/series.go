@@ -3,14 +3,14 @@ package aggregator
 import (
 	"math"
 	"sync/atomic"
-	"unsafe"
 )
 
 // Snapshot holds the series of one finished period. It belongs to whoever
 // took it; the Aggregator no longer touches it.
 type Snapshot struct {
-	maps []map[uint64]*Series
-	more []map[string]*Series // by shard, as shard.more; nil if none
+	// By shard: the counters and gauges, and the timers and sets.
+	nums [][]numRec
+	objs [][]*Series
 	n    int
 	// per is the number of shards in a part, what Drain releases at once
 	// (see releaseParts); pending counts, by part, the Drains yet to walk
@@ -19,37 +19,45 @@ type Snapshot struct {
 	pending []atomic.Int32
 }
 
+// numRec is a counter's or gauge's value in a Snapshot.
+type numRec struct {
+	key string
+	v   float64
+}
+
 // Len returns the number of series in the snapshot.
 func (s *Snapshot) Len() int { return s.n }
 
 // Each calls fn for every series in the snapshot, in no particular order.
+// The Series of a counter or gauge is lent to fn for the call only (the
+// next one reuses it): fn must copy what it keeps. A timer's or set's is
+// the snapshot's own.
 func (s *Snapshot) Each(fn func(*Series)) {
-	for i := range s.maps {
-		s.eachOf(i, fn)
+	view := new(Series)
+	for i := range s.nums {
+		s.eachOf(i, view, fn)
 	}
 }
 
-// eachOf calls fn for every series of shard i.
-func (s *Snapshot) eachOf(i int, fn func(*Series)) {
-	for _, x := range s.maps[i] {
-		fn(x)
+// eachOf calls fn for every series of shard i, lending view to each
+// counter and gauge.
+func (s *Snapshot) eachOf(i int, view *Series, fn func(*Series)) {
+	for _, r := range s.nums[i] {
+		*view = Series{Name: keyName(r.key), Kind: Kind(r.key[0]), Value: r.v, key: r.key}
+		fn(view)
 	}
-	if s.more != nil {
-		for _, x := range s.more[i] {
-			fn(x)
-		}
+	for _, x := range s.objs[i] {
+		fn(x)
 	}
 }
 
 // Share declares that the snapshot will be read by n Drains (n >= 1), the
 // last reads of it: once all of them have walked a part of the snapshot,
 // that part's series are dropped from it, so that their memory can be
-// reclaimed while the rest is still being read (a flush of a million series
-// overlapping the next period then holds about 1.4 periods' series, not
-// two: see maxParts). It must be called before any Drain, once. Without
-// it, Drain is Each.
+// reclaimed while the rest is still being read. It must be called before
+// any Drain, once. Without it, Drain is Each.
 func (s *Snapshot) Share(n int) {
-	s.pending = make([]atomic.Int32, len(s.maps)/max(s.per, 1))
+	s.pending = make([]atomic.Int32, len(s.nums)/max(s.per, 1))
 	for i := range s.pending {
 		s.pending[i].Store(int32(n))
 	}
@@ -65,18 +73,16 @@ func (s *Snapshot) Drain(fn func(*Series)) {
 		s.Each(fn)
 		return
 	}
+	view := new(Series)
 	for p := range s.pending {
 		for i := p * s.per; i < (p+1)*s.per; i++ {
-			s.eachOf(i, fn)
+			s.eachOf(i, view, fn)
 		}
 		// The last Drain out of a part drops it: the others have done
 		// reading it (the atomic orders their reads before this).
 		if s.pending[p].Add(-1) == 0 {
 			for i := p * s.per; i < (p+1)*s.per; i++ {
-				s.maps[i] = nil
-				if s.more != nil {
-					s.more[i] = nil
-				}
+				s.nums[i], s.objs[i] = nil, nil
 			}
 		}
 	}
@@ -86,12 +92,14 @@ func (s *Snapshot) Drain(fn func(*Series)) {
 // snapshot's series can then be read by several goroutines at once, which
 // Percentiles, sorting in place, would not allow.
 func (s *Snapshot) SortValues() {
-	s.Each(func(x *Series) {
-		if x.TimerStats != nil && !x.sorted {
-			sortFloats(x.Values)
-			x.sorted = true
+	for _, objs := range s.objs {
+		for _, x := range objs {
+			if x.TimerStats != nil && !x.sorted {
+				sortFloats(x.Values)
+				x.sorted = true
+			}
 		}
-	})
+	}
 }
 
 // Tag is one tag of a series.
@@ -200,6 +208,11 @@ func meanVariance(vals []float64) (mean, variance float64) {
 	}
 	return mean, max((sq-dev*dev/n)/n, 0)
 }
+
+// Key returns the series' identity: its kind, name and tags, in a form
+// of their own. Two series of one snapshot never share a key; a series
+// has the same key in every period.
+func (s *Series) Key() string { return s.key }
 
 // Tags returns the series' tags, sorted by name, one per name (the last
 // one written on the line wins). A bare DogStatsD tag has Value "" (with
@@ -365,79 +378,6 @@ func (s *Series) estimatePercentiles(ps []float64, out []Percentile, ok []bool) 
 		ok = append(ok, true)
 	}
 	return out, ok
-}
-
-// The sizes of the blocks a Writer carves series and keys from. A block
-// of series holds slabLen: 8 series of 64 bytes fill a 512-byte size
-// class, small enough to have no header, so that each series lies on one
-// cache line (in a larger block the runtime's 8-byte header would shift
-// them across two). A block of keys is twice the last one's bytes, within
-// [minKeyBlock, maxKeyBlock], so that a Writer of few series wastes little
-// and one of many allocates rarely; a key longer than maxKeyInBlock has its
-// own allocation. A block holds series or keys of one period and one part
-// (see maxParts) only: alive while any of them is, it must not keep a
-// Snapshot's series (and the timer values and set members they hold) alive
-// once the Snapshot, or the part (see Snapshot.Drain), is dropped.
-const (
-	slabLen       = 8
-	minKeyBlock   = 256
-	maxKeyBlock   = 4 << 10
-	maxKeyInBlock = 512
-)
-
-// newSeries returns a new series of the given kind and key, carved from the
-// Writer's current blocks of the series' part p (see maxParts). It is
-// called with the series' shard locked.
-func (w *Writer) newSeries(kind Kind, key []byte, gaugeDeltas bool, p int) *Series {
-	// Snapshot changes the epoch with every shard locked, so under the
-	// shard's lock it tells the period exactly.
-	if e := w.a.epoch.Load(); e != w.epoch {
-		w.epoch = e
-		// Drop every part's blocks, so as to hold nothing of the
-		// Snapshot; keep the size the key blocks grew to.
-		for i := range w.slab {
-			w.slab[i] = nil
-			w.keyCap[i] = max(w.keyCap[i], int32(cap(w.keys[i])))
-			w.keys[i] = nil
-		}
-	}
-	slab := &w.slab[p]
-	if len(*slab) == cap(*slab) {
-		*slab = make([]Series, 0, slabLen)
-	}
-	*slab = (*slab)[:len(*slab)+1]
-	s := &(*slab)[len(*slab)-1]
-	s.Kind = kind
-	if kind == Gauge && gaugeDeltas {
-		// The gauge bases keep this key for up to GaugeBaseTTL periods:
-		// in a block it would keep the whole block alive.
-		s.key = string(key)
-	} else {
-		s.key = w.internKey(key, p)
-	}
-	s.Name = keyName(s.key)
-	if kind == Timer {
-		s.TimerStats = &TimerStats{}
-	}
-	return s
-}
-
-// internKey returns key as a string held in the Writer's key block of part
-// p. The block's bytes are written once, by this append, and never again
-// (a full block is replaced, not reused), so the string stays immutable.
-func (w *Writer) internKey(key []byte, p int) string {
-	n := len(key)
-	if n == 0 || n > maxKeyInBlock {
-		return string(key)
-	}
-	keys := &w.keys[p]
-	if n > cap(*keys)-len(*keys) {
-		c := min(max(2*cap(*keys), int(w.keyCap[p]), minKeyBlock), maxKeyBlock)
-		*keys = make([]byte, 0, c)
-	}
-	start := len(*keys)
-	*keys = append(*keys, key...)
-	return unsafe.String(&(*keys)[start], n)
 }
 
 // variance returns the population variance of vals (not empty).

@@ -175,3 +175,41 @@ func BenchmarkExistingSeries(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkChurnSeries measures a line of a name new to the daemon, in the
+// steady state of one whose names all change every period: two sets of
+// newSeriesCycle names take turns, a period each, and a name absent from
+// a whole period is forgotten, so each line makes its series anew (where
+// BenchmarkNewSeries's names come back every period). The Snapshots, with
+// the timer stopped, are not counted.
+func BenchmarkChurnSeries(b *testing.B) {
+	ms := loadCounters(2 * newSeriesCycle)
+	for i := range ms[newSeriesCycle:] {
+		ms[newSeriesCycle+i].Name = append([]byte("churn."), ms[i].Name...)
+	}
+	a := New(Config{})
+	w := a.NewWriter()
+	for i := range ms { // two first periods: the maps reach their size
+		_ = w.Add(&ms[i])
+		if i == newSeriesCycle-1 {
+			a.Snapshot()
+		}
+	}
+	a.Snapshot()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%newSeriesCycle == 0 {
+			b.StopTimer()
+			a.Snapshot()
+			if i == len(ms) {
+				i = 0
+			}
+			b.StartTimer()
+		}
+		if err := w.Add(&ms[i]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

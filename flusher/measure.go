@@ -18,7 +18,7 @@ import (
 // may be smaller). emit owns each slice it is given. totals, when not nil,
 // holds the running total to send for each counter series (see
 // advanceTotals).
-func measurements(l *lane[*librato.Batch], s *settings, snap *aggregator.Snapshot, totals map[*aggregator.Series]float64, emit func([]librato.Measurement)) Result {
+func measurements(l *lane[*librato.Batch], s *settings, snap *aggregator.Snapshot, totals map[string]float64, emit func([]librato.Measurement)) Result {
 	b := newBatcher(l, s, snap.Len(), emit)
 	snap.Drain(func(sr *aggregator.Series) {
 		b.res.Series++
@@ -79,7 +79,7 @@ func (b *batcher) add(m librato.Measurement) {
 // series adds the measurement of one series, and for a timer those of its
 // percentiles; totals, when not nil, holds the running totals counters
 // are sent as.
-func (b *batcher) series(sr *aggregator.Series, totals map[*aggregator.Series]float64) {
+func (b *batcher) series(sr *aggregator.Series, totals map[string]float64) {
 	name, source, drop := b.s.identity(sr)
 	if drop != "" {
 		b.l.m.dropped.WithLabelValues(drop).Inc()
@@ -98,7 +98,7 @@ func (b *batcher) series(sr *aggregator.Series, totals map[*aggregator.Series]fl
 	case aggregator.Counter:
 		m.Value = sr.Value
 		if totals != nil {
-			m.Value, m.Counter = totals[sr], true
+			m.Value, m.Counter = totals[sr.Key()], true
 		}
 	case aggregator.Gauge:
 		m.Value = sr.Value
@@ -474,12 +474,12 @@ func (s *settings) identity(sr *aggregator.Series) (name, source, drop string) {
 // called for each period in period order, before the period is handed to
 // a delivery goroutine: deliveries of successive periods overlap when
 // Librato is slow, and a total that went down would read as a reset.
-func (f *Flusher) advanceTotals(s *settings, snap *aggregator.Snapshot) map[*aggregator.Series]float64 {
+func (f *Flusher) advanceTotals(s *settings, snap *aggregator.Snapshot) map[string]float64 {
 	if !s.cfg.CountersAsCounters || s.cfg.API != librato.Legacy {
 		return nil
 	}
 	f.totals.beginPeriod()
-	out := make(map[*aggregator.Series]float64)
+	out := make(map[string]float64)
 	var tags []aggregator.Tag
 	snap.Each(func(sr *aggregator.Series) {
 		if sr.Kind != aggregator.Counter {
@@ -504,7 +504,7 @@ func (f *Flusher) advanceTotals(s *settings, snap *aggregator.Snapshot) map[*agg
 		if src == "" {
 			src = s.source
 		}
-		out[sr] = f.totals.add(name+"\x00"+src, sr.Value)
+		out[sr.Key()] = f.totals.add(name+"\x00"+src, sr.Value)
 	})
 	return out
 }

@@ -59,7 +59,7 @@ type period struct {
 	end   time.Time // the boundary that closed it
 	// totals holds the running totals of counters_as = "counter"
 	// (Librato's legacy API), or nil.
-	totals map[*aggregator.Series]float64
+	totals map[string]float64
 }
 
 // accepted is what an output made of a request the server took.

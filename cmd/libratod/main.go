@@ -123,6 +123,12 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	} else {
 		d.log.Debug().Str("from", from).Msg("no memory limit set")
 	}
+	if p, from := gcPercent(getenv); p > 0 {
+		defer debug.SetGCPercent(debug.SetGCPercent(p))
+		d.log.Info().Int("gc_percent", p).Str("from", from).Msg("garbage collector target set")
+	} else {
+		d.log.Debug().Str("from", from).Msg("garbage collector target left to GOGC")
+	}
 	if err := d.run(context.Background()); err != nil {
 		d.log.Error().Err(err).Msg("libratod stopped on an error")
 		return exitFail

@@ -23,3 +23,13 @@ func memoryLimit(cfg *config.Config, getenv func(string) string) (limit int64, f
 	}
 	return 0, "none"
 }
+
+// gcPercent returns the garbage collector's target the daemon sets and
+// where it comes from; 0 when GOGC is set in the environment (the
+// runtime has read it, and it wins).
+func gcPercent(getenv func(string) string) (percent int, from string) {
+	if getenv("GOGC") != "" {
+		return 0, "GOGC"
+	}
+	return config.GCPercent, "default"
+}

@@ -35,3 +35,21 @@ func TestMemoryLimit(t *testing.T) {
 		})
 	}
 }
+
+func TestGCPercent(t *testing.T) {
+	for _, tc := range []struct {
+		gogc string
+		want int
+		from string
+	}{
+		{"", config.GCPercent, "default"},
+		{"100", 0, "GOGC"},
+		{"off", 0, "GOGC"},
+	} {
+		env := map[string]string{"GOGC": tc.gogc}
+		got, from := gcPercent(func(k string) string { return env[k] })
+		if got != tc.want || from != tc.from {
+			t.Errorf("GOGC=%q: gcPercent = %d from %s, want %d from %s", tc.gogc, got, from, tc.want, tc.from)
+		}
+	}
+}

@@ -76,6 +76,7 @@ func (c *Config) Describe(w io.Writer) {
 		line("shards", "%d", a.Shards)
 	}
 	line("limits", "%d series (0: none), %d timer values a series before percentiles are estimated", a.MaxSeries, a.MaxTimerSamples)
+	line("gc target", "heap up to %d%% of what is live between collections (GOGC, when set, wins)", 100+GCPercent)
 	if m := c.MemoryLimitFor(); m > 0 {
 		line("memory limit", "%s (soft; GOMEMLIMIT, when set, wins)", m)
 	} else {

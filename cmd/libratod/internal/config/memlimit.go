@@ -1,24 +1,17 @@
 package config
 
 // The memory limit derived from the configuration (see
-// Config.MemoryLimitFor). A live series takes about 136 bytes of heap (its
-// Series, its key and its map entry); a period's series are alive until
-// the flush that follows it has sent them: a flush overlapping the next
-// period peaks at about 286 bytes a series (aggregator's
-// BenchmarkFlushOverlap; 190 were the snapshot released in 4 parts as the
-// outputs read it, aggregator.Config.ReleaseParts, which costs CPU on
-// every line and is off).
-// A measurement waiting in an output's backlog takes about 240 bytes
-// (three tags; a heap profile of the daemon).
+// Config.MemoryLimitFor). A series takes about 100 bytes of heap while it
+// gets lines (its entry, its key and its place in the index, kept from
+// one period to the next); a flush of a million series overlapping the
+// next period peaks at about 135 bytes a series (aggregator's
+// BenchmarkFlushOverlap: the period's values, copied out, until the
+// outputs have read them). A measurement waiting in an output's backlog
+// takes about 240 bytes (three tags; a heap profile of the daemon).
 const (
 	// MemoryPerSeries is the memory limit's bytes per series of
-	// max_series: a period's series and some room. A flush of 1M series
-	// overlapping the next period holds more (266-284 MB of live heap,
-	// floating garbage and the flush's own memory included): more than
-	// this and MemoryBase allow, so the derived limit counts on the
-	// backlogs' share for room, and a full backlog at that moment makes
-	// the collector work hard.
-	MemoryPerSeries ByteSize = 210
+	// max_series: a flush overlapping the next period, and some room.
+	MemoryPerSeries ByteSize = 160
 	// MemoryPerQueued is the memory limit's bytes per measurement of an
 	// output's backlog.
 	MemoryPerQueued ByteSize = 240
@@ -56,3 +49,11 @@ func (c *Config) MemoryLimitFor() ByteSize {
 	l := MemoryBase + MemoryPerSeries*ByteSize(a.MaxSeries) + MemoryPerQueued*ByteSize(queued)
 	return min(max(l, MinMemoryLimit), MaxMemoryLimit)
 }
+
+// GCPercent is the garbage collector's target the daemon sets unless GOGC
+// says otherwise: between collections the heap may grow to 1.5 times
+// what is live, not twice. The series' entries, keys and index hold no
+// pointers for the collector to follow, so a collection costs little,
+// and a million series flushed while the next period fills peak at
+// about 230 MiB of RSS instead of 300 (README, issue 18).
+const GCPercent = 50

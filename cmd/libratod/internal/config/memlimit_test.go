@@ -8,7 +8,7 @@ import (
 // TestMemoryLimitFor checks the memory limit derived from max_series and
 // the backlogs of the outputs that are on, clamped, and one configured.
 func TestMemoryLimitFor(t *testing.T) {
-	const perSeries, perQueued = 210, 240
+	const perSeries, perQueued = 160, 240
 	for _, tc := range []struct {
 		name                 string
 		maxSeries            int
@@ -18,8 +18,8 @@ func TestMemoryLimitFor(t *testing.T) {
 	}{
 		{"default", 1_000_000, 1_000_000, -1, 0, 32*MiB + perSeries*1_000_000 + perQueued*1_000_000},
 		{"no backlog", 1_000_000, 0, -1, 0, 32*MiB + perSeries*1_000_000},
-		{"both outputs", 200_000, 1000, 5000, 0, 32*MiB + perSeries*200_000 + perQueued*6000},
-		{"librato off", 200_000, 1000, 5000, 0, 32*MiB + perSeries*200_000 + perQueued*5000},
+		{"both outputs", 300_000, 1000, 5000, 0, 32*MiB + perSeries*300_000 + perQueued*6000},
+		{"librato off", 300_000, 1000, 5000, 0, 32*MiB + perSeries*300_000 + perQueued*5000},
 		{"clamped up", 1000, 1000, -1, 0, MinMemoryLimit},
 		{"clamped down", maxCount, maxCount, maxCount, 0, MaxMemoryLimit},
 		{"no bound, no limit", 0, 1_000_000, -1, 0, 0},

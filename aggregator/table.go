@@ -1,0 +1,207 @@
+package aggregator
+
+import (
+	"hash/maphash"
+	"unsafe"
+)
+
+// A series lives in its shard as an entry, which outlasts the period: its
+// key and its place in the shard's index are made once and kept while the
+// series gets lines, period after period. What a period adds to it goes
+// to one of the entry's two slots, the period's (its number's parity), so
+// that the period just ended (or still closing, see Roll) is read from
+// one slot while the current period writes the other. A slot holds a
+// period's value only while its gen is that period's number.
+//
+// Counters and gauges, whose whole state is one number, are numEntries;
+// timers and sets, which hold more, are objEntries with a Series of their
+// own for each period.
+
+// numEntry is the entry of a counter or gauge series. It holds no
+// pointer, for the garbage collector to skip: its key is n bytes at off
+// in its shard's arena (n is 0 in an entry not in use).
+type numEntry struct {
+	off, n uint32
+	gen    [2]uint32
+	v      [2]float64
+}
+
+// objEntry is the entry of a timer or set series.
+type objEntry struct {
+	off, n uint32
+	gen    [2]uint32
+	s      [2]*Series
+}
+
+// A ref names an entry in its shard: an index into nums, or, with objRef
+// set, into objs.
+type ref = uint32
+
+const objRef ref = 1 << 31
+
+// chunkLen is the number of entries in a chunk of a table: entries never
+// move once made, and a table grows without copying them.
+const chunkLen = 128
+
+// table holds the entries of one type of a shard, in chunks.
+type table[T any] struct {
+	chunks []*[chunkLen]T
+	n      uint32   // entries made, in use or free
+	free   []uint32 // entries no longer in use
+}
+
+// at returns the entry of index i.
+func (t *table[T]) at(i uint32) *T { return &t.chunks[i/chunkLen][i%chunkLen] }
+
+// alloc returns the index of an unused entry, a zero T.
+func (t *table[T]) alloc() uint32 {
+	if k := len(t.free); k > 0 {
+		i := t.free[k-1]
+		t.free = t.free[:k-1]
+		return i
+	}
+	if int(t.n/chunkLen) == len(t.chunks) {
+		t.chunks = append(t.chunks, new([chunkLen]T))
+	}
+	t.n++
+	return t.n - 1
+}
+
+// release makes entry i unused; the caller has cleared it.
+func (t *table[T]) release(i uint32) { t.free = append(t.free, i) }
+
+// inUse returns the number of entries in use.
+func (t *table[T]) inUse() int { return int(t.n) - len(t.free) }
+
+// arena holds a shard's keys, in blocks of at most 64 KiB (a key longer
+// than that has a block of its own). A key lies where off says: the block
+// off>>16, at off&0xffff. Its bytes are written once and never again (a
+// full block is left as it is, a new one started), so that a key is an
+// immutable string, which a Snapshot or a Series may hold after its entry
+// is gone. The keys of entries no longer in use stay until a compaction
+// copies the live keys into a new arena (see shard.compact).
+type arena struct {
+	blocks [][]byte
+	size   int // bytes of the keys held
+	dead   int // bytes of the keys of entries no longer in use
+}
+
+// The sizes of an arena's blocks: the first minBlock, each next one twice
+// the last, up to maxBlock.
+const (
+	minBlock = 1 << 10
+	maxBlock = 1 << 16
+)
+
+// intern appends key to the arena and returns where it lies.
+func (r *arena) intern(key []byte) (off, n uint32) {
+	last := len(r.blocks) - 1
+	if last < 0 || len(key) > cap(r.blocks[last])-len(r.blocks[last]) {
+		c := minBlock
+		if last >= 0 {
+			c = min(2*cap(r.blocks[last]), maxBlock)
+		}
+		r.blocks = append(r.blocks, make([]byte, 0, max(c, len(key))))
+		last++
+	}
+	b := &r.blocks[last]
+	off = uint32(last)<<16 | uint32(len(*b))
+	*b = append(*b, key...)
+	r.size += len(key)
+	return off, uint32(len(key))
+}
+
+// full reports whether the arena has no room for a key of n bytes: off
+// can name 65,536 blocks.
+func (r *arena) full(n int) bool {
+	last := len(r.blocks) - 1
+	return last == 1<<16-1 && n > cap(r.blocks[last])-len(r.blocks[last])
+}
+
+// at returns the key of n bytes at off.
+func (r *arena) at(off, n uint32) string {
+	return unsafe.String(&r.blocks[off>>16][off&0xffff], n)
+}
+
+// minCompact is the fewest bytes of dead keys that make a shard compact
+// its arena (see shard.compact): Aggregator.compactMin but in tests.
+const minCompact = 64 << 10
+
+// lookup returns the ref of the entry of key, whose hash is h, and
+// whether there is one.
+func (sh *shard) lookup(h uint64, key []byte) (ref, bool) {
+	r, ok := sh.index[h]
+	if !ok {
+		return 0, false
+	}
+	if sh.keyOf(r) == string(key) {
+		return r, true
+	}
+	r, ok = sh.more[string(key)]
+	return r, ok
+}
+
+// keyOf returns the key of the entry r.
+func (sh *shard) keyOf(r ref) string {
+	if r&objRef != 0 {
+		e := sh.objs.at(r &^ objRef)
+		return sh.keys.at(e.off, e.n)
+	}
+	e := sh.nums.at(r)
+	return sh.keys.at(e.off, e.n)
+}
+
+// create makes the entry of key (hash h) and of kind, whose slots hold no
+// period, and returns its ref.
+func (sh *shard) create(kind Kind, key []byte, h uint64) ref {
+	off, n := sh.keys.intern(key)
+	var r ref
+	if kind == Timer || kind == Set {
+		i := sh.objs.alloc()
+		e := sh.objs.at(i)
+		e.off, e.n = off, n
+		r = i | objRef
+	} else {
+		i := sh.nums.alloc()
+		e := sh.nums.at(i)
+		e.off, e.n = off, n
+		r = i
+	}
+	if _, taken := sh.index[h]; taken {
+		if sh.more == nil {
+			sh.more = make(map[string]ref)
+		}
+		// Its own copy: in the arena, it would keep it alive once grown.
+		sh.more[string(key)] = r
+	} else {
+		sh.index[h] = r
+	}
+	return r
+}
+
+// unindex drops the entry r, of key k, from sh's index; the caller
+// clears and releases it.
+func (a *Aggregator) unindex(sh *shard, r ref, k string) {
+	if sh.more != nil {
+		if mr, ok := sh.more[k]; ok && mr == r {
+			delete(sh.more, k)
+			if len(sh.more) == 0 {
+				sh.more = nil
+			}
+			return
+		}
+	}
+	h := maphash.String(a.seed, k) & a.hashMask
+	delete(sh.index, h)
+	// An entry that collided with this one takes its place.
+	for mk, mr := range sh.more {
+		if maphash.String(a.seed, mk)&a.hashMask == h {
+			delete(sh.more, mk)
+			sh.index[h] = mr
+			if len(sh.more) == 0 {
+				sh.more = nil
+			}
+			return
+		}
+	}
+}
