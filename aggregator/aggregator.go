@@ -203,7 +203,7 @@ type Aggregator struct {
 	// pending is a closing period Snapshot took, for the next TakeClosing
 	// or Roll to return.
 	pending *Snapshot
-	ages   []int  // scratch for bounding gauge bases: their number by age
+	ages    []int // scratch for bounding gauge bases: their number by age
 }
 
 type shard struct {
@@ -316,7 +316,6 @@ type Writer struct {
 	dropped DroppedTags // since the last DroppedTags
 	stamped Stamped     // since the last Stamped
 	cache   *[keyCacheSets]keyCacheSet
-
 }
 
 // DroppedTags counts the tags a Writer left out of series, by reason.
