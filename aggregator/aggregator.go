@@ -1,11 +1,15 @@
 // Package aggregator rolls parsed StatsD metrics up into per-period series.
 //
 // Series live in shards chosen by a hash of the full series key (type, name
-// and sorted tags). Each shard is a plain map behind its own mutex; the key
-// is built and hashed once per line and the hash is the map key. A flush
-// locks every shard, swaps each map for an empty one (O(1) a shard) and
-// hands the old maps out as a Snapshot, so ingestion is never stalled by
-// encoding or sending.
+// and sorted tags). Each shard indexes its series by that hash behind its
+// own mutex; the key is built and hashed once per line (and a Writer
+// remembers recent ones). A series outlives the period: its entry (key,
+// index place) is made once and kept while it gets lines, and each period
+// writes one of the entry's two slots. A flush locks every shard only to
+// change the period's number (O(1)), then copies the ended period's
+// values out of one shard at a time into a Snapshot while the next period
+// fills the other slots, so ingestion is never stalled by encoding or
+// sending. An entry absent a whole period is freed.
 //
 // Memory is bounded: Config.MaxSeries caps the series of a period; a timer
 // keeps at most Config.MaxTimerSamples raw values, then estimates its

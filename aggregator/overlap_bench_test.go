@@ -13,9 +13,10 @@ import (
 // heap in use after a GC, at 16 points of the flush, less the heap before
 // the first period, over 1M. "each" reads the snapshot with Each, as the
 // flusher did (the whole snapshot alive until the flush ends: two
-// periods at the end); "drain" with Drain (see Snapshot.Share) and the
-// default Config.ReleaseParts (1: released whole at the end), "drain4"
-// with 4 parts.
+// periods at the end, before series outlived the period); "drain" with
+// Drain (see Snapshot.Share) and the default Config.ReleaseParts
+// (released part by part as read), "drain1" with 1 part (released whole
+// at the end).
 func BenchmarkFlushOverlap(b *testing.B) {
 	const n = 1_000_000
 	ms := loadCounters(n)
