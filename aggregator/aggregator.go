@@ -212,11 +212,8 @@ type Aggregator struct {
 
 type shard struct {
 	mu sync.Mutex
-	// index maps the hash of a series key to the series' entry; more
-	// holds the entries whose key's hash is another's in index (nil while
-	// there is none: 64-bit hashes rarely collide).
-	index map[uint64]ref
-	more  map[string]ref
+	// index finds a series' entry by its key's hash.
+	index index
 	nums  table[numEntry]
 	objs  table[objEntry]
 	keys  arena
@@ -266,7 +263,6 @@ func New(cfg Config) *Aggregator {
 		compactMin:      minCompact,
 	}
 	for i := range a.shards {
-		a.shards[i].index = make(map[uint64]ref)
 		if cfg.GaugeDeltas {
 			a.shards[i].base = make(map[string]gaugeBase)
 		}
@@ -364,9 +360,13 @@ type keyCacheSet struct {
 
 // keyCacheEntry is a series key built from a line's raw name and tags.
 type keyCacheEntry struct {
-	raw     []byte // kind, name, 0, name tags, 0, tags: what key was built from
-	key     []byte // nil when the entry is empty or the name unusable
-	hash    uint64 // of key
+	raw  []byte // kind, name, 0, name tags, 0, tags: what key was built from
+	key  []byte // nil when the entry is empty or the name unusable
+	hash uint64 // of key
+	// ref is, plus 1, the entry of key's series in its shard when last
+	// added to (0: none yet). It may have been freed, or made another
+	// series' since: Add checks that the entry still holds key.
+	ref     ref
 	dropped DroppedTags
 	badName bool // Config.Sanitizer left the name empty
 }
@@ -401,7 +401,7 @@ func (w *Writer) Add(m *parser.Metric) error {
 	default:
 		return ErrBadType
 	}
-	key, h := w.seriesKey(kind, m)
+	key, h, ce := w.seriesKey(kind, m)
 	if key == nil {
 		return ErrBadName
 	}
@@ -414,7 +414,12 @@ func (w *Writer) Add(m *parser.Metric) error {
 		g, live = a.gen-1, &a.spans.closingLive
 	}
 	slot := g & 1
-	r, ok := sh.lookup(h, key)
+	// The entry the cache remembers, if it still holds key, else the
+	// index's.
+	r, ok := ce.ref-1, ce.ref != 0 && sh.holds(ce.ref-1, key)
+	if !ok {
+		r, ok = sh.lookup(h, key)
+	}
 	if !ok {
 		if !weighable(m) { // an existing series checks in update
 			sh.mu.Unlock()
@@ -433,6 +438,7 @@ func (w *Writer) Add(m *parser.Metric) error {
 		}
 		r = sh.create(kind, key, h)
 	}
+	ce.ref = r + 1
 	var err error
 	if r&objRef == 0 {
 		e := sh.nums.at(r)

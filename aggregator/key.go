@@ -194,10 +194,10 @@ func appendKeyTags(dst []Tag, key string) []Tag {
 
 func sortFloats(v []float64) { slices.Sort(v) }
 
-// seriesKey returns m's series key and its hash, from the Writer's cache
-// when the same raw name and tags were seen recently; a nil key when the
-// Sanitizer leaves the name empty.
-func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
+// seriesKey returns m's series key, its hash and its entry in the Writer's
+// cache, from the cache when the same raw name and tags were seen
+// recently; a nil key when the Sanitizer leaves the name empty.
+func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64, *keyCacheEntry) {
 	rh := rawHash(w.a.seed, kind, m)
 	set := &w.cache[rh%keyCacheSets]
 	// Only the raw hashes are read until one matches: the entries lie on
@@ -208,7 +208,7 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 		}
 		if e := &set.entries[i]; rawEqual(e.raw, kind, m) {
 			w.dropped.add(e.dropped)
-			return e.key, e.hash
+			return e.key, e.hash, e
 		}
 	}
 	// An empty entry (raw hash 0), else the one the top byte picks (the
@@ -233,12 +233,13 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64) {
 		TooMany: w.dropped.TooMany - before.TooMany,
 	}
 	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind), m.NameTagSep), m.Name...), 0), m.NameTags...), 0), m.Tags...)
+	e.ref = 0
 	if !ok {
 		e.key = nil
-		return nil, 0
+		return nil, 0, e
 	}
 	e.key = append(e.key[:0], w.key...)
-	return e.key, h
+	return e.key, h, e
 }
 
 // rawHash hashes what rawEqual compares: kind and m's name and tags. Each

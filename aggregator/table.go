@@ -130,25 +130,113 @@ const minCompact = 64 << 10
 // lookup returns the ref of the entry of key, whose hash is h, and
 // whether there is one.
 func (sh *shard) lookup(h uint64, key []byte) (ref, bool) {
-	r, ok := sh.index[h]
-	if !ok {
+	x := &sh.index
+	if x.n == 0 {
 		return 0, false
 	}
-	if sh.keyOf(r) == string(key) {
-		return r, true
+	tag, mask := uint32(h), uint32(len(x.slots)-1)
+	for i := tag & mask; ; i = (i + 1) & mask {
+		s := x.slots[i]
+		if s.r1 == 0 {
+			return 0, false
+		}
+		if s.tag == tag && sh.holds(s.r1-1, key) {
+			return s.r1 - 1, true
+		}
 	}
-	r, ok = sh.more[string(key)]
-	return r, ok
 }
 
-// keyOf returns the key of the entry r.
-func (sh *shard) keyOf(r ref) string {
-	if r&objRef != 0 {
-		e := sh.objs.at(r &^ objRef)
-		return sh.keys.at(e.off, e.n)
+// index maps the hashes of a shard's series keys to their entries: open
+// addressing with linear probing, in slots of 8 bytes holding the low 32
+// bits of a key's hash (its tag) and its entry's ref plus 1 (0: an empty
+// slot). A slot's entry is checked against the key sought, so keys whose
+// tags are equal (or whose whole hashes are) only make a probe longer. It
+// holds no pointer, for the garbage collector to skip, and is at most 3/4
+// full.
+type index struct {
+	slots []slot
+	n     int // slots in use
+}
+
+type slot struct{ tag, r1 uint32 }
+
+// minIndex is the fewest slots of an index that has any.
+const minIndex = 16
+
+// insert adds the entry r of tag.
+func (x *index) insert(tag uint32, r ref) {
+	if 4*(x.n+1) > 3*len(x.slots) {
+		x.resize(max(2*len(x.slots), minIndex))
 	}
-	e := sh.nums.at(r)
-	return sh.keys.at(e.off, e.n)
+	x.place(tag, r+1)
+	x.n++
+}
+
+// place puts r1 in the first empty slot from tag's own.
+func (x *index) place(tag, r1 uint32) {
+	mask := uint32(len(x.slots) - 1)
+	i := tag & mask
+	for x.slots[i].r1 != 0 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = slot{tag: tag, r1: r1}
+}
+
+// resize moves the index into n slots (a power of two, more than
+// 4/3 of those in use).
+func (x *index) resize(n int) {
+	old := x.slots
+	x.slots = make([]slot, n)
+	for _, s := range old {
+		if s.r1 != 0 {
+			x.place(s.tag, s.r1)
+		}
+	}
+}
+
+// remove drops the entry r of tag. Each slot after it in its run that
+// could sit in its place moves back, so that no probe stops short.
+func (x *index) remove(tag uint32, r ref) {
+	mask := uint32(len(x.slots) - 1)
+	i := tag & mask
+	for x.slots[i].r1 != r+1 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = slot{}
+	for j := (i + 1) & mask; x.slots[j].r1 != 0; j = (j + 1) & mask {
+		// The slot at j stays unless its own place, k, lies outside
+		// (i, j] (cyclically): then a probe from k passes i.
+		k := x.slots[j].tag & mask
+		if (i < j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
+			x.slots[i], x.slots[j] = x.slots[j], slot{}
+			i = j
+		}
+	}
+	x.n--
+	// Give back what a spike of series left: an eighth full at most.
+	if len(x.slots) > 1024 && 8*x.n < len(x.slots) {
+		x.resize(len(x.slots) / 4)
+	}
+}
+
+// holds reports whether r names an entry of sh that holds key.
+func (sh *shard) holds(r ref, key []byte) bool {
+	var off, n uint32
+	if r&objRef != 0 {
+		i := r &^ objRef
+		if i >= sh.objs.n {
+			return false
+		}
+		e := sh.objs.at(i)
+		off, n = e.off, e.n
+	} else {
+		if r >= sh.nums.n {
+			return false
+		}
+		e := sh.nums.at(r)
+		off, n = e.off, e.n
+	}
+	return n == uint32(len(key)) && n != 0 && sh.keys.at(off, n) == string(key)
 }
 
 // create makes the entry of key (hash h) and of kind, whose slots hold no
@@ -167,41 +255,12 @@ func (sh *shard) create(kind Kind, key []byte, h uint64) ref {
 		e.off, e.n = off, n
 		r = i
 	}
-	if _, taken := sh.index[h]; taken {
-		if sh.more == nil {
-			sh.more = make(map[string]ref)
-		}
-		// Its own copy: in the arena, it would keep it alive once grown.
-		sh.more[string(key)] = r
-	} else {
-		sh.index[h] = r
-	}
+	sh.index.insert(uint32(h), r)
 	return r
 }
 
 // unindex drops the entry r, of key k, from sh's index; the caller
 // clears and releases it.
 func (a *Aggregator) unindex(sh *shard, r ref, k string) {
-	if sh.more != nil {
-		if mr, ok := sh.more[k]; ok && mr == r {
-			delete(sh.more, k)
-			if len(sh.more) == 0 {
-				sh.more = nil
-			}
-			return
-		}
-	}
-	h := maphash.String(a.seed, k) & a.hashMask
-	delete(sh.index, h)
-	// An entry that collided with this one takes its place.
-	for mk, mr := range sh.more {
-		if maphash.String(a.seed, mk)&a.hashMask == h {
-			delete(sh.more, mk)
-			sh.index[h] = mr
-			if len(sh.more) == 0 {
-				sh.more = nil
-			}
-			return
-		}
-	}
+	sh.index.remove(uint32(maphash.String(a.seed, k)&a.hashMask), r)
 }

@@ -18,8 +18,8 @@ func inUse(a *Aggregator) (entries, arenaBytes int) {
 		for _, b := range sh.keys.blocks {
 			arenaBytes += cap(b)
 		}
-		if len(sh.index)+len(sh.more) != sh.nums.inUse()+sh.objs.inUse() {
-			panic(fmt.Sprintf("shard %d: %d indexed, %d entries in use", i, len(sh.index)+len(sh.more), sh.nums.inUse()+sh.objs.inUse()))
+		if sh.index.n != sh.nums.inUse()+sh.objs.inUse() {
+			panic(fmt.Sprintf("shard %d: %d indexed, %d entries in use", i, sh.index.n, sh.nums.inUse()+sh.objs.inUse()))
 		}
 		sh.mu.Unlock()
 	}
@@ -282,5 +282,64 @@ func TestSnapshotTakesClosingFirst(t *testing.T) {
 	}
 	if got := a.TakeClosing(); got.Len() != 0 {
 		t.Errorf("a second TakeClosing holds %d series, want 0", got.Len())
+	}
+}
+
+// TestIndex checks the index against a map through random inserts and
+// removes, with tags drawn from few values (long runs, wrapping around
+// the end of the slots) and from many, growing and shrinking.
+func TestIndex(t *testing.T) {
+	// found reports whether a probe for tag reaches r before an empty slot.
+	found := func(x *index, tag uint32, r ref) bool {
+		if len(x.slots) == 0 {
+			return false
+		}
+		mask := uint32(len(x.slots) - 1)
+		for i := tag & mask; x.slots[i].r1 != 0; i = (i + 1) & mask {
+			if x.slots[i] == (slot{tag, r + 1}) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tags := range []uint32{7, 1 << 30} {
+		rng := rand.New(rand.NewPCG(uint64(tags), 1))
+		var x index
+		model := map[ref]uint32{}
+		next := ref(0)
+		most := 0
+		for step := range 60_000 {
+			// Grow to about 5,000, then shrink to a few.
+			grow := step < 30_000
+			if len(model) > 0 && (rng.IntN(3) == 0 || !grow) {
+				for r, tag := range model {
+					x.remove(tag, r)
+					delete(model, r)
+					if found(&x, tag, r) {
+						t.Fatalf("tags %d, step %d: %d found after its remove", tags, step, r)
+					}
+					break
+				}
+			} else if grow {
+				tag := rng.Uint32() % tags
+				x.insert(tag, next)
+				model[next] = tag
+				next++
+			}
+			most = max(most, len(x.slots))
+			if step%1000 == 0 || step == 59_999 {
+				if x.n != len(model) {
+					t.Fatalf("tags %d, step %d: n = %d, want %d", tags, step, x.n, len(model))
+				}
+				for r, tag := range model {
+					if !found(&x, tag, r) {
+						t.Fatalf("tags %d, step %d: %d (tag %d) not found", tags, step, r, tag)
+					}
+				}
+			}
+		}
+		if len(x.slots) >= most || len(x.slots) > 1024 {
+			t.Errorf("tags %d: %d slots at the end (%d at most), want the index shrunk", tags, len(x.slots), most)
+		}
 	}
 }
