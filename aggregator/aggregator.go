@@ -363,10 +363,8 @@ type keyCacheEntry struct {
 	raw  []byte // kind, name, 0, name tags, 0, tags: what key was built from
 	key  []byte // nil when the entry is empty or the name unusable
 	hash uint64 // of key
-	// ref is, plus 1, the entry of key's series in its shard when last
-	// added to (0: none yet). It may have been freed, or made another
-	// series' since: Add checks that the entry still holds key.
-	ref     ref
+	// at is where key's series was when last added to; see at.holds.
+	at      cachedEntry
 	dropped DroppedTags
 	badName bool // Config.Sanitizer left the name empty
 }
@@ -414,36 +412,38 @@ func (w *Writer) Add(m *parser.Metric) error {
 		g, live = a.gen-1, &a.spans.closingLive
 	}
 	slot := g & 1
+	existed := true
 	// The entry the cache remembers, if it still holds key, else the
 	// index's.
-	r, ok := ce.ref-1, ce.ref != 0 && sh.holds(ce.ref-1, key)
-	if !ok {
-		r, ok = sh.lookup(h, key)
+	num, obj := ce.at.entry(sh)
+	if num == nil && obj == nil {
+		r, ok := sh.lookup(h, key)
+		if !ok {
+			if !weighable(m) { // an existing series checks in update
+				sh.mu.Unlock()
+				return ErrOverflow
+			}
+			if sh.keys.full(len(key)) {
+				sh.mu.Unlock()
+				return ErrMaxSeries
+			}
+			// Reserve a place first: a check and a later increment would
+			// let Adds on other shards pass the bound together.
+			if n := live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
+				live.Add(-1)
+				sh.mu.Unlock()
+				return ErrMaxSeries
+			}
+			r = sh.create(kind, key, h)
+		}
+		num, obj = ce.at.remember(sh, r)
+		existed = ok
 	}
-	if !ok {
-		if !weighable(m) { // an existing series checks in update
-			sh.mu.Unlock()
-			return ErrOverflow
-		}
-		if sh.keys.full(len(key)) {
-			sh.mu.Unlock()
-			return ErrMaxSeries
-		}
-		// Reserve a place first: a check and a later increment would let
-		// Adds on other shards pass the bound together.
-		if n := live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
-			live.Add(-1)
-			sh.mu.Unlock()
-			return ErrMaxSeries
-		}
-		r = sh.create(kind, key, h)
-	}
-	ce.ref = r + 1
 	var err error
-	if r&objRef == 0 {
-		e := sh.nums.at(r)
+	if num != nil {
+		e := num
 		if e.gen[slot] != g {
-			err = a.begin(live, ok, m)
+			err = a.begin(live, existed, m)
 			if err == nil {
 				e.gen[slot], e.v[slot] = g, 0
 				sh.count[slot]++
@@ -456,9 +456,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 			err = a.updateNum(kind, &e.v[slot], m)
 		}
 	} else {
-		e := sh.objs.at(r &^ objRef)
+		e := obj
 		if e.gen[slot] != g {
-			err = a.begin(live, ok, m)
+			err = a.begin(live, existed, m)
 			if err == nil {
 				e.gen[slot], e.s[slot] = g, newObjSeries(kind, sh.keys.at(e.off, e.n))
 				sh.count[slot]++
@@ -734,7 +734,7 @@ func (a *Aggregator) take(g, keep uint32) *Snapshot {
 // Series holds a key in it). It is called with sh locked.
 func (sh *shard) compact() {
 	old := sh.keys
-	sh.keys = arena{}
+	sh.keys = arena{epoch: old.epoch + 1}
 	for j := range sh.nums.n {
 		if e := sh.nums.at(j); e.n != 0 {
 			e.off, _ = sh.keys.intern(unsafe.Slice(unsafe.StringData(old.at(e.off, e.n)), e.n))

@@ -233,7 +233,7 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64, *keyCac
 		TooMany: w.dropped.TooMany - before.TooMany,
 	}
 	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind), m.NameTagSep), m.Name...), 0), m.NameTags...), 0), m.Tags...)
-	e.ref = 0
+	e.at = cachedEntry{}
 	if !ok {
 		e.key = nil
 		return nil, 0, e

@@ -81,6 +81,7 @@ func (t *table[T]) inUse() int { return int(t.n) - len(t.free) }
 // is gone. The keys of entries no longer in use stay until a compaction
 // copies the live keys into a new arena (see shard.compact).
 type arena struct {
+	epoch  uint32 // arenas made in the shard before this one
 	blocks [][]byte
 	size   int // bytes of the keys held
 	dead   int // bytes of the keys of entries no longer in use
@@ -194,12 +195,18 @@ func (x *index) resize(n int) {
 	}
 }
 
-// remove drops the entry r of tag. Each slot after it in its run that
+// remove drops the entry r of tag, if there. Each slot after it in its run that
 // could sit in its place moves back, so that no probe stops short.
 func (x *index) remove(tag uint32, r ref) {
+	if x.n == 0 {
+		return
+	}
 	mask := uint32(len(x.slots) - 1)
 	i := tag & mask
 	for x.slots[i].r1 != r+1 {
+		if x.slots[i].r1 == 0 {
+			return // not there
+		}
 		i = (i + 1) & mask
 	}
 	x.slots[i] = slot{}
@@ -217,6 +224,47 @@ func (x *index) remove(tag uint32, r ref) {
 	if len(x.slots) > 1024 && 8*x.n < len(x.slots) {
 		x.resize(len(x.slots) / 4)
 	}
+}
+
+// cachedEntry is where a Writer's key cache saw a key's series: its
+// entry, and where the entry's key lay in the shard's arena then. The
+// entry may have been freed since, or made another series': it still
+// holds the key only if its key lies at the same place of the same arena
+// (a place in an arena is written once, for one key; a compaction starts
+// a new arena, of a new epoch). So a line whose key the cache holds finds
+// its series without the index, and without reading the key again.
+type cachedEntry struct {
+	num        *numEntry // nil: none, or obj
+	obj        *objEntry
+	off, n     uint32
+	arenaEpoch uint32
+}
+
+// entry returns the remembered entry, one of the two, if it still holds
+// the key; nil, nil otherwise. It is called with sh locked.
+func (c *cachedEntry) entry(sh *shard) (*numEntry, *objEntry) {
+	switch {
+	case c.arenaEpoch != sh.keys.epoch:
+	case c.num != nil && c.num.off == c.off && c.num.n == c.n:
+		return c.num, nil
+	case c.obj != nil && c.obj.off == c.off && c.obj.n == c.n:
+		return nil, c.obj
+	}
+	return nil, nil
+}
+
+// remember records r, an entry of sh in use, and returns it, one of the
+// two. It is called with sh locked.
+func (c *cachedEntry) remember(sh *shard, r ref) (*numEntry, *objEntry) {
+	*c = cachedEntry{arenaEpoch: sh.keys.epoch}
+	if r&objRef != 0 {
+		c.obj = sh.objs.at(r &^ objRef)
+		c.off, c.n = c.obj.off, c.obj.n
+	} else {
+		c.num = sh.nums.at(r)
+		c.off, c.n = c.num.off, c.num.n
+	}
+	return c.num, c.obj
 }
 
 // holds reports whether r names an entry of sh that holds key.
