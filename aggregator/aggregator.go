@@ -212,6 +212,10 @@ type Aggregator struct {
 
 type shard struct {
 	mu sync.Mutex
+	// arenaEpoch counts the compactions of keys (see cachedEntry), beside
+	// mu: a line whose key a Writer's cache holds reads both, and nothing
+	// else of the shard.
+	arenaEpoch uint32
 	// index finds a series' entry by its key's hash.
 	index index
 	nums  table[numEntry]
@@ -734,7 +738,8 @@ func (a *Aggregator) take(g, keep uint32) *Snapshot {
 // Series holds a key in it). It is called with sh locked.
 func (sh *shard) compact() {
 	old := sh.keys
-	sh.keys = arena{epoch: old.epoch + 1}
+	sh.keys = arena{}
+	sh.arenaEpoch++
 	for j := range sh.nums.n {
 		if e := sh.nums.at(j); e.n != 0 {
 			e.off, _ = sh.keys.intern(unsafe.Slice(unsafe.StringData(old.at(e.off, e.n)), e.n))

@@ -81,7 +81,6 @@ func (t *table[T]) inUse() int { return int(t.n) - len(t.free) }
 // is gone. The keys of entries no longer in use stay until a compaction
 // copies the live keys into a new arena (see shard.compact).
 type arena struct {
-	epoch  uint32 // arenas made in the shard before this one
 	blocks [][]byte
 	size   int // bytes of the keys held
 	dead   int // bytes of the keys of entries no longer in use
@@ -244,7 +243,7 @@ type cachedEntry struct {
 // the key; nil, nil otherwise. It is called with sh locked.
 func (c *cachedEntry) entry(sh *shard) (*numEntry, *objEntry) {
 	switch {
-	case c.arenaEpoch != sh.keys.epoch:
+	case c.arenaEpoch != sh.arenaEpoch:
 	case c.num != nil && c.num.off == c.off && c.num.n == c.n:
 		return c.num, nil
 	case c.obj != nil && c.obj.off == c.off && c.obj.n == c.n:
@@ -256,7 +255,7 @@ func (c *cachedEntry) entry(sh *shard) (*numEntry, *objEntry) {
 // remember records r, an entry of sh in use, and returns it, one of the
 // two. It is called with sh locked.
 func (c *cachedEntry) remember(sh *shard, r ref) (*numEntry, *objEntry) {
-	*c = cachedEntry{arenaEpoch: sh.keys.epoch}
+	*c = cachedEntry{arenaEpoch: sh.arenaEpoch}
 	if r&objRef != 0 {
 		c.obj = sh.objs.at(r &^ objRef)
 		c.off, c.n = c.obj.off, c.obj.n

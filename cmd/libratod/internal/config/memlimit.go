@@ -1,10 +1,10 @@
 package config
 
 // The memory limit derived from the configuration (see
-// Config.MemoryLimitFor). A series takes about 100 bytes of heap while it
+// Config.MemoryLimitFor). A series takes about 90 bytes of heap while it
 // gets lines (its entry, its key and its place in the index, kept from
 // one period to the next); a flush of a million series overlapping the
-// next period peaks at about 135 bytes a series (aggregator's
+// next period peaks at about 111 bytes a series (aggregator's
 // BenchmarkFlushOverlap: the period's values, copied out, until the
 // outputs have read them). A measurement waiting in an output's backlog
 // takes about 240 bytes (three tags; a heap profile of the daemon).
