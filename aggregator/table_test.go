@@ -3,6 +3,7 @@ package aggregator
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/libratod/libratod/parser"
@@ -341,5 +342,74 @@ func TestIndex(t *testing.T) {
 		if len(x.slots) >= most || len(x.slots) > 1024 {
 			t.Errorf("tags %d: %d slots at the end (%d at most), want the index shrunk", tags, len(x.slots), most)
 		}
+	}
+}
+
+// TestChurnExactConcurrent checks that every unit lands in exactly one
+// snapshot while Writers add lines of names that come and go, and the
+// periods end under them: entries are freed and made again, keys
+// compacted, and each Writer's cache remembers entries that may be gone.
+func TestChurnExactConcurrent(t *testing.T) {
+	const (
+		goroutines = 4
+		perG       = 20_000
+	)
+	a := New(Config{Shards: 4})
+	a.compactMin = 1
+	stop := make(chan struct{})
+	total := make(chan float64)
+	go func() {
+		sum := 0.0
+		count := func(s *Snapshot) {
+			s.Each(func(x *Series) {
+				switch x.Kind {
+				case Counter:
+					// Name n counts n+1 a line: a line added to another
+					// name's series would not add up.
+					var n int
+					if _, err := fmt.Sscanf(x.Name, "churn.%d", &n); err != nil {
+						t.Error(err)
+					}
+					sum += x.Value / float64(n+1)
+				case Timer:
+					sum += x.Count
+				}
+			})
+		}
+		for {
+			select {
+			case <-stop:
+				count(a.Snapshot())
+				total <- sum
+				return
+			default:
+				count(a.Snapshot())
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := a.NewWriter()
+			for i := range perG {
+				// A window of 300 names drifting through 3,000.
+				n := (i/50 + i%300) % 3000
+				m := counter(fmt.Sprint("churn.", n), float64(n+1), 1)
+				if i%5 == 0 {
+					m = timer(fmt.Sprint("t.", n), float64(i), 1)
+				}
+				if err := w.Add(&m); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if got := <-total; got != goroutines*perG {
+		t.Errorf("snapshots hold %v units, want %d", got, goroutines*perG)
 	}
 }
