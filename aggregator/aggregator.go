@@ -221,8 +221,8 @@ type shard struct {
 	nums  table[numEntry]
 	objs  table[objEntry]
 	keys  arena
-	// count is, by slot, the number of entries that hold a value of the
-	// slot's period.
+	// count is, by slot, the number of counters and gauges that hold a
+	// value of the slot's period: the size of their part of a Snapshot.
 	count [2]int
 
 	// baseMu guards base, the last flushed value of every gauge, which a
@@ -465,7 +465,6 @@ func (w *Writer) Add(m *parser.Metric) error {
 			err = a.begin(live, existed, m)
 			if err == nil {
 				e.gen[slot], e.s[slot] = g, newObjSeries(kind, sh.keys.at(e.off, e.n))
-				sh.count[slot]++
 			}
 		}
 		if err == nil {
