@@ -423,20 +423,14 @@ func (w *Writer) Add(m *parser.Metric) error {
 	if num == nil && obj == nil {
 		r, ok := sh.lookup(h, key)
 		if !ok {
-			if !weighable(m) { // an existing series checks in update
-				sh.mu.Unlock()
-				return ErrOverflow
-			}
 			if sh.keys.full(len(key)) {
 				sh.mu.Unlock()
 				return ErrMaxSeries
 			}
-			// Reserve a place first: a check and a later increment would
-			// let Adds on other shards pass the bound together.
-			if n := live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
-				live.Add(-1)
+			// Its place is reserved before the entry is made.
+			if err := a.begin(live, m); err != nil {
 				sh.mu.Unlock()
-				return ErrMaxSeries
+				return err
 			}
 			r = sh.create(kind, key, h)
 		}
@@ -447,7 +441,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 	if num != nil {
 		e := num
 		if e.gen[slot] != g {
-			err = a.begin(live, existed, m)
+			if existed {
+				err = a.begin(live, m)
+			}
 			if err == nil {
 				e.gen[slot], e.v[slot] = g, 0
 				sh.count[slot]++
@@ -462,7 +458,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 	} else {
 		e := obj
 		if e.gen[slot] != g {
-			err = a.begin(live, existed, m)
+			if existed {
+				err = a.begin(live, m)
+			}
 			if err == nil {
 				e.gen[slot], e.s[slot] = g, newObjSeries(kind, sh.keys.at(e.off, e.n))
 			}
@@ -476,14 +474,11 @@ func (w *Writer) Add(m *parser.Metric) error {
 }
 
 // begin checks that m may start its series' value in a period, and
-// reserves a place for it against Config.MaxSeries, when its entry
-// existed: a new entry's place was reserved before it was made. It is
-// called with the entry's shard locked.
-func (a *Aggregator) begin(live *atomic.Int64, existed bool, m *parser.Metric) error {
-	if !existed {
-		return nil
-	}
-	if !weighable(m) { // an existing value checks in update
+// reserves a place for it against Config.MaxSeries: reserved first, as a
+// check and a later increment would let Adds on other shards pass the
+// bound together. It is called with the series' shard locked.
+func (a *Aggregator) begin(live *atomic.Int64, m *parser.Metric) error {
+	if !weighable(m) { // a value begun checks in update
 		return ErrOverflow
 	}
 	if n := live.Add(1); a.maxSeries > 0 && n > a.maxSeries {
