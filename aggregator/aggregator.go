@@ -3,7 +3,8 @@
 // Series live in shards chosen by a hash of the full series key (type, name
 // and sorted tags). Each shard indexes its series by that hash behind its
 // own mutex; the key is built and hashed once per line (and a Writer
-// remembers recent ones). A series outlives the period: its entry (key,
+// remembers recent ones). A Writer sums a counter's further lines of a
+// period apart, without the shard, until the period ends (pending.go). A series outlives the period: its entry (key,
 // index place) is made once and kept while it gets lines, and each period
 // writes one of the entry's two slots. A flush locks every shard only to
 // change the period's number (O(1)), then copies the ended period's
@@ -197,6 +198,15 @@ type Aggregator struct {
 	// shard's lock it is exact. It starts at 1: a slot of gen 0 holds no
 	// period.
 	gen uint32
+	// genNow is gen, for Writers to read at the start of a run of Adds
+	// (see Writer.Begin) without a shard's lock.
+	genNow atomic.Uint32
+	// writers are the Writers whose pending counter sums a period's end
+	// publishes (see pending.go).
+	writers writers
+	// strays counts pending sums that found no value of their period to
+	// join; none should.
+	strays atomic.Int64
 	// spans are the periods' time spans that route lines stamped with a
 	// DogStatsD "|T" (see Roll); they change with every shard locked.
 	spans spans
@@ -266,6 +276,7 @@ func New(cfg Config) *Aggregator {
 		gen:             1,
 		compactMin:      minCompact,
 	}
+	a.genNow.Store(a.gen)
 	for i := range a.shards {
 		if cfg.GaugeDeltas {
 			a.shards[i].base = make(map[string]gaugeBase)
@@ -320,6 +331,14 @@ type Writer struct {
 	dropped DroppedTags // since the last DroppedTags
 	stamped Stamped     // since the last Stamped
 	cache   *[keyCacheSets]keyCacheSet
+
+	// mu is held for a run of Adds (see Begin), and by a period's end
+	// publishing the Writer's pending sums (see pending.go).
+	mu    sync.Mutex
+	gen   uint32 // the period of the run
+	inRun bool
+	// dirty are the cache entries that may hold a pending sum.
+	dirty []*keyCacheEntry
 }
 
 // DroppedTags counts the tags a Writer left out of series, by reason.
@@ -371,6 +390,12 @@ type keyCacheEntry struct {
 	at      cachedEntry
 	dropped DroppedTags
 	badName bool // Config.Sanitizer left the name empty
+	dirty   bool // in the Writer's dirty list
+	// pend is the sum of counter lines of key's series not yet added to
+	// it, of period pendGen; see pending.go. pendGen is also set when a
+	// line was added to the series in that period, the pending sum empty.
+	pendGen uint32
+	pend    float64
 }
 
 // DroppedTags returns the tags left out of series since the last call, and
@@ -385,11 +410,17 @@ func (w *Writer) DroppedTags() DroppedTags {
 // NewWriter returns a Writer that adds to a.
 func (a *Aggregator) NewWriter() *Writer {
 	w := &Writer{a: a, key: make([]byte, 0, 256), tags: make([]tagRef, 0, 16), cache: new([keyCacheSets]keyCacheSet)}
+	a.writers.register(w)
 	return w
 }
 
 // Add adds one parsed metric to its series, creating the series if needed.
+// Outside a run of Adds (see Begin) it is a run of its own.
 func (w *Writer) Add(m *parser.Metric) error {
+	if !w.inRun {
+		w.Begin()
+		defer w.End()
+	}
 	var kind Kind
 	switch m.Type {
 	case parser.Counter:
@@ -406,6 +437,11 @@ func (w *Writer) Add(m *parser.Metric) error {
 	key, h, ce := w.seriesKey(kind, m)
 	if key == nil {
 		return ErrBadName
+	}
+	// A counter the run's period has a value of already (see pending.go).
+	pendable := kind == Counter && m.Timestamp == 0
+	if pendable && w.addPending(ce, m.Value/m.Rate) {
+		return nil
 	}
 	a := w.a
 	sh := a.shardOf(h)
@@ -440,6 +476,11 @@ func (w *Writer) Add(m *parser.Metric) error {
 	var err error
 	if num != nil {
 		e := num
+		if pendable && ce.pend != 0 && ce.pendGen != g {
+			// A sum of the period before, whose end has not published
+			// this Writer yet: it waits for this run to end.
+			w.publish(sh, ce)
+		}
 		if e.gen[slot] != g {
 			if existed {
 				err = a.begin(live, m)
@@ -454,6 +495,9 @@ func (w *Writer) Add(m *parser.Metric) error {
 		}
 		if err == nil {
 			err = a.updateNum(kind, &e.v[slot], m)
+		}
+		if pendable && err == nil && ce.pend == 0 {
+			ce.pendGen = g
 		}
 	} else {
 		e := obj
@@ -633,10 +677,13 @@ func appendBounded(vals []float64, v float64, limit int) []float64 {
 // empty period. Every shard is locked while the period's number changes,
 // which is O(1), so the period ends at the same instant in all shards: no
 // Add is half done, and a Snapshot never holds more than Config.MaxSeries
-// series. The period's values are then copied out of each shard in turn,
-// under its lock, while the next period fills the entries' other slot.
-// With gauge deltas, it then records the period's gauge values and
-// expires old ones. Snapshots are serialised.
+// series. The counter sums each Writer holds of the period are then
+// added to their series, each Writer's once its run of Adds ends (see
+// Writer.Begin), so a goroutine must not call Snapshot inside a run. The
+// period's values are then copied out of each shard in turn, under its
+// lock, while the next period fills the entries' other slot. With gauge
+// deltas, it then records the period's gauge values and expires old
+// ones. Snapshots are serialised.
 //
 // A closing period still open (see Roll) is taken first, and kept for the
 // next TakeClosing or Roll to return.
@@ -649,10 +696,12 @@ func (a *Aggregator) Snapshot() *Snapshot {
 	a.lockAll()
 	g := a.gen
 	a.gen++
+	a.genNow.Store(a.gen)
 	// With every shard locked no reservation is pending: live is exactly
 	// the number of series taken.
 	a.live.Store(0)
 	a.unlockAll()
+	a.publishWriters()
 	return a.taken(a.take(g, g+1))
 }
 

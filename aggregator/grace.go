@@ -78,6 +78,10 @@ func (a *Aggregator) SetSpan(start, end int64) {
 // from the gauge's value in the closing period when it is there, as it
 // is at that instant.
 //
+// The counter sums the Writers hold of the period that ends join it as
+// Snapshot's do: Roll waits for each Writer's run of Adds to end, so a
+// goroutine must not call Roll inside a run.
+//
 // A closing period still open (no TakeClosing since the last Roll), or
 // taken by Snapshot and not yet returned, is returned; otherwise Roll
 // returns nil.
@@ -97,7 +101,9 @@ func (a *Aggregator) Roll(start, end int64) *Snapshot {
 	a.spans.cur = [2]int64{start, end}
 	a.spans.set = true
 	a.gen++
+	a.genNow.Store(a.gen)
 	a.unlockAll()
+	a.publishWriters()
 	return prev
 }
 

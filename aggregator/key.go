@@ -221,6 +221,13 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64, *keyCac
 		}
 	}
 	e := &set.entries[way]
+	if e.pend != 0 { // the sum pending in the entry goes to its series first
+		sh := w.a.shardOf(e.hash)
+		sh.mu.Lock()
+		w.publish(sh, e)
+		sh.mu.Unlock()
+	}
+	e.pendGen = 0 // a new key has no value in any period yet
 	before := w.dropped
 	ok := w.buildKey(kind, m)
 	h := maphash.Bytes(w.a.seed, w.key) & w.a.hashMask

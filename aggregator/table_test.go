@@ -250,6 +250,9 @@ func TestModel(t *testing.T) {
 				}
 				closing, cur = cur, map[string]*val{}
 			}
+			if n := a.strays.Load(); n != 0 {
+				t.Errorf("%d pending sums found no value to join", n)
+			}
 			_, bytes := inUse(a)
 			t.Logf("arenas at the end: %d bytes", bytes)
 		})
@@ -393,7 +396,15 @@ func TestChurnExactConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			w := a.NewWriter()
+			// Runs of 1 to 40 Adds (see Begin), single Adds between them,
+			// and every 5,000 lines the Writer closed for a new one, as
+			// ingest's pool does with a Writer it does not keep.
+			run := 0
 			for i := range perG {
+				if run == 0 && i%3 != 0 {
+					run = 1 + (i*7919)%40
+					w.Begin()
+				}
 				// A window of 300 names drifting through 3,000.
 				n := (i/50 + i%300) % 3000
 				m := counter(fmt.Sprint("churn.", n), float64(n+1), 1)
@@ -404,6 +415,22 @@ func TestChurnExactConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				if run > 0 {
+					if run--; run == 0 {
+						w.End()
+					}
+				}
+				if i%5000 == 4999 {
+					if run > 0 {
+						run = 0
+						w.End()
+					}
+					w.Close()
+					w = a.NewWriter()
+				}
+			}
+			if run > 0 {
+				w.End()
 			}
 		}()
 	}
@@ -411,5 +438,8 @@ func TestChurnExactConcurrent(t *testing.T) {
 	close(stop)
 	if got := <-total; got != goroutines*perG {
 		t.Errorf("snapshots hold %v units, want %d", got, goroutines*perG)
+	}
+	if n := a.strays.Load(); n != 0 {
+		t.Errorf("%d pending sums found no value to join", n)
 	}
 }

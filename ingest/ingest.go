@@ -237,6 +237,9 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 	if wk == nil {
 		wk = &work{w: h.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
 	}
+	// The packet's lines are one run of Adds: a period's end waits for
+	// them (see aggregator.Writer.Begin).
+	wk.w.Begin()
 	lines := 0
 	syntaxes := parser.TagSyntaxes(h.syntaxes.Load())
 	for len(p) > 0 {
@@ -265,6 +268,7 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 			}
 		}
 	}
+	wk.w.End()
 	if d := wk.w.DroppedTags(); d != (aggregator.DroppedTags{}) {
 		h.tagsNotKept.Add(float64(d.NotKept))
 		h.tagsInvalid.Add(float64(d.Invalid))
@@ -278,10 +282,14 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 		h.lines[t].Add(float64(lines))
 	}
 	h.freeMu.Lock()
-	if len(h.free) < maxIdleWork { // else more Handles ran at once than are kept idle
+	keep := len(h.free) < maxIdleWork // else more Handles ran at once than are kept idle
+	if keep {
 		h.free = append(h.free, wk)
 	}
 	h.freeMu.Unlock()
+	if !keep {
+		wk.w.Close() // publishes the counter sums it holds
+	}
 }
 
 // refused counts and logs a metric of line the aggregator refused with err.

@@ -1,0 +1,123 @@
+package aggregator
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/libratod/libratod/parser"
+)
+
+// TestPendingSums checks the sums a Writer holds apart (pending.go): a
+// counter's lines after the first of a period are held by the Writer, and
+// reach the period's snapshot, whichever Writer sent them and however
+// the runs of Adds lie.
+func TestPendingSums(t *testing.T) {
+	a := New(Config{Shards: 4})
+	w1, w2 := a.NewWriter(), a.NewWriter()
+	add := func(w *Writer, m parser.Metric) {
+		t.Helper()
+		if err := w.Add(&m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w1.Begin()
+	for range 10 {
+		add(w1, counter("c", 1, 1))
+		add(w1, counter("half", 1, 0.5))
+	}
+	w1.End()
+	for range 5 {
+		add(w2, counter("c", 100, 1))
+	}
+	if n := pending(w1) + pending(w2); n == 0 {
+		t.Fatal("no sum pending: the Writers added every line to its series")
+	}
+	got := collect(t, a.Snapshot())
+	if got["counter c"].Value != 510 || got["counter half"].Value != 20 {
+		t.Errorf("c = %v, half = %v; want 510, 20", got["counter c"].Value, got["counter half"].Value)
+	}
+	if n := pending(w1) + pending(w2); n != 0 {
+		t.Errorf("%v still pending after the period's end", n)
+	}
+
+	// The next period: a Writer's first line of it makes the value.
+	add(w1, counter("c", 2, 1))
+	add(w1, counter("c", 3, 1))
+	w1.Close() // publishes the 3
+	got = collect(t, a.Snapshot())
+	if got["counter c"].Value != 5 || len(got) != 1 {
+		t.Errorf("after Close: %v series, c = %v; want 1, 5", len(got), got["counter c"].Value)
+	}
+	if n := a.strays.Load(); n != 0 {
+		t.Errorf("%d pending sums found no value to join", n)
+	}
+}
+
+// pending returns the sum w holds apart.
+func pending(w *Writer) float64 {
+	var s float64
+	for _, ce := range w.dirty {
+		s += ce.pend
+	}
+	return s
+}
+
+// TestPendingEvicted sends more names than a Writer's key cache holds,
+// three lines each, so that a cache entry holding a pending sum is taken
+// by another name within the period: the sum must reach its own series,
+// and the new name, whose series has no value yet, must not be summed
+// apart.
+func TestPendingEvicted(t *testing.T) {
+	a := New(Config{Shards: 8})
+	w := a.NewWriter()
+	const names = 3 * keyCacheSize
+	for round := range 2 {
+		for i := range names {
+			name := fmt.Sprint("evict.", i)
+			for range 3 {
+				m := counter(name, 1, 1)
+				if err := w.Add(&m); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		snap := a.Snapshot()
+		n := 0
+		snap.Each(func(s *Series) {
+			n++
+			if s.Value != 3 {
+				t.Errorf("round %d: %s = %v, want 3", round, s.Name, s.Value)
+			}
+		})
+		if n != names {
+			t.Errorf("round %d: %d series, want %d", round, n, names)
+		}
+	}
+	if n := a.strays.Load(); n != 0 {
+		t.Errorf("%d pending sums found no value to join", n)
+	}
+}
+
+// TestPendingBounds checks that a line too large to be summed apart is
+// added to its series, where an overflow is refused as before.
+func TestPendingBounds(t *testing.T) {
+	a := New(Config{})
+	w := a.NewWriter()
+	for _, v := range []float64{1, 1, 1e300, 1e300, math.MaxFloat64, math.MaxFloat64} {
+		m := counter("big", v, 1)
+		err := w.Add(&m)
+		if v == math.MaxFloat64 {
+			if err != ErrOverflow {
+				t.Errorf("Add(%v) = %v, want ErrOverflow", v, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := collect(t, a.Snapshot())["counter big"].Value; got != 2+2e300 {
+		t.Errorf("big = %v, want %v", got, 2+2e300)
+	}
+}
