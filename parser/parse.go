@@ -265,17 +265,14 @@ func (s *segment) appendTo(out []Metric, n0 int, nt *nameTags) ([]Metric, Error)
 			if len(out)-n0 >= MaxValues {
 				return out, ErrTooManyValues
 			}
-			out = append(out, Metric{
-				Name:       nt.name,
-				NameTags:   nt.tags,
-				NameTagSep: nt.sep,
-				Tags:       s.tags,
-				Type:       s.typ,
-				Value:      f,
-				Delta:      s.typ == Gauge && (num[0] == '+' || num[0] == '-'),
-				Rate:       s.rate,
-				Timestamp:  s.ts,
-			})
+			// Field by field into place: a Metric built apart and then
+			// appended is copied whole, pointers and all, at every line.
+			out = grow(out)
+			m := &out[len(out)-1]
+			m.Name, m.NameTags, m.NameTagSep, m.Tags = nt.name, nt.tags, nt.sep, s.tags
+			m.Type, m.Value, m.Rate, m.Timestamp = s.typ, f, s.rate, s.ts
+			m.Delta = s.typ == Gauge && (num[0] == '+' || num[0] == '-')
+			m.Member = nil
 		}
 		if c < 0 {
 			if len(out) == n {
@@ -285,6 +282,15 @@ func (s *segment) appendTo(out []Metric, n0 int, nt *nameTags) ([]Metric, Error)
 		}
 		v = v[c+1:]
 	}
+}
+
+// grow returns out extended by one element, whose fields the caller
+// sets, every one.
+func grow(out []Metric) []Metric {
+	if n := len(out); n < cap(out) {
+		return out[:n+1]
+	}
+	return append(out, Metric{})
 }
 
 // nameTags is the name part of a line: the name and its tags.

@@ -326,6 +326,39 @@ func TestParseAppends(t *testing.T) {
 	}
 }
 
+// TestParseReusedSlice checks that metrics parsed into the room of a
+// slice that held others are what a fresh slice gets: every field of a
+// reused element is set (a field added to Metric and not set would keep
+// the old line's value).
+func TestParseReusedSlice(t *testing.T) {
+	garbage := Metric{
+		Name: []byte("old"), NameTags: []byte("k=v"), NameTagSep: ';', Tags: []byte("t:u"),
+		Type: Set, Value: 9, Delta: true, Member: []byte("m"), Rate: 0.5, Timestamp: 7,
+	}
+	if v := reflect.ValueOf(garbage); v.NumField() != 10 {
+		t.Fatalf("Metric has %d fields; give the new one a value in garbage", v.NumField())
+	}
+	for i := range reflect.TypeOf(garbage).NumField() {
+		if reflect.ValueOf(garbage).Field(i).IsZero() {
+			t.Fatalf("garbage.%s is zero: it would not show a field left unset", reflect.TypeOf(garbage).Field(i).Name)
+		}
+	}
+	for _, line := range []string{"a:1|c", "a:+1|g", "a:1:2|ms|@0.5|#x:y", "a#k=v:1|c|T5", "a;k=v:-2|g", "s:m|s"} {
+		want, err := Parse([]byte(line), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reused := []Metric{garbage, garbage, garbage, garbage}[:1]
+		got, err := Parse([]byte(line), reused)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got[1:], want) {
+			t.Errorf("Parse(%q) into a reused slice = %+v, want %+v", line, got[1:], want)
+		}
+	}
+}
+
 // TestParseNumber checks that the fast path of parseNumber gives exactly
 // what strconv.ParseFloat gives.
 func TestParseNumber(t *testing.T) {
