@@ -226,7 +226,10 @@ func counterOrNone(get func(string) prometheus.Counter) func(string) prometheus.
 	}
 }
 
-// Handle implements listener.Handler.
+// Handle implements listener.Handler, with scratch space (a Writer among
+// it) from a pool: for TCP connections, which may be many. A goroutine
+// that hands over packets all the time is better served by a Session of
+// its own.
 func (h *Handler) Handle(t listener.Transport, p []byte) {
 	var wk *work
 	h.freeMu.Lock()
@@ -235,8 +238,79 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 	}
 	h.freeMu.Unlock()
 	if wk == nil {
-		wk = &work{w: h.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
+		wk = h.newWork()
 	}
+	lines := h.handle(wk, p)
+	h.count(t, 1, uint64(lines))
+	h.freeMu.Lock()
+	keep := len(h.free) < maxIdleWork // else more Handles ran at once than are kept idle
+	if keep {
+		h.free = append(h.free, wk)
+	}
+	h.freeMu.Unlock()
+	if !keep {
+		wk.w.Close() // publishes the counter sums it holds
+	}
+}
+
+func (h *Handler) newWork() *work {
+	return &work{w: h.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
+}
+
+// Session is the Handler of one datagram reader goroutine (see
+// listener.Sessions): its scratch space and Writer are its own, so its
+// key cache and the counter sums its Writer holds stay on that
+// goroutine's core, and it takes no lock per packet. It counts packets
+// and lines itself, and adds them to the Handler's counters at Flush.
+type Session struct {
+	h              *Handler
+	wk             *work
+	packets, lines [listener.Unixgram + 1]uint64 // by transport, since the last Flush
+}
+
+// NewSession implements listener.Sessions.
+func (h *Handler) NewSession() listener.Session {
+	return &Session{h: h, wk: h.newWork()}
+}
+
+// Handle handles a packet as Handler.Handle does.
+func (s *Session) Handle(t listener.Transport, p []byte) {
+	lines := s.h.handle(s.wk, p)
+	if int(t) < len(s.packets) {
+		s.packets[t]++
+		s.lines[t] += uint64(lines)
+	}
+}
+
+// Flush adds the packets and lines handled since the last Flush to the
+// Handler's counters.
+func (s *Session) Flush() {
+	for t, n := range s.packets {
+		if n > 0 {
+			s.h.count(listener.Transport(t), n, s.lines[t])
+			s.packets[t], s.lines[t] = 0, 0
+		}
+	}
+}
+
+// Close flushes s and publishes the counter sums its Writer holds (see
+// aggregator.Writer.Close); s must not be used again.
+func (s *Session) Close() {
+	s.Flush()
+	s.wk.w.Close()
+}
+
+// count adds packets and lines received over t to the counters.
+func (h *Handler) count(t listener.Transport, packets, lines uint64) {
+	if int(t) < len(h.packets) && h.packets[t] != nil {
+		h.packets[t].Add(float64(packets))
+		h.lines[t].Add(float64(lines))
+	}
+}
+
+// handle parses packet p's lines and adds their metrics with wk, and
+// returns the number of lines that were not blank.
+func (h *Handler) handle(wk *work, p []byte) int {
 	// The packet's lines are one run of Adds: a period's end waits for
 	// them (see aggregator.Writer.Begin).
 	wk.w.Begin()
@@ -277,19 +351,7 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 	if s := wk.w.Stamped(); s != (aggregator.Stamped{}) {
 		h.countStamped(s)
 	}
-	if int(t) < len(h.packets) && h.packets[t] != nil {
-		h.packets[t].Inc()
-		h.lines[t].Add(float64(lines))
-	}
-	h.freeMu.Lock()
-	keep := len(h.free) < maxIdleWork // else more Handles ran at once than are kept idle
-	if keep {
-		h.free = append(h.free, wk)
-	}
-	h.freeMu.Unlock()
-	if !keep {
-		wk.w.Close() // publishes the counter sums it holds
-	}
+	return lines
 }
 
 // refused counts and logs a metric of line the aggregator refused with err.
@@ -451,3 +513,6 @@ func (h *Handler) LinesReceived() uint64 {
 	}
 	return uint64(total)
 }
+
+// The Handler hands each datagram reader a Session of its own.
+var _ listener.Sessions = (*Handler)(nil)

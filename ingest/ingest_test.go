@@ -168,6 +168,52 @@ func TestHandleDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestSessionDoesNotAllocate is TestHandleDoesNotAllocate for a Session,
+// the path of every UDP reader.
+func TestSessionDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation tests run without -race, as scripts/test does: the race runtime is not the one measured")
+	}
+	in, _, _ := newTestIngest(t, Config{})
+	s := in.NewSession()
+	defer s.Close()
+	packet := []byte("app.hits:1|c|#env:prod\napp.temp:21.5|g\napp.lat:12.5|ms|#route:/x\napp.users:alice|s\n")
+	s.Handle(listener.UDP, packet) // create the series
+	if n := testing.AllocsPerRun(500, func() { s.Handle(listener.UDP, packet); s.Flush() }); n != 0 {
+		t.Errorf("Session.Handle and Flush: %v allocs per packet, want 0", n)
+	}
+}
+
+// TestSession checks that a Session adds its lines as Handle does, counts
+// its packets and lines at Flush, and that Close publishes the counter
+// sums its Writer holds.
+func TestSession(t *testing.T) {
+	in, agg, _ := newTestIngest(t, Config{})
+	s := in.NewSession()
+	for range 3 {
+		s.Handle(listener.UDP, []byte("a:1|c\na:2|c\n\nb:5|g"))
+	}
+	s.Handle(listener.Unixgram, []byte("a:10|c"))
+	if n := testutil.ToFloat64(in.packets[listener.UDP]); n != 0 {
+		t.Errorf("%v UDP packets counted before Flush, want 0", n)
+	}
+	s.Flush()
+	for _, c := range []struct {
+		tr             listener.Transport
+		packets, lines float64
+	}{{listener.UDP, 3, 9}, {listener.Unixgram, 1, 1}} {
+		if p, l := testutil.ToFloat64(in.packets[c.tr]), testutil.ToFloat64(in.lines[c.tr]); p != c.packets || l != c.lines {
+			t.Errorf("%s: %v packets, %v lines; want %v, %v", c.tr, p, l, c.packets, c.lines)
+		}
+	}
+	s.Close()
+	got := map[string]float64{}
+	agg.Snapshot().Each(func(x *aggregator.Series) { got[x.Name] = x.Value })
+	if got["a"] != 19 || got["b"] != 5 || len(got) != 2 {
+		t.Errorf("series %v, want a=19 b=5", got)
+	}
+}
+
 // BenchmarkHandle measures the path from a packet to the aggregator (what
 // every UDP reader does) with -cpu N goroutines at once, in wall time per
 // line (wall-ns/line): on 1 CPU that is the CPU a line costs; on N, the
@@ -217,6 +263,37 @@ func BenchmarkHandleLoadNames(b *testing.B) {
 		for pb.Next() {
 			in.Handle(listener.UDP, packets[i%len(packets)])
 			i++
+		}
+	})
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perPacket), "wall-ns/line")
+}
+
+// BenchmarkSessionLoadNames is BenchmarkHandleLoadNames through a
+// Session per goroutine, as the UDP readers hand over packets.
+func BenchmarkSessionLoadNames(b *testing.B) {
+	in, _, _ := newTestIngest(b, Config{})
+	const names, perPacket = 1000, 20
+	var packets [][]byte
+	for i := 0; i < names; i += perPacket {
+		var p []byte
+		for j := i; j < i+perPacket; j++ {
+			p = fmt.Appendf(p, "load.r1a2b3c.c.%d:1|c|#t0:v%d,t1:v%d\n", j, j%7, (j+1)%7)
+		}
+		packets = append(packets, p)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		s := in.NewSession()
+		defer s.Close()
+		for _, p := range packets {
+			s.Handle(listener.UDP, p)
+		}
+		i := 0
+		for pb.Next() {
+			s.Handle(listener.UDP, packets[i%len(packets)])
+			if i++; i%8 == 0 {
+				s.Flush()
+			}
 		}
 	})
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perPacket), "wall-ns/line")

@@ -22,6 +22,7 @@ type datagramConn interface {
 // slots and its counters.
 type datagramReader struct {
 	transport Transport // handed to the Handler with each datagram
+	h         Session   // the goroutine's, set by readDatagrams
 	conn      datagramConn
 	bufs      [][]byte     // receive slots of MaxPacketBytes+1 bytes: a datagram that fills one was longer than MaxPacketBytes
 	lens      []int        // bytes of the datagram in each slot, set by read
@@ -78,6 +79,8 @@ func (r *datagramReader) read() (int, error) {
 // readDatagrams is a reader goroutine: it reads datagrams into its slots and
 // hands each to the Handler, until Stop, then drains the socket.
 func (l *Listener) readDatagrams(r *datagramReader) {
+	r.h = l.session()
+	defer r.h.Close()
 	for {
 		n, err := r.read()
 		l.deliverDatagrams(r, n)
@@ -135,7 +138,10 @@ func (l *Listener) deliverDatagrams(r *datagramReader, n int) {
 		}
 		packets++
 		bytes += uint64(size)
-		l.h.Handle(r.transport, r.bufs[i][:size])
+		r.h.Handle(r.transport, r.bufs[i][:size])
+	}
+	if packets > 0 {
+		r.h.Flush()
 	}
 	if packets > 0 {
 		r.packets.Add(packets)

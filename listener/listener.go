@@ -50,6 +50,41 @@ type Handler interface {
 	Handle(t Transport, packet []byte)
 }
 
+// Sessions is a Handler that keeps state for each goroutine handing it
+// packets: the listener gives each datagram reader (UDP, unixgram) a
+// Session of its own, which only that goroutine calls, and closes it when
+// the goroutine ends. So what a Session keeps stays on one core, with no
+// lock shared with the other readers. TCP connections, which may be many,
+// call the Handler itself.
+type Sessions interface {
+	Handler
+	NewSession() Session
+}
+
+// Session is a Handler of one goroutine (see Sessions). Flush is called
+// after the packets of each read are handled, before the goroutine waits
+// for more; Close when the goroutine ends, after its last Flush.
+type Session interface {
+	Handle(t Transport, packet []byte)
+	Flush()
+	Close()
+}
+
+// session returns a Session of l's Handler for one goroutine: its own if
+// the Handler is a Sessions, else the Handler itself.
+func (l *Listener) session() Session {
+	if s, ok := l.h.(Sessions); ok {
+		return s.NewSession()
+	}
+	return plainSession{l.h}
+}
+
+// plainSession is the Session of a Handler that keeps no state of its own.
+type plainSession struct{ Handler }
+
+func (plainSession) Flush() {}
+func (plainSession) Close() {}
+
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultReadBuffer        = 32 << 20

@@ -788,3 +788,96 @@ func TestTCPStopCountsLost(t *testing.T) {
 			arrived, s.TCPResetAtShutdown, clients+1)
 	}
 }
+
+// sessionRecorder is a Sessions: each Session records into the recorder,
+// and the counts show how the listener used them.
+type sessionRecorder struct {
+	*recorder
+	direct   atomic.Int64 // packets handed to the Handler itself
+	sessions atomic.Int64 // Sessions made
+	closed   atomic.Int64 // Sessions closed
+	unsent   atomic.Int64 // packets of a Session not followed by a Flush before Close
+}
+
+func (r *sessionRecorder) Handle(t Transport, p []byte) {
+	r.direct.Add(1)
+	r.recorder.Handle(t, p)
+}
+
+func (r *sessionRecorder) NewSession() Session {
+	r.sessions.Add(1)
+	return &recordingSession{r: r}
+}
+
+type recordingSession struct {
+	r      *sessionRecorder
+	held   int  // packets since the last Flush
+	closed bool // Handle or Flush after Close is an error
+	bad    bool
+}
+
+func (s *recordingSession) Handle(t Transport, p []byte) {
+	s.bad = s.bad || s.closed
+	s.held++
+	s.r.recorder.Handle(t, p)
+}
+
+func (s *recordingSession) Flush() {
+	s.bad = s.bad || s.closed
+	s.held = 0
+}
+
+func (s *recordingSession) Close() {
+	if s.bad || s.closed {
+		s.r.unsent.Add(1 << 20) // used after Close, or closed twice
+	}
+	s.closed = true
+	s.r.unsent.Add(int64(s.held))
+	s.r.closed.Add(1)
+}
+
+// TestSessions checks that a Sessions Handler gives each datagram reader a
+// Session of its own that receives its datagrams, is flushed after them
+// and closed at Stop, while TCP connections use the Handler itself.
+func TestSessions(t *testing.T) {
+	for _, batch := range batches() {
+		t.Run(fmt.Sprintf("batch=%d", batch), func(t *testing.T) {
+			rec := &sessionRecorder{recorder: newRecorder()}
+			const readers = 3
+			l, base := startBatch(t, Config{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0", UDPReaders: readers}, rec, false, batch)
+			var clients []*net.UDPConn
+			for range 4 {
+				clients = append(clients, dialUDP(t, l))
+			}
+			const n = 200
+			sent := sendUDP(t, clients, n)
+			rec.waitPackets(t, UDP, n)
+			c, err := net.Dial("tcp", l.TCPAddr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Write([]byte("tcp.line:1|c\n")); err != nil {
+				t.Fatal(err)
+			}
+			rec.waitPackets(t, TCP, 1)
+			_ = c.Close()
+			stop(t, l, base)
+
+			if got := rec.get(UDP); !sameSet(got, sent) {
+				t.Errorf("received %d datagrams differing from the %d sent", len(got), len(sent))
+			}
+			if got := rec.sessions.Load(); got != readers {
+				t.Errorf("%d sessions, want one per reader (%d)", got, readers)
+			}
+			if got := rec.closed.Load(); got != readers {
+				t.Errorf("%d sessions closed, want %d", got, readers)
+			}
+			if got := rec.unsent.Load(); got != 0 {
+				t.Errorf("unsent = %d: packets not flushed before Close, or a Session used after Close", got)
+			}
+			if got := rec.direct.Load(); got != 1 {
+				t.Errorf("%d packets handed to the Handler itself, want 1 (the TCP one)", got)
+			}
+		})
+	}
+}
