@@ -337,6 +337,10 @@ type Writer struct {
 	mu    sync.Mutex
 	gen   uint32 // the period of the run
 	inRun bool
+	// hashes and sink are AddAll's: the raw hashes of its metrics, and
+	// what its early reads of the cache read.
+	hashes []uint64
+	sink   uint64
 	// dirty are the cache entries that may hold a pending sum.
 	dirty []*keyCacheEntry
 }
@@ -352,10 +356,11 @@ type DroppedTags struct {
 	TooMany int
 }
 
-func (d *DroppedTags) add(o DroppedTags) {
-	d.NotKept += o.NotKept
-	d.Invalid += o.Invalid
-	d.TooMany += o.TooMany
+// addCounts adds the counts a key cache entry keeps (see keyCacheEntry).
+func (d *DroppedTags) addCounts(c [3]uint32) {
+	d.NotKept += int(c[0])
+	d.Invalid += int(c[1])
+	d.TooMany += int(c[2])
 }
 
 // keyCacheSize is the number of recent lines whose series key a Writer
@@ -382,20 +387,24 @@ type keyCacheSet struct {
 }
 
 // keyCacheEntry is a series key built from a line's raw name and tags.
+// What a line whose key it holds reads lies in its first 64 bytes, and
+// entries are 128 bytes, so that is one cache line (TestKeyCacheLayout).
 type keyCacheEntry struct {
-	raw  []byte // kind, name, 0, name tags, 0, tags: what key was built from
-	key  []byte // nil when the entry is empty or the name unusable
-	hash uint64 // of key
-	// at is where key's series was when last added to; see at.holds.
-	at      cachedEntry
-	dropped DroppedTags
-	badName bool // Config.Sanitizer left the name empty
-	dirty   bool // in the Writer's dirty list
+	raw []byte // kind, name, 0, name tags, 0, tags: what key was built from
+	key []byte // nil when the entry is empty or the name unusable
 	// pend is the sum of counter lines of key's series not yet added to
 	// it, of period pendGen; see pending.go. pendGen is also set when a
 	// line was added to the series in that period, the pending sum empty.
-	pendGen uint32
 	pend    float64
+	pendGen uint32
+	dirty   bool // in the Writer's dirty list
+	drops   bool // dropped is not zero
+
+	hash uint64 // of key
+	// at is where key's series was when last added to; see at.holds.
+	at      cachedEntry
+	dropped [3]uint32 // DroppedTags: NotKept, Invalid, TooMany
+	_       [12]byte
 }
 
 // DroppedTags returns the tags left out of series since the last call, and
@@ -421,21 +430,67 @@ func (w *Writer) Add(m *parser.Metric) error {
 		w.Begin()
 		defer w.End()
 	}
-	var kind Kind
-	switch m.Type {
+	kind := kindOf(m.Type)
+	return w.add(m, kind, rawHash(w.a.seed, kind, m))
+}
+
+// kindOf returns the Kind of a metric of type t, or 0.
+func kindOf(t parser.Type) Kind {
+	switch t {
 	case parser.Counter:
-		kind = Counter
+		return Counter
 	case parser.Gauge:
-		kind = Gauge
+		return Gauge
 	case parser.Timer:
-		kind = Timer
+		return Timer
 	case parser.Set:
-		kind = Set
-	default:
+		return Set
+	}
+	return 0
+}
+
+// AddAll adds each metric of ms as Add does, in order, and calls refused
+// with the index and the error of each one Add would refuse. It looks up
+// the Writer's cache of series keys for all of them first, so that the
+// memory reads of the lookups overlap rather than wait for each other.
+func (w *Writer) AddAll(ms []parser.Metric, refused func(i int, err error)) {
+	if !w.inRun {
+		w.Begin()
+		defer w.End()
+	}
+	hs := w.hashes[:0]
+	var sink uint64
+	for i := range ms {
+		rh := rawHash(w.a.seed, kindOf(ms[i].Type), &ms[i])
+		hs = append(hs, rh)
+		sink += w.cache[rh%keyCacheSets].rawHash[0] // read the set's line
+	}
+	for _, rh := range hs {
+		set := &w.cache[rh%keyCacheSets]
+		for j := range keyCacheWays {
+			if set.rawHash[j] == rh {
+				if e := &set.entries[j]; len(e.raw) > 0 {
+					sink += uint64(e.raw[0]) // read the entry's line and its raw key
+				}
+				break
+			}
+		}
+	}
+	w.sink, w.hashes = sink, hs
+	for i := range ms {
+		if err := w.add(&ms[i], kindOf(ms[i].Type), hs[i]); err != nil {
+			refused(i, err)
+		}
+	}
+}
+
+// add adds m, of kind, whose rawHash is rh, in a run of Adds.
+func (w *Writer) add(m *parser.Metric, kind Kind, rh uint64) error {
+	if kind == 0 {
 		return ErrBadType
 	}
-	key, h, ce := w.seriesKey(kind, m)
-	if key == nil {
+	ce := w.seriesKey(kind, m, rh)
+	if ce.key == nil {
 		return ErrBadName
 	}
 	// A counter the run's period has a value of already (see pending.go).
@@ -444,6 +499,7 @@ func (w *Writer) Add(m *parser.Metric) error {
 		return nil
 	}
 	a := w.a
+	key, h := ce.key, ce.hash
 	sh := a.shardOf(h)
 
 	sh.mu.Lock()

@@ -834,3 +834,48 @@ func TestKeyCacheNameTagSep(t *testing.T) {
 		t.Errorf("series %v, want a k=v;x=y = 4 (',' and 0) and a k=v,x=y = 2 (';')", keys(got))
 	}
 }
+
+// TestAddAll checks that AddAll adds what Add adds, in order (a gauge's
+// last value wins), and reports the index of every metric Add refuses.
+func TestAddAll(t *testing.T) {
+	ms := []parser.Metric{
+		counter("a", 1, 1), gauge("g", 5, false), counter("a", 2, 0.5),
+		{Name: []byte("bad"), Type: 0, Rate: 1}, // no type
+		counter("!!!", 1, 1),                    // no letter or digit: ErrBadName
+		gauge("g", 7, false), timer("t", 3, 1), set("s", "x"), counter("b", 1, 1),
+	}
+	each := New(Config{MaxSeries: 4, Sanitizer: testSanitizer{limit: 50}})
+	w := each.NewWriter()
+	var wantErrs []string
+	for i := range ms {
+		if err := w.Add(&ms[i]); err != nil {
+			wantErrs = append(wantErrs, fmt.Sprint(i, err))
+		}
+	}
+	all := New(Config{MaxSeries: 4, Sanitizer: testSanitizer{limit: 50}})
+	var gotErrs []string
+	all.NewWriter().AddAll(ms, func(i int, err error) { gotErrs = append(gotErrs, fmt.Sprint(i, err)) })
+	if !slices.Equal(gotErrs, wantErrs) || len(wantErrs) != 3 {
+		t.Errorf("AddAll refused %q, want %q (3: no type, bad name, past MaxSeries)", gotErrs, wantErrs)
+	}
+	want, got := collect(t, each.Snapshot()), collect(t, all.Snapshot())
+	if len(got) != len(want) || len(got) != 4 {
+		t.Fatalf("AddAll made %d series, Add %d; want 4", len(got), len(want))
+	}
+	for id, s := range want {
+		g := got[id]
+		var same bool
+		switch {
+		case g == nil:
+		case s.Kind == Timer:
+			same = g.Count == s.Count && g.Sum == s.Sum
+		case s.Kind == Set:
+			same = g.Cardinality() == s.Cardinality()
+		default:
+			same = g.Value == s.Value
+		}
+		if !same {
+			t.Errorf("%s: AddAll gives %+v, Add %+v", id, g, s)
+		}
+	}
+}

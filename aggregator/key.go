@@ -194,11 +194,10 @@ func appendKeyTags(dst []Tag, key string) []Tag {
 
 func sortFloats(v []float64) { slices.Sort(v) }
 
-// seriesKey returns m's series key, its hash and its entry in the Writer's
-// cache, from the cache when the same raw name and tags were seen
-// recently; a nil key when the Sanitizer leaves the name empty.
-func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64, *keyCacheEntry) {
-	rh := rawHash(w.a.seed, kind, m)
+// seriesKey returns the entry of the Writer's cache that holds m's series
+// key and its hash (rh is m's rawHash), found there when the same raw name and tags were seen
+// recently; its key is nil when the Sanitizer leaves the name empty.
+func (w *Writer) seriesKey(kind Kind, m *parser.Metric, rh uint64) *keyCacheEntry {
 	set := &w.cache[rh%keyCacheSets]
 	// Only the raw hashes are read until one matches: the entries lie on
 	// other cache lines.
@@ -207,8 +206,10 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64, *keyCac
 			continue
 		}
 		if e := &set.entries[i]; rawEqual(e.raw, kind, m) {
-			w.dropped.add(e.dropped)
-			return e.key, e.hash, e
+			if e.drops {
+				w.dropped.addCounts(e.dropped)
+			}
+			return e
 		}
 	}
 	// An empty entry (raw hash 0), else the one the top byte picks (the
@@ -233,20 +234,21 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric) ([]byte, uint64, *keyCac
 	h := maphash.Bytes(w.a.seed, w.key) & w.a.hashMask
 	// Names and name tags hold no zero byte (the parser refuses control
 	// bytes), so the two separators make raw unambiguous.
-	set.rawHash[way], e.hash, e.badName = rh, h, !ok
-	e.dropped = DroppedTags{
-		NotKept: w.dropped.NotKept - before.NotKept,
-		Invalid: w.dropped.Invalid - before.Invalid,
-		TooMany: w.dropped.TooMany - before.TooMany,
+	set.rawHash[way], e.hash = rh, h
+	e.dropped = [3]uint32{
+		uint32(w.dropped.NotKept - before.NotKept),
+		uint32(w.dropped.Invalid - before.Invalid),
+		uint32(w.dropped.TooMany - before.TooMany),
 	}
+	e.drops = e.dropped != [3]uint32{}
 	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind), m.NameTagSep), m.Name...), 0), m.NameTags...), 0), m.Tags...)
 	e.at = cachedEntry{}
 	if !ok {
 		e.key = nil
-		return nil, 0, e
+		return e
 	}
 	e.key = append(e.key[:0], w.key...)
-	return e.key, h, e
+	return e
 }
 
 // rawHash hashes what rawEqual compares: kind and m's name and tags. Each

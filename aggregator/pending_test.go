@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"unsafe"
 
 	"github.com/libratod/libratod/parser"
 )
@@ -119,5 +120,28 @@ func TestPendingBounds(t *testing.T) {
 	}
 	if got := collect(t, a.Snapshot())["counter big"].Value; got != 2+2e300 {
 		t.Errorf("big = %v, want %v", got, 2+2e300)
+	}
+}
+
+// TestKeyCacheLayout checks what keyCacheEntry's doc promises: what a
+// line whose key an entry holds reads (raw, key, the pending sum) lies in
+// the entry's first 64 bytes, and entries and sets are whole cache lines.
+func TestKeyCacheLayout(t *testing.T) {
+	var e keyCacheEntry
+	if n := unsafe.Sizeof(e); n != 128 {
+		t.Errorf("keyCacheEntry is %d bytes, want 128", n)
+	}
+	hot := map[string]uintptr{
+		"raw": unsafe.Offsetof(e.raw) + unsafe.Sizeof(e.raw), "key": unsafe.Offsetof(e.key) + unsafe.Sizeof(e.key),
+		"pend": unsafe.Offsetof(e.pend) + unsafe.Sizeof(e.pend), "pendGen": unsafe.Offsetof(e.pendGen) + unsafe.Sizeof(e.pendGen),
+		"dirty": unsafe.Offsetof(e.dirty) + 1, "drops": unsafe.Offsetof(e.drops) + 1,
+	}
+	for name, end := range hot {
+		if end > 64 {
+			t.Errorf("keyCacheEntry.%s ends at byte %d, past the first cache line", name, end)
+		}
+	}
+	if n := unsafe.Sizeof(keyCacheSet{}); n%64 != 0 {
+		t.Errorf("keyCacheSet is %d bytes, not whole cache lines", n)
 	}
 }

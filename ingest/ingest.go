@@ -120,7 +120,10 @@ type Handler struct {
 
 type work struct {
 	w  *aggregator.Writer
-	ms []parser.Metric
+	ms []parser.Metric // parsed, not yet added
+	// lines holds the line of each metric of ms, for refused.
+	lines   [][]byte
+	refused func(i int, err error) // logs and counts ms[i], refused
 	// tags holds a service check's tags and its host tag.
 	tags []byte
 }
@@ -254,7 +257,22 @@ func (h *Handler) Handle(t listener.Transport, p []byte) {
 }
 
 func (h *Handler) newWork() *work {
-	return &work{w: h.agg.NewWriter(), ms: make([]parser.Metric, 0, 16)}
+	wk := &work{w: h.agg.NewWriter(), ms: make([]parser.Metric, 0, addBatch+16), lines: make([][]byte, 0, addBatch+16)}
+	wk.refused = func(i int, err error) { h.refused(wk.lines[i], err) }
+	return wk
+}
+
+// addBatch is about the most metrics handle parses before it adds them
+// (with aggregator.Writer.AddAll, whose lookups overlap): a datagram's
+// lines, or a part of a long one's.
+const addBatch = 32
+
+// addAll adds the metrics wk holds, and empties it.
+func (h *Handler) addAll(wk *work) {
+	if len(wk.ms) > 0 {
+		wk.w.AddAll(wk.ms, wk.refused)
+		wk.ms, wk.lines = wk.ms[:0], wk.lines[:0]
+	}
 }
 
 // Session is the Handler of one datagram reader goroutine (see
@@ -316,32 +334,42 @@ func (h *Handler) handle(wk *work, p []byte) int {
 	wk.w.Begin()
 	lines := 0
 	syntaxes := parser.TagSyntaxes(h.syntaxes.Load())
+	wk.ms, wk.lines = wk.ms[:0], wk.lines[:0]
 	for len(p) > 0 {
 		var line []byte
 		line, p = parser.NextLine(p)
 		if len(line) == 0 {
 			continue
 		}
-		ms, err := parser.ParseWith(line, wk.ms[:0], syntaxes)
-		wk.ms = ms
-		if len(ms) == 0 && err == nil {
+		n0 := len(wk.ms)
+		ms, err := parser.ParseWith(line, wk.ms, syntaxes)
+		if len(ms) == n0 && err == nil {
 			continue // blank
 		}
 		lines++
 		if err != nil {
+			h.addAll(wk) // what came before first, in order
 			h.reject(wk, line, err)
 			continue
 		}
-		for i := range ms {
+		kept := n0
+		for i := n0; i < len(ms); i++ {
 			if min := h.minLevel.Load(); min != levelOff && lineLevel(&ms[i]) < min {
 				h.belowLevel.Inc()
 				continue
 			}
-			if err := wk.w.Add(&ms[i]); err != nil {
-				h.refused(line, err)
+			if kept != i {
+				ms[kept] = ms[i]
 			}
+			kept++
+			wk.lines = append(wk.lines, line)
+		}
+		wk.ms = ms[:kept]
+		if len(wk.ms) >= addBatch {
+			h.addAll(wk)
 		}
 	}
+	h.addAll(wk)
 	wk.w.End()
 	if d := wk.w.DroppedTags(); d != (aggregator.DroppedTags{}) {
 		h.tagsNotKept.Add(float64(d.NotKept))
