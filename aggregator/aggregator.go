@@ -459,10 +459,13 @@ func (w *Writer) AddAll(ms []parser.Metric, refused func(i int, err error)) {
 		defer w.End()
 	}
 	hs := w.hashes[:0]
-	var sink uint64
 	for i := range ms {
-		rh := rawHash(w.a.seed, kindOf(ms[i].Type), &ms[i])
-		hs = append(hs, rh)
+		hs = append(hs, rawHash(w.a.seed, kindOf(ms[i].Type), &ms[i]))
+	}
+	// The reads in loops of their own, for the processor to have them
+	// all under way at once.
+	var sink uint64
+	for _, rh := range hs {
 		sink += w.cache[rh%keyCacheSets].rawHash[0] // read the set's line
 	}
 	for _, rh := range hs {
