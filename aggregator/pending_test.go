@@ -46,6 +46,9 @@ func TestPendingSums(t *testing.T) {
 	add(w1, counter("c", 2, 1))
 	add(w1, counter("c", 3, 1))
 	w1.Close() // publishes the 3
+	if _, ok := a.writers.all[w1]; ok || len(a.writers.all) != 1 {
+		t.Errorf("%d Writers attached after Close, want 1: a closed Writer must be let go", len(a.writers.all))
+	}
 	got = collect(t, a.Snapshot())
 	if got["counter c"].Value != 5 || len(got) != 1 {
 		t.Errorf("after Close: %v series, c = %v; want 1, 5", len(got), got["counter c"].Value)
