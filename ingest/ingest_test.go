@@ -239,21 +239,32 @@ func BenchmarkHandle(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(lines)), "wall-ns/line")
 }
 
+// loadPerPacket is the lines in each of loadPackets's packets.
+const loadPerPacket = 20
+
+// loadPackets returns the traffic of statsd-load's -floor runs: 1,000
+// counter names with two DogStatsD tags, loadPerPacket lines a packet, each
+// name once.
+func loadPackets() [][]byte {
+	const names = 1000
+	var packets [][]byte
+	for i := 0; i < names; i += loadPerPacket {
+		var p []byte
+		for j := i; j < i+loadPerPacket; j++ {
+			p = fmt.Appendf(p, "load.r1a2b3c.c.%d:1|c|#t0:v%d,t1:v%d\n", j, j%7, (j+1)%7)
+		}
+		packets = append(packets, p)
+	}
+	return packets
+}
+
 // BenchmarkHandleLoadNames is BenchmarkHandle with the traffic of
 // statsd-load's -floor runs: 1,000 counter names with two DogStatsD tags,
 // 20 lines a packet, each name in turn, after a first pass has made every
 // series (wall-ns/line as BenchmarkHandle's).
 func BenchmarkHandleLoadNames(b *testing.B) {
 	in, _, _ := newTestIngest(b, Config{})
-	const names, perPacket = 1000, 20
-	var packets [][]byte
-	for i := 0; i < names; i += perPacket {
-		var p []byte
-		for j := i; j < i+perPacket; j++ {
-			p = fmt.Appendf(p, "load.r1a2b3c.c.%d:1|c|#t0:v%d,t1:v%d\n", j, j%7, (j+1)%7)
-		}
-		packets = append(packets, p)
-	}
+	packets := loadPackets()
 	for _, p := range packets {
 		in.Handle(listener.UDP, p)
 	}
@@ -265,22 +276,14 @@ func BenchmarkHandleLoadNames(b *testing.B) {
 			i++
 		}
 	})
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perPacket), "wall-ns/line")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*loadPerPacket), "wall-ns/line")
 }
 
 // BenchmarkSessionLoadNames is BenchmarkHandleLoadNames through a
 // Session per goroutine, as the UDP readers hand over packets.
 func BenchmarkSessionLoadNames(b *testing.B) {
 	in, _, _ := newTestIngest(b, Config{})
-	const names, perPacket = 1000, 20
-	var packets [][]byte
-	for i := 0; i < names; i += perPacket {
-		var p []byte
-		for j := i; j < i+perPacket; j++ {
-			p = fmt.Appendf(p, "load.r1a2b3c.c.%d:1|c|#t0:v%d,t1:v%d\n", j, j%7, (j+1)%7)
-		}
-		packets = append(packets, p)
-	}
+	packets := loadPackets()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		s := in.NewSession()
@@ -296,7 +299,7 @@ func BenchmarkSessionLoadNames(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perPacket), "wall-ns/line")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*loadPerPacket), "wall-ns/line")
 }
 
 // TestTimestampPeriods sends lines with DogStatsD timestamps in the
