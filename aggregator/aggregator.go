@@ -4,13 +4,14 @@
 // and sorted tags). Each shard indexes its series by that hash behind its
 // own mutex; the key is built and hashed once per line (and a Writer
 // remembers recent ones). A Writer sums a counter's further lines of a
-// period apart, without the shard, until the period ends (pending.go). A series outlives the period: its entry (key,
-// index place) is made once and kept while it gets lines, and each period
-// writes one of the entry's two slots. A flush locks every shard only to
-// change the period's number (O(1)), then copies the ended period's
-// values out of one shard at a time into a Snapshot while the next period
-// fills the other slots, so ingestion is never stalled by encoding or
-// sending. An entry absent a whole period is freed.
+// period apart, without the shard, until the period ends (pending.go). A
+// series outlives the period: its entry (key, index place) is made once
+// and kept while it gets lines, and each period writes one of the entry's
+// two slots. A flush locks every shard only to change the period's number
+// (O(1)), then copies the ended period's values out of one shard at a
+// time into a Snapshot while the next period fills the other slots, so
+// ingestion is never stalled by encoding or sending. An entry absent a
+// whole period is freed.
 //
 // Memory is bounded: Config.MaxSeries caps the series of a period; a timer
 // keeps at most Config.MaxTimerSamples raw values, then estimates its

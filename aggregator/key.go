@@ -195,8 +195,9 @@ func appendKeyTags(dst []Tag, key string) []Tag {
 func sortFloats(v []float64) { slices.Sort(v) }
 
 // seriesKey returns the entry of the Writer's cache that holds m's series
-// key and its hash (rh is m's rawHash), found there when the same raw name and tags were seen
-// recently; its key is nil when the Sanitizer leaves the name empty.
+// key and its hash (rh is m's rawHash), found there when the same raw name
+// and tags were seen recently; its key is nil when the Sanitizer leaves
+// the name empty.
 func (w *Writer) seriesKey(kind Kind, m *parser.Metric, rh uint64) *keyCacheEntry {
 	set := &w.cache[rh%keyCacheSets]
 	// Only the raw hashes are read until one matches: the entries lie on
