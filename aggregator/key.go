@@ -224,10 +224,7 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric, rh uint64) *keyCacheEntr
 	}
 	e := &set.entries[way]
 	if e.pend != 0 { // the sum pending in the entry goes to its series first
-		sh := w.a.shardOf(e.hash)
-		sh.mu.Lock()
-		w.publish(sh, e)
-		sh.mu.Unlock()
+		w.publishNow(e)
 	}
 	e.pendGen = 0 // a new key has no value in any period yet
 	before := w.dropped

@@ -37,7 +37,7 @@ const maxPending = 0x1p600
 type writers struct {
 	mu   sync.Mutex
 	all  map[*Writer]struct{}
-	list []*Writer // scratch of publishAll, under the Aggregator's snapMu
+	list []*Writer // scratch of publishWriters, under the Aggregator's snapMu
 }
 
 // register adds w to the Writers a period's end publishes.
@@ -125,6 +125,15 @@ func (w *Writer) publish(sh *shard, ce *keyCacheEntry) {
 	ce.pend = 0
 }
 
+// publishNow publishes ce's pending sum, locking its shard. It is called
+// with w.mu held.
+func (w *Writer) publishNow(ce *keyCacheEntry) {
+	sh := w.a.shardOf(ce.hash)
+	sh.mu.Lock()
+	w.publish(sh, ce)
+	sh.mu.Unlock()
+}
+
 // publishAll publishes every pending sum of a period before now, and
 // keeps the others. It is called with w.mu held.
 func (w *Writer) publishAll(now uint32) {
@@ -135,10 +144,7 @@ func (w *Writer) publishAll(now uint32) {
 			continue
 		}
 		if ce.pend != 0 {
-			sh := w.a.shardOf(ce.hash)
-			sh.mu.Lock()
-			w.publish(sh, ce)
-			sh.mu.Unlock()
+			w.publishNow(ce)
 		}
 		ce.dirty = false
 	}

@@ -142,8 +142,6 @@ func (l *Listener) deliverDatagrams(r *datagramReader, n int) {
 	}
 	if packets > 0 {
 		r.h.Flush()
-	}
-	if packets > 0 {
 		r.packets.Add(packets)
 		r.bytes.Add(bytes)
 	}
