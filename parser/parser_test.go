@@ -518,3 +518,20 @@ func TestNextLineAllocs(t *testing.T) {
 		t.Errorf("NextLine found %d lines, want 4", lines)
 	}
 }
+
+// TestPlainName checks the table split passes over against the rule it
+// stands for: split must stop at every byte that may end the name, start
+// its tags or make it bad.
+func TestPlainName(t *testing.T) {
+	if len(plainName) != 256 {
+		t.Fatalf("plainName has %d bytes, want 256", len(plainName))
+	}
+	for i := range 256 {
+		c := byte(i)
+		stop := c < 0x20 || c == 0x7f || c == '|' || c == ':' || c == ';' ||
+			c == '#' || c == ',' || c >= ' ' && c < '-'
+		if got := plainName[c] == 'x'; got == stop || plainName[c] != 'x' && plainName[c] != '.' {
+			t.Errorf("plainName[%#02x] = %q, want a stop: %v", c, plainName[c], stop)
+		}
+	}
+}
