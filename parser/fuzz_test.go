@@ -58,6 +58,10 @@ func FuzzParseWith(f *testing.F) {
 				t.Fatalf("ParseWith(%q, %v)[%d]: name tags %q after %q, separated by %q", line, syntaxes, i, m.NameTags, start, m.NameTagSep)
 			}
 		}
+		general, errGeneral := parseGeneral(line, nil, syntaxes)
+		if got, err := ParseWith(line, nil, syntaxes); err != errGeneral || !reflect.DeepEqual(got, general) {
+			t.Fatalf("ParseWith(%q, %v) = %+v, %v; the general path = %+v, %v", line, syntaxes, got, err, general, errGeneral)
+		}
 		if !bytes.ContainsAny(line, "#,;") {
 			all, errAll := Parse(line, nil)
 			got, err := ParseWith(line, nil, syntaxes|DogStatsDTags)
@@ -204,4 +208,19 @@ func FuzzParseNumber(f *testing.F) {
 			t.Fatalf("parseNumber(%q) = %v, ParseFloat = %v", s, got, want)
 		}
 	})
+}
+
+// parseGeneral is ParseWith without its fast path (simple): the general
+// path alone, which the fast path must agree with.
+func parseGeneral(line []byte, out []Metric, syntaxes TagSyntaxes) ([]Metric, error) {
+	trimmed := trimSpace(line)
+	if len(trimmed) == 0 || bytes.HasPrefix(trimmed, []byte("_e{")) || bytes.HasPrefix(trimmed, []byte("_sc|")) {
+		return ParseWith(line, out, syntaxes)
+	}
+	var nt nameTags
+	rest, e := nt.split(trimmed, syntaxes)
+	if e != 0 {
+		return out, e
+	}
+	return segments(rest, out, &nt, syntaxes&DogStatsDTags != 0)
 }

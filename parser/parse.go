@@ -124,13 +124,32 @@ func ParseWith(line []byte, out []Metric, syntaxes TagSyntaxes) ([]Metric, error
 		return out, e
 	}
 	dogTags := syntaxes&DogStatsDTags != 0
+	// The most common shape of line first, without the general path's
+	// passes (FuzzParseWith checks that both agree).
+	if v, typ, tags, ok := simple(rest, dogTags); ok {
+		out = grow(out)
+		m := &out[len(out)-1]
+		m.Name, m.NameTags, m.NameTagSep, m.Tags = nt.name, nt.tags, nt.sep, tags
+		m.Type, m.Value, m.Rate, m.Timestamp = typ, v, 1, 0
+		m.Delta = typ == Gauge && (rest[0] == '+' || rest[0] == '-')
+		m.Member = nil
+		return out, nil
+	}
+	return segments(rest, out, &nt, dogTags)
+}
+
+// segments parses what follows a line's name, rest, as one or more
+// segments, and appends their metrics, named by nt, to out. It is
+// ParseWith's general path.
+func segments(rest []byte, out []Metric, nt *nameTags, dogTags bool) ([]Metric, error) {
 	n0 := len(out)
 	for {
 		var s segment
 		var more bool
+		var e Error
 		rest, more, e = s.parse(rest, dogTags)
 		if e == 0 {
-			out, e = s.appendTo(out, n0, &nt)
+			out, e = s.appendTo(out, n0, nt)
 		}
 		if e != 0 {
 			return out[:n0], e
@@ -139,6 +158,44 @@ func ParseWith(line []byte, out []Metric, syntaxes TagSyntaxes) ([]Metric, error
 			return out, nil
 		}
 	}
+}
+
+// simple parses the most common shape of what follows a line's name,
+// "value|type" with an optional "|#tags" last, where value is one number
+// of parseNumber's fast path and type is not a set's. It returns ok false
+// for anything else (more values, more fields, a set, an error), which
+// the general path then parses: when ok, that path would return the same.
+func simple(p []byte, dogTags bool) (v float64, typ Type, tags []byte, ok bool) {
+	v, i, ok := leadingNumber(p)
+	if !ok || i+1 >= len(p) || p[i] != '|' {
+		return 0, 0, nil, false
+	}
+	t := p[i+1:]
+	n := 1
+	switch t[0] {
+	case 'c':
+		typ = Counter
+	case 'g':
+		typ = Gauge
+	case 'h', 'd':
+		typ = Timer
+	case 'm':
+		if len(t) < 2 || t[1] != 's' {
+			return 0, 0, nil, false
+		}
+		typ, n = Timer, 2
+	default:
+		return 0, 0, nil, false
+	}
+	switch t = t[n:]; {
+	case len(t) == 0:
+		return v, typ, nil, true
+	case len(t) < 2 || t[0] != '|' || t[1] != '#' || !dogTags || bytes.IndexByte(t[2:], '|') >= 0:
+		return 0, 0, nil, false
+	case len(t) > 2:
+		tags = t[2:]
+	}
+	return v, typ, tags, true
 }
 
 // NextLine splits the next line off a packet: line is p up to, not
@@ -473,6 +530,18 @@ func parseTimestamp(b []byte) (int64, Error) {
 // digits form an exact integer, and one division by an exact power of ten
 // rounds correctly (the same exact case ParseFloat uses).
 func parseNumber(b []byte) (float64, bool) {
+	if f, n, ok := leadingNumber(b); ok && n == len(b) {
+		return f, true
+	}
+	return parseNumberSlow(b)
+}
+
+// leadingNumber decodes the number of parseNumber's fast path that b
+// starts with: an optional sign, then 1 to maxFastDigits decimal digits
+// with at most one '.' among or around them. It returns the number and
+// its length, or ok false when b starts with no such number or with more
+// digits (which only the slow path can take).
+func leadingNumber(b []byte) (f float64, n int, ok bool) {
 	i, neg := 0, false
 	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
 		i, neg = 1, b[0] == '-'
@@ -481,33 +550,31 @@ func parseNumber(b []byte) (float64, bool) {
 	digits, frac, dot := 0, 0, false
 	for ; i < len(b); i++ {
 		c := b[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digits++
-			if digits > maxFastDigits {
-				return parseNumberSlow(b)
+		if c-'0' <= 9 {
+			if digits++; digits > maxFastDigits {
+				return 0, 0, false
 			}
 			mant = mant*10 + uint64(c-'0')
 			if dot {
 				frac++
 			}
-		case c == '.' && !dot:
+		} else if c == '.' && !dot {
 			dot = true
-		default:
-			return parseNumberSlow(b)
+		} else {
+			break
 		}
 	}
 	if digits == 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	f := float64(mant)
+	f = float64(mant)
 	if frac > 0 {
 		f /= pow10[frac]
 	}
 	if neg {
 		f = -f
 	}
-	return f, true
+	return f, i, true
 }
 
 // parseNumberSlow is parseNumber for long numbers and exponents. It admits

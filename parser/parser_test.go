@@ -535,3 +535,51 @@ func TestPlainName(t *testing.T) {
 		}
 	}
 }
+
+// TestSimple checks ParseWith's fast path against its general path, on
+// lines it takes and on lines near them that it must leave to the
+// general path.
+func TestSimple(t *testing.T) {
+	tests := []struct {
+		line   string
+		simple bool // the fast path takes it
+	}{
+		{"a:1|c", true},
+		{"load.r1a2b3c.c.17:1|c|#t0:v3,t1:v4", true},
+		{"a#k=v:-2.5|g", true},
+		{"a:+3|g|#", true},
+		{"a:.5|ms", true},
+		{"a:7.|h|#k:v", true},
+		{"a:123456789012345|d", true},
+		{"a:1234567890123456|d", false}, // 16 digits: the slow path's
+		{"a:1e3|c", false},
+		{"a:1:2|c", false},
+		{"a:1|c:2|ms", false},
+		{"a:1|c|@0.5", false},
+		{"a:1|c|#k:v|T1700000000", false},
+		{"a:1|c|", false},
+		{"a:1|c|T5", false},
+		{"a:1|s", false},
+		{"a:1|m", false},
+		{"a:1|cx", false},
+		{"a:1|", false},
+		{"a:1", false},
+		{"a:-|c", false},
+		{"a:1..2|c", false},
+		{"a:|c", false},
+	}
+	for _, tt := range tests {
+		for _, syntaxes := range []TagSyntaxes{AllTagSyntaxes, LibratoTags} {
+			rest := tt.line[strings.IndexByte(tt.line, ':')+1:]
+			_, _, _, ok := simple([]byte(rest), syntaxes&DogStatsDTags != 0)
+			if want := tt.simple && (syntaxes&DogStatsDTags != 0 || !strings.Contains(tt.line, "|#")); ok != want {
+				t.Errorf("simple(%q) with %v: ok = %v, want %v", tt.line, syntaxes, ok, want)
+			}
+			got, err := ParseWith([]byte(tt.line), nil, syntaxes)
+			want, wantErr := parseGeneral([]byte(tt.line), nil, syntaxes)
+			if err != wantErr || !reflect.DeepEqual(got, want) {
+				t.Errorf("ParseWith(%q, %v) = %+v, %v; the general path = %+v, %v", tt.line, syntaxes, got, err, want, wantErr)
+			}
+		}
+	}
+}
