@@ -334,6 +334,7 @@ func (h *Handler) handle(wk *work, p []byte) int {
 	wk.w.Begin()
 	lines := 0
 	syntaxes := parser.TagSyntaxes(h.syntaxes.Load())
+	minLevel := h.minLevel.Load()
 	wk.ms, wk.lines = wk.ms[:0], wk.lines[:0]
 	for len(p) > 0 {
 		var line []byte
@@ -343,29 +344,23 @@ func (h *Handler) handle(wk *work, p []byte) int {
 		}
 		n0 := len(wk.ms)
 		ms, err := parser.ParseWith(line, wk.ms, syntaxes)
-		if len(ms) == n0 && err == nil {
-			continue // blank
+		if len(ms) == n0 {
+			if err != nil {
+				lines++
+				h.addAll(wk) // what came before first, in order
+				h.reject(wk, line, err)
+			}
+			continue // else blank
 		}
 		lines++
-		if err != nil {
-			h.addAll(wk) // what came before first, in order
-			h.reject(wk, line, err)
-			continue
+		if minLevel != levelOff {
+			ms = h.keepLevel(ms, n0, minLevel)
 		}
-		kept := n0
-		for i := n0; i < len(ms); i++ {
-			if min := h.minLevel.Load(); min != levelOff && lineLevel(&ms[i]) < min {
-				h.belowLevel.Inc()
-				continue
-			}
-			if kept != i {
-				ms[kept] = ms[i]
-			}
-			kept++
+		for range len(ms) - n0 {
 			wk.lines = append(wk.lines, line)
 		}
-		wk.ms = ms[:kept]
-		if len(wk.ms) >= addBatch {
+		wk.ms = ms
+		if len(ms) >= addBatch {
 			h.addAll(wk)
 		}
 	}
@@ -380,6 +375,23 @@ func (h *Handler) handle(wk *work, p []byte) int {
 		h.countStamped(s)
 	}
 	return lines
+}
+
+// keepLevel removes from ms[n0:] the metrics whose level is below min,
+// counting them, and returns what is left.
+func (h *Handler) keepLevel(ms []parser.Metric, n0 int, min int32) []parser.Metric {
+	kept := n0
+	for i := n0; i < len(ms); i++ {
+		if lineLevel(&ms[i]) < min {
+			h.belowLevel.Inc()
+			continue
+		}
+		if kept != i {
+			ms[kept] = ms[i]
+		}
+		kept++
+	}
+	return ms[:kept]
 }
 
 // refused counts and logs a metric of line the aggregator refused with err.
