@@ -391,8 +391,10 @@ type keyCacheSet struct {
 // What a line whose key it holds reads lies in its first 64 bytes, and
 // entries are 128 bytes, so that is one cache line (TestKeyCacheLayout).
 type keyCacheEntry struct {
-	raw []byte // kind, name, 0, name tags, 0, tags: what key was built from
-	key []byte // nil when the entry is empty or the name unusable
+	// raw is the name, name tags and tags key was built from, one after
+	// the other, and shape their kind, separator and lengths (shapeOf).
+	raw   []byte
+	shape uint64
 	// pend is the sum of counter lines of key's series not yet added to
 	// it, of period pendGen; see pending.go. pendGen is also set when a
 	// line was added to the series in that period, the pending sum empty.
@@ -400,12 +402,14 @@ type keyCacheEntry struct {
 	pendGen uint32
 	dirty   bool // in the Writer's dirty list
 	drops   bool // dropped is not zero
+	named   bool // key is not nil
 
+	key  []byte // nil when the entry is empty or the name unusable
 	hash uint64 // of key
 	// at is where key's series was when last added to; see at.holds.
 	at      cachedEntry
 	dropped [3]uint32 // DroppedTags: NotKept, Invalid, TooMany
-	_       [12]byte
+	_       [4]byte
 }
 
 // DroppedTags returns the tags left out of series since the last call, and
@@ -494,7 +498,7 @@ func (w *Writer) add(m *parser.Metric, kind Kind, rh uint64) error {
 		return ErrBadType
 	}
 	ce := w.seriesKey(kind, m, rh)
-	if ce.key == nil {
+	if !ce.named {
 		return ErrBadName
 	}
 	// A counter the run's period has a value of already (see pending.go).

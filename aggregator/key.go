@@ -3,6 +3,7 @@ package aggregator
 import (
 	"bytes"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -200,13 +201,14 @@ func sortFloats(v []float64) { slices.Sort(v) }
 // the name empty.
 func (w *Writer) seriesKey(kind Kind, m *parser.Metric, rh uint64) *keyCacheEntry {
 	set := &w.cache[rh%keyCacheSets]
+	shape := shapeOf(kind, m)
 	// Only the raw hashes are read until one matches: the entries lie on
 	// other cache lines.
 	for i := range keyCacheWays {
 		if set.rawHash[i] != rh {
 			continue
 		}
-		if e := &set.entries[i]; rawEqual(e.raw, kind, m) {
+		if e := &set.entries[i]; e.holds(shape, m) {
 			if e.drops {
 				w.dropped.addCounts(e.dropped)
 			}
@@ -230,8 +232,6 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric, rh uint64) *keyCacheEntr
 	before := w.dropped
 	ok := w.buildKey(kind, m)
 	h := maphash.Bytes(w.a.seed, w.key) & w.a.hashMask
-	// Names and name tags hold no zero byte (the parser refuses control
-	// bytes), so the two separators make raw unambiguous.
 	set.rawHash[way], e.hash = rh, h
 	e.dropped = [3]uint32{
 		uint32(w.dropped.NotKept - before.NotKept),
@@ -239,9 +239,12 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric, rh uint64) *keyCacheEntr
 		uint32(w.dropped.TooMany - before.TooMany),
 	}
 	e.drops = e.dropped != [3]uint32{}
-	e.raw = append(append(append(append(append(append(e.raw[:0], byte(kind), m.NameTagSep), m.Name...), 0), m.NameTags...), 0), m.Tags...)
+	e.raw = append(append(append(e.raw[:0], m.Name...), m.NameTags...), m.Tags...)
+	if e.shape = shape; shape == noShape {
+		e.shape = 0 // which no line has
+	}
 	e.at = cachedEntry{}
-	if !ok {
+	if e.named = ok; !ok {
 		e.key = nil
 		return e
 	}
@@ -249,7 +252,37 @@ func (w *Writer) seriesKey(kind Kind, m *parser.Metric, rh uint64) *keyCacheEntr
 	return e
 }
 
-// rawHash hashes what rawEqual compares: kind and m's name and tags. Each
+// noShape is the shape of a line whose name or name tags are too long for
+// a shape; no entry has it.
+const noShape = math.MaxUint64
+
+// shapeOf returns the shape of kind and m's name and tags: kind, the
+// separator of the name tags, and the lengths of the name (24 bits) and
+// of the name tags (23 bits), or noShape. With the length of all three,
+// it says where each lies in an entry's raw, so equal shapes and equal
+// raw bytes mean equal parts.
+func shapeOf(kind Kind, m *parser.Metric) uint64 {
+	n, nt := uint64(len(m.Name)), uint64(len(m.NameTags))
+	if n >= 1<<24 || nt >= 1<<23 {
+		return noShape
+	}
+	return uint64(kind) | uint64(m.NameTagSep)<<8 | n<<16 | nt<<40
+}
+
+// holds reports whether e was made from the kind and name and tags of
+// m, whose shape is shape.
+func (e *keyCacheEntry) holds(shape uint64, m *parser.Metric) bool {
+	n, nt := len(m.Name), len(m.NameTags)
+	raw := e.raw
+	if e.shape != shape || len(raw) != n+nt+len(m.Tags) {
+		return false
+	}
+	return string(raw[:n]) == string(m.Name) &&
+		(nt == 0 || string(raw[n:n+nt]) == string(m.NameTags)) &&
+		(len(m.Tags) == 0 || string(raw[n+nt:]) == string(m.Tags))
+}
+
+// rawHash hashes what holds compares: kind and m's name and tags. Each
 // part is hashed where it lies, with no copy.
 func rawHash(seed maphash.Seed, kind Kind, m *parser.Metric) uint64 {
 	h := maphash.Bytes(seed, m.Name) ^ uint64(kind)<<8 ^ uint64(m.NameTagSep)
@@ -268,15 +301,3 @@ func rawHash(seed maphash.Seed, kind Kind, m *parser.Metric) uint64 {
 	return h
 }
 
-// rawEqual reports whether raw was made from kind and m's name and tags.
-// The separator of the name tags is part of it: "a#k=v;x=y" and
-// "a;k=v;x=y" have the same name and name tags, but not the same tags.
-func rawEqual(raw []byte, kind Kind, m *parser.Metric) bool {
-	n, nt := len(m.Name), len(m.NameTags)
-	if len(raw) != 4+n+nt+len(m.Tags) || raw[0] != byte(kind) || raw[1] != m.NameTagSep {
-		return false
-	}
-	return bytes.Equal(raw[2:2+n], m.Name) && raw[2+n] == 0 &&
-		bytes.Equal(raw[3+n:3+n+nt], m.NameTags) && raw[3+n+nt] == 0 &&
-		bytes.Equal(raw[4+n+nt:], m.Tags)
-}

@@ -3,6 +3,7 @@ package aggregator
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -135,9 +136,9 @@ func TestKeyCacheLayout(t *testing.T) {
 		t.Errorf("keyCacheEntry is %d bytes, want 128", n)
 	}
 	hot := map[string]uintptr{
-		"raw": unsafe.Offsetof(e.raw) + unsafe.Sizeof(e.raw), "key": unsafe.Offsetof(e.key) + unsafe.Sizeof(e.key),
+		"raw": unsafe.Offsetof(e.raw) + unsafe.Sizeof(e.raw), "shape": unsafe.Offsetof(e.shape) + unsafe.Sizeof(e.shape),
 		"pend": unsafe.Offsetof(e.pend) + unsafe.Sizeof(e.pend), "pendGen": unsafe.Offsetof(e.pendGen) + unsafe.Sizeof(e.pendGen),
-		"dirty": unsafe.Offsetof(e.dirty) + 1, "drops": unsafe.Offsetof(e.drops) + 1,
+		"dirty": unsafe.Offsetof(e.dirty) + 1, "drops": unsafe.Offsetof(e.drops) + 1, "named": unsafe.Offsetof(e.named) + 1,
 	}
 	for name, end := range hot {
 		if end > 64 {
@@ -146,5 +147,55 @@ func TestKeyCacheLayout(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(keyCacheSet{}); n%64 != 0 {
 		t.Errorf("keyCacheSet is %d bytes, not whole cache lines", n)
+	}
+}
+
+// TestKeyCacheHolds checks that a key cache entry holds only the kind,
+// name and tags it was made from, however the same bytes are split
+// between name, name tags and tags, and that a name too long for a shape
+// is never found in the cache.
+func TestKeyCacheHolds(t *testing.T) {
+	a := New(Config{})
+	w := a.NewWriter()
+	defer w.Close()
+	m := func(typ parser.Type, name, nameTags string, sep byte, tags string) *parser.Metric {
+		pm := &parser.Metric{Type: typ, Name: []byte(name), Rate: 1, Value: 1}
+		if nameTags != "" {
+			pm.NameTags, pm.NameTagSep = []byte(nameTags), sep
+		}
+		if tags != "" {
+			pm.Tags = []byte(tags)
+		}
+		return pm
+	}
+	base := m(parser.Counter, "ab", "k=v", ',', "x:y")
+	others := []*parser.Metric{
+		m(parser.Gauge, "ab", "k=v", ',', "x:y"),
+		m(parser.Counter, "ab", "k=v", ';', "x:y"),
+		m(parser.Counter, "abk", "=v", ',', "x:y"),
+		m(parser.Counter, "a", "bk=v", ',', "x:y"),
+		m(parser.Counter, "ab", "k=vx", ',', ":y"),
+		m(parser.Counter, "ab", "", 0, "k=vx:y"),
+		m(parser.Counter, "abk=vx:y", "", 0, ""),
+		m(parser.Counter, "ab", "k=v", ',', "x:z"),
+		m(parser.Counter, "ab", "k=w", ',', "x:y"),
+		m(parser.Counter, "ac", "k=v", ',', "x:y"),
+	}
+	e := w.seriesKey(Counter, base, rawHash(a.seed, Counter, base))
+	if !e.holds(shapeOf(Counter, base), base) {
+		t.Fatalf("the entry made from %+v does not hold it", base)
+	}
+	for _, o := range others {
+		if e.holds(shapeOf(kindOf(o.Type), o), o) {
+			t.Errorf("the entry made from %+v holds %+v", base, o)
+		}
+	}
+	long := m(parser.Counter, strings.Repeat("n", 1<<24), "", 0, "")
+	if shapeOf(Counter, long) != noShape {
+		t.Fatalf("a name of 2^24 bytes has a shape")
+	}
+	e = w.seriesKey(Counter, long, rawHash(a.seed, Counter, long))
+	if e.holds(noShape, long) {
+		t.Errorf("an entry made from a name too long for a shape holds it")
 	}
 }
