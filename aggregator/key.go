@@ -300,4 +300,3 @@ func rawHash(seed maphash.Seed, kind Kind, m *parser.Metric) uint64 {
 	}
 	return h
 }
-
