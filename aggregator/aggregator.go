@@ -27,6 +27,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,7 @@ const (
 // metrics are added through Writers, one per goroutine.
 type Aggregator struct {
 	seed            maphash.Seed
+	rawSeed         uint64 // of rawHash
 	shards          []shard
 	shift           uint // 64 - log2(len(shards))
 	parts           int  // Config.ReleaseParts, as releaseParts makes it
@@ -263,6 +265,7 @@ func New(cfg Config) *Aggregator {
 	n = 1 << bits.Len(uint(n-1)) // round up to a power of two
 	a := &Aggregator{
 		seed:            maphash.MakeSeed(),
+		rawSeed:         rand.Uint64(),
 		shards:          make([]shard, n),
 		shift:           uint(64 - bits.TrailingZeros(uint(n))),
 		parts:           releaseParts(n, cfg.ReleaseParts),
@@ -436,7 +439,7 @@ func (w *Writer) Add(m *parser.Metric) error {
 		defer w.End()
 	}
 	kind := kindOf(m.Type)
-	return w.add(m, kind, rawHash(w.a.seed, kind, m))
+	return w.add(m, kind, rawHash(w.a.rawSeed, kind, m))
 }
 
 // kindOf returns the Kind of a metric of type t, or 0.
@@ -465,7 +468,7 @@ func (w *Writer) AddAll(ms []parser.Metric, refused func(i int, err error)) {
 	}
 	hs := w.hashes[:0]
 	for i := range ms {
-		hs = append(hs, rawHash(w.a.seed, kindOf(ms[i].Type), &ms[i]))
+		hs = append(hs, rawHash(w.a.rawSeed, kindOf(ms[i].Type), &ms[i]))
 	}
 	// The reads in loops of their own, for the processor to have them
 	// all under way at once.

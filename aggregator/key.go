@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/bits"
@@ -282,21 +283,50 @@ func (e *keyCacheEntry) holds(shape uint64, m *parser.Metric) bool {
 		(len(m.Tags) == 0 || string(raw[n+nt:]) == string(m.Tags))
 }
 
-// rawHash hashes what holds compares: kind and m's name and tags. Each
-// part is hashed where it lies, with no copy.
-func rawHash(seed maphash.Seed, kind Kind, m *parser.Metric) uint64 {
-	h := maphash.Bytes(seed, m.Name) ^ uint64(kind)<<8 ^ uint64(m.NameTagSep)
+// rawHash hashes what holds compares: kind and m's name and tags, each
+// part where it lies, with no copy. It need not resist collisions (holds
+// compares the bytes), only spread lines over the key cache; seed, drawn
+// per Aggregator, keeps a sender from choosing names that share a set.
+func rawHash(seed uint64, kind Kind, m *parser.Metric) uint64 {
+	h := hashPart(seed^uint64(kind)<<8^uint64(m.NameTagSep), m.Name)
 	if len(m.NameTags) > 0 {
-		h = bits.RotateLeft64(h, 21) ^ maphash.Bytes(seed, m.NameTags)
+		h = hashPart(h, m.NameTags)
 	}
 	if len(m.Tags) > 0 {
-		h = bits.RotateLeft64(h, 42) ^ maphash.Bytes(seed, m.Tags)
+		h = hashPart(h^0x5bd1e9955bd1e995, m.Tags)
 	}
-	// Spread the kind and the separator over every bit, the low ones
-	// (which pick the set) and the top ones (which pick the entry) too.
+	// Spread every part over every bit, the low ones (which pick the
+	// set) and the top ones (which pick the entry) too.
 	h *= 0x9e3779b97f4a7c15
 	if h ^= h >> 32; h == 0 {
 		return 1 // 0 marks an empty entry of the cache
 	}
 	return h
+}
+
+// hashPart mixes b into h eight bytes at a time, each by one 128-bit
+// multiplication folded to 64 bits (wyhash's step), the last one to
+// eight bytes read whole where they can be.
+func hashPart(h uint64, b []byte) uint64 {
+	h ^= uint64(len(b)) * 0xa0761d6478bd642f
+	for len(b) > 8 {
+		h = mix(h^binary.LittleEndian.Uint64(b), 0xe7037ed1a0b428db)
+		b = b[8:]
+	}
+	var t uint64
+	switch n := len(b); {
+	case n == 8:
+		t = binary.LittleEndian.Uint64(b)
+	case n >= 4:
+		t = uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<32
+	case n > 0:
+		t = uint64(b[0]) | uint64(b[n/2])<<8 | uint64(b[n-1])<<16
+	}
+	return mix(h^t, 0x8ebc6af09c88c6e3)
+}
+
+// mix returns the two halves of a times b, xored.
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }

@@ -181,7 +181,7 @@ func TestKeyCacheHolds(t *testing.T) {
 		m(parser.Counter, "ab", "k=w", ',', "x:y"),
 		m(parser.Counter, "ac", "k=v", ',', "x:y"),
 	}
-	e := w.seriesKey(Counter, base, rawHash(a.seed, Counter, base))
+	e := w.seriesKey(Counter, base, rawHash(a.rawSeed, Counter, base))
 	if !e.holds(shapeOf(Counter, base), base) {
 		t.Fatalf("the entry made from %+v does not hold it", base)
 	}
@@ -194,7 +194,7 @@ func TestKeyCacheHolds(t *testing.T) {
 	if shapeOf(Counter, long) != noShape {
 		t.Fatalf("a name of 2^24 bytes has a shape")
 	}
-	e = w.seriesKey(Counter, long, rawHash(a.seed, Counter, long))
+	e = w.seriesKey(Counter, long, rawHash(a.rawSeed, Counter, long))
 	if e.holds(noShape, long) {
 		t.Errorf("an entry made from a name too long for a shape holds it")
 	}
