@@ -377,12 +377,12 @@ func (h *Handler) handle(wk *work, p []byte) int {
 	return lines
 }
 
-// keepLevel removes from ms[n0:] the metrics whose level is below min,
+// keepLevel removes from ms[n0:] the metrics whose level is below lowest,
 // counting them, and returns what is left.
-func (h *Handler) keepLevel(ms []parser.Metric, n0 int, min int32) []parser.Metric {
+func (h *Handler) keepLevel(ms []parser.Metric, n0 int, lowest int32) []parser.Metric {
 	kept := n0
 	for i := n0; i < len(ms); i++ {
-		if lineLevel(&ms[i]) < min {
+		if lineLevel(&ms[i]) < lowest {
 			h.belowLevel.Inc()
 			continue
 		}
