@@ -166,11 +166,22 @@ func segments(rest []byte, out []Metric, nt *nameTags, dogTags bool) ([]Metric, 
 // for anything else (more values, more fields, a set, an error), which
 // the general path then parses: when ok, that path would return the same.
 func simple(p []byte, dogTags bool) (v float64, typ Type, tags []byte, ok bool) {
-	v, i, ok := leadingNumber(p)
-	if !ok || i+1 >= len(p) || p[i] != '|' {
+	// What follows the value first: a line with more values or fields
+	// fails here, before its number is read.
+	bar := -1
+	for i, c := range p {
+		if c == '|' {
+			bar = i
+			break
+		}
+		if c == ':' {
+			return 0, 0, nil, false
+		}
+	}
+	if bar <= 0 || bar+1 >= len(p) {
 		return 0, 0, nil, false
 	}
-	t := p[i+1:]
+	t := p[bar+1:]
 	n := 1
 	switch t[0] {
 	case 'c':
@@ -189,11 +200,14 @@ func simple(p []byte, dogTags bool) (v float64, typ Type, tags []byte, ok bool) 
 	}
 	switch t = t[n:]; {
 	case len(t) == 0:
-		return v, typ, nil, true
 	case len(t) < 2 || t[0] != '|' || t[1] != '#' || !dogTags || bytes.IndexByte(t[2:], '|') >= 0:
 		return 0, 0, nil, false
 	case len(t) > 2:
 		tags = t[2:]
+	}
+	v, i, ok := leadingNumber(p[:bar])
+	if !ok || i != bar {
+		return 0, 0, nil, false
 	}
 	return v, typ, tags, true
 }
