@@ -182,20 +182,8 @@ func simple(p []byte, dogTags bool) (v float64, typ Type, tags []byte, ok bool) 
 		return 0, 0, nil, false
 	}
 	t := p[bar+1:]
-	n := 1
-	switch t[0] {
-	case 'c':
-		typ = Counter
-	case 'g':
-		typ = Gauge
-	case 'h', 'd':
-		typ = Timer
-	case 'm':
-		if len(t) < 2 || t[1] != 's' {
-			return 0, 0, nil, false
-		}
-		typ, n = Timer, 2
-	default:
+	typ, n := leadingType(t)
+	if n == 0 || typ == Set {
 		return 0, 0, nil, false
 	}
 	switch t = t[n:]; {
@@ -499,26 +487,36 @@ func validTags(t []byte, sep byte, rule int) bool {
 
 // parseType decodes a type field.
 func parseType(f []byte) (Type, Error) {
-	switch len(f) {
-	case 0:
+	if len(f) == 0 {
 		return 0, ErrNoType
-	case 1:
-		switch f[0] {
-		case 'c':
-			return Counter, 0
-		case 'g':
-			return Gauge, 0
-		case 'h', 'd':
-			return Timer, 0
-		case 's':
-			return Set, 0
-		}
-	case 2:
-		if f[0] == 'm' && f[1] == 's' {
-			return Timer, 0
-		}
+	}
+	if typ, n := leadingType(f); n == len(f) {
+		return typ, 0
 	}
 	return 0, ErrBadType
+}
+
+// leadingType returns the type whose name f starts with ("ms" before
+// "m..." is refused) and the length of that name, or 0, 0.
+func leadingType(f []byte) (Type, int) {
+	if len(f) == 0 {
+		return 0, 0
+	}
+	switch f[0] {
+	case 'c':
+		return Counter, 1
+	case 'g':
+		return Gauge, 1
+	case 'h', 'd':
+		return Timer, 1
+	case 's':
+		return Set, 1
+	case 'm':
+		if len(f) > 1 && f[1] == 's' {
+			return Timer, 2
+		}
+	}
+	return 0, 0
 }
 
 // parseRate decodes a sample rate (the field after '@').
